@@ -1,0 +1,105 @@
+//! Command-line flags (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Durable, resumable plans of idempotent steps.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Cli {
+    /// Store directory [default: $XDG_STATE_HOME/sluice or ~/.local/state/sluice].
+    #[arg(long, global = true, env = "SLUICE_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// More detail in logs (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan, or continue its unfinished run with the same variables.
+    Run {
+        /// Plan file (JSON).
+        plan: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Continue an unfinished run by id.
+    Resume {
+        run: String,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Show a run's steps: state, attempts, durations, outputs [default: the newest run].
+    Status {
+        run: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the runs in the store.
+    Runs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a plan and its variables; reports every problem.
+    Validate {
+        plan: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Print a plan's step graph.
+    Graph {
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Remove finished runs beyond the newest KEEP and give the space back.
+    Compact {
+        #[arg(long, default_value_t = 100)]
+        keep: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct VarArgs {
+    /// A variable, NAME=VALUE (lists: comma-separated or a JSON array). Repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// A JSON object of variables; --var wins over it.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Steps running at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Seconds running steps get to finish after Ctrl-C / SIGTERM.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub grace: u64,
+}

@@ -1,0 +1,99 @@
+//! `status`, `runs` and `compact`: reading the store.
+
+use std::path::Path;
+
+use serde_json::json;
+use sluice_engine::{SledStore, Store};
+
+use super::{open_existing_store, store_failure};
+use crate::{exit, output};
+
+pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
+    let store = match open_existing_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let run = match run {
+        Some(id) => store.run(id),
+        None => store.runs().map(|runs| runs.into_iter().max_by_key(|r| r.updated_at_ms)),
+    };
+    let run = match run {
+        Ok(Some(run)) => run,
+        Ok(None) => {
+            eprintln!("error: no such run in {}; `sluice runs` lists the runs", store_dir.display());
+            return exit::BAD_INPUT;
+        }
+        Err(error) => return store_failure(&error),
+    };
+    let steps = match store.steps(&run.id) {
+        Ok(steps) => steps,
+        Err(error) => return store_failure(&error),
+    };
+    let ordered: Vec<_> = run.plan.steps.iter().filter_map(|s| steps.iter().find(|r| r.step_id == s.id)).collect();
+    if as_json {
+        println!("{}", json!({ "run": run, "steps": ordered }));
+    } else {
+        println!(
+            "run {}  plan {} ({})  state {}  sessions {}",
+            run.id,
+            run.plan.name,
+            run.plan_source,
+            run.state.as_str(),
+            run.sessions
+        );
+        output::print_steps(ordered.into_iter());
+    }
+    exit::SUCCESS
+}
+
+pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
+    let store = match open_existing_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let runs = match store.runs() {
+        Ok(runs) => runs,
+        Err(error) => return store_failure(&error),
+    };
+    if as_json {
+        let list: Vec<_> = runs
+            .iter()
+            .map(|r| json!({"id": r.id, "plan": r.plan.name, "source": r.plan_source, "state": r.state, "created_at_ms": r.created_at_ms, "updated_at_ms": r.updated_at_ms, "sessions": r.sessions}))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return exit::SUCCESS;
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", store_dir.display());
+        return exit::SUCCESS;
+    }
+    println!("{:<24} {:<12} {:<24} {:<25} PLAN", "RUN", "STATE", "PLAN NAME", "CREATED");
+    for run in &runs {
+        println!(
+            "{:<24} {:<12} {:<24} {:<25} {}",
+            run.id,
+            run.state.as_str(),
+            run.plan.name,
+            sluice_engine::time::rfc3339(run.created_at_ms),
+            run.plan_source
+        );
+    }
+    exit::SUCCESS
+}
+
+pub fn compact(store_dir: &Path, keep: usize) -> u8 {
+    if !SledStore::exists(store_dir) {
+        eprintln!("error: no sluice store at {}; nothing to compact", store_dir.display());
+        return exit::BAD_INPUT;
+    }
+    match SledStore::compact(store_dir, keep) {
+        Ok(report) => {
+            println!(
+                "removed {} finished runs, kept {}; {} → {} bytes",
+                report.runs_removed, report.runs_kept, report.bytes_before, report.bytes_after
+            );
+            exit::SUCCESS
+        }
+        Err(error) => store_failure(&error),
+    }
+}

@@ -1,0 +1,54 @@
+//! One module per group of subcommands; each returns the process exit code.
+
+mod inspect;
+mod plan_file;
+mod run;
+
+use std::sync::Arc;
+
+use sluice_engine::{EngineError, Hooks, SledStore, StoreError};
+
+use crate::args::{Cli, Command};
+use crate::exit;
+
+pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
+    let store_dir = cli.store.clone().unwrap_or_else(crate::store_path::default_store);
+    match cli.command {
+        Command::Run { plan, vars, exec } => run::run(&plan, &vars, &exec, &store_dir, cli.log_format, hooks).await,
+        Command::Resume { run, exec } => run::resume(&run, &exec, &store_dir, cli.log_format, hooks).await,
+        Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
+        Command::Runs { json } => inspect::runs(&store_dir, json),
+        Command::Validate { plan, vars } => plan_file::validate(&plan, &vars),
+        Command::Graph { plan, format } => plan_file::graph(&plan, format),
+        Command::Compact { keep } => inspect::compact(&store_dir, keep),
+    }
+}
+
+/// Opens (creating if needed) the store, or explains why not (exit 3).
+fn open_store(dir: &std::path::Path) -> Result<SledStore, u8> {
+    SledStore::open(dir).map_err(|error| store_failure(&error))
+}
+
+/// Opens a store that must already exist: reading commands never create one.
+fn open_existing_store(dir: &std::path::Path) -> Result<SledStore, u8> {
+    if !SledStore::exists(dir) {
+        eprintln!("error: no sluice store at {}; nothing has run there yet (pass --store or set SLUICE_STORE)", dir.display());
+        return Err(exit::BAD_INPUT);
+    }
+    open_store(dir)
+}
+
+fn store_failure(error: &StoreError) -> u8 {
+    eprintln!("error: {error}");
+    exit::STORE_UNUSABLE
+}
+
+fn engine_failure(error: &EngineError) -> u8 {
+    match error {
+        EngineError::Store(store) => store_failure(store),
+        EngineError::UnknownRun(_) | EngineError::StoredPlanInvalid { .. } => {
+            eprintln!("error: {error}");
+            exit::BAD_INPUT
+        }
+    }
+}

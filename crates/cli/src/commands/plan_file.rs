@@ -1,0 +1,130 @@
+//! Reading a plan file with its variables; `validate` and `graph`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sluice_engine::{parse_plan, template, validate as validate_plan, Plan, Problem, Registry, ValidatedPlan, VarInput};
+
+use crate::args::{GraphFormat, VarArgs};
+use crate::exit;
+
+/// Reads, parses and validates a plan with its variables; prints every problem on failure.
+pub fn load(plan_path: &Path, vars: &VarArgs, registry: &Registry) -> Result<ValidatedPlan, u8> {
+    let source = plan_path.display().to_string();
+    let plan = read_plan(plan_path)?;
+    let given = read_vars(vars)?;
+    validate_plan(plan, &source, registry, &given).map_err(|problems| report(&problems))
+}
+
+fn read_plan(plan_path: &Path) -> Result<Plan, u8> {
+    let source = plan_path.display().to_string();
+    let text = std::fs::read_to_string(plan_path).map_err(|error| {
+        eprintln!("error: cannot read plan file {source}: {error}");
+        exit::BAD_INPUT
+    })?;
+    parse_plan(&text, &source).map_err(|problems| report(&problems))
+}
+
+fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
+    let mut given = BTreeMap::new();
+    if let Some(file) = &args.vars_file {
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            eprintln!("error: cannot read --vars-file {}: {error}", file.display());
+            exit::BAD_INPUT
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+            eprintln!("error: --vars-file {} is not JSON: {error}", file.display());
+            exit::BAD_INPUT
+        })?;
+        let serde_json::Value::Object(map) = value else {
+            eprintln!("error: --vars-file {} must hold a JSON object of NAME: VALUE", file.display());
+            return Err(exit::BAD_INPUT);
+        };
+        given.extend(map.into_iter().map(|(k, v)| (k, VarInput::Json(v))));
+    }
+    for pair in &args.vars {
+        let Some((name, value)) = pair.split_once('=') else {
+            eprintln!("error: --var `{pair}` has no `=`: write --var NAME=VALUE");
+            return Err(exit::BAD_INPUT);
+        };
+        given.insert(name.trim().to_string(), VarInput::Text(value.to_string()));
+    }
+    Ok(given)
+}
+
+fn report(problems: &[Problem]) -> u8 {
+    eprintln!("error: the plan is not valid ({} problem{}):", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    for problem in problems {
+        eprintln!("  {problem}");
+    }
+    exit::BAD_INPUT
+}
+
+pub fn validate(plan_path: &Path, vars: &VarArgs) -> u8 {
+    let registry = crate::commands::run::registry();
+    match load(plan_path, vars, &registry) {
+        Ok(validated) => {
+            let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
+            println!(
+                "{}: valid ({} steps, {} skipped by `when`, {} variables)",
+                plan_path.display(),
+                validated.plan.steps.len(),
+                skipped,
+                validated.vars.len()
+            );
+            exit::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Prints the step graph. Variables are not needed: edges come from `after` and step references.
+pub fn graph(plan_path: &Path, format: GraphFormat) -> u8 {
+    let plan = match read_plan(plan_path) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let source = plan_path.display().to_string();
+    let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
+    let mut problems = Vec::new();
+    let mut deps = vec![Vec::new(); ids.len()];
+    for (i, step) in plan.steps.iter().enumerate() {
+        let references = template::references(&serde_json::Value::Object(step.with.clone()));
+        let referenced = references.into_iter().filter_map(|(_, r)| match r {
+            Ok(template::Ref::StepOutput { step, .. }) => Some(step),
+            _ => None,
+        });
+        for (j, target) in step.after.iter().cloned().chain(referenced).enumerate() {
+            match ids.iter().position(|id| *id == target) {
+                Some(d) => deps[i].push(d),
+                None => problems.push(Problem {
+                    location: format!("{source}: $.steps[{i}]"),
+                    message: format!("reference {j} names unknown step `{target}`"),
+                }),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return report(&problems);
+    }
+    match sluice_engine::dag::build(&ids, &deps) {
+        Ok(graph) => {
+            let labels: Vec<String> = plan.steps.iter().map(|s| s.kind.clone()).collect();
+            match format {
+                GraphFormat::Dot => print!("{}", graph.to_dot(&labels)),
+                GraphFormat::Mermaid => print!("{}", graph.to_mermaid(&labels)),
+            }
+            exit::SUCCESS
+        }
+        Err(cycles) => {
+            let problems: Vec<Problem> = cycles
+                .iter()
+                .map(|cycle| Problem {
+                    location: format!("{source}: $.steps"),
+                    message: format!("dependency cycle: {} -> {}", cycle.join(" -> "), cycle[0]),
+                })
+                .collect();
+            report(&problems)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `run` and `resume`: drive a run to its end, turning signals into a graceful shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
+use tokio::sync::{mpsc, watch};
+
+use super::{engine_failure, open_store, plan_file};
+use crate::args::{ExecArgs, LogFormat, VarArgs};
+use crate::{exit, output};
+
+/// Every step kind this binary knows.
+pub fn registry() -> Registry {
+    Registry::with_builtins()
+}
+
+pub async fn run(
+    plan_path: &Path,
+    vars: &VarArgs,
+    exec: &ExecArgs,
+    store_dir: &Path,
+    format: LogFormat,
+    hooks: Option<Arc<dyn Hooks>>,
+) -> u8 {
+    let registry = registry();
+    // Validation comes first: a bad plan or variable never opens (or creates) the store.
+    let validated = match plan_file::load(plan_path, vars, &registry) {
+        Ok(validated) => validated,
+        Err(code) => return code,
+    };
+    let store = match open_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let engine = build_engine(registry, Arc::new(store), exec, hooks);
+    let started = match engine.start(&validated, &plan_path.display().to_string()) {
+        Ok(started) => started,
+        Err(error) => return engine_failure(&error),
+    };
+    if started.continued {
+        eprintln!("continuing unfinished run {} (same plan and variables)", started.run_id);
+    } else {
+        eprintln!("new run {}", started.run_id);
+    }
+    drive(engine, &started.run_id, format).await
+}
+
+pub async fn resume(run_id: &str, exec: &ExecArgs, store_dir: &Path, format: LogFormat, hooks: Option<Arc<dyn Hooks>>) -> u8 {
+    let store = match open_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    match store.run(run_id) {
+        Ok(Some(run)) if run.state == RunState::Succeeded => {
+            eprintln!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)");
+            return exit::SUCCESS;
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            eprintln!("error: no run `{run_id}` in the store {}; `sluice runs` lists the runs", store_dir.display());
+            return exit::BAD_INPUT;
+        }
+        Err(error) => return super::store_failure(&error),
+    }
+    eprintln!("resuming run {run_id}");
+    let engine = build_engine(registry(), Arc::new(store), exec, hooks);
+    drive(engine, run_id, format).await
+}
+
+fn build_engine(registry: Registry, store: Arc<dyn Store>, exec: &ExecArgs, hooks: Option<Arc<dyn Hooks>>) -> Engine {
+    let config = EngineConfig {
+        concurrency: usize::from(exec.concurrency),
+        grace_period: Duration::from_secs(exec.grace),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(registry, store).with_config(config);
+    match hooks {
+        Some(hooks) => engine.with_hooks(hooks),
+        None => engine,
+    }
+}
+
+async fn drive(engine: Engine, run_id: &str, format: LogFormat) -> u8 {
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let engine = engine.with_events(events_tx);
+    let printer = tokio::spawn(output::print_events(events_rx, format));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(watch_signals(stop_tx));
+    let result = engine.execute(run_id, stop_rx).await;
+    signals.abort();
+    drop(engine);
+    let _ = printer.await;
+    match result {
+        Ok(summary) => {
+            output::print_summary(&summary);
+            match summary.state {
+                RunState::Succeeded => exit::SUCCESS,
+                RunState::Interrupted => {
+                    eprintln!("interrupted; continue with: sluice resume {run_id}");
+                    exit::INTERRUPTED
+                }
+                RunState::Failed | RunState::Running => {
+                    eprintln!("run {run_id} failed; fix the cause, then: sluice resume {run_id}");
+                    exit::RUN_FAILED
+                }
+            }
+        }
+        Err(error) => engine_failure(&error),
+    }
+}
+
+/// First Ctrl-C / SIGTERM: graceful stop. Second: exit at once (the store stays resumable).
+async fn watch_signals(stop: watch::Sender<bool>) {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => return,
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        if round == 0 {
+            eprintln!("stopping: no new steps start; running steps get the grace period (signal again to exit now)");
+            let _ = stop.send(true);
+        } else {
+            eprintln!("exiting now; the run is resumable");
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    }
+}

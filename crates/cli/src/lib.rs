@@ -1,0 +1,67 @@
+//! # sluice-cli
+//!
+//! The `sluice` command: run, resume, inspect and validate durable plans. This crate owns the
+//! process: argument parsing, logging set-up, signals, and the exit codes (below); the engine
+//! never exits the process or prints.
+//!
+//! It is a library so that a test harness can run exactly this code with crash hooks installed
+//! ([`main_with`]); the `sluice` binary passes none.
+//!
+//! ## Exit codes
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (the run succeeded, or the command did its job) |
+//! | 1 | the run finished with failed steps (`sluice status RUN` says why; `sluice resume RUN` retries) |
+//! | 2 | bad input: flags, plan file, variables or run id; nothing was changed |
+//! | 3 | the store cannot be used: held by another process, unknown format, damaged, or not a sluice store |
+//! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
+
+mod args;
+mod commands;
+mod output;
+mod store_path;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use sluice_engine::Hooks;
+
+pub use args::Cli;
+
+/// Exit codes; see the crate docs.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const RUN_FAILED: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const STORE_UNUSABLE: u8 = 3;
+    pub const INTERRUPTED: u8 = 4;
+}
+
+/// Runs the CLI on `args` (program name first) with optional test hooks.
+pub fn main_with<I, T>(args: I, hooks: Option<Arc<dyn Hooks>>) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { exit::BAD_INPUT } else { exit::SUCCESS });
+        }
+    };
+    output::init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::RUN_FAILED);
+        }
+    };
+    let code = runtime.block_on(commands::dispatch(cli, hooks));
+    // Do not wait for blocked step calls that a shutdown abandoned.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}

@@ -1,0 +1,95 @@
+//! What people see: log set-up, progress lines from engine events, and step tables.
+
+use std::time::Duration;
+
+use sluice_engine::{Event, RunSummary, StepRecord, StepState};
+use tokio::sync::mpsc;
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, LogFormat};
+
+pub fn init_logging(cli: &Cli) {
+    let default = match (cli.log_format, cli.verbose) {
+        (LogFormat::Json, 0) | (_, 1) => "info",
+        (_, 0) => "warn",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Prints one line per notable event (human format); JSON logs come from tracing instead.
+pub async fn print_events(mut events: mpsc::UnboundedReceiver<Event>, format: LogFormat) {
+    while let Some(event) = events.recv().await {
+        if format == LogFormat::Json {
+            continue;
+        }
+        let line = match event {
+            Event::RunStarted { run_id, session, steps } => format!("run {run_id}: session {session}, {steps} steps"),
+            Event::StepInDoubt { step } => format!("{step}: was applying when the last process stopped; observing first"),
+            Event::StepApplying { step, change } => format!("{step}: {}", change.summary),
+            Event::StepWaiting { step, poll, progress } => {
+                format!("{step}: waiting on operation (poll {poll}{})", progress.map(|p| format!(", {p}")).unwrap_or_default())
+            }
+            Event::StepRetrying { step, attempt, class, message, delay } => {
+                format!("{step}: attempt {attempt} failed ({class}): {message}; retrying in {}", human_duration(delay))
+            }
+            Event::StepFinished { step, state, applied, error, .. } => match (state, error) {
+                (StepState::Failed, Some(error)) => format!("{step}: FAILED: {error}"),
+                (StepState::Succeeded, _) if applied => format!("{step}: done (changed)"),
+                (StepState::Succeeded, _) => format!("{step}: done (no change)"),
+                (state, _) => format!("{step}: {}", state.as_str()),
+            },
+            _ => continue,
+        };
+        eprintln!("{line}");
+    }
+}
+
+pub fn print_summary(summary: &RunSummary) {
+    println!("run {}: {}", summary.run_id, summary.state.as_str());
+    print_steps(summary.steps.iter());
+}
+
+pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
+    println!("{:<28} {:<10} {:>8} {:>6} {:>10}  DETAIL", "STEP", "STATE", "ATTEMPTS", "POLLS", "TIME");
+    for step in steps {
+        let elapsed = match (step.started_at_ms, step.finished_at_ms) {
+            (Some(start), Some(end)) => human_duration(Duration::from_millis(end.saturating_sub(start))),
+            _ => "-".into(),
+        };
+        let detail = if let Some(error) = &step.error {
+            error.message.clone()
+        } else if let Some(note) = &step.note {
+            note.clone()
+        } else if !step.outputs.is_empty() {
+            serde_json::to_string(&step.outputs).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<28} {:<10} {:>8} {:>6} {:>10}  {}",
+            step.step_id,
+            step.state.as_str(),
+            step.attempts,
+            step.polls,
+            elapsed,
+            detail
+        );
+    }
+}
+
+fn human_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", duration.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
+    }
+}

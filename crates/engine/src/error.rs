@@ -1,0 +1,81 @@
+//! Error classes a step reports, and the engine's own errors.
+
+use std::time::Duration;
+
+/// How a step failure should be treated. The executor decides what to do from the class alone.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// A transient failure (throttling, unavailability, a conflict): retry with backoff, waiting
+    /// at least `delay` when the server gave one.
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        delay: Option<Duration>,
+    },
+    /// A precondition that becomes true with time (an identity not yet usable, a grant not yet
+    /// propagated): retried until the step's not-yet window closes.
+    #[error("{message}")]
+    NotYet {
+        message: String,
+        delay: Option<Duration>,
+    },
+    /// Retrying cannot help; the run stops this branch and reports the message.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl StepError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StepError::Retryable { message: message.into(), delay: None }
+    }
+    pub fn not_yet(message: impl Into<String>) -> Self {
+        StepError::NotYet { message: message.into(), delay: None }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StepError::Permanent { message: message.into() }
+    }
+    pub fn class(&self) -> &'static str {
+        match self {
+            StepError::Retryable { .. } => "retryable",
+            StepError::NotYet { .. } => "not-yet",
+            StepError::Permanent { .. } => "permanent",
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            StepError::Retryable { message, .. }
+            | StepError::NotYet { message, .. }
+            | StepError::Permanent { message } => message,
+        }
+    }
+    /// The server-given minimum delay before the next attempt, if any.
+    pub fn server_delay(&self) -> Option<Duration> {
+        match self {
+            StepError::Retryable { delay, .. } | StepError::NotYet { delay, .. } => *delay,
+            StepError::Permanent { .. } => None,
+        }
+    }
+}
+
+/// Errors of the store: the embedding program decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {path} is in use by another sluice process; wait for it to finish or use another --store")]
+    Locked { path: String },
+    #[error("the store at {path} has format version {found}, but this sluice reads only version {supported}; use a matching sluice release or another --store")]
+    UnknownFormat { path: String, found: String, supported: u32 },
+    #[error("the store at {path} holds data that is not a sluice store; point --store at an empty or sluice directory")]
+    Foreign { path: String },
+    #[error("the store record `{key}` cannot be read ({reason}); the store is damaged: restore it from a backup or start over with a new --store")]
+    Corrupt { key: String, reason: String },
+    #[error("store I/O failed at {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("store failed: {0}")]
+    Sled(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        StoreError::Sled(error.to_string())
+    }
+}

@@ -1,0 +1,58 @@
+//! Progress events for the CLI and embedders, and the crash-point hooks tests use.
+
+use std::time::Duration;
+
+use crate::kind::{Change, Outputs};
+use crate::store::{RunState, StepState};
+
+/// Something that happened in a run. Sent on the channel given to
+/// [`crate::Engine::with_events`]; a slow or dropped receiver never stalls the run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    RunStarted { run_id: String, session: u32, steps: usize },
+    StepStarted { step: String, kind: String },
+    /// Found applying at start-up; it observes before anything else.
+    StepInDoubt { step: String },
+    StepApplying { step: String, change: Change },
+    StepWaiting { step: String, poll: u32, progress: Option<String> },
+    StepRetrying { step: String, attempt: u32, class: &'static str, message: String, delay: Duration },
+    StepFinished { step: String, state: StepState, applied: bool, outputs: Outputs, error: Option<String> },
+    RunFinished { run_id: String, state: RunState },
+}
+
+/// Points in a step's life where a test may stop the process (see the crash-matrix test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// The intent is durable; the mutation has not been sent.
+    AfterIntent,
+    /// The mutation returned; its result is not recorded yet.
+    AfterMutation,
+    /// The operation handle is durable; polling is about to start.
+    WhileWaiting,
+    /// The step's success is recorded; its dependents have not started.
+    AfterStep,
+}
+
+impl CrashPoint {
+    pub const ALL: [CrashPoint; 4] =
+        [CrashPoint::AfterIntent, CrashPoint::AfterMutation, CrashPoint::WhileWaiting, CrashPoint::AfterStep];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashPoint::AfterIntent => "after-intent",
+            CrashPoint::AfterMutation => "after-mutation",
+            CrashPoint::WhileWaiting => "while-waiting",
+            CrashPoint::AfterStep => "after-step",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// Called synchronously at each [`CrashPoint`]. Production code installs none.
+pub trait Hooks: Send + Sync + 'static {
+    fn reached(&self, point: CrashPoint, step_id: &str);
+}

@@ -1,0 +1,365 @@
+//! The executor: creates or continues runs and drives their steps on tokio.
+//!
+//! Ready steps run in parallel up to `concurrency`; among ready steps the one with the longest
+//! remaining path goes first. A failed step blocks only its descendants. On shutdown no new step
+//! starts, running steps get `grace_period` to finish, and whatever is still applying is left in
+//! doubt on disk, to be observed first on resume.
+
+mod shared;
+mod step;
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::cmp::Reverse;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::digest::digest_hex;
+use crate::error::StoreError;
+use crate::events::{Event, Hooks};
+use crate::kind::Registry;
+use crate::plan::parse_duration;
+use crate::policy::{PollPolicy, RetryPolicy};
+use crate::store::{Batch, JournalEvent, RunRecord, RunState, StepRecord, StepState, Store};
+use crate::time::{compact_stamp, now_ms};
+use crate::validate::{validate, Problem, ValidatedPlan};
+use crate::vars::VarInput;
+use shared::{RunShared, StepView};
+use step::{StepDriver, StepEnd};
+
+/// Executor settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Steps running at once.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub poll: PollPolicy,
+    /// After a shutdown request, how long running steps may take to finish.
+    pub grace_period: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            concurrency: 8,
+            retry: RetryPolicy::default(),
+            poll: PollPolicy::default(),
+            grace_period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors that stop a run from being created or executed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no run `{0}` in this store; `sluice runs` lists the runs it has")]
+    UnknownRun(String),
+    #[error("the plan stored with run `{run}` is no longer valid here:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    StoredPlanInvalid { run: String, problems: Vec<Problem> },
+}
+
+/// Which run `start` picked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartedRun {
+    pub run_id: String,
+    /// True when an unfinished run with the same plan and variables was continued.
+    pub continued: bool,
+}
+
+/// The end of one execution session of a run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub state: RunState,
+    /// Final step records, in plan order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// The engine: a registry of kinds, a store, and settings.
+pub struct Engine {
+    registry: Arc<Registry>,
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    hooks: Option<Arc<dyn Hooks>>,
+    events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Engine {
+    pub fn new(registry: Registry, store: Arc<dyn Store>) -> Self {
+        Engine { registry: Arc::new(registry), store, config: EngineConfig::default(), hooks: None, events: None }
+    }
+
+    pub fn with_config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    pub fn with_events(mut self, events: mpsc::UnboundedSender<Event>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The key under which runs of this plan with these variables are recognised.
+    pub fn run_key(validated: &ValidatedPlan) -> String {
+        let canonical = serde_json::json!({ "plan": validated.plan, "vars": validated.vars });
+        digest_hex(canonical.to_string().as_bytes())
+    }
+
+    /// Continues the newest unfinished run with the same plan and variables, or creates a new
+    /// run (a finished plan re-run starts a new run whose converged steps only observe).
+    pub fn start(&self, validated: &ValidatedPlan, source: &str) -> Result<StartedRun, EngineError> {
+        let run_key = Self::run_key(validated);
+        if let Some(run) = self.store.latest_run_for_key(&run_key)? {
+            if run.state != RunState::Succeeded {
+                return Ok(StartedRun { run_id: run.id, continued: true });
+            }
+        }
+        let now = now_ms();
+        let run_id = format!("{}-{}", compact_stamp(now), &digest_hex(format!("{run_key}{now}{}", std::process::id()).as_bytes())[..6]);
+        let plan_digest = digest_hex(serde_json::to_string(&validated.plan).unwrap_or_default().as_bytes());
+        let run = RunRecord {
+            id: run_id.clone(),
+            run_key: run_key.clone(),
+            plan_digest,
+            plan_source: source.to_string(),
+            plan: validated.plan.clone(),
+            vars: validated.vars.clone(),
+            state: RunState::Running,
+            created_at_ms: now,
+            updated_at_ms: now,
+            finished_at_ms: None,
+            sessions: 0,
+        };
+        let steps = validated
+            .plan
+            .steps
+            .iter()
+            .zip(&validated.skipped_by_condition)
+            .map(|(spec, &skipped)| {
+                let mut record = StepRecord::pending(&spec.id);
+                if skipped {
+                    record.state = StepState::Skipped;
+                    record.note = Some(format!("skipped: `when` is false ({})", spec.when.as_deref().unwrap_or("")));
+                }
+                record
+            })
+            .collect();
+        let created = crate::store::JournalEntry { seq: 0, at_ms: now, step: None, event: JournalEvent::RunCreated { run_key } };
+        self.store.commit(&run_id, Batch { run: Some(run), steps, journal: vec![created] })?;
+        self.store.flush()?;
+        Ok(StartedRun { run_id, continued: false })
+    }
+
+    /// Executes a run until every step is final, something fails, or `shutdown` turns true.
+    pub async fn execute(&self, run_id: &str, shutdown: watch::Receiver<bool>) -> Result<RunSummary, EngineError> {
+        let mut run = self.store.run(run_id)?.ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
+        let given: BTreeMap<String, VarInput> =
+            run.vars.iter().map(|(k, v)| (k.clone(), VarInput::Json(v.clone()))).collect();
+        let validated = validate(run.plan.clone(), &run.plan_source, &self.registry, &given)
+            .map_err(|problems| EngineError::StoredPlanInvalid { run: run_id.to_string(), problems })?;
+        let graph = &validated.graph;
+        let count = run.plan.steps.len();
+
+        let mut by_id: BTreeMap<String, StepRecord> =
+            self.store.steps(run_id)?.into_iter().map(|r| (r.step_id.clone(), r)).collect();
+        let records: Vec<StepRecord> = run
+            .plan
+            .steps
+            .iter()
+            .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
+            .collect();
+        let next_seq = self.store.journal(run_id)?.last().map_or(0, |e| e.seq + 1);
+
+        let mut retry = Vec::with_capacity(count);
+        let mut timeouts = Vec::with_capacity(count);
+        for spec in &run.plan.steps {
+            // Both were checked by validation; defaults stand in should that ever change.
+            retry.push(spec.retry.as_ref().and_then(|r| self.config.retry.with_overrides(r).ok()).unwrap_or_else(|| self.config.retry.clone()));
+            timeouts.push(spec.timeout.as_deref().and_then(|t| parse_duration(t).ok()));
+        }
+
+        run.state = RunState::Running;
+        run.sessions += 1;
+        run.updated_at_ms = now_ms();
+        run.finished_at_ms = None;
+        let shared = Arc::new(RunShared {
+            run_id: run_id.to_string(),
+            run_key: run.run_key.clone(),
+            plan: run.plan.clone(),
+            vars: run.vars.clone(),
+            store: Arc::clone(&self.store),
+            registry: Arc::clone(&self.registry),
+            config: self.config.clone(),
+            retry,
+            timeouts,
+            views: Mutex::new(records.iter().map(|r| StepView { state: r.state, outputs: r.outputs.clone() }).collect()),
+            next_seq: AtomicU64::new(next_seq),
+            shutdown: shutdown.clone(),
+            hooks: self.hooks.clone(),
+            events: self.events.clone(),
+        });
+        let mut journal = vec![shared.journal_entry(None, JournalEvent::SessionStarted { session: run.sessions })];
+        for record in records.iter().filter(|r| r.state == StepState::Applying) {
+            journal.push(shared.journal_entry(Some(&record.step_id), JournalEvent::InDoubt { state: record.state }));
+            shared.emit(Event::StepInDoubt { step: record.step_id.clone() });
+        }
+        self.store.commit(run_id, Batch { run: Some(run.clone()), steps: vec![], journal })?;
+        shared.flush().await?;
+        shared.emit(Event::RunStarted { run_id: run_id.to_string(), session: run.sessions, steps: count });
+
+        let outcome = schedule(&shared, graph, records, self.config.concurrency.max(1), self.config.grace_period, shutdown).await;
+
+        let steps = self.store.steps(run_id)?;
+        let mut by_id: BTreeMap<String, StepRecord> = steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
+        let steps: Vec<StepRecord> = run.plan.steps.iter().filter_map(|s| by_id.remove(&s.id)).collect();
+        run.state = if outcome.interrupted {
+            RunState::Interrupted
+        } else if steps.iter().all(|s| s.state.is_final()) {
+            RunState::Succeeded
+        } else {
+            RunState::Failed
+        };
+        run.updated_at_ms = now_ms();
+        if run.state != RunState::Interrupted {
+            run.finished_at_ms = Some(run.updated_at_ms);
+        }
+        let mut journal = Vec::new();
+        for step in &outcome.in_doubt {
+            journal.push(shared.journal_entry(Some(step), JournalEvent::InDoubt { state: StepState::Applying }));
+        }
+        if outcome.interrupted {
+            journal.push(shared.journal_entry(None, JournalEvent::Interrupted));
+        }
+        journal.push(shared.journal_entry(None, JournalEvent::RunFinished { state: run.state }));
+        self.store.commit(run_id, Batch { run: Some(run.clone()), steps: vec![], journal })?;
+        shared.flush().await?;
+        shared.emit(Event::RunFinished { run_id: run_id.to_string(), state: run.state });
+        Ok(RunSummary { run_id: run_id.to_string(), state: run.state, steps })
+    }
+}
+
+struct ScheduleOutcome {
+    interrupted: bool,
+    /// Steps cut off while applying when the grace period ran out.
+    in_doubt: Vec<String>,
+}
+
+async fn schedule(
+    shared: &Arc<RunShared>,
+    graph: &crate::dag::StepGraph,
+    records: Vec<StepRecord>,
+    concurrency: usize,
+    grace: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> ScheduleOutcome {
+    let count = records.len();
+    let is_final: Vec<bool> = records.iter().map(|r| r.state.is_final()).collect();
+    let mut waiting_on: Vec<usize> =
+        (0..count).map(|i| graph.dependencies(i).iter().filter(|&&d| !is_final[d]).count()).collect();
+    let mut blocked = vec![false; count];
+    let mut ready: BinaryHeap<(usize, Reverse<usize>)> =
+        (0..count).filter(|&i| !is_final[i] && waiting_on[i] == 0).map(|i| (graph.priority(i), Reverse(i))).collect();
+    let mut records: Vec<Option<StepRecord>> = records.into_iter().map(Some).collect();
+    let release = |i: usize, waiting_on: &mut Vec<usize>, ready: &mut BinaryHeap<(usize, Reverse<usize>)>, blocked: &Vec<bool>| {
+        for &d in graph.dependents(i) {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 && !blocked[d] {
+                ready.push((graph.priority(d), Reverse(d)));
+            }
+        }
+    };
+
+    let mut running: JoinSet<(usize, StepEnd)> = JoinSet::new();
+    let mut running_ids: BTreeMap<tokio::task::Id, usize> = BTreeMap::new();
+    let mut stopping = *shutdown.borrow();
+    let mut grace_deadline: Option<tokio::time::Instant> = None;
+    let mut outcome = ScheduleOutcome { interrupted: stopping, in_doubt: Vec::new() };
+
+    loop {
+        while !stopping && running.len() < concurrency {
+            let Some((_, Reverse(i))) = ready.pop() else { break };
+            let record = records[i].take().expect("a step is launched once per session");
+            let driver = StepDriver::new(Arc::clone(shared), i, record);
+            let handle = running.spawn(async move { (i, driver.run().await) });
+            running_ids.insert(handle.id(), i);
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next_with_id() => {
+                let Some(joined) = joined else { continue };
+                let (i, end) = match joined {
+                    Ok((id, result)) => { running_ids.remove(&id); result }
+                    Err(error) => {
+                        let i = running_ids.remove(&error.id()).expect("every task is tracked");
+                        record_panic(shared, i, &error.to_string());
+                        (i, StepEnd::Failed)
+                    }
+                };
+                match end {
+                    StepEnd::Succeeded | StepEnd::Skipped => release(i, &mut waiting_on, &mut ready, &blocked),
+                    StepEnd::Failed => {
+                        for d in graph.descendants(i) {
+                            blocked[d] = true;
+                        }
+                    }
+                    StepEnd::Interrupted => outcome.interrupted = true,
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                outcome.interrupted = true;
+                grace_deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = sleep_until_opt(grace_deadline), if grace_deadline.is_some() => {
+                for (_, &i) in running_ids.iter() {
+                    if shared.view(i).state == StepState::Applying {
+                        outcome.in_doubt.push(shared.plan.steps[i].id.clone());
+                    }
+                }
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A step kind panicked: record the step as failed so the run says why.
+fn record_panic(shared: &RunShared, index: usize, message: &str) {
+    let step_id = shared.plan.steps[index].id.clone();
+    let mut record = shared.store.steps(&shared.run_id).ok()
+        .and_then(|steps| steps.into_iter().find(|s| s.step_id == step_id))
+        .unwrap_or_else(|| StepRecord::pending(&step_id));
+    let from = record.state;
+    record.state = StepState::Failed;
+    record.error = Some(crate::store::ErrorRecord { class: "permanent".into(), message: format!("the step kind panicked: {message}") });
+    let _ = shared.commit_step(&record, vec![JournalEvent::Transition { from, to: StepState::Failed }]);
+}

@@ -1,0 +1,73 @@
+//! An in-memory [`Store`]: same semantics, no durability. For tests and embedders.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::{Batch, JournalEntry, RunRecord, StepRecord, Store};
+use crate::error::StoreError;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    runs: BTreeMap<String, RunRecord>,
+    latest_by_key: HashMap<String, String>,
+    steps: HashMap<String, BTreeMap<String, StepRecord>>,
+    journals: HashMap<String, Vec<JournalEntry>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(run) = batch.run {
+            inner.latest_by_key.insert(run.run_key.clone(), run.id.clone());
+            inner.runs.insert(run.id.clone(), run);
+        }
+        let steps = inner.steps.entry(run_id.to_string()).or_default();
+        for step in batch.steps {
+            steps.insert(step.step_id.clone(), step);
+        }
+        inner.journals.entry(run_id.to_string()).or_default().extend(batch.journal);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.lock().runs.get(run_id).cloned())
+    }
+
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut runs: Vec<RunRecord> = self.lock().runs.values().cloned().collect();
+        runs.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(runs)
+    }
+
+    fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.latest_by_key.get(run_key).and_then(|id| inner.runs.get(id)).cloned())
+    }
+
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        Ok(self.lock().steps.get(run_id).map(|s| s.values().cloned().collect()).unwrap_or_default())
+    }
+
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        Ok(self.lock().journals.get(run_id).cloned().unwrap_or_default())
+    }
+}

@@ -1,0 +1,44 @@
+//! Durable state behind one small trait, with a sled backend for real runs and an in-memory
+//! backend for tests and embedders that need no durability.
+//!
+//! The executor's ordering rule lives on top of this trait: a write that a later side effect
+//! depends on is followed by [`Store::flush`] before that side effect. Flushes are batched: a
+//! flush makes *every* earlier commit durable, so concurrent steps share one fsync.
+
+mod memory;
+mod records;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use records::*;
+pub use sled_store::{CompactReport, SledStore};
+
+use crate::error::StoreError;
+
+/// Storage for runs, step records and journals. All commits of one run go through one writer.
+pub trait Store: Send + Sync + 'static {
+    /// Applies every write in the batch atomically (all or none after a crash).
+    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError>;
+    /// Returns once every earlier commit is durable.
+    fn flush(&self) -> Result<(), StoreError>;
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Every run, oldest first.
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// The newest run created for this run key.
+    fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Step records of a run, in no particular order.
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    /// The run's journal, in order.
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise")
+}

@@ -1,0 +1,170 @@
+//! What the store keeps: runs, one record per step, and an append-only journal per run.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::kind::{Change, OperationHandle, Outputs};
+use crate::plan::Plan;
+
+/// Bumped whenever a stored record changes shape incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped by a signal; resumable.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One run of a plan with its variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    /// Digest of the plan and its resolved variables: the same key means the same desired state.
+    pub run_key: String,
+    pub plan_digest: String,
+    /// Where the plan was read from, for people.
+    pub plan_source: String,
+    /// The plan itself, so a run resumes without its file.
+    pub plan: Plan,
+    pub vars: BTreeMap<String, Value>,
+    pub state: RunState,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// How many times this run has been (re)started by a process.
+    pub sessions: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Observing,
+    /// Intent recorded and flushed; the mutation may or may not have happened.
+    Applying,
+    /// Operation handle recorded and flushed.
+    Waiting,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Observing => "observing",
+            StepState::Applying => "applying",
+            StepState::Waiting => "waiting",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+        }
+    }
+    /// Done for good: a resume does not touch it again.
+    pub fn is_final(self) -> bool {
+        matches!(self, StepState::Succeeded | StepState::Skipped)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    pub class: String,
+    pub message: String,
+}
+
+/// The latest state of one step in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step_id: String,
+    pub state: StepState,
+    /// Attempts in all, across every session of the run.
+    pub attempts: u32,
+    /// Operation polls in all.
+    pub polls: u32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: Outputs,
+    /// The recorded intent while applying, and what was done once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<OperationHandle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+}
+
+impl StepRecord {
+    pub fn pending(step_id: &str) -> Self {
+        StepRecord {
+            step_id: step_id.to_string(),
+            state: StepState::Pending,
+            attempts: 0,
+            polls: 0,
+            outputs: Outputs::new(),
+            change: None,
+            handle: None,
+            error: None,
+            note: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+        }
+    }
+}
+
+/// One line of a run's journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub seq: u64,
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub event: JournalEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JournalEvent {
+    RunCreated { run_key: String },
+    /// A process (re)started executing the run.
+    SessionStarted { session: u32 },
+    Transition { from: StepState, to: StepState },
+    /// A step found applying at start-up: the mutation may or may not have happened, so it
+    /// observes before anything else.
+    InDoubt { state: StepState },
+    AttemptFailed { attempt: u32, class: String, message: String, retry_in_ms: Option<u64> },
+    Poll { poll: u32, done: bool },
+    Interrupted,
+    RunFinished { state: RunState },
+}
+
+/// Writes applied atomically by [`super::Store::commit`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub run: Option<RunRecord>,
+    pub steps: Vec<StepRecord>,
+    pub journal: Vec<JournalEntry>,
+}

@@ -1,0 +1,247 @@
+//! The durable [`Store`] on sled.
+//!
+//! Layout: one directory holding `sluice.lock` (an OS file lock held while the store is open, so
+//! a second process fails at once instead of corrupting anything) and `db/` (sled). Keys in the
+//! default tree: `meta/format`, `run/{run}`, `key/{run_key}` → run id, `step/{run}/{step}`,
+//! `jrnl/{run}/{seq as 16 hex digits}`; values are JSON.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::{decode, encode, Batch, JournalEntry, RunRecord, RunState, StepRecord, Store, FORMAT_VERSION};
+use crate::error::StoreError;
+
+const LOCK_FILE: &str = "sluice.lock";
+const DB_DIR: &str = "db";
+const FORMAT_KEY: &[u8] = b"meta/format";
+
+pub struct SledStore {
+    db: sled::Db,
+    path: PathBuf,
+    /// Holding the file keeps the OS lock; it is released when the store is dropped.
+    _lock: File,
+    /// Commits applied so far, and how many of them are known durable (group commit).
+    committed: AtomicU64,
+    durable: AtomicU64,
+    flush_gate: Mutex<()>,
+}
+
+/// What [`SledStore::compact`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactReport {
+    pub runs_removed: usize,
+    pub runs_kept: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in `dir`. Fails without changing anything when the
+    /// directory belongs to something else, another process holds it, or its format is unknown.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path_text = dir.display().to_string();
+        let io = |source| StoreError::Io { path: path_text.clone(), source };
+        if dir.exists() {
+            if !dir.is_dir() {
+                return Err(StoreError::Foreign { path: path_text });
+            }
+            let mut entries = std::fs::read_dir(dir).map_err(io)?;
+            let ours = dir.join(LOCK_FILE).exists() || dir.join(DB_DIR).exists();
+            if !ours && entries.next().is_some() {
+                return Err(StoreError::Foreign { path: path_text });
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path_text }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let db = sled::Config::new().path(dir.join(DB_DIR)).open()?;
+        match db.get(FORMAT_KEY)? {
+            Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
+            Some(found) => {
+                return Err(StoreError::UnknownFormat {
+                    path: path_text,
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    supported: FORMAT_VERSION,
+                })
+            }
+            None if db.is_empty() => {
+                db.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
+                db.flush()?;
+            }
+            None => return Err(StoreError::Foreign { path: path_text }),
+        }
+        Ok(SledStore {
+            db,
+            path: dir.to_path_buf(),
+            _lock: lock,
+            committed: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            flush_gate: Mutex::new(()),
+        })
+    }
+
+    /// Whether `dir` holds a sluice store (without opening or creating anything).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(DB_DIR).is_dir()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes the store's files take on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        dir_size(&self.path.join(DB_DIR))
+    }
+
+    /// Removes every finished run but the newest `keep` (unfinished runs are always kept), then
+    /// rewrites the database so the space is returned to the file system.
+    pub fn compact(dir: &Path, keep: usize) -> Result<CompactReport, StoreError> {
+        let store = SledStore::open(dir)?;
+        let bytes_before = store.size_on_disk();
+        let runs = store.runs()?;
+        let finished: Vec<&RunRecord> = runs.iter().filter(|r| r.state != RunState::Running).collect();
+        let remove = finished.len().saturating_sub(keep);
+        let mut removed_ids = Vec::new();
+        for run in finished.iter().take(remove) {
+            for prefix in [format!("step/{}/", run.id), format!("jrnl/{}/", run.id)] {
+                let mut batch = sled::Batch::default();
+                for key in store.db.scan_prefix(prefix.as_bytes()).keys() {
+                    batch.remove(key?);
+                }
+                store.db.apply_batch(batch)?;
+            }
+            store.db.remove(format!("run/{}", run.id).as_bytes())?;
+            let key = format!("key/{}", run.run_key);
+            if store.db.get(key.as_bytes())?.as_deref() == Some(run.id.as_bytes()) {
+                store.db.remove(key.as_bytes())?;
+            }
+            removed_ids.push(run.id.clone());
+        }
+        store.db.flush()?;
+        // Rewrite into a fresh database: sled only gives space back when files are rebuilt.
+        let fresh_path = dir.join("db.compacting");
+        let _ = std::fs::remove_dir_all(&fresh_path);
+        {
+            let fresh = sled::Config::new().path(&fresh_path).open()?;
+            fresh.import(store.db.export());
+            fresh.flush()?;
+        }
+        let old_path = dir.join("db.old");
+        let io = |source| StoreError::Io { path: dir.display().to_string(), source };
+        let SledStore { db, _lock: lock, .. } = store;
+        drop(db);
+        let _ = std::fs::remove_dir_all(&old_path);
+        std::fs::rename(dir.join(DB_DIR), &old_path).map_err(io)?;
+        std::fs::rename(&fresh_path, dir.join(DB_DIR)).map_err(io)?;
+        std::fs::remove_dir_all(&old_path).map_err(io)?;
+        drop(lock);
+        Ok(CompactReport {
+            runs_removed: removed_ids.len(),
+            runs_kept: runs.len() - removed_ids.len(),
+            bytes_before,
+            bytes_after: dir_size(&dir.join(DB_DIR)),
+        })
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.db.get(key.as_bytes())? {
+            Some(bytes) => decode(key.as_bytes(), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
+        self.db
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+}
+
+impl Store for SledStore {
+    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        if let Some(run) = &batch.run {
+            writes.insert(format!("run/{}", run.id).as_bytes(), encode(run));
+            writes.insert(format!("key/{}", run.run_key).as_bytes(), run.id.as_bytes());
+        }
+        for step in &batch.steps {
+            writes.insert(format!("step/{run_id}/{}", step.step_id).as_bytes(), encode(step));
+        }
+        for entry in &batch.journal {
+            writes.insert(format!("jrnl/{run_id}/{:016x}", entry.seq).as_bytes(), encode(entry));
+        }
+        self.db.apply_batch(writes)?;
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let target = self.committed.load(Ordering::SeqCst);
+        if self.durable.load(Ordering::SeqCst) >= target {
+            return Ok(());
+        }
+        // Group commit: whoever holds the gate flushes for everyone who committed before it;
+        // those waiting behind it usually find their commits already durable.
+        let _gate = self.flush_gate.lock().unwrap_or_else(|p| p.into_inner());
+        if self.durable.load(Ordering::SeqCst) >= target {
+            return Ok(());
+        }
+        let upto = self.committed.load(Ordering::SeqCst);
+        self.db.flush()?;
+        self.durable.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.get_json(&format!("run/{run_id}"))
+    }
+
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut runs: Vec<RunRecord> = self.scan("run/")?;
+        runs.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(runs)
+    }
+
+    fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
+        match self.db.get(format!("key/{run_key}").as_bytes())? {
+            Some(id) => self.run(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        self.scan(&format!("step/{run_id}/"))
+    }
+
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.scan(&format!("jrnl/{run_id}/"))
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
