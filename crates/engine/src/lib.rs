@@ -56,6 +56,8 @@ pub mod time;
 pub mod validate;
 pub mod vars;
 
+/// Implement [`StepKind`] with `#[sluice_engine::async_trait]`, no extra dependency needed.
+pub use async_trait::async_trait;
 pub use error::{StepError, StoreError};
 pub use events::{CrashPoint, Event, Hooks};
 pub use executor::{Engine, EngineConfig, EngineError, RunSummary, StartedRun};

@@ -7,12 +7,14 @@
 //! PATH. Caveats: the operation advances only when polled.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{io_error, read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
+use crate::policy::PollPolicy;
 use crate::kind::{
     Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType, PollOutcome,
     StepContext, StepKind,
@@ -62,6 +64,16 @@ impl StepKind for LocalOperation {
         write_atomically(cx, &op, json!({ "polls": 0, "needed": needed }).to_string().as_bytes())?;
         record_effect(cx, "start", path)?;
         Ok(Applied::Started(OperationHandle(json!({ "operation": op.display().to_string() }))))
+    }
+
+    /// A local file needs no second-long pauses: 5 ms, doubling to 50 ms.
+    fn poll_policy(&self) -> Option<PollPolicy> {
+        Some(PollPolicy {
+            first_delay: Duration::from_millis(5),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(50),
+            deadline: Duration::from_secs(3600),
+        })
     }
 
     async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {

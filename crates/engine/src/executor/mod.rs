@@ -186,7 +186,7 @@ impl Engine {
             .iter()
             .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
             .collect();
-        let next_seq = self.store.journal(run_id)?.last().map_or(0, |e| e.seq + 1);
+        let next_seq = self.store.next_journal_seq(run_id)?;
 
         let mut retry = Vec::with_capacity(count);
         let mut timeouts = Vec::with_capacity(count);
@@ -204,6 +204,7 @@ impl Engine {
             run_id: run_id.to_string(),
             run_key: run.run_key.clone(),
             plan: run.plan.clone(),
+            index_by_id: run.plan.steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect(),
             vars: run.vars.clone(),
             store: Arc::clone(&self.store),
             registry: Arc::clone(&self.registry),

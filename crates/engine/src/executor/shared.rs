@@ -1,6 +1,6 @@
 //! State shared by the scheduling loop and every step driver of one run session.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ pub(crate) struct RunShared {
     pub run_id: String,
     pub run_key: String,
     pub plan: Plan,
+    pub index_by_id: HashMap<String, usize>,
     pub vars: BTreeMap<String, Value>,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
@@ -81,7 +82,7 @@ impl RunShared {
     }
 
     pub fn index_of(&self, step_id: &str) -> usize {
-        self.plan.steps.iter().position(|s| s.id == step_id).expect("step ids come from the plan")
+        self.index_by_id[step_id]
     }
 
     pub fn view(&self, index: usize) -> StepView {

@@ -70,4 +70,8 @@ impl Store for MemoryStore {
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         Ok(self.lock().journals.get(run_id).cloned().unwrap_or_default())
     }
+
+    fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().journals.get(run_id).and_then(|j| j.last()).map_or(0, |e| e.seq + 1))
+    }
 }

@@ -30,6 +30,8 @@ pub trait Store: Send + Sync + 'static {
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
     /// The run's journal, in order.
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
+    /// The sequence number the run's next journal entry takes (0 for an empty journal).
+    fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError>;
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {

@@ -232,6 +232,18 @@ impl Store for SledStore {
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         self.scan(&format!("jrnl/{run_id}/"))
     }
+
+    fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {
+        // Keys end in the sequence number as fixed-width hex, so the last key is the newest.
+        match self.db.scan_prefix(format!("jrnl/{run_id}/").as_bytes()).next_back() {
+            Some(item) => {
+                let (key, value) = item?;
+                let entry: JournalEntry = decode(&key, &value)?;
+                Ok(entry.seq + 1)
+            }
+            None => Ok(0),
+        }
+    }
 }
 
 fn dir_size(path: &Path) -> u64 {

@@ -1,0 +1,342 @@
+//! Engine throughput and store-size benchmarks (figures recorded in `BENCHMARKS.md`).
+//!
+//! Measures, on 10,000-step `core.noop` plans with `"apply": true` (so every step takes the
+//! durable intent → apply path: pending → observing → applying (flushed) → succeeded):
+//! - wall time of `Engine::execute`, steps/s, durable transitions/s (journal `Transition`
+//!   entries / wall time) and per-step overhead, for a wide plan (10,000 independent steps at
+//!   concurrency 1, 8 and 64) and a deep plan (a 10,000-step chain at concurrency 8), on a
+//!   `SledStore` in a temporary directory (durable) and on a `MemoryStore` (no durability);
+//! - where the time goes: calls to and time spent in `Store::commit` / `Store::flush`;
+//! - `parse_plan` and `validate` alone for both plans;
+//! - store size after 1,000 runs of a 10-step plan, and after `SledStore::compact(dir, 10)`.
+//!
+//! Run: `cargo bench -p sluice-engine --bench engine` (prints Markdown tables to stdout).
+//! Optional: a filter argument runs only matching scenarios, e.g. `... --bench engine -- deep`;
+//! `SLUICE_BENCH_REPS=N` sets the repetitions per scenario (default 3, the median is reported).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sluice_engine::store::Batch;
+use sluice_engine::{
+    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, RunRecord,
+    RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
+};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+const STEPS: usize = 10_000;
+
+/// A store wrapper counting commits and flushes and the time spent in them (summed over threads).
+struct Counted {
+    inner: Arc<dyn Store>,
+    commits: AtomicU64,
+    commit_ns: AtomicU64,
+    flushes: AtomicU64,
+    flush_ns: AtomicU64,
+}
+
+impl Counted {
+    fn new(inner: Arc<dyn Store>) -> Self {
+        let zero = || AtomicU64::new(0);
+        Counted {
+            inner,
+            commits: zero(),
+            commit_ns: zero(),
+            flushes: zero(),
+            flush_ns: zero(),
+        }
+    }
+}
+
+fn timed<T>(calls: &AtomicU64, ns: &AtomicU64, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    calls.fetch_add(1, Ordering::Relaxed);
+    out
+}
+
+impl Store for Counted {
+    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
+        timed(&self.commits, &self.commit_ns, || {
+            self.inner.commit(run_id, batch)
+        })
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        timed(&self.flushes, &self.flush_ns, || self.inner.flush())
+    }
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.run(run_id)
+    }
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.runs()
+    }
+    fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.latest_run_for_key(run_key)
+    }
+    fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        self.inner.steps(run_id)
+    }
+    fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.inner.journal(run_id)
+    }
+    fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {
+        self.inner.next_journal_seq(run_id)
+    }
+}
+
+/// `n` no-op steps; `deep` chains each after the previous one, `value` gives each an output.
+fn plan_json(name: &str, n: usize, deep: bool, value: bool) -> String {
+    let steps: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut step =
+                json!({"id": format!("s{i:05}"), "kind": "core.noop", "with": {"apply": true}});
+            if deep && i > 0 {
+                step["after"] = json!([format!("s{:05}", i - 1)]);
+            }
+            if value {
+                step["with"]["value"] = json!(format!("step {i}"));
+            }
+            step
+        })
+        .collect();
+    json!({"name": name, "steps": steps}).to_string()
+}
+
+fn validated(text: &str) -> ValidatedPlan {
+    let plan = parse_plan(text, "bench.json").expect("plan parses");
+    validate(
+        plan,
+        "bench.json",
+        &sluice_engine::Registry::with_builtins(),
+        &BTreeMap::new(),
+    )
+    .expect("plan is valid")
+}
+
+fn median(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+    )
+}
+
+struct Sample {
+    wall: Duration,
+    start: Duration,
+    transitions: usize,
+    commits: u64,
+    commit_s: f64,
+    flushes: u64,
+    flush_s: f64,
+}
+
+fn run_once(rt: &Runtime, plan: &ValidatedPlan, concurrency: usize, durable: bool) -> Sample {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let inner: Arc<dyn Store> = if durable {
+        Arc::new(SledStore::open(dir.path()).expect("store opens"))
+    } else {
+        Arc::new(MemoryStore::new())
+    };
+    let store = Arc::new(Counted::new(inner));
+    let config = EngineConfig {
+        concurrency,
+        ..EngineConfig::default()
+    };
+    let engine =
+        Engine::new(sluice_engine::Registry::with_builtins(), store.clone()).with_config(config);
+    let started = Instant::now();
+    let run = engine.start(plan, "bench.json").expect("run starts");
+    let start = started.elapsed();
+    let (_stop, shutdown) = watch::channel(false);
+    let (commits0, commit_ns0, flushes0, flush_ns0) = (
+        store.commits.load(Ordering::Relaxed),
+        store.commit_ns.load(Ordering::Relaxed),
+        store.flushes.load(Ordering::Relaxed),
+        store.flush_ns.load(Ordering::Relaxed),
+    );
+    let started = Instant::now();
+    let summary = rt
+        .block_on(engine.execute(&run.run_id, shutdown))
+        .expect("run executes");
+    let wall = started.elapsed();
+    assert_eq!(summary.state, RunState::Succeeded);
+    let journal = store.journal(&run.run_id).expect("journal reads");
+    let transitions = journal
+        .iter()
+        .filter(|e| matches!(e.event, JournalEvent::Transition { .. }))
+        .count();
+    Sample {
+        wall,
+        start,
+        transitions,
+        commits: store.commits.load(Ordering::Relaxed) - commits0,
+        commit_s: (store.commit_ns.load(Ordering::Relaxed) - commit_ns0) as f64 / 1e9,
+        flushes: store.flushes.load(Ordering::Relaxed) - flushes0,
+        flush_s: (store.flush_ns.load(Ordering::Relaxed) - flush_ns0) as f64 / 1e9,
+    }
+}
+
+fn throughput(rt: &Runtime, reps: usize, filter: &str) {
+    let wide = validated(&plan_json("wide", STEPS, false, false));
+    let deep = validated(&plan_json("deep", STEPS, true, false));
+    println!("## Throughput: {STEPS}-step `core.noop` plans (`apply: true`), median of {reps}\n");
+    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* |");
+    println!("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let scenarios = [
+        ("wide", &wide, 1, true),
+        ("wide", &wide, 8, true),
+        ("wide", &wide, 64, true),
+        ("deep", &deep, 8, true),
+        ("wide", &wide, 1, false),
+        ("wide", &wide, 8, false),
+        ("wide", &wide, 64, false),
+        ("deep", &deep, 8, false),
+    ];
+    for (shape, plan, concurrency, durable) in scenarios {
+        let store = if durable { "sled (durable)" } else { "memory" };
+        let name = format!(
+            "{shape}-{}-c{concurrency}",
+            if durable { "sled" } else { "memory" }
+        );
+        if !name.contains(filter) {
+            continue;
+        }
+        let samples: Vec<Sample> = (0..reps)
+            .map(|_| run_once(rt, plan, concurrency, durable))
+            .collect();
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        order.sort_by(|&a, &b| samples[a].wall.cmp(&samples[b].wall));
+        let mid = &samples[order[order.len() / 2]];
+        let (wall, min, max) = median(samples.iter().map(|s| s.wall.as_secs_f64()).collect());
+        println!(
+            "| {shape} | {store} | {concurrency} | {wall:.3} ({min:.3}–{max:.3}) | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {} | {:.2} |",
+            STEPS as f64 / wall,
+            mid.transitions as f64 / wall,
+            wall * 1e6 / STEPS as f64,
+            mid.start.as_secs_f64() * 1e3,
+            mid.commits,
+            mid.commit_s,
+            mid.flushes,
+            mid.flush_s,
+        );
+    }
+    println!("\n\\* summed over threads (may exceed wall time); counted around `execute` only.\n");
+}
+
+fn validation(reps: usize) {
+    println!("## `parse_plan` and `validate` alone ({STEPS} steps), median of {reps}\n");
+    println!("| plan | JSON bytes | parse_plan ms | validate ms |");
+    println!("|---|---:|---:|---:|");
+    let registry = sluice_engine::Registry::with_builtins();
+    for (shape, deep) in [("wide", false), ("deep", true)] {
+        let text = plan_json(shape, STEPS, deep, false);
+        let (mut parse, mut check) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let started = Instant::now();
+            let plan = parse_plan(&text, "bench.json").expect("plan parses");
+            parse.push(started.elapsed().as_secs_f64() * 1e3);
+            let started = Instant::now();
+            let ok = validate(plan, "bench.json", &registry, &BTreeMap::new());
+            check.push(started.elapsed().as_secs_f64() * 1e3);
+            assert!(ok.is_ok());
+        }
+        println!(
+            "| {shape} | {} | {:.1} | {:.1} |",
+            text.len(),
+            median(parse).0,
+            median(check).0
+        );
+    }
+    println!();
+}
+
+fn store_size(rt: &Runtime) {
+    const RUNS: usize = 1_000;
+    let plan = validated(&plan_json("ten", 10, false, true));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SledStore::open(dir.path()).expect("store opens"));
+    let engine = Engine::new(sluice_engine::Registry::with_builtins(), store.clone());
+    let started = Instant::now();
+    for _ in 0..RUNS {
+        let run = engine.start(&plan, "ten.json").expect("run starts");
+        assert!(!run.continued, "a finished plan starts a new run");
+        let (_stop, shutdown) = watch::channel(false);
+        let summary = rt
+            .block_on(engine.execute(&run.run_id, shutdown))
+            .expect("run executes");
+        assert_eq!(summary.state, RunState::Succeeded);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let runs = store.runs().expect("runs read");
+    let journal = store.journal(&runs[0].id).expect("journal reads").len();
+    let bytes = store.size_on_disk();
+    drop(engine);
+    drop(store);
+    let started = Instant::now();
+    let report = SledStore::compact(dir.path(), 10).expect("compaction");
+    let compact_s = started.elapsed().as_secs_f64();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("## Store size: {RUNS} runs of a 10-step plan in one `SledStore`\n");
+    println!("| figure | value |");
+    println!("|---|---:|");
+    println!(
+        "| runs executed / run records in store | {RUNS} / {} |",
+        runs.len()
+    );
+    println!("| journal entries per run | {journal} |");
+    println!(
+        "| time for {RUNS} runs (start + execute) | {elapsed:.1} s ({:.1} ms/run) |",
+        elapsed * 1e3 / RUNS as f64
+    );
+    println!(
+        "| `size_on_disk()` after {RUNS} runs | {bytes} B ({:.1} MiB, {:.1} KiB/run) |",
+        mib(bytes),
+        bytes as f64 / 1024.0 / RUNS as f64
+    );
+    println!(
+        "| `compact(dir, 10)`: bytes_before | {} B ({:.1} MiB) |",
+        report.bytes_before,
+        mib(report.bytes_before)
+    );
+    println!(
+        "| `compact(dir, 10)`: bytes_after | {} B ({:.1} MiB) |",
+        report.bytes_after,
+        mib(report.bytes_after)
+    );
+    println!(
+        "| `compact(dir, 10)`: runs removed / kept | {} / {} |",
+        report.runs_removed, report.runs_kept
+    );
+    println!("| `compact(dir, 10)`: time | {compact_s:.2} s |\n");
+}
+
+fn main() {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_default();
+    let reps: usize = std::env::var("SLUICE_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let rt = Runtime::new().expect("tokio runtime");
+    println!(
+        "# sluice-engine benchmarks ({} worker threads)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if "validate".contains(filter.as_str()) {
+        validation(reps.max(5));
+    }
+    throughput(&rt, reps, &filter);
+    if "store-size".contains(filter.as_str()) {
+        store_size(&rt);
+    }
+}
