@@ -74,7 +74,9 @@ impl Sandbox {
     pub fn command(&self, harness: &str, args: &[&str]) -> Command {
         let mut command = Command::new(harness);
         command.args(args).arg("--store").arg(self.store());
-        command.env_remove("SLUICE_STORE").env_remove("SLUICE_HARNESS_CRASH_AT");
+        command
+            .env_remove("SLUICE_STORE")
+            .env_remove("SLUICE_HARNESS_CRASH_AT");
         command
     }
 
@@ -106,7 +108,9 @@ impl Sandbox {
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         match entry.metadata() {
@@ -125,7 +129,10 @@ pub fn run_and_kill_at(mut command: Command, step: &str, point: &str) -> bool {
     let mut child = command.spawn().expect("harness starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let marker = format!("SLUICE-HARNESS-FROZEN {step} {point}");
-    let reached = BufReader::new(stdout).lines().map_while(Result::ok).any(|line| line == marker);
+    let reached = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == marker);
     // Child::kill sends SIGKILL: no destructor, flush or signal handler runs.
     let _ = child.kill();
     let _ = child.wait();

@@ -59,7 +59,12 @@ fn step_ids(plan: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["id"].as_str().unwrap().to_string(), s["kind"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["kind"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -84,7 +89,10 @@ fn crash_and_continue(point: &str, only_kind: Option<&str>) {
         let plan_path = sandbox.write_plan("plan.json", &plan(&sandbox));
         let plan_arg = plan_path.to_str().unwrap();
         let command = sandbox.command(HARNESS, &["run", plan_arg, "--concurrency", "1"]);
-        assert!(run_and_kill_at(command, step, point), "{step}: crash point {point} was never reached");
+        assert!(
+            run_and_kill_at(command, step, point),
+            "{step}: crash point {point} was never reached"
+        );
 
         // Continue: alternately the same `run` (same plan and vars → same run) and `resume RUN`.
         let output = if index % 2 == 0 {
@@ -92,23 +100,49 @@ fn crash_and_continue(point: &str, only_kind: Option<&str>) {
         } else {
             let runs = sandbox.run(HARNESS, &["runs", "--json"]);
             let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
-            assert_eq!(runs.as_array().unwrap().len(), 1, "{step}/{point}: the killed run exists once");
+            assert_eq!(
+                runs.as_array().unwrap().len(),
+                1,
+                "{step}/{point}: the killed run exists once"
+            );
             let run_id = runs[0]["id"].as_str().unwrap().to_string();
             sandbox.run(HARNESS, &["resume", &run_id, "--concurrency", "1"])
         };
-        assert!(output.status.success(), "{step}/{point}: continuing failed: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "{step}/{point}: continuing failed: {}",
+            stderr(&output)
+        );
 
         let effects = sandbox.effects();
         for (other, other_kind) in &steps {
             let key = (other.clone(), effect_of(other_kind).to_string());
-            assert_eq!(effects.get(&key), Some(&1), "{step}/{point}: side effect of {other} must happen exactly once: {effects:?}");
+            assert_eq!(
+                effects.get(&key),
+                Some(&1),
+                "{step}/{point}: side effect of {other} must happen exactly once: {effects:?}"
+            );
         }
-        assert_eq!(effects.len(), steps.len(), "{step}/{point}: unexpected side effects: {effects:?}");
+        assert_eq!(
+            effects.len(),
+            steps.len(),
+            "{step}/{point}: unexpected side effects: {effects:?}"
+        );
         let status = status_json(&sandbox, HARNESS, None);
         assert_eq!(status["run"]["state"], "succeeded", "{step}/{point}");
-        assert_eq!(status["run"]["sessions"], 2, "{step}/{point}: one killed session, one that finished");
-        assert!(status["steps"].as_array().unwrap().iter().all(|s| s["state"] == "succeeded"));
-        assert_eq!(std::fs::read_to_string(sandbox.work("op3.txt")).unwrap(), format!("made from {}", sandbox.work("file3.txt").display()));
+        assert_eq!(
+            status["run"]["sessions"], 2,
+            "{step}/{point}: one killed session, one that finished"
+        );
+        assert!(status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "succeeded"));
+        assert_eq!(
+            std::fs::read_to_string(sandbox.work("op3.txt")).unwrap(),
+            format!("made from {}", sandbox.work("file3.txt").display())
+        );
         cases += 1;
     }
     assert!(cases >= 8, "{point}: only {cases} cases ran");

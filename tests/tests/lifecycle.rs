@@ -26,11 +26,20 @@ fn flaky_step(sandbox: &Sandbox, id: &str, failures: u64, error: &str) -> Value 
 fn run_ids(sandbox: &Sandbox) -> Vec<String> {
     let output = sandbox.run(HARNESS, &["runs", "--json"]);
     let runs: Value = serde_json::from_slice(&output.stdout).unwrap();
-    runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn step<'a>(status: &'a Value, id: &str) -> &'a Value {
-    status["steps"].as_array().unwrap().iter().find(|s| s["step_id"] == id).unwrap()
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == id)
+        .unwrap()
 }
 
 #[test]
@@ -47,24 +56,41 @@ fn rerun_of_a_finished_plan_only_observes() {
     let effects = sandbox.effects();
     let second = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stderr(&second).contains("new run"), "a finished plan starts a new run: {}", stderr(&second));
+    assert!(
+        stderr(&second).contains("new run"),
+        "a finished plan starts a new run: {}",
+        stderr(&second)
+    );
     assert_eq!(sandbox.effects(), effects, "the re-run made side effects");
 
     let ids = run_ids(&sandbox);
     assert_eq!(ids.len(), 2);
     let store = SledStore::open(&sandbox.store()).unwrap();
     let transitions = |run: &str| -> Vec<StepState> {
-        store.journal(run).unwrap().into_iter().filter_map(|e| match e.event {
-            JournalEvent::Transition { to, .. } => Some(to),
-            _ => None,
-        }).collect()
+        store
+            .journal(run)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                JournalEvent::Transition { to, .. } => Some(to),
+                _ => None,
+            })
+            .collect()
     };
     let first_run = transitions(&ids[0]);
-    assert_eq!(first_run.iter().filter(|s| **s == StepState::Applying).count(), 3, "first run applies each step");
+    assert_eq!(
+        first_run.iter().filter(|s| **s == StepState::Applying).count(),
+        3,
+        "first run applies each step"
+    );
     let rerun = transitions(&ids[1]);
     assert!(!rerun.contains(&StepState::Applying), "re-run applied: {rerun:?}");
     assert!(!rerun.contains(&StepState::Waiting), "re-run waited: {rerun:?}");
-    assert_eq!(rerun.iter().filter(|s| **s == StepState::Observing).count(), 3, "re-run observes each step: {rerun:?}");
+    assert_eq!(
+        rerun.iter().filter(|s| **s == StepState::Observing).count(),
+        3,
+        "re-run observes each step: {rerun:?}"
+    );
     assert_eq!(rerun.iter().filter(|s| **s == StepState::Succeeded).count(), 3);
 }
 
@@ -79,11 +105,17 @@ fn failed_step_blocks_only_its_descendants_and_resume_retries_it() {
     let path = sandbox.write_plan("plan.json", &plan);
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("sluice resume"), "tells the operator how to continue");
+    assert!(
+        stderr(&output).contains("sluice resume"),
+        "tells the operator how to continue"
+    );
     let status = status_json(&sandbox, HARNESS, None);
     assert_eq!(status["run"]["state"], "failed");
     assert_eq!(step(&status, "flaky")["state"], "failed");
-    assert!(step(&status, "flaky")["error"]["message"].as_str().unwrap().contains("planned failure 1 of 1"));
+    assert!(step(&status, "flaky")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("planned failure 1 of 1"));
     assert_eq!(step(&status, "after_flaky")["state"], "pending");
     assert_eq!(step(&status, "independent")["state"], "succeeded");
 
@@ -93,7 +125,11 @@ fn failed_step_blocks_only_its_descendants_and_resume_retries_it() {
     assert!(output.status.success(), "{}", stderr(&output));
     let status = status_json(&sandbox, HARNESS, Some(&run_id));
     assert_eq!(status["run"]["state"], "succeeded");
-    assert_eq!(step(&status, "flaky")["attempts"], 1, "one failed attempt before the resume");
+    assert_eq!(
+        step(&status, "flaky")["attempts"],
+        1,
+        "one failed attempt before the resume"
+    );
     let effects = sandbox.effects();
     assert_eq!(effects.values().sum::<usize>(), 3, "{effects:?}");
 }
@@ -113,13 +149,20 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
     assert_eq!(step(&status, "throttled")["outputs"]["attempts"], 3);
     let store = SledStore::open(&sandbox.store()).unwrap();
     let run_id = status["run"]["id"].as_str().unwrap();
-    let failed: Vec<String> = store.journal(run_id).unwrap().into_iter().filter_map(|e| match e.event {
-        JournalEvent::AttemptFailed { class, retry_in_ms, .. } => {
-            assert!(retry_in_ms.is_some());
-            Some(class)
-        }
-        _ => None,
-    }).collect();
+    let failed: Vec<String> = store
+        .journal(run_id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            JournalEvent::AttemptFailed {
+                class, retry_in_ms, ..
+            } => {
+                assert!(retry_in_ms.is_some());
+                Some(class)
+            }
+            _ => None,
+        })
+        .collect();
     assert_eq!(failed.iter().filter(|c| *c == "retryable").count(), 2);
     assert_eq!(failed.iter().filter(|c| *c == "not-yet").count(), 3);
 }
@@ -133,7 +176,10 @@ fn retries_stop_at_max_attempts() {
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let status = status_json(&sandbox, HARNESS, None);
-    assert!(step(&status, "flaky")["error"]["message"].as_str().unwrap().contains("gave up after 2 attempts"));
+    assert!(step(&status, "flaky")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gave up after 2 attempts"));
 }
 
 #[test]
@@ -156,7 +202,10 @@ fn when_false_skips_the_step_and_steps_reading_its_outputs() {
 
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap(), "--var", "ingress=true"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(std::fs::read_to_string(sandbox.work("reader.txt")).unwrap(), sandbox.work("optional.txt").to_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(sandbox.work("reader.txt")).unwrap(),
+        sandbox.work("optional.txt").to_str().unwrap()
+    );
 }
 
 #[test]
@@ -166,10 +215,23 @@ fn sigterm_stops_gracefully_and_resume_finishes_with_one_operation() {
         {"id": "slow", "kind": "local.operation", "with": {"path": sandbox.work("slow.txt").to_str().unwrap(), "content": "s", "polls": 1000000, "effects_log": sandbox.effects_log().to_str().unwrap()}}
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let mut child = sandbox.command(HARNESS, &["run", path.to_str().unwrap()]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
-    assert!(lines.any(|l| l.contains("waiting on operation")), "the step never waited");
-    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut child = sandbox
+        .command(HARNESS, &["run", path.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    assert!(
+        lines.any(|l| l.contains("waiting on operation")),
+        "the step never waited"
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let rest: Vec<String> = lines.collect();
     assert_eq!(child.wait().unwrap().code(), Some(4), "{rest:?}");
@@ -184,7 +246,11 @@ fn sigterm_stops_gracefully_and_resume_finishes_with_one_operation() {
     let run_id = status["run"]["id"].as_str().unwrap().to_string();
     let output = sandbox.run(HARNESS, &["resume", &run_id]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(sandbox.effects().values().sum::<usize>(), 1, "the operation was started once");
+    assert_eq!(
+        sandbox.effects().values().sum::<usize>(),
+        1,
+        "the operation was started once"
+    );
     assert_eq!(std::fs::read_to_string(sandbox.work("slow.txt")).unwrap(), "s");
 }
 
@@ -198,19 +264,29 @@ fn a_step_past_its_timeout_fails_and_says_so() {
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let status = status_json(&sandbox, HARNESS, None);
-    assert!(step(&status, "slow")["error"]["message"].as_str().unwrap().contains("timeout of 100ms"));
+    assert!(step(&status, "slow")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("timeout of 100ms"));
 }
 
 #[test]
 fn a_store_held_by_another_process_is_refused_at_once() {
     let sandbox = Sandbox::new();
     let held = SledStore::open(&sandbox.store()).unwrap();
-    let path = sandbox.write_plan("plan.json", &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}));
+    let path = sandbox.write_plan(
+        "plan.json",
+        &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}),
+    );
     for args in [vec!["run", path.to_str().unwrap()], vec!["runs"]] {
         let output = sandbox.run(HARNESS, &args);
         assert_eq!(output.status.code(), Some(3), "{args:?}");
         let err = stderr(&output);
-        assert!(err.contains(sandbox.store().to_str().unwrap()) && err.contains("in use by another sluice process"), "{err}");
+        assert!(
+            err.contains(sandbox.store().to_str().unwrap())
+                && err.contains("in use by another sluice process"),
+            "{err}"
+        );
     }
     assert!(!sandbox.work("a.txt").exists());
     drop(held);
@@ -227,20 +303,36 @@ fn an_unknown_store_format_or_a_foreign_directory_is_refused() {
     }
     let output = sandbox.run(HARNESS, &["runs"]);
     assert_eq!(output.status.code(), Some(3));
-    assert!(stderr(&output).contains("format version 99"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("format version 99"),
+        "{}",
+        stderr(&output)
+    );
 
     let foreign = sandbox.root.join("home");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    let path = sandbox.write_plan("plan.json", &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}));
+    let path = sandbox.write_plan(
+        "plan.json",
+        &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}),
+    );
     let output = std::process::Command::new(HARNESS)
-        .args(["run", path.to_str().unwrap(), "--store", foreign.to_str().unwrap()])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--store",
+            foreign.to_str().unwrap(),
+        ])
         .env_remove("SLUICE_STORE")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(stderr(&output).contains("not a sluice store"));
-    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1, "nothing was added to the foreign directory");
+    assert_eq!(
+        std::fs::read_dir(&foreign).unwrap().count(),
+        1,
+        "nothing was added to the foreign directory"
+    );
 }
 
 #[test]
@@ -250,8 +342,14 @@ fn unknown_run_and_missing_store_are_bad_input() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("no sluice store"));
     assert!(!sandbox.store().exists());
-    let path = sandbox.write_plan("plan.json", &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}));
-    assert!(sandbox.run(HARNESS, &["run", path.to_str().unwrap()]).status.success());
+    let path = sandbox.write_plan(
+        "plan.json",
+        &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}),
+    );
+    assert!(sandbox
+        .run(HARNESS, &["run", path.to_str().unwrap()])
+        .status
+        .success());
     let output = sandbox.run(HARNESS, &["resume", "no-such-run"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("no run `no-such-run`"));
@@ -262,11 +360,22 @@ fn graph_prints_dot_and_mermaid() {
     let sandbox = Sandbox::new();
     let mut b = file_step(&sandbox, "b", "${steps.a.outputs.path}");
     b["after"] = json!([]);
-    let path = sandbox.write_plan("plan.json", &json!({"name": "g", "steps": [file_step(&sandbox, "a", "a"), b]}));
+    let path = sandbox.write_plan(
+        "plan.json",
+        &json!({"name": "g", "steps": [file_step(&sandbox, "a", "a"), b]}),
+    );
     let dot = sandbox.run(HARNESS, &["graph", path.to_str().unwrap(), "--format", "dot"]);
     assert!(dot.status.success());
-    assert!(stdout(&dot).contains("digraph") && stdout(&dot).contains("\"a\" -> \"b\""), "{}", stdout(&dot));
+    assert!(
+        stdout(&dot).contains("digraph") && stdout(&dot).contains("\"a\" -> \"b\""),
+        "{}",
+        stdout(&dot)
+    );
     let mermaid = sandbox.run(HARNESS, &["graph", path.to_str().unwrap(), "--format", "mermaid"]);
     assert!(mermaid.status.success());
-    assert!(stdout(&mermaid).contains("flowchart") && stdout(&mermaid).contains("-->"), "{}", stdout(&mermaid));
+    assert!(
+        stdout(&mermaid).contains("flowchart") && stdout(&mermaid).contains("-->"),
+        "{}",
+        stdout(&mermaid)
+    );
 }

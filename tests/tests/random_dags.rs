@@ -14,7 +14,10 @@ use sluice_tests::SplitMix64;
 mod recording {
     //! The recording kind, written against the public trait only.
     use super::*;
-    use sluice_engine::{Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepError, StepKind};
+    use sluice_engine::{
+        Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
+        StepError, StepKind,
+    };
 
     #[derive(Default)]
     pub struct Recorder {
@@ -47,7 +50,10 @@ mod recording {
                 Ok(if done {
                     Observation::Converged(Outputs::from([("token".into(), Value::from(cx.step_id.clone()))]))
                 } else {
-                    Observation::Diverged(Change { action: ChangeAction::Create, summary: "record".into() })
+                    Observation::Diverged(Change {
+                        action: ChangeAction::Create,
+                        summary: "record".into(),
+                    })
                 })
             }
         }
@@ -57,20 +63,39 @@ mod recording {
                 let recorder = &self.0;
                 let now = recorder.active.fetch_add(1, Ordering::SeqCst) + 1;
                 recorder.max_active.fetch_max(now, Ordering::SeqCst);
-                *recorder.applies.lock().unwrap().entry(cx.step_id.clone()).or_insert(0) += 1;
+                *recorder
+                    .applies
+                    .lock()
+                    .unwrap()
+                    .entry(cx.step_id.clone())
+                    .or_insert(0) += 1;
                 {
                     let finished = recorder.finished.lock().unwrap();
-                    for dep in cx.params.get("deps").and_then(Value::as_array).into_iter().flatten() {
+                    for dep in cx
+                        .params
+                        .get("deps")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         let dep = dep.as_str().unwrap();
                         if !finished.contains(dep) {
-                            recorder.violations.lock().unwrap().push(format!("{} ran before {dep} finished", cx.step_id));
+                            recorder
+                                .violations
+                                .lock()
+                                .unwrap()
+                                .push(format!("{} ran before {dep} finished", cx.step_id));
                         }
                     }
                 }
                 if let Some(input) = cx.params.get("input") {
                     let expected = input.as_str().unwrap_or_default();
                     if !expected.starts_with('s') {
-                        recorder.violations.lock().unwrap().push(format!("{} got unresolved input {input}", cx.step_id));
+                        recorder
+                            .violations
+                            .lock()
+                            .unwrap()
+                            .push(format!("{} got unresolved input {input}", cx.step_id));
                     }
                 }
                 for _ in 0..cx.params.get("yields").and_then(Value::as_u64).unwrap_or(0) {
@@ -78,7 +103,10 @@ mod recording {
                 }
                 recorder.finished.lock().unwrap().insert(cx.step_id.clone());
                 recorder.active.fetch_sub(1, Ordering::SeqCst);
-                Ok(Applied::Done(Outputs::from([("token".into(), Value::from(cx.step_id.clone()))])))
+                Ok(Applied::Done(Outputs::from([(
+                    "token".into(),
+                    Value::from(cx.step_id.clone()),
+                )])))
             }
         }
     }
@@ -115,7 +143,11 @@ fn random_plan(rng: &mut SplitMix64, size: usize) -> (Value, Vec<Vec<usize>>) {
 
 #[test]
 fn random_dags_respect_edges_concurrency_and_run_each_step_once() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut rng = SplitMix64::new(0x5EED_2026);
     let mut saw_parallelism = false;
     for case in 0..300 {
@@ -127,7 +159,10 @@ fn random_dags_respect_edges_concurrency_and_run_each_step_once() {
         registry.register("test.record", Recording(Arc::clone(&recorder)));
         let plan = parse_plan(&plan_json.to_string(), "random.json").unwrap();
         let validated = validate(plan, "random.json", &registry, &BTreeMap::new()).unwrap();
-        let config = EngineConfig { concurrency, ..EngineConfig::default() };
+        let config = EngineConfig {
+            concurrency,
+            ..EngineConfig::default()
+        };
         let engine = Engine::new(registry, Arc::new(MemoryStore::new())).with_config(config);
         let run = engine.start(&validated, "random.json").unwrap();
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
@@ -135,13 +170,20 @@ fn random_dags_respect_edges_concurrency_and_run_each_step_once() {
 
         let context = format!("case {case} (size {size}, concurrency {concurrency})");
         assert_eq!(summary.state, RunState::Succeeded, "{context}");
-        assert!(recorder.violations.lock().unwrap().is_empty(), "{context}: {:?}", recorder.violations.lock().unwrap());
+        assert!(
+            recorder.violations.lock().unwrap().is_empty(),
+            "{context}: {:?}",
+            recorder.violations.lock().unwrap()
+        );
         let max = recorder.max_active.load(Ordering::SeqCst);
         assert!(max <= concurrency, "{context}: {max} steps ran at once");
         saw_parallelism |= max > 1;
         let applies = recorder.applies.lock().unwrap();
         assert_eq!(applies.len(), size, "{context}: every step applies");
-        assert!(applies.values().all(|&n| n == 1), "{context}: a step applied twice: {applies:?}");
+        assert!(
+            applies.values().all(|&n| n == 1),
+            "{context}: a step applied twice: {applies:?}"
+        );
     }
     assert!(saw_parallelism, "no case ever ran two steps at once");
 }

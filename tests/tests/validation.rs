@@ -22,7 +22,10 @@ fn assert_refused(plan: Value, extra: &[&str], expected: &[&str]) -> String {
     for phrase in expected {
         assert!(err.contains(phrase), "stderr lacks `{phrase}`:\n{err}");
     }
-    assert!(!sandbox.store().exists(), "a refused plan must not create the store");
+    assert!(
+        !sandbox.store().exists(),
+        "a refused plan must not create the store"
+    );
     // `validate` reports the same problems with the same exit code.
     let mut args = vec!["validate", path.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -44,14 +47,27 @@ fn cycle_lists_the_steps_on_it() {
     b["after"] = json!(["a"]);
     let mut c = file_step("c", "y");
     c["after"] = json!(["b"]);
-    assert_refused(plan_with(vec![a, b, c, file_step("d", "z")]), &[], &["plan.json: $.steps", "dependency cycle: a -> b -> c -> a"]);
+    assert_refused(
+        plan_with(vec![a, b, c, file_step("d", "z")]),
+        &[],
+        &["plan.json: $.steps", "dependency cycle: a -> b -> c -> a"],
+    );
 }
 
 #[test]
 fn unknown_step_in_after_and_in_a_reference() {
     let mut a = file_step("a", "${steps.ghost.outputs.path}");
     a["after"] = json!(["phantom"]);
-    assert_refused(plan_with(vec![a]), &[], &["$.steps[0].after[0]", "phantom", "$.steps[0].with.content", "ghost"]);
+    assert_refused(
+        plan_with(vec![a]),
+        &[],
+        &[
+            "$.steps[0].after[0]",
+            "phantom",
+            "$.steps[0].with.content",
+            "ghost",
+        ],
+    );
 }
 
 #[test]
@@ -63,18 +79,30 @@ fn unknown_var() {
 #[test]
 fn unknown_output_key() {
     let steps = vec![file_step("a", "x"), file_step("b", "${steps.a.outputs.size}")];
-    assert_refused(plan_with(steps), &[], &["$.steps[1].with.content", "size", "local.file", "bytes"]);
+    assert_refused(
+        plan_with(steps),
+        &[],
+        &["$.steps[1].with.content", "size", "local.file", "bytes"],
+    );
 }
 
 #[test]
 fn unknown_kind() {
     let steps = vec![json!({"id": "a", "kind": "local.fiel", "with": {}})];
-    assert_refused(plan_with(steps), &[], &["$.steps[0].kind", "local.fiel", "local.file"]);
+    assert_refused(
+        plan_with(steps),
+        &[],
+        &["$.steps[0].kind", "local.fiel", "local.file"],
+    );
 }
 
 #[test]
 fn duplicate_step_id() {
-    assert_refused(plan_with(vec![file_step("a", "x"), file_step("a", "y")]), &[], &["$.steps[1].id", "duplicate", "`a`"]);
+    assert_refused(
+        plan_with(vec![file_step("a", "x"), file_step("a", "y")]),
+        &[],
+        &["$.steps[1].id", "duplicate", "`a`"],
+    );
 }
 
 #[test]
@@ -92,14 +120,22 @@ fn var_of_the_wrong_type() {
 #[test]
 fn var_failing_its_pattern() {
     let plan = json!({"name": "bad", "vars": {"project": {"type": "string", "required": true, "pattern": "[a-z][a-z0-9-]{4,28}[a-z0-9]"}}, "steps": [file_step("a", "${vars.project}")]});
-    assert_refused(plan, &["--var", "project=Bad_Project"], &["project", "Bad_Project", "[a-z][a-z0-9-]{4,28}[a-z0-9]"]);
+    assert_refused(
+        plan,
+        &["--var", "project=Bad_Project"],
+        &["project", "Bad_Project", "[a-z][a-z0-9-]{4,28}[a-z0-9]"],
+    );
 }
 
 #[test]
 fn parameter_the_kind_does_not_accept() {
     let mut a = file_step("a", "x");
     a["with"]["mode"] = json!("0644");
-    assert_refused(plan_with(vec![a]), &[], &["$.steps[0].with.mode", "local.file", "content"]);
+    assert_refused(
+        plan_with(vec![a]),
+        &[],
+        &["$.steps[0].with.mode", "local.file", "content"],
+    );
 }
 
 #[test]
@@ -129,7 +165,11 @@ fn bad_var_flag_and_undeclared_var() {
     let path = sandbox.write_plan("plan.json", &plan);
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap(), "--var", "novalue"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--var NAME=VALUE"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--var NAME=VALUE"),
+        "{}",
+        stderr(&output)
+    );
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap(), "--var", "colour=red"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("colour"), "{}", stderr(&output));
@@ -143,11 +183,17 @@ fn refused_plan_leaves_an_existing_store_unchanged() {
         "good.json",
         &json!({"name": "good", "steps": [{"id": "a", "kind": "local.file", "with": {"path": sandbox.work("a.txt").to_str().unwrap(), "content": "a"}}]}),
     );
-    assert!(sandbox.run(HARNESS, &["run", good.to_str().unwrap()]).status.success());
+    assert!(sandbox
+        .run(HARNESS, &["run", good.to_str().unwrap()])
+        .status
+        .success());
     // Any opening of the store lets sled rewrite its files, so fingerprint after the last read.
     let runs_before = sandbox.run(HARNESS, &["runs", "--json"]).stdout;
     let before = sandbox.store_fingerprint();
-    let bad = sandbox.write_plan("bad.json", &plan_with(vec![file_step("a", "x"), file_step("a", "y")]));
+    let bad = sandbox.write_plan(
+        "bad.json",
+        &plan_with(vec![file_step("a", "x"), file_step("a", "y")]),
+    );
     let output = sandbox.run(HARNESS, &["run", bad.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(sandbox.store_fingerprint(), before);

@@ -11,11 +11,14 @@ use crate::args::{Cli, LogFormat};
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.log_format, cli.verbose) {
         (LogFormat::Json, 0) | (_, 1) => "info",
-        (_, 0) => "warn",
+        // Human progress comes from engine events; tracing adds only errors unless asked.
+        (_, 0) => "error",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -29,16 +32,40 @@ pub async fn print_events(mut events: mpsc::UnboundedReceiver<Event>, format: Lo
             continue;
         }
         let line = match event {
-            Event::RunStarted { run_id, session, steps } => format!("run {run_id}: session {session}, {steps} steps"),
-            Event::StepInDoubt { step } => format!("{step}: was applying when the last process stopped; observing first"),
+            Event::RunStarted {
+                run_id,
+                session,
+                steps,
+            } => format!("run {run_id}: session {session}, {steps} steps"),
+            Event::StepInDoubt { step } => {
+                format!("{step}: was applying when the last process stopped; observing first")
+            }
             Event::StepApplying { step, change } => format!("{step}: {}", change.summary),
             Event::StepWaiting { step, poll, progress } => {
-                format!("{step}: waiting on operation (poll {poll}{})", progress.map(|p| format!(", {p}")).unwrap_or_default())
+                format!(
+                    "{step}: waiting on operation (poll {poll}{})",
+                    progress.map(|p| format!(", {p}")).unwrap_or_default()
+                )
             }
-            Event::StepRetrying { step, attempt, class, message, delay } => {
-                format!("{step}: attempt {attempt} failed ({class}): {message}; retrying in {}", human_duration(delay))
+            Event::StepRetrying {
+                step,
+                attempt,
+                class,
+                message,
+                delay,
+            } => {
+                format!(
+                    "{step}: attempt {attempt} failed ({class}): {message}; retrying in {}",
+                    human_duration(delay)
+                )
             }
-            Event::StepFinished { step, state, applied, error, .. } => match (state, error) {
+            Event::StepFinished {
+                step,
+                state,
+                applied,
+                error,
+                ..
+            } => match (state, error) {
                 (StepState::Failed, Some(error)) => format!("{step}: FAILED: {error}"),
                 (StepState::Succeeded, _) if applied => format!("{step}: done (changed)"),
                 (StepState::Succeeded, _) => format!("{step}: done (no change)"),
@@ -56,7 +83,10 @@ pub fn print_summary(summary: &RunSummary) {
 }
 
 pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
-    println!("{:<28} {:<10} {:>8} {:>6} {:>10}  DETAIL", "STEP", "STATE", "ATTEMPTS", "POLLS", "TIME");
+    println!(
+        "{:<28} {:<10} {:>8} {:>6} {:>10}  DETAIL",
+        "STEP", "STATE", "ATTEMPTS", "POLLS", "TIME"
+    );
     for step in steps {
         let elapsed = match (step.started_at_ms, step.finished_at_ms) {
             (Some(start), Some(end)) => human_duration(Duration::from_millis(end.saturating_sub(start))),

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_engine::store::Batch;
 use sluice_engine::{
-    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, RunRecord,
-    RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
+    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
+    SledStore, StepRecord, Store, StoreError, ValidatedPlan,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -93,8 +93,7 @@ impl Store for Counted {
 fn plan_json(name: &str, n: usize, deep: bool, value: bool) -> String {
     let steps: Vec<Value> = (0..n)
         .map(|i| {
-            let mut step =
-                json!({"id": format!("s{i:05}"), "kind": "core.noop", "with": {"apply": true}});
+            let mut step = json!({"id": format!("s{i:05}"), "kind": "core.noop", "with": {"apply": true}});
             if deep && i > 0 {
                 step["after"] = json!([format!("s{:05}", i - 1)]);
             }
@@ -120,11 +119,7 @@ fn validated(text: &str) -> ValidatedPlan {
 
 fn median(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(f64::total_cmp);
-    (
-        samples[samples.len() / 2],
-        samples[0],
-        samples[samples.len() - 1],
-    )
+    (samples[samples.len() / 2], samples[0], samples[samples.len() - 1])
 }
 
 struct Sample {
@@ -149,8 +144,7 @@ fn run_once(rt: &Runtime, plan: &ValidatedPlan, concurrency: usize, durable: boo
         concurrency,
         ..EngineConfig::default()
     };
-    let engine =
-        Engine::new(sluice_engine::Registry::with_builtins(), store.clone()).with_config(config);
+    let engine = Engine::new(sluice_engine::Registry::with_builtins(), store.clone()).with_config(config);
     let started = Instant::now();
     let run = engine.start(plan, "bench.json").expect("run starts");
     let start = started.elapsed();

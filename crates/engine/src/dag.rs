@@ -26,6 +26,8 @@ pub struct StepGraph {
 /// On failure, returns one cycle per strongly connected component (a self-dependency is a cycle
 /// of one): the shortest cycle through the component's earliest step, as the step ids along it
 /// starting there, each step waiting for the one before it. Cycles are ordered by first step.
+///
+/// Panics if `deps` and `ids` differ in length or a dependency index is out of range.
 pub fn build(ids: &[String], deps: &[Vec<usize>]) -> Result<StepGraph, Vec<Vec<String>>> {
     let n = ids.len();
     assert_eq!(deps.len(), n, "one dependency list per step");
@@ -65,8 +67,7 @@ pub fn build(ids: &[String], deps: &[Vec<usize>]) -> Result<StepGraph, Vec<Vec<S
     }
 
     let mut remaining: Vec<usize> = dependencies.iter().map(Vec::len).collect();
-    let mut ready: BinaryHeap<Reverse<usize>> =
-        (0..n).filter(|&i| remaining[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| remaining[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
@@ -79,17 +80,9 @@ pub fn build(ids: &[String], deps: &[Vec<usize>]) -> Result<StepGraph, Vec<Vec<S
     }
     let mut priority = vec![1; n];
     for &i in order.iter().rev() {
-        priority[i] = 1 + dependents[i]
-            .iter()
-            .map(|&d| priority[d])
-            .max()
-            .unwrap_or(0);
+        priority[i] = 1 + dependents[i].iter().map(|&d| priority[d]).max().unwrap_or(0);
     }
-    let index = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.clone(), i))
-        .collect();
+    let index = ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
     Ok(StepGraph {
         ids: ids.to_vec(),
         index,
@@ -101,11 +94,7 @@ pub fn build(ids: &[String], deps: &[Vec<usize>]) -> Result<StepGraph, Vec<Vec<S
 }
 
 /// The shortest path from `start` back to itself inside one strongly connected component.
-fn shortest_cycle(
-    start: usize,
-    members: &BTreeSet<usize>,
-    dependents: &[Vec<usize>],
-) -> Vec<usize> {
+fn shortest_cycle(start: usize, members: &BTreeSet<usize>, dependents: &[Vec<usize>]) -> Vec<usize> {
     let mut came_from: HashMap<usize, usize> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(at) = queue.pop_front() {
@@ -128,9 +117,11 @@ fn shortest_cycle(
 }
 
 impl StepGraph {
+    /// The number of steps.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
+    /// Whether the graph has no steps.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -150,9 +141,11 @@ impl StepGraph {
     pub fn topological_order(&self) -> Vec<usize> {
         self.order.clone()
     }
+    /// The id of step `i`.
     pub fn id(&self, i: usize) -> &str {
         &self.ids[i]
     }
+    /// The index of the step with this id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
     }
@@ -258,10 +251,7 @@ mod tests {
         assert_eq!(g.topological_order(), vec![0, 1, 2, 3, 4]);
         assert_eq!(g.descendants(0), vec![1, 2, 3]);
         assert_eq!(g.descendants(4), Vec::<usize>::new());
-        assert_eq!(
-            (g.id(3), g.index_of("d"), g.index_of("zz")),
-            ("d", Some(3), None)
-        );
+        assert_eq!((g.id(3), g.index_of("d"), g.index_of("zz")), ("d", Some(3), None));
         // Order is by readiness, then plan index: x waits for y.
         let g = build(&ids(&["x", "y", "z"]), &[vec![1], vec![], vec![]]).unwrap();
         assert_eq!(g.topological_order(), vec![1, 0, 2]);

@@ -7,7 +7,9 @@ pub fn digest_hex(bytes: &[u8]) -> String {
     let mut b: u64 = 0x6c62_272e_07bb_0142;
     for &byte in bytes {
         a = (a ^ u64::from(byte)).wrapping_mul(PRIME);
-        b = (b ^ u64::from(byte.rotate_left(3))).wrapping_mul(PRIME).rotate_left(5);
+        b = (b ^ u64::from(byte.rotate_left(3)))
+            .wrapping_mul(PRIME)
+            .rotate_left(5);
     }
     format!("{a:016x}{b:016x}")
 }

@@ -26,13 +26,21 @@ pub enum StepError {
 
 impl StepError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        StepError::Retryable { message: message.into(), delay: None }
+        StepError::Retryable {
+            message: message.into(),
+            delay: None,
+        }
     }
     pub fn not_yet(message: impl Into<String>) -> Self {
-        StepError::NotYet { message: message.into(), delay: None }
+        StepError::NotYet {
+            message: message.into(),
+            delay: None,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        StepError::Permanent { message: message.into() }
+        StepError::Permanent {
+            message: message.into(),
+        }
     }
     pub fn class(&self) -> &'static str {
         match self {
@@ -63,7 +71,11 @@ pub enum StoreError {
     #[error("the store at {path} is in use by another sluice process; wait for it to finish or use another --store")]
     Locked { path: String },
     #[error("the store at {path} has format version {found}, but this sluice reads only version {supported}; use a matching sluice release or another --store")]
-    UnknownFormat { path: String, found: String, supported: u32 },
+    UnknownFormat {
+        path: String,
+        found: String,
+        supported: u32,
+    },
     #[error("the store at {path} holds data that is not a sluice store; point --store at an empty or sluice directory")]
     Foreign { path: String },
     #[error("the store record `{key}` cannot be read ({reason}); the store is damaged: restore it from a backup or start over with a new --store")]

@@ -10,15 +10,46 @@ use crate::store::{RunState, StepState};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    RunStarted { run_id: String, session: u32, steps: usize },
-    StepStarted { step: String, kind: String },
+    RunStarted {
+        run_id: String,
+        session: u32,
+        steps: usize,
+    },
+    StepStarted {
+        step: String,
+        kind: String,
+    },
     /// Found applying at start-up; it observes before anything else.
-    StepInDoubt { step: String },
-    StepApplying { step: String, change: Change },
-    StepWaiting { step: String, poll: u32, progress: Option<String> },
-    StepRetrying { step: String, attempt: u32, class: &'static str, message: String, delay: Duration },
-    StepFinished { step: String, state: StepState, applied: bool, outputs: Outputs, error: Option<String> },
-    RunFinished { run_id: String, state: RunState },
+    StepInDoubt {
+        step: String,
+    },
+    StepApplying {
+        step: String,
+        change: Change,
+    },
+    StepWaiting {
+        step: String,
+        poll: u32,
+        progress: Option<String>,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        class: &'static str,
+        message: String,
+        delay: Duration,
+    },
+    StepFinished {
+        step: String,
+        state: StepState,
+        applied: bool,
+        outputs: Outputs,
+        error: Option<String>,
+    },
+    RunFinished {
+        run_id: String,
+        state: RunState,
+    },
 }
 
 /// Points in a step's life where a test may stop the process (see the crash-matrix test).
@@ -35,8 +66,12 @@ pub enum CrashPoint {
 }
 
 impl CrashPoint {
-    pub const ALL: [CrashPoint; 4] =
-        [CrashPoint::AfterIntent, CrashPoint::AfterMutation, CrashPoint::WhileWaiting, CrashPoint::AfterStep];
+    pub const ALL: [CrashPoint; 4] = [
+        CrashPoint::AfterIntent,
+        CrashPoint::AfterMutation,
+        CrashPoint::WhileWaiting,
+        CrashPoint::AfterStep,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

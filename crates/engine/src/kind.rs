@@ -66,7 +66,9 @@ pub enum Applied {
 pub enum PollOutcome {
     Done(Outputs),
     /// Still running; `progress` is shown to the user when given.
-    Pending { progress: Option<String> },
+    Pending {
+        progress: Option<String>,
+    },
     /// The operation finished with an error. A retryable or not-yet error sends the step back to
     /// `observe`; a permanent one fails it. (A failed *poll call* is an `Err` instead, and only
     /// the poll is retried.)
@@ -91,7 +93,10 @@ impl StepContext {
     /// A required string parameter (the validator has checked presence for literal plans).
     pub fn str_param(&self, name: &str) -> Result<&str, StepError> {
         self.params.get(name).and_then(Value::as_str).ok_or_else(|| {
-            StepError::permanent(format!("step `{}`: parameter `{name}` must be a string", self.step_id))
+            StepError::permanent(format!(
+                "step `{}`: parameter `{name}` must be a string",
+                self.step_id
+            ))
         })
     }
     pub fn u64_param(&self, name: &str, default: u64) -> Result<u64, StepError> {
@@ -99,7 +104,10 @@ impl StepContext {
             None => Ok(default),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(default)),
             Some(Value::String(s)) => s.parse().map_err(|_| {
-                StepError::permanent(format!("step `{}`: parameter `{name}` must be a whole number, got `{s}`", self.step_id))
+                StepError::permanent(format!(
+                    "step `{}`: parameter `{name}` must be a whole number, got `{s}`",
+                    self.step_id
+                ))
             }),
             Some(other) => Err(StepError::permanent(format!(
                 "step `{}`: parameter `{name}` must be a whole number, got {other}",
@@ -135,7 +143,13 @@ impl ParamType {
     pub fn accepts(self, value: &Value) -> bool {
         match self {
             ParamType::String => value.is_string(),
-            ParamType::Int => value.is_i64() || value.is_u64(),
+            ParamType::Int => {
+                value.is_i64()
+                    || value.is_u64()
+                    || value
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            }
             ParamType::Bool => value.is_boolean(),
             ParamType::List => value.is_array(),
             ParamType::Object => value.is_object(),
@@ -155,10 +169,20 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub const fn required(name: &'static str, ty: ParamType, description: &'static str) -> Self {
-        ParamSpec { name, ty, required: true, description }
+        ParamSpec {
+            name,
+            ty,
+            required: true,
+            description,
+        }
     }
     pub const fn optional(name: &'static str, ty: ParamType, description: &'static str) -> Self {
-        ParamSpec { name, ty, required: false, description }
+        ParamSpec {
+            name,
+            ty,
+            required: false,
+            description,
+        }
     }
 }
 

@@ -116,7 +116,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("duration `{text}` has unknown unit `{unit}`: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "duration `{text}` has unknown unit `{unit}`: use ms, s, m or h"
+            ))
+        }
     };
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("duration `{text}` is out of range"));

@@ -46,10 +46,10 @@ impl RetryPolicy {
             policy.max_attempts = n;
         }
         if let Some(d) = &spec.initial_delay {
-            policy.initial_delay = parse_duration(d)?;
+            policy.initial_delay = parse_duration(d).map_err(|e| format!("retry.initial_delay: {e}"))?;
         }
         if let Some(d) = &spec.max_delay {
-            policy.max_delay = parse_duration(d)?;
+            policy.max_delay = parse_duration(d).map_err(|e| format!("retry.max_delay: {e}"))?;
         }
         if let Some(m) = spec.multiplier {
             if !(1.0..=10.0).contains(&m) {
@@ -58,7 +58,7 @@ impl RetryPolicy {
             policy.multiplier = m;
         }
         if let Some(d) = &spec.not_yet_window {
-            policy.not_yet_window = parse_duration(d)?;
+            policy.not_yet_window = parse_duration(d).map_err(|e| format!("retry.not_yet_window: {e}"))?;
         }
         Ok(policy)
     }
@@ -140,15 +140,27 @@ mod tests {
 
     #[test]
     fn retry_delay_honours_a_longer_server_delay() {
-        let policy = RetryPolicy { jitter: 0.0, initial_delay: Duration::from_millis(10), ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            jitter: 0.0,
+            initial_delay: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        };
         let mut backoff = policy.backoff();
         assert_eq!(backoff.next_delay(None), Duration::from_millis(10));
-        assert_eq!(backoff.next_delay(Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            backoff.next_delay(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
     fn retry_jitter_stays_within_its_band() {
-        let policy = RetryPolicy { jitter: 0.5, initial_delay: Duration::from_millis(100), multiplier: 1.0, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            jitter: 0.5,
+            initial_delay: Duration::from_millis(100),
+            multiplier: 1.0,
+            ..RetryPolicy::default()
+        };
         let mut backoff = policy.backoff();
         for _ in 0..50 {
             let d = backoff.next_delay(None).as_millis();
@@ -159,9 +171,16 @@ mod tests {
     #[test]
     fn overrides_are_checked() {
         let base = RetryPolicy::default();
-        let spec = RetrySpec { max_attempts: Some(0), ..RetrySpec::default() };
+        let spec = RetrySpec {
+            max_attempts: Some(0),
+            ..RetrySpec::default()
+        };
         assert!(base.with_overrides(&spec).unwrap_err().contains("at least 1"));
-        let spec = RetrySpec { initial_delay: Some("2s".into()), max_attempts: Some(3), ..RetrySpec::default() };
+        let spec = RetrySpec {
+            initial_delay: Some("2s".into()),
+            max_attempts: Some(3),
+            ..RetrySpec::default()
+        };
         let p = base.with_overrides(&spec).unwrap();
         assert_eq!((p.max_attempts, p.initial_delay), (3, Duration::from_secs(2)));
     }

@@ -34,9 +34,9 @@ pub fn parse(text: &str) -> Result<Vec<Segment>, String> {
     while let Some(at) = rest.find('$') {
         literal.push_str(&rest[..at]);
         let tail = &rest[at..];
-        if tail.starts_with("$${") {
+        if let Some(after) = tail.strip_prefix("$${") {
             literal.push_str("${");
-            rest = &tail[3..];
+            rest = after;
         } else if let Some(body_and_rest) = tail.strip_prefix("${") {
             let end = body_and_rest.find('}').ok_or_else(|| {
                 format!(
@@ -80,13 +80,11 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
             )),
         },
         "steps" => match parts.as_slice() {
-            [_, step, "outputs", key] if !step.is_empty() && !key.is_empty() => {
-                Ok(Ref::StepOutput {
-                    step: (*step).to_string(),
-                    key: (*key).to_string(),
-                })
-            }
-            [_, step, "outputs", _] if step.is_empty() => Err(format!(
+            [_, step, "outputs", key] if !step.is_empty() && !key.is_empty() => Ok(Ref::StepOutput {
+                step: (*step).to_string(),
+                key: (*key).to_string(),
+            }),
+            [_, "", "outputs", _] => Err(format!(
                 "reference `{whole}` has an empty step id: write `${{steps.ID.outputs.KEY}}`"
             )),
             [_, _, "outputs", _] => Err(format!(
@@ -96,18 +94,14 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
                 "malformed step reference `{whole}`: write `${{steps.ID.outputs.KEY}}`"
             )),
         },
-        root => Err(format!(
-            "unknown reference root `{root}` in `{whole}`: {FORMS}"
-        )),
+        root => Err(format!("unknown reference root `{root}` in `{whole}`: {FORMS}")),
     }
 }
 
 /// The JSON path step for an object key: `.key` for identifiers, `["key"]` otherwise.
 pub fn key_path(key: &str) -> String {
     let mut chars = key.chars();
-    let identifier = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let identifier = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if identifier {
         format!(".{key}")
@@ -221,10 +215,7 @@ mod tests {
             parse("$${vars.x} ${vars.y}").unwrap(),
             vec![Segment::Literal("${vars.x} ".into()), var("y")]
         );
-        assert_eq!(
-            parse("${vars.a}${vars.b}").unwrap(),
-            vec![var("a"), var("b")]
-        );
+        assert_eq!(parse("${vars.a}${vars.b}").unwrap(), vec![var("a"), var("b")]);
     }
 
     #[test]
@@ -244,9 +235,7 @@ mod tests {
         assert!(parse("${steps.a.outputs.}")
             .unwrap_err()
             .contains("empty output key"));
-        assert!(parse("${vars.}")
-            .unwrap_err()
-            .contains("empty variable name"));
+        assert!(parse("${vars.}").unwrap_err().contains("empty variable name"));
         assert!(parse("${vars.a.b}")
             .unwrap_err()
             .contains("malformed variable reference"));

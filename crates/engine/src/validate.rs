@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::condition;
 use crate::dag::{self, StepGraph};
-use crate::kind::{ParamType, Registry};
+use crate::kind::{KindSchema, ParamType, Registry};
 use crate::plan::{parse_duration, Plan, VarType};
 use crate::policy::RetryPolicy;
 use crate::template::{self, key_path, Ref, Segment};
@@ -80,14 +80,98 @@ fn listing<'a>(names: impl IntoIterator<Item = &'a str>, none: &str) -> String {
 }
 
 fn var_fits(param: ParamType, var: VarType) -> bool {
+    use {ParamType as P, VarType as V};
     matches!(
         (param, var),
-        (ParamType::Any, _)
-            | (ParamType::String, VarType::String)
-            | (ParamType::Int, VarType::Int)
-            | (ParamType::Bool, VarType::Bool)
-            | (ParamType::List, VarType::List)
+        (P::Any, _) | (P::String, V::String) | (P::Int, V::Int) | (P::Bool, V::Bool) | (P::List, V::List)
     )
+}
+
+/// What the step checks share, and the problems found so far.
+struct Checker<'a> {
+    plan: &'a Plan,
+    source: &'a str,
+    schemas: Vec<Option<KindSchema>>,
+    /// The index of the first step with each well-formed id.
+    first_use: HashMap<&'a str, usize>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, location: &str, message: String) {
+        let location = format!("{}: {location}", self.source);
+        self.problems.push(Problem { location, message });
+    }
+
+    fn step_ids(&self) -> String {
+        listing(self.plan.steps.iter().map(|s| s.id.as_str()), "none")
+    }
+
+    /// Whether step `i`'s kind takes parameter `name`, and a value of `value`'s type.
+    fn param_problem(&self, i: usize, name: &str, value: &Value) -> Option<String> {
+        let (schema, kind) = (self.schemas[i].as_ref()?, &self.plan.steps[i].kind);
+        let Some(param) = schema.param(name) else {
+            let accepted = listing(schema.params.iter().map(|p| p.name), "no parameters");
+            return Some(format!(
+                "kind `{kind}` has no parameter `{name}`; it accepts: {accepted}"
+            ));
+        };
+        let ty = param.ty.as_str();
+        match value.as_str().map(template::parse) {
+            Some(Ok(segments)) if segments.iter().any(|s| matches!(s, Segment::Ref(_))) => {
+                let [Segment::Ref(Ref::Var(var))] = segments.as_slice() else {
+                    return None;
+                };
+                let spec = self.plan.vars.get(var).filter(|s| !var_fits(param.ty, s.ty))?;
+                Some(format!(
+                    "parameter `{name}` of kind `{kind}` takes {ty}, but variable `{var}` is of \
+                     type {}; use a {ty} variable or a literal",
+                    spec.ty.as_str()
+                ))
+            }
+            Some(Err(_)) => None,
+            _ if !param.ty.accepts(value) => Some(format!(
+                "parameter `{name}` of kind `{kind}` takes {ty}, but got `{value}`"
+            )),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with one reference in step `i`; adds the step it depends on to `deps`.
+    fn ref_problem(&self, i: usize, reference: Result<Ref, String>, deps: &mut Vec<usize>) -> Option<String> {
+        let plan = self.plan;
+        match reference {
+            Err(message) => Some(message),
+            Ok(Ref::Var(var)) if plan.vars.contains_key(&var) => None,
+            Ok(Ref::Var(var)) => Some(format!(
+                "`${{vars.{var}}}` refers to an undeclared variable; declare it under `vars` or use \
+                 one of: {}",
+                listing(plan.vars.keys().map(String::as_str), "none are declared")
+            )),
+            Ok(Ref::StepOutput { step, key }) if step == plan.steps[i].id => Some(format!(
+                "step `{step}` refers to its own output `{key}`: a step cannot use its own outputs \
+                 (that is a dependency cycle)"
+            )),
+            Ok(Ref::StepOutput { step, key }) => {
+                let Some(&t) = self.first_use.get(step.as_str()) else {
+                    let steps = self.step_ids();
+                    return Some(format!(
+                        "`${{steps.{step}.outputs.{key}}}` refers to an unknown step `{step}`; \
+                         steps: {steps}"
+                    ));
+                };
+                deps.push(t);
+                let schema = self.schemas[t]
+                    .as_ref()
+                    .filter(|s| !s.outputs.contains(&key.as_str()))?;
+                let outputs = listing(schema.outputs.iter().copied(), "none");
+                let kind = &plan.steps[t].kind;
+                Some(format!(
+                    "step `{step}` (kind `{kind}`) has no output `{key}`; its outputs: {outputs}"
+                ))
+            }
+        }
+    }
 }
 
 /// Checks everything about `plan` with the given variables, reporting every problem at once.
@@ -97,211 +181,143 @@ pub fn validate(
     registry: &Registry,
     given: &BTreeMap<String, VarInput>,
 ) -> Result<ValidatedPlan, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut report = |location: String, message: String| {
-        problems.push(Problem {
-            location: format!("{source}: {location}"),
-            message,
-        })
-    };
     let var_name = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex");
-    for name in plan.vars.keys().filter(|name| !var_name.is_match(name)) {
-        report(
-            format!("$.vars{}", key_path(name)),
-            format!("variable name `{name}` is not allowed: use letters, digits and `_`, not starting with a digit"),
-        );
-    }
+    let mut problems: Vec<Problem> = (plan.vars.keys().filter(|name| !var_name.is_match(name)))
+        .map(|name| Problem {
+            location: format!("{source}: $.vars{}", key_path(name)),
+            message: format!(
+                "variable name `{name}` is not allowed: use letters, digits and `_`, not \
+                 starting with a digit"
+            ),
+        })
+        .collect();
     let (vars, var_problems) = resolve_vars(&plan, given, source);
     problems.extend(var_problems);
-    let mut report = |location: String, message: String| {
-        problems.push(Problem {
-            location: format!("{source}: {location}"),
-            message,
-        })
-    };
 
     let step_id = Regex::new(r"^[A-Za-z][A-Za-z0-9_-]*$").expect("valid regex");
     let mut first_use: HashMap<&str, usize> = HashMap::new();
     let mut id_problems: Vec<Option<String>> = vec![None; plan.steps.len()];
-    for (i, step) in plan.steps.iter().enumerate() {
-        id_problems[i] = if step.id.is_empty() {
+    for (i, id) in plan.steps.iter().map(|s| &s.id).enumerate() {
+        id_problems[i] = if id.is_empty() {
             Some("step id is empty; give every step a unique id such as `build`".into())
-        } else if !step_id.is_match(&step.id) {
-            Some(format!("step id `{}` is not allowed: start with a letter, then use letters, digits, `_` or `-`", step.id))
-        } else if let Some(first) = first_use.get(step.id.as_str()) {
+        } else if !step_id.is_match(id) {
             Some(format!(
-                "duplicate step id `{}`: step {first} already uses it; ids must be unique",
-                step.id
+                "step id `{id}` is not allowed: start with a letter, then use letters, digits, \
+                 `_` or `-`"
+            ))
+        } else if let Some(first) = first_use.insert(id, i) {
+            first_use.insert(id, first);
+            Some(format!(
+                "duplicate step id `{id}`: step {first} already uses it; ids must be unique"
             ))
         } else {
-            first_use.insert(&step.id, i);
             None
         };
     }
     let ids_ok = id_problems.iter().all(Option::is_none);
-    let step_ids = listing(plan.steps.iter().map(|s| s.id.as_str()), "none");
-    let declared_vars = listing(plan.vars.keys().map(String::as_str), "none are declared");
-    let kinds = listing(registry.names(), "none are registered");
-    let schemas: Vec<_> = plan
+    let schemas = plan
         .steps
         .iter()
         .map(|s| registry.get(&s.kind).map(|k| k.schema()))
         .collect();
+    let mut cx = Checker {
+        plan: &plan,
+        source,
+        schemas,
+        first_use,
+        problems,
+    };
 
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
     let mut skipped = vec![false; plan.steps.len()];
     for (i, step) in plan.steps.iter().enumerate() {
         let at = format!("$.steps[{i}]");
-        let schema = schemas[i].as_ref();
         if let Some(message) = id_problems[i].take() {
-            report(format!("{at}.id"), message);
+            cx.report(&format!("{at}.id"), message);
         }
-        if schema.is_none() {
-            report(
-                format!("{at}.kind"),
-                format!("unknown kind `{}`; registered kinds: {kinds}", step.kind),
-            );
+        if cx.schemas[i].is_none() {
+            let kinds = listing(registry.names(), "none are registered");
+            let message = format!("unknown kind `{}`; registered kinds: {kinds}", step.kind);
+            cx.report(&format!("{at}.kind"), message);
         }
         for (name, value) in &step.with {
             let param_at = format!("{at}.with{}", key_path(name));
-            if let Some(schema) = schema {
-                match schema.param(name) {
-                    None => report(
-                        param_at.clone(),
-                        format!(
-                            "kind `{}` has no parameter `{name}`; it accepts: {}",
-                            step.kind,
-                            listing(schema.params.iter().map(|p| p.name), "no parameters")
-                        ),
-                    ),
-                    Some(param) => {
-                        let segments = value.as_str().map(template::parse);
-                        match segments {
-                            Some(Ok(segments))
-                                if segments.iter().any(|s| matches!(s, Segment::Ref(_))) =>
-                            {
-                                if let [Segment::Ref(Ref::Var(var))] = segments.as_slice() {
-                                    if let Some(spec) = plan.vars.get(var) {
-                                        if !var_fits(param.ty, spec.ty) {
-                                            report(param_at.clone(), format!(
-                                                "parameter `{name}` of kind `{}` takes {}, but variable `{var}` is of type {}; use a {} variable or a literal",
-                                                step.kind, param.ty.as_str(), spec.ty.as_str(), param.ty.as_str()));
-                                        }
-                                    }
-                                }
-                            }
-                            Some(Err(_)) => {}
-                            _ if !param.ty.accepts(value) => {
-                                report(
-                                    param_at.clone(),
-                                    format!(
-                                "parameter `{name}` of kind `{}` takes {}, but got `{value}`",
-                                step.kind, param.ty.as_str()),
-                                )
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+            if let Some(message) = cx.param_problem(i, name, value) {
+                cx.report(&param_at, message);
             }
             for (suffix, reference) in template::references(value) {
-                let ref_at = format!("{param_at}{suffix}");
-                match reference {
-                    Err(message) => report(ref_at, message),
-                    Ok(Ref::Var(var)) if !plan.vars.contains_key(&var) => report(ref_at, format!(
-                        "`${{vars.{var}}}` refers to an undeclared variable; declare it under `vars` or use one of: {declared_vars}")),
-                    Ok(Ref::Var(_)) => {}
-                    Ok(Ref::StepOutput { step: target, key }) => {
-                        if target == step.id {
-                            report(ref_at, format!("step `{target}` refers to its own output `{key}`: a step cannot use its own outputs (that is a dependency cycle)"));
-                            continue;
-                        }
-                        let Some(&t) = first_use.get(target.as_str()) else {
-                            report(ref_at, format!("`${{steps.{target}.outputs.{key}}}` refers to an unknown step `{target}`; steps: {step_ids}"));
-                            continue;
-                        };
-                        deps[i].push(t);
-                        if let Some(target_schema) = schemas[t].as_ref() {
-                            if !target_schema.outputs.contains(&key.as_str()) {
-                                report(ref_at, format!(
-                                    "step `{target}` (kind `{}`) has no output `{key}`; its outputs: {}",
-                                    plan.steps[t].kind, listing(target_schema.outputs.iter().copied(), "none")));
-                            }
-                        }
-                    }
+                if let Some(message) = cx.ref_problem(i, reference, &mut deps[i]) {
+                    cx.report(&format!("{param_at}{suffix}"), message);
                 }
             }
         }
-        if let Some(schema) = schema {
-            for param in schema
-                .params
-                .iter()
-                .filter(|p| p.required && !step.with.contains_key(p.name))
-            {
-                report(
-                    format!("{at}.with"),
-                    format!(
-                        "missing required parameter `{}` ({}) of kind `{}`: {}",
-                        param.name,
-                        param.ty.as_str(),
-                        step.kind,
-                        param.description
-                    ),
-                );
-            }
+        let required = cx.schemas[i]
+            .iter()
+            .flat_map(|s| &s.params)
+            .filter(|p| p.required);
+        let missing: Vec<String> = (required.filter(|p| !step.with.contains_key(p.name)))
+            .map(|p| (p.name, p.ty.as_str(), p.description, &step.kind))
+            .map(|(p, ty, what, kind)| {
+                format!("missing required parameter `{p}` ({ty}) of kind `{kind}`: {what}")
+            })
+            .collect();
+        for message in missing {
+            cx.report(&format!("{at}.with"), message);
         }
         for (j, after) in step.after.iter().enumerate() {
-            match first_use.get(after.as_str()) {
+            match cx.first_use.get(after.as_str()) {
                 Some(&t) => deps[i].push(t),
-                None => report(
-                    format!("{at}.after[{j}]"),
-                    format!("`after` names an unknown step `{after}`; steps: {step_ids}"),
-                ),
+                None => {
+                    let message = format!(
+                        "`after` names an unknown step `{after}`; steps: {}",
+                        cx.step_ids()
+                    );
+                    cx.report(&format!("{at}.after[{j}]"), message);
+                }
             }
         }
         if let Some(expr) = &step.when {
             match condition::check(expr).and_then(|()| condition::evaluate(expr, &vars)) {
                 Ok(run) => skipped[i] = !run,
-                Err(message) => report(format!("{at}.when"), message),
+                Err(message) => cx.report(&format!("{at}.when"), message),
             }
         }
-        if let Some(timeout) = &step.timeout {
-            if let Err(message) = parse_duration(timeout) {
-                report(
-                    format!("{at}.timeout"),
-                    format!("invalid timeout: {message}"),
-                );
-            }
+        if let Some(Err(message)) = step.timeout.as_deref().map(parse_duration) {
+            cx.report(&format!("{at}.timeout"), format!("invalid timeout: {message}"));
         }
-        if let Some(retry) = &step.retry {
-            if let Err(message) = RetryPolicy::default().with_overrides(retry) {
-                report(format!("{at}.retry"), format!("invalid retry: {message}"));
-            }
+        let retry = step
+            .retry
+            .as_ref()
+            .map(|r| RetryPolicy::default().with_overrides(r));
+        if let Some(Err(message)) = retry {
+            cx.report(&format!("{at}.retry"), format!("invalid retry: {message}"));
         }
     }
 
-    let mut graph = None;
-    if ids_ok {
-        let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
-        match dag::build(&ids, &deps) {
-            Ok(built) => graph = Some(built),
-            Err(cycles) => {
-                for cycle in cycles {
-                    let path = format!("{} -> {}", cycle.join(" -> "), cycle[0]);
-                    report("$.steps".into(), format!(
-                        "dependency cycle: {path} (each step waits for the one before it); remove an `after` entry or an output reference on it"));
-                }
+    let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
+    let graph = match ids_ok.then(|| dag::build(&ids, &deps)) {
+        Some(Ok(graph)) => Some(graph),
+        Some(Err(cycles)) => {
+            for cycle in cycles {
+                let path = format!("{} -> {}", cycle.join(" -> "), cycle[0]);
+                let message = format!(
+                    "dependency cycle: {path} (each step waits for the one before it); remove an \
+                     `after` entry or an output reference on it"
+                );
+                cx.report("$.steps", message);
             }
+            None
         }
-    }
+        None => None,
+    };
     match graph {
-        Some(graph) if problems.is_empty() => Ok(ValidatedPlan {
+        Some(graph) if cx.problems.is_empty() => Ok(ValidatedPlan {
             plan,
             vars,
             graph,
             skipped_by_condition: skipped,
         }),
-        _ => Err(problems),
+        _ => Err(cx.problems),
     }
 }
 
@@ -365,269 +381,200 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn assert_problem(found: &[Problem], location: &str, phrase: &str) {
-        let location = format!("x.json: {location}");
-        assert!(
-            found
-                .iter()
-                .any(|p| p.location == location && p.message.contains(phrase)),
-            "no problem at `{location}` containing `{phrase}` in {found:#?}"
-        );
+    /// Asserts that `found` is exactly one problem per `"LOCATION: PHRASE"`, in that order.
+    fn expect(found: &[Problem], wanted: &[&str]) {
+        let ok = found.len() == wanted.len()
+            && found.iter().zip(wanted).all(|(p, want)| {
+                let (location, phrase) = want.split_once(": ").unwrap();
+                p.location == format!("x.json: {location}") && p.message.contains(phrase)
+            });
+        assert!(ok, "wanted {wanted:#?}\nfound {found:#?}");
     }
 
     #[test]
     fn parse_errors_carry_line_and_column() {
-        let e = parse_plan(
-            "{\n  \"name\": \"a\",\n  \"steps\": [], \"foo\": 1\n}",
-            "x.json",
-        )
-        .unwrap_err();
-        assert_eq!(e[0].location, "x.json:3:20");
-        assert!(e[0].message.starts_with(
-            "the plan file does not have the shape of a plan: unknown field `foo`, expected one of"
-        ));
-        let e = parse_plan("[1, 2]", "x.json").unwrap_err();
-        assert!(
-            e[0].message
-                .starts_with("the plan file must be a JSON object"),
-            "{e:?}"
-        );
-        let e = parse_plan("{\"name\": ", "x.json").unwrap_err();
-        assert!(
-            e[0].message.starts_with("the plan file ends too early")
-                && e[0].location.starts_with("x.json:1:")
-        );
-        let e = parse_plan("{\"name\": \"a\", \"steps\": []}", "x.json").unwrap_err();
-        assert_eq!(
-            e[0].to_string(),
-            "x.json: $.steps: the plan has no steps; add at least one to `steps`"
-        );
+        let text = "{\n  \"name\": \"a\",\n  \"steps\": [], \"foo\": 1\n}";
+        for (text, want) in [
+            (
+                text,
+                "x.json:3:20: the plan file does not have the shape of a plan: unknown field `foo`, expected",
+            ),
+            (
+                "[1, 2]",
+                "x.json:1:2: the plan file must be a JSON object with `name` and `steps`",
+            ),
+            ("{\"name\": ", "x.json:1:9: the plan file ends too early"),
+            (
+                "{\"name\": \"a\", \"steps\": []}",
+                "x.json: $.steps: the plan has no steps; add at least one",
+            ),
+        ] {
+            let error = parse_plan(text, "x.json").unwrap_err()[0].to_string();
+            assert!(error.starts_with(want), "{error}");
+        }
     }
 
     #[test]
     fn step_ids() {
-        let found = problems(
-            json!({}),
-            json!([{"id": "a"}, {"id": ""}, {"id": "9x"}, {"id": "a"}]),
-        );
-        assert_problem(&found, "$.steps[1].id", "step id is empty");
-        assert_problem(&found, "$.steps[2].id", "`9x` is not allowed");
-        assert_problem(
-            &found,
-            "$.steps[3].id",
-            "duplicate step id `a`: step 0 already uses it",
+        let steps = json!([{"id": "a"}, {"id": ""}, {"id": "9x"}, {"id": "a"}]);
+        expect(
+            &problems(json!({}), steps),
+            &[
+                "$.steps[1].id: step id is empty",
+                "$.steps[2].id: `9x` is not allowed",
+                "$.steps[3].id: duplicate step id `a`: step 0 already uses it",
+            ],
         );
     }
 
     #[test]
     fn kinds_and_parameters() {
-        let found = problems(
-            json!({"n": {"type": "int"}, "s": {"type": "string"}, "l": {"type": "list"}}),
-            json!([
-                {"id": "a", "kind": "nope"},
-                {"id": "b", "with": {"colour": 1, "count": "3", "items": "${vars.l}"}},
-                {"id": "c", "with": {"path": "${vars.n}", "count": "${vars.n}", "items": "${vars.s}"}},
-                {"id": "d", "with": {"count": 2}, "kind": "fake.file"},
-            ]),
+        let vars = json!({"n": {"type": "int"}, "s": {"type": "string"}, "l": {"type": "list"}});
+        let steps = json!([
+            {"id": "a", "kind": "nope"},
+            {"id": "b", "with": {"colour": 1, "count": "three", "items": "${vars.l}"}},
+            {"id": "c", "with": {"path": "${vars.n}", "count": "${vars.n}", "items": "${vars.s}"}},
+            {"id": "d", "with": {"count": 2, "path": null}},
+        ]);
+        expect(
+            &problems(vars, steps),
+            &[
+                "$.steps[0].kind: unknown kind `nope`; registered kinds: `fake.file`",
+                "$.steps[1].with.colour: no parameter `colour`; it accepts: `path`, `count`, `items`",
+                "$.steps[1].with.count: takes int, but got `\"three\"`",
+                "$.steps[2].with.items: takes list, but variable `s` is of type string",
+                "$.steps[2].with.path: takes string, but variable `n` is of type int",
+                "$.steps[3].with.path: takes string, but got `null`",
+            ],
         );
-        assert_problem(
-            &found,
-            "$.steps[0].kind",
-            "unknown kind `nope`; registered kinds: `fake.file`",
-        );
-        assert_problem(
-            &found,
-            "$.steps[1].with.colour",
-            "no parameter `colour`; it accepts: `path`, `count`, `items`",
-        );
-        assert_problem(
-            &found,
-            "$.steps[1].with.count",
-            "takes int, but got `\"3\"`",
-        );
-        assert_problem(
-            &found,
-            "$.steps[2].with.path",
-            "takes string, but variable `n` is of type int",
-        );
-        assert_problem(
-            &found,
-            "$.steps[2].with.items",
-            "takes list, but variable `s` is of type string",
-        );
-        assert_eq!(found.len(), 5, "{found:#?}");
-        let found = problems(
-            json!({}),
-            json!([{"id": "a", "with": {"path": null}}, {"id": "b", "with": {"count": 1}}]),
-        );
-        assert_problem(
-            &found,
-            "$.steps[0].with.path",
-            "takes string, but got `null`",
-        );
-        let mut plan = json!({"name": "t", "steps": [{"id": "a", "kind": "fake.file"}]});
-        let found = check(plan.take(), &[]).unwrap_err();
-        assert_problem(
-            &found,
-            "$.steps[0].with",
-            "missing required parameter `path` (string) of kind `fake.file`",
-        );
+        let plan = json!({"name": "t", "steps": [{"id": "a", "kind": "fake.file"}]});
+        expect(&check(plan, &[]).unwrap_err(), &[
+            "$.steps[0].with: missing required parameter `path` (string) of kind `fake.file`: where to write",
+        ]);
     }
 
     #[test]
     fn references() {
-        let found = problems(
-            json!({"v": {"type": "string"}}),
-            json!([
-                {"id": "a", "with": {"path": "${vars.v}/${foo.x}"}},
-                {"id": "b", "with": {"path": "${vars.w}", "items": ["x", "${steps.zz.outputs.path}"]}},
-                {"id": "c", "with": {"path": "${steps.a.outputs.size}"}, "after": ["a", "ghost"]},
-                {"id": "d", "with": {"path": "${steps.d.outputs.path}"}},
-            ]),
-        );
-        assert_problem(
-            &found,
-            "$.steps[0].with.path",
-            "unknown reference root `foo`",
-        );
-        assert_problem(
-            &found,
-            "$.steps[1].with.path",
-            "undeclared variable; declare it under `vars` or use one of: `v`",
-        );
-        assert_problem(
-            &found,
-            "$.steps[1].with.items[1]",
-            "unknown step `zz`; steps: `a`, `b`, `c`, `d`",
-        );
-        assert_problem(
-            &found,
-            "$.steps[2].with.path",
-            "step `a` (kind `fake.file`) has no output `size`; its outputs: `path`, `bytes`",
-        );
-        assert_problem(&found, "$.steps[2].after[1]", "unknown step `ghost`");
-        assert_problem(
-            &found,
-            "$.steps[3].with.path",
-            "refers to its own output `path`",
-        );
-        assert_eq!(found.len(), 6, "{found:#?}");
+        let steps = json!([
+            {"id": "a", "with": {"path": "${vars.v}/${foo.x}"}},
+            {"id": "b", "with": {"path": "${vars.w}", "items": ["x", "${steps.zz.outputs.path}"]}},
+            {"id": "c", "with": {"path": "${steps.a.outputs.size}"}, "after": ["a", "ghost"]},
+            {"id": "d", "with": {"path": "${steps.d.outputs.path}"}},
+        ]);
+        expect(&problems(json!({"v": {"type": "string"}}), steps), &[
+            "$.steps[0].with.path: unknown reference root `foo`",
+            "$.steps[1].with.items[1]: unknown step `zz`; steps: `a`, `b`, `c`, `d`",
+            "$.steps[1].with.path: undeclared variable; declare it under `vars` or use one of: `v`",
+            "$.steps[2].with.path: step `a` (kind `fake.file`) has no output `size`; its outputs: `path`, `bytes`",
+            "$.steps[2].after[1]: `after` names an unknown step `ghost`",
+            "$.steps[3].with.path: step `d` refers to its own output `path`",
+        ]);
     }
 
     #[test]
     fn cycles_from_after_and_outputs() {
-        let found = problems(
-            json!({}),
-            json!([
-                {"id": "a", "after": ["c"]},
-                {"id": "b", "with": {"path": "${steps.a.outputs.path}"}},
-                {"id": "c", "after": ["b"]},
-                {"id": "d", "after": ["d"]},
-            ]),
+        let steps = json!([
+            {"id": "a", "after": ["c"]},
+            {"id": "b", "with": {"path": "${steps.a.outputs.path}"}},
+            {"id": "c", "after": ["b"]},
+            {"id": "d", "after": ["d"]},
+        ]);
+        expect(
+            &problems(json!({}), steps),
+            &[
+                "$.steps: dependency cycle: a -> b -> c -> a (each step waits",
+                "$.steps: dependency cycle: d -> d",
+            ],
         );
-        assert_eq!(found.len(), 2, "{found:#?}");
-        assert_problem(&found, "$.steps", "dependency cycle: a -> b -> c -> a");
-        assert_problem(&found, "$.steps", "dependency cycle: d -> d");
     }
 
     #[test]
     fn conditions_timeouts_and_retries() {
-        let found = problems(
-            json!({"on": {"type": "bool"}}),
-            json!([
-                {"id": "a", "when": "vars.on &&"},
-                {"id": "b", "when": "vars.nope"},
-                {"id": "c", "when": "'text'"},
-                {"id": "d", "timeout": "10d", "retry": {"max_attempts": 0}},
-                {"id": "e", "retry": {"initial_delay": "soon"}},
-            ]),
+        let steps = json!([
+            {"id": "a", "when": "vars.on &&"},
+            {"id": "b", "when": "vars.nope"},
+            {"id": "c", "when": "'text'"},
+            {"id": "d", "timeout": "10d", "retry": {"max_attempts": 0}},
+            {"id": "e", "retry": {"initial_delay": "soon"}},
+        ]);
+        expect(
+            &problems(json!({"on": {"type": "bool"}}), steps),
+            &[
+                "$.steps[0].when: is not valid CEL",
+                "$.steps[1].when: uses `vars.nope`, but there is no variable `nope`",
+                "$.steps[2].when: must give true or false, but gave a value of type string",
+                "$.steps[3].timeout: invalid timeout: duration `10d` has unknown unit",
+                "$.steps[3].retry: invalid retry: retry.max_attempts must be at least 1",
+                "$.steps[4].retry: invalid retry: retry.initial_delay: duration `soon` does not start",
+            ],
         );
-        assert_problem(&found, "$.steps[0].when", "is not valid CEL");
-        assert_problem(&found, "$.steps[1].when", "`vars.nope`");
-        assert_problem(
-            &found,
-            "$.steps[2].when",
-            "must give true or false, but gave a value of type string",
-        );
-        assert_problem(
-            &found,
-            "$.steps[3].timeout",
-            "invalid timeout: duration `10d` has unknown unit",
-        );
-        assert_problem(
-            &found,
-            "$.steps[3].retry",
-            "max_attempts must be at least 1",
-        );
-        assert_problem(&found, "$.steps[4].retry", "does not start with a number");
-        assert_eq!(found.len(), 6, "{found:#?}");
     }
 
     #[test]
     fn variables() {
-        let vars = json!({"bad-name": {"type": "string"}, "region": {"type": "string", "required": true},
-                          "n": {"type": "int", "default": "x"}});
-        let found = problems(vars, json!([{"id": "a"}]));
-        assert_problem(
-            &found,
-            "$.vars[\"bad-name\"]",
-            "variable name `bad-name` is not allowed",
+        let vars = json!({"bad-name": {"type": "string"}, "n": {"type": "int", "default": "x"},
+                          "region": {"type": "string", "required": true}});
+        expect(
+            &problems(vars, json!([{"id": "a"}])),
+            &[
+                "$.vars[\"bad-name\"]: variable name `bad-name` is not allowed",
+                "$.vars.n.default: invalid `default`: variable `n` must be an int",
+                "$.vars.region: pass `--var region=…` or put it in --vars-file",
+            ],
         );
-        assert_problem(&found, "$.vars.region", "pass `--var region=…`");
-        assert_problem(
-            &found,
-            "$.vars.n.default",
-            "invalid `default`: variable `n` must be an int",
+        let step = json!({"id": "a", "kind": "fake.file", "with": {"path": "p"}});
+        let plan = json!({"name": "t", "vars": {"n": {"type": "int"}}, "steps": [step]});
+        expect(
+            &check(plan, &[("n", "lots"), ("m", "1")]).unwrap_err(),
+            &[
+                "$.vars: variable `m` was given but the plan does not declare it; declared",
+                "$.vars.n: `lots` is not a whole number",
+            ],
         );
-        let plan = json!({"name": "t", "vars": {"n": {"type": "int"}}, "steps": [{"id": "a", "kind": "fake.file", "with": {"path": "p"}}]});
-        let found = check(plan, &[("n", "lots"), ("m", "1")]).unwrap_err();
-        assert_problem(
-            &found,
-            "$.vars",
-            "variable `m` was given but the plan does not declare it",
-        );
-        assert_problem(&found, "$.vars.n", "`lots` is not a whole number");
     }
 
     #[test]
-    fn many_problems_are_reported_together_in_order() {
-        let found = problems(
-            json!({"r": {"type": "string", "required": true}}),
-            json!([
-                {"id": "a", "kind": "nope", "timeout": "x"},
-                {"id": "a", "when": "vars.r =="},
-            ]),
-        );
-        let locations: Vec<&str> = found.iter().map(|p| p.location.as_str()).collect();
-        assert_eq!(
-            locations,
-            vec![
-                "x.json: $.vars.r",
-                "x.json: $.steps[0].kind",
-                "x.json: $.steps[0].timeout",
-                "x.json: $.steps[1].id",
-                "x.json: $.steps[1].when"
-            ]
+    fn many_problems_are_reported_together_in_plan_order() {
+        let steps = json!([
+            {"id": "a", "kind": "nope", "timeout": "x", "after": ["b"]},
+            {"id": "a", "when": "vars.r =="},
+        ]);
+        expect(
+            &problems(json!({"r": {"type": "string", "required": true}}), steps),
+            &[
+                "$.vars.r: required variable `r`",
+                "$.steps[0].kind: unknown kind",
+                "$.steps[0].after[0]: unknown step `b`",
+                "$.steps[0].timeout: invalid timeout",
+                "$.steps[1].id: duplicate step id",
+                "$.steps[1].when: not valid CEL",
+            ],
         );
     }
 
     #[test]
     fn a_valid_plan_has_its_graph_and_skip_flags() {
-        let plan = json!({"name": "t",
-        "vars": {"on": {"type": "bool"}, "zones": {"type": "list", "default": ["a"]}, "n": {"type": "int"}},
-        "steps": [
-            {"id": "src", "kind": "fake.file", "with": {"path": "/tmp/$${x}", "items": "${vars.zones}", "count": "${vars.n}"}},
-            {"id": "copy", "kind": "fake.file", "with": {"path": "${steps.src.outputs.path}.bak"}, "when": "vars.on"},
+        let vars = json!({"on": {"type": "bool"}, "zones": {"type": "list", "default": ["a"]},
+                          "n": {"type": "int"}});
+        let steps = json!([
+            {"id": "src", "kind": "fake.file",
+             "with": {"path": "/tmp/$${x}", "items": "${vars.zones}", "count": "${vars.n}"}},
+            {"id": "copy", "kind": "fake.file",
+             "with": {"path": "${steps.src.outputs.path}.bak"}, "when": "vars.on"},
             {"id": "last", "kind": "fake.file", "with": {"path": "z"}, "after": ["copy", "src"],
-             "when": "size(vars.zones) == 1 && vars.n == 4", "timeout": "5m", "retry": {"max_attempts": 2}},
-        ]});
+             "when": "size(vars.zones) == 1 && vars.n == 4", "timeout": "5m",
+             "retry": {"max_attempts": 2}},
+        ]);
+        let plan = json!({"name": "t", "vars": vars, "steps": steps});
         let ok = check(plan, &[("n", "4")]).unwrap();
-        assert_eq!(ok.graph.dependencies(1), &[0]);
-        assert_eq!(ok.graph.dependencies(2), &[0, 1]);
-        assert_eq!(ok.graph.dependents(0), &[1, 2]);
-        assert_eq!(ok.graph.topological_order(), vec![0, 1, 2]);
+        let graph = &ok.graph;
+        assert_eq!(
+            [graph.dependencies(1), graph.dependencies(2)],
+            [&[0][..], &[0, 1]]
+        );
+        assert_eq!(graph.dependents(0), &[1, 2]);
+        assert_eq!(graph.topological_order(), vec![0, 1, 2]);
         assert_eq!(ok.skipped_by_condition, vec![false, true, false]);
-        assert_eq!(ok.vars["zones"], json!(["a"]));
-        assert_eq!(ok.vars["n"], json!(4));
+        assert_eq!([&ok.vars["zones"], &ok.vars["n"]], [&json!(["a"]), &json!(4)]);
     }
 }

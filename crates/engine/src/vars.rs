@@ -42,17 +42,11 @@ pub fn resolve_vars(
         };
         problems.push(Problem {
             location: format!("{source}: $.vars"),
-            message: format!(
-                "variable `{name}` was given but the plan does not declare it; {declared}"
-            ),
+            message: format!("variable `{name}` was given but the plan does not declare it; {declared}"),
         });
     }
     for (name, spec) in &plan.vars {
-        let pattern = match spec
-            .pattern
-            .as_deref()
-            .map(|p| Regex::new(&format!("^(?:{p})$")))
-        {
+        let pattern = match spec.pattern.as_deref().map(|p| Regex::new(&format!("^(?:{p})$"))) {
             Some(Err(error)) => {
                 problems.push(Problem {
                     location: at(name, ".pattern"),
@@ -143,9 +137,11 @@ fn example(ty: VarType) -> &'static str {
 fn convert_text(name: &str, ty: VarType, text: &str) -> Result<Value, String> {
     match ty {
         VarType::String => Ok(Value::String(text.to_string())),
-        VarType::Int => text.trim().parse::<i64>().map(Value::from).map_err(|_| {
-            format!("variable `{name}` must be an int, but `{text}` is not a whole number")
-        }),
+        VarType::Int => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("variable `{name}` must be an int, but `{text}` is not a whole number")),
         VarType::Bool => match text.trim() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
@@ -153,14 +149,12 @@ fn convert_text(name: &str, ty: VarType, text: &str) -> Result<Value, String> {
                 "variable `{name}` must be a bool, but `{text}` is not `true` or `false`"
             )),
         },
-        VarType::List if text.trim_start().starts_with('[') => {
-            match serde_json::from_str::<Value>(text) {
-                Ok(json) => convert_json(name, ty, &json),
-                Err(error) => Err(format!(
-                    "variable `{name}` must be a list, but `{text}` is not a JSON array ({error})"
-                )),
-            }
-        }
+        VarType::List if text.trim_start().starts_with('[') => match serde_json::from_str::<Value>(text) {
+            Ok(json) => convert_json(name, ty, &json),
+            Err(error) => Err(format!(
+                "variable `{name}` must be a list, but `{text}` is not a JSON array ({error})"
+            )),
+        },
         VarType::List if text.trim().is_empty() => Ok(Value::Array(Vec::new())),
         VarType::List => {
             let items: Vec<&str> = text.split(',').map(str::trim).collect();
@@ -170,27 +164,25 @@ fn convert_text(name: &str, ty: VarType, text: &str) -> Result<Value, String> {
                 ));
             }
             Ok(Value::Array(
-                items
-                    .into_iter()
-                    .map(|s| Value::String(s.to_string()))
-                    .collect(),
+                items.into_iter().map(|s| Value::String(s.to_string())).collect(),
             ))
         }
     }
 }
 
 fn convert_json(name: &str, ty: VarType, value: &Value) -> Result<Value, String> {
-    let ok = match (ty, value) {
-        (VarType::String, Value::String(_)) | (VarType::Bool, Value::Bool(_)) => true,
-        (VarType::Int, Value::Number(n)) => n.is_i64(),
-        (VarType::Int, Value::String(s)) => {
-            return s.trim().parse::<i64>().map(Value::from).map_err(|_| {
-                format!("variable `{name}` must be an int, but `{s}` is not a whole number")
-            })
-        }
-        (VarType::List, Value::Array(items)) => items.iter().all(Value::is_string),
-        _ => false,
-    };
+    let ok =
+        match (ty, value) {
+            (VarType::String, Value::String(_)) | (VarType::Bool, Value::Bool(_)) => true,
+            (VarType::Int, Value::Number(n)) => n.is_i64(),
+            (VarType::Int, Value::String(s)) => {
+                return s.trim().parse::<i64>().map(Value::from).map_err(|_| {
+                    format!("variable `{name}` must be an int, but `{s}` is not a whole number")
+                })
+            }
+            (VarType::List, Value::Array(items)) => items.iter().all(Value::is_string),
+            _ => false,
+        };
     if ok {
         return Ok(value.clone());
     }
@@ -200,17 +192,10 @@ fn convert_json(name: &str, ty: VarType, value: &Value) -> Result<Value, String>
         VarType::Bool => "a bool",
         VarType::String => "a string",
     };
-    Err(format!(
-        "variable `{name}` must be {expected}, but got `{value}`"
-    ))
+    Err(format!("variable `{name}` must be {expected}, but got `{value}`"))
 }
 
-fn check_pattern(
-    name: &str,
-    spec: &VarSpec,
-    pattern: Option<&Regex>,
-    value: Value,
-) -> Result<Value, String> {
+fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Value) -> Result<Value, String> {
     let (Some(regex), Some(written)) = (pattern, spec.pattern.as_deref()) else {
         return Ok(value);
     };
@@ -220,13 +205,15 @@ fn check_pattern(
         _ => vec![],
     };
     match texts.into_iter().find(|text| !regex.is_match(text)) {
-        Some(text) => {
-            Err(format!(
+        Some(text) => Err(format!(
             "variable `{name}` value `{text}` does not match its pattern `{written}` (the whole \
              value{} must match); use a value that matches it",
-            if spec.ty == VarType::List { " of each item" } else { "" }
-        ))
-        }
+            if spec.ty == VarType::List {
+                " of each item"
+            } else {
+                ""
+            }
+        )),
         None => Ok(value),
     }
 }
@@ -241,10 +228,7 @@ mod tests {
     }
 
     fn run(vars: Value, given: &[(&str, VarInput)]) -> (BTreeMap<String, Value>, Vec<Problem>) {
-        let given = given
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+        let given = given.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         resolve_vars(&plan(vars), &given, "p.json")
     }
 
@@ -285,10 +269,7 @@ mod tests {
         let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(messages[0].starts_with("p.json: $.vars.b: ") && messages[0].contains("`yes`"));
         assert!(messages[1].contains("empty item") && messages[1].contains("--var l=a,b,c"));
-        assert!(
-            messages[2].contains("`ten` is not a whole number")
-                && messages[2].contains("--var n=3")
-        );
+        assert!(messages[2].contains("`ten` is not a whole number") && messages[2].contains("--var n=3"));
     }
 
     #[test]
@@ -304,12 +285,9 @@ mod tests {
         assert_eq!((&values["n"], &values["m"]), (&json!(12), &json!(7)));
         assert_eq!(problems.len(), 2);
         assert!(
-            problems[0].message.contains("a list of strings")
-                && problems[0].message.contains("--vars-file")
+            problems[0].message.contains("a list of strings") && problems[0].message.contains("--vars-file")
         );
-        assert!(problems[1]
-            .message
-            .contains("must be a string, but got `5`"));
+        assert!(problems[1].message.contains("must be a string, but got `5`"));
     }
 
     #[test]
@@ -344,10 +322,7 @@ mod tests {
         assert!(problems[1]
             .message
             .contains("`bb` does not match its pattern `[a-c]`"));
-        let (_, problems) = run(
-            vars,
-            &[("region", text("eu-west-1")), ("zones", text("a,d"))],
-        );
+        let (_, problems) = run(vars, &[("region", text("eu-west-1")), ("zones", text("a,d"))]);
         assert!(problems[1].message.contains("`eu-west-1` does not match"));
         assert!(problems[3].message.contains("`d` does not match") && problems.len() == 4);
     }

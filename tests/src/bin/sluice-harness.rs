@@ -38,7 +38,10 @@ fn main() -> ExitCode {
                 eprintln!("unknown crash point `{point}`");
                 return ExitCode::from(2);
             };
-            Some(Arc::new(FreezeAt { step: step.to_string(), point }))
+            Some(Arc::new(FreezeAt {
+                step: step.to_string(),
+                point,
+            }))
         }
         Err(_) => None,
     };

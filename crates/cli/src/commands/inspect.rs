@@ -15,12 +15,17 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
     };
     let run = match run {
         Some(id) => store.run(id),
-        None => store.runs().map(|runs| runs.into_iter().max_by_key(|r| r.updated_at_ms)),
+        None => store
+            .runs()
+            .map(|runs| runs.into_iter().max_by_key(|r| r.updated_at_ms)),
     };
     let run = match run {
         Ok(Some(run)) => run,
         Ok(None) => {
-            eprintln!("error: no such run in {}; `sluice runs` lists the runs", store_dir.display());
+            eprintln!(
+                "error: no such run in {}; `sluice runs` lists the runs",
+                store_dir.display()
+            );
             return exit::BAD_INPUT;
         }
         Err(error) => return store_failure(&error),
@@ -29,7 +34,12 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
         Ok(steps) => steps,
         Err(error) => return store_failure(&error),
     };
-    let ordered: Vec<_> = run.plan.steps.iter().filter_map(|s| steps.iter().find(|r| r.step_id == s.id)).collect();
+    let ordered: Vec<_> = run
+        .plan
+        .steps
+        .iter()
+        .filter_map(|s| steps.iter().find(|r| r.step_id == s.id))
+        .collect();
     if as_json {
         println!("{}", json!({ "run": run, "steps": ordered }));
     } else {
@@ -67,7 +77,10 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
         println!("no runs in {}", store_dir.display());
         return exit::SUCCESS;
     }
-    println!("{:<24} {:<12} {:<24} {:<25} PLAN", "RUN", "STATE", "PLAN NAME", "CREATED");
+    println!(
+        "{:<24} {:<12} {:<24} {:<25} PLAN",
+        "RUN", "STATE", "PLAN NAME", "CREATED"
+    );
     for run in &runs {
         println!(
             "{:<24} {:<12} {:<24} {:<25} {}",
@@ -83,7 +96,10 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
 
 pub fn compact(store_dir: &Path, keep: usize) -> u8 {
     if !SledStore::exists(store_dir) {
-        eprintln!("error: no sluice store at {}; nothing to compact", store_dir.display());
+        eprintln!(
+            "error: no sluice store at {}; nothing to compact",
+            store_dir.display()
+        );
         return exit::BAD_INPUT;
     }
     match SledStore::compact(store_dir, keep) {

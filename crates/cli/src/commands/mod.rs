@@ -14,7 +14,9 @@ use crate::exit;
 pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
     let store_dir = cli.store.clone().unwrap_or_else(crate::store_path::default_store);
     match cli.command {
-        Command::Run { plan, vars, exec } => run::run(&plan, &vars, &exec, &store_dir, cli.log_format, hooks).await,
+        Command::Run { plan, vars, exec } => {
+            run::run(&plan, &vars, &exec, &store_dir, cli.log_format, hooks).await
+        }
         Command::Resume { run, exec } => run::resume(&run, &exec, &store_dir, cli.log_format, hooks).await,
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),
@@ -32,7 +34,10 @@ fn open_store(dir: &std::path::Path) -> Result<SledStore, u8> {
 /// Opens a store that must already exist: reading commands never create one.
 fn open_existing_store(dir: &std::path::Path) -> Result<SledStore, u8> {
     if !SledStore::exists(dir) {
-        eprintln!("error: no sluice store at {}; nothing has run there yet (pass --store or set SLUICE_STORE)", dir.display());
+        eprintln!(
+            "error: no sluice store at {}; nothing has run there yet (pass --store or set SLUICE_STORE)",
+            dir.display()
+        );
         return Err(exit::BAD_INPUT);
     }
     open_store(dir)

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sluice_engine::{parse_plan, template, validate as validate_plan, Plan, Problem, Registry, ValidatedPlan, VarInput};
+use sluice_engine::{
+    parse_plan, template, validate as validate_plan, Plan, Problem, Registry, ValidatedPlan, VarInput,
+};
 
 use crate::args::{GraphFormat, VarArgs};
 use crate::exit;
@@ -37,7 +39,10 @@ fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
             exit::BAD_INPUT
         })?;
         let serde_json::Value::Object(map) = value else {
-            eprintln!("error: --vars-file {} must hold a JSON object of NAME: VALUE", file.display());
+            eprintln!(
+                "error: --vars-file {} must hold a JSON object of NAME: VALUE",
+                file.display()
+            );
             return Err(exit::BAD_INPUT);
         };
         given.extend(map.into_iter().map(|(k, v)| (k, VarInput::Json(v))));
@@ -53,7 +58,11 @@ fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
 }
 
 fn report(problems: &[Problem]) -> u8 {
-    eprintln!("error: the plan is not valid ({} problem{}):", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "error: the plan is not valid ({} problem{}):",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
     for problem in problems {
         eprintln!("  {problem}");
     }
@@ -110,10 +119,11 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> u8 {
     match sluice_engine::dag::build(&ids, &deps) {
         Ok(graph) => {
             let labels: Vec<String> = plan.steps.iter().map(|s| s.kind.clone()).collect();
-            match format {
-                GraphFormat::Dot => print!("{}", graph.to_dot(&labels)),
-                GraphFormat::Mermaid => print!("{}", graph.to_mermaid(&labels)),
-            }
+            let text = match format {
+                GraphFormat::Dot => graph.to_dot(&labels),
+                GraphFormat::Mermaid => graph.to_mermaid(&labels),
+            };
+            println!("{}", text.trim_end());
             exit::SUCCESS
         }
         Err(cycles) => {

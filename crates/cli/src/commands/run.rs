@@ -40,14 +40,23 @@ pub async fn run(
         Err(error) => return engine_failure(&error),
     };
     if started.continued {
-        eprintln!("continuing unfinished run {} (same plan and variables)", started.run_id);
+        eprintln!(
+            "continuing unfinished run {} (same plan and variables)",
+            started.run_id
+        );
     } else {
         eprintln!("new run {}", started.run_id);
     }
     drive(engine, &started.run_id, format).await
 }
 
-pub async fn resume(run_id: &str, exec: &ExecArgs, store_dir: &Path, format: LogFormat, hooks: Option<Arc<dyn Hooks>>) -> u8 {
+pub async fn resume(
+    run_id: &str,
+    exec: &ExecArgs,
+    store_dir: &Path,
+    format: LogFormat,
+    hooks: Option<Arc<dyn Hooks>>,
+) -> u8 {
     let store = match open_store(store_dir) {
         Ok(store) => store,
         Err(code) => return code,
@@ -59,7 +68,10 @@ pub async fn resume(run_id: &str, exec: &ExecArgs, store_dir: &Path, format: Log
         }
         Ok(Some(_)) => {}
         Ok(None) => {
-            eprintln!("error: no run `{run_id}` in the store {}; `sluice runs` lists the runs", store_dir.display());
+            eprintln!(
+                "error: no run `{run_id}` in the store {}; `sluice runs` lists the runs",
+                store_dir.display()
+            );
             return exit::BAD_INPUT;
         }
         Err(error) => return super::store_failure(&error),
@@ -69,7 +81,12 @@ pub async fn resume(run_id: &str, exec: &ExecArgs, store_dir: &Path, format: Log
     drive(engine, run_id, format).await
 }
 
-fn build_engine(registry: Registry, store: Arc<dyn Store>, exec: &ExecArgs, hooks: Option<Arc<dyn Hooks>>) -> Engine {
+fn build_engine(
+    registry: Registry,
+    store: Arc<dyn Store>,
+    exec: &ExecArgs,
+    hooks: Option<Arc<dyn Hooks>>,
+) -> Engine {
     let config = EngineConfig {
         concurrency: usize::from(exec.concurrency),
         grace_period: Duration::from_secs(exec.grace),
@@ -123,7 +140,9 @@ async fn watch_signals(stop: watch::Sender<bool>) {
             _ = terminate.recv() => {}
         }
         if round == 0 {
-            eprintln!("stopping: no new steps start; running steps get the grace period (signal again to exit now)");
+            eprintln!(
+                "stopping: no new steps start; running steps get the grace period (signal again to exit now)"
+            );
             let _ = stop.send(true);
         } else {
             eprintln!("exiting now; the run is resumable");

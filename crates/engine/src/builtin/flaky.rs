@@ -11,7 +11,10 @@ use serde_json::Value;
 
 use super::{read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
-use crate::kind::{Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepKind};
+use crate::kind::{
+    Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
+    StepKind,
+};
 
 pub struct Flaky;
 
@@ -23,7 +26,11 @@ impl StepKind for Flaky {
             params: vec![
                 ParamSpec::required("path", ParamType::String, "marker file written on success"),
                 ParamSpec::required("failures", ParamType::Int, "applies that fail first"),
-                ParamSpec::optional("error", ParamType::String, "retryable (default), not_yet or permanent"),
+                ParamSpec::optional(
+                    "error",
+                    ParamType::String,
+                    "retryable (default), not_yet or permanent",
+                ),
                 EFFECTS_LOG,
             ],
             outputs: vec!["path", "attempts"],
@@ -37,7 +44,10 @@ impl StepKind for Flaky {
                 ("path".to_string(), Value::from(path)),
                 ("attempts".to_string(), Value::from(attempts(cx, path)?)),
             ])),
-            None => Observation::Diverged(Change { action: ChangeAction::Create, summary: format!("create {path}") }),
+            None => Observation::Diverged(Change {
+                action: ChangeAction::Create,
+                summary: format!("create {path}"),
+            }),
         })
     }
 
@@ -45,14 +55,25 @@ impl StepKind for Flaky {
         let path = cx.str_param("path")?;
         let failures = cx.u64_param("failures", 0)?;
         let attempt = attempts(cx, path)? + 1;
-        write_atomically(cx, Path::new(&format!("{path}.attempts")), attempt.to_string().as_bytes())?;
+        write_atomically(
+            cx,
+            Path::new(&format!("{path}.attempts")),
+            attempt.to_string().as_bytes(),
+        )?;
         if attempt <= failures {
             let message = format!("step `{}`: planned failure {attempt} of {failures}", cx.step_id);
-            return Err(match cx.params.get("error").and_then(Value::as_str).unwrap_or("retryable") {
-                "not_yet" => StepError::not_yet(message),
-                "permanent" => StepError::permanent(message),
-                _ => StepError::retryable(message),
-            });
+            return Err(
+                match cx
+                    .params
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("retryable")
+                {
+                    "not_yet" => StepError::not_yet(message),
+                    "permanent" => StepError::permanent(message),
+                    _ => StepError::retryable(message),
+                },
+            );
         }
         write_atomically(cx, Path::new(path), b"done")?;
         record_effect(cx, "write", path)?;

@@ -11,7 +11,10 @@ use serde_json::Value;
 
 use super::{read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
-use crate::kind::{Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepKind};
+use crate::kind::{
+    Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
+    StepKind,
+};
 
 pub struct LocalFile;
 
@@ -39,9 +42,17 @@ impl StepKind for LocalFile {
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let (path, content) = (cx.str_param("path")?, cx.str_param("content")?);
         Ok(match read_if_exists(cx, Path::new(path))? {
-            Some(existing) if existing == content.as_bytes() => Observation::Converged(outputs(path, content)),
-            Some(_) => Observation::Diverged(Change { action: ChangeAction::Update, summary: format!("rewrite {path}") }),
-            None => Observation::Diverged(Change { action: ChangeAction::Create, summary: format!("create {path}") }),
+            Some(existing) if existing == content.as_bytes() => {
+                Observation::Converged(outputs(path, content))
+            }
+            Some(_) => Observation::Diverged(Change {
+                action: ChangeAction::Update,
+                summary: format!("rewrite {path}"),
+            }),
+            None => Observation::Diverged(Change {
+                action: ChangeAction::Create,
+                summary: format!("create {path}"),
+            }),
         })
     }
 

@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 
 use super::{io_error, read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
-use crate::policy::PollPolicy;
 use crate::kind::{
-    Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType, PollOutcome,
-    StepContext, StepKind,
+    Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
+    PollOutcome, StepContext, StepKind,
 };
+use crate::policy::PollPolicy;
 
 pub struct LocalOperation;
 
@@ -52,18 +52,29 @@ impl StepKind for LocalOperation {
         }
         let op = operation_path(path);
         if op.exists() {
-            return Ok(Observation::InProgress(OperationHandle(json!({ "operation": op.display().to_string() }))));
+            return Ok(Observation::InProgress(OperationHandle(
+                json!({ "operation": op.display().to_string() }),
+            )));
         }
-        Ok(Observation::Diverged(Change { action: ChangeAction::Create, summary: format!("start an operation creating {path}") }))
+        Ok(Observation::Diverged(Change {
+            action: ChangeAction::Create,
+            summary: format!("start an operation creating {path}"),
+        }))
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
         let path = cx.str_param("path")?;
         let needed = cx.u64_param("polls", 3)?;
         let op = operation_path(path);
-        write_atomically(cx, &op, json!({ "polls": 0, "needed": needed }).to_string().as_bytes())?;
+        write_atomically(
+            cx,
+            &op,
+            json!({ "polls": 0, "needed": needed }).to_string().as_bytes(),
+        )?;
         record_effect(cx, "start", path)?;
-        Ok(Applied::Started(OperationHandle(json!({ "operation": op.display().to_string() }))))
+        Ok(Applied::Started(OperationHandle(
+            json!({ "operation": op.display().to_string() }),
+        )))
     }
 
     /// A local file needs no second-long pauses: 5 ms, doubling to 50 ms.
@@ -78,19 +89,37 @@ impl StepKind for LocalOperation {
 
     async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
         let (path, content) = (cx.str_param("path")?, cx.str_param("content")?);
-        let op = handle.0.get("operation").and_then(Value::as_str).map(PathBuf::from).ok_or_else(|| {
-            StepError::permanent(format!("step `{}`: operation handle {} has no `operation`", cx.step_id, handle.0))
-        })?;
+        let op = handle
+            .0
+            .get("operation")
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                StepError::permanent(format!(
+                    "step `{}`: operation handle {} has no `operation`",
+                    cx.step_id, handle.0
+                ))
+            })?;
         let Some(bytes) = read_if_exists(cx, &op)? else {
             // Finished by an earlier poll whose answer was lost, or never started.
-            return Ok(if read_if_exists(cx, Path::new(path))?.as_deref() == Some(content.as_bytes()) {
-                PollOutcome::Done(outputs(path))
-            } else {
-                PollOutcome::Failed(StepError::retryable(format!("operation {} vanished", op.display())))
-            });
+            return Ok(
+                if read_if_exists(cx, Path::new(path))?.as_deref() == Some(content.as_bytes()) {
+                    PollOutcome::Done(outputs(path))
+                } else {
+                    PollOutcome::Failed(StepError::retryable(format!(
+                        "operation {} vanished",
+                        op.display()
+                    )))
+                },
+            );
         };
-        let mut state: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| StepError::permanent(format!("step `{}`: operation file {} is damaged: {e}", cx.step_id, op.display())))?;
+        let mut state: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            StepError::permanent(format!(
+                "step `{}`: operation file {} is damaged: {e}",
+                cx.step_id,
+                op.display()
+            ))
+        })?;
         let polls = state["polls"].as_u64().unwrap_or(0) + 1;
         let needed = state["needed"].as_u64().unwrap_or(1);
         if polls >= needed {
@@ -100,6 +129,8 @@ impl StepKind for LocalOperation {
         }
         state["polls"] = polls.into();
         write_atomically(cx, &op, state.to_string().as_bytes())?;
-        Ok(PollOutcome::Pending { progress: Some(format!("{polls}/{needed} polls")) })
+        Ok(PollOutcome::Pending {
+            progress: Some(format!("{polls}/{needed} polls")),
+        })
     }
 }

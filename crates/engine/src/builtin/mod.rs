@@ -44,7 +44,9 @@ fn io_error(cx: &StepContext, what: &str, path: &Path, error: std::io::Error) ->
 
 /// Appends `STEP ACTION TARGET` to the effects log, if the step has one, and syncs it.
 fn record_effect(cx: &StepContext, action: &str, target: &str) -> Result<(), StepError> {
-    let Some(log) = cx.params.get("effects_log").and_then(|v| v.as_str()) else { return Ok(()) };
+    let Some(log) = cx.params.get("effects_log").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
     let path = Path::new(log);
     let mut file = std::fs::OpenOptions::new()
         .create(true)

@@ -7,12 +7,18 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::StepError;
-use crate::kind::{Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepKind};
+use crate::kind::{
+    Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
+    StepKind,
+};
 
 pub struct Noop;
 
 fn outputs(cx: &StepContext) -> Outputs {
-    Outputs::from([("value".to_string(), cx.params.get("value").cloned().unwrap_or(Value::Null))])
+    Outputs::from([(
+        "value".to_string(),
+        cx.params.get("value").cloned().unwrap_or(Value::Null),
+    )])
 }
 
 #[async_trait]
@@ -30,7 +36,10 @@ impl StepKind for Noop {
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         if cx.params.get("apply").and_then(Value::as_bool).unwrap_or(false) {
-            Ok(Observation::Diverged(Change { action: ChangeAction::Update, summary: "no-op apply".into() }))
+            Ok(Observation::Diverged(Change {
+                action: ChangeAction::Update,
+                summary: "no-op apply".into(),
+            }))
         } else {
             Ok(Observation::Converged(outputs(cx)))
         }

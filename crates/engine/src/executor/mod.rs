@@ -8,14 +8,15 @@
 mod shared;
 mod step;
 
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::digest::digest_hex;
 use crate::error::StoreError;
@@ -91,7 +92,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(registry: Registry, store: Arc<dyn Store>) -> Self {
-        Engine { registry: Arc::new(registry), store, config: EngineConfig::default(), hooks: None, events: None }
+        Engine {
+            registry: Arc::new(registry),
+            store,
+            config: EngineConfig::default(),
+            hooks: None,
+            events: None,
+        }
     }
 
     pub fn with_config(mut self, config: EngineConfig) -> Self {
@@ -129,12 +136,23 @@ impl Engine {
         let run_key = Self::run_key(validated);
         if let Some(run) = self.store.latest_run_for_key(&run_key)? {
             if run.state != RunState::Succeeded {
-                return Ok(StartedRun { run_id: run.id, continued: true });
+                return Ok(StartedRun {
+                    run_id: run.id,
+                    continued: true,
+                });
             }
         }
         let now = now_ms();
-        let run_id = format!("{}-{}", compact_stamp(now), &digest_hex(format!("{run_key}{now}{}", std::process::id()).as_bytes())[..6]);
-        let plan_digest = digest_hex(serde_json::to_string(&validated.plan).unwrap_or_default().as_bytes());
+        let run_id = format!(
+            "{}-{}",
+            compact_stamp(now),
+            &digest_hex(format!("{run_key}{now}{}", std::process::id()).as_bytes())[..6]
+        );
+        let plan_digest = digest_hex(
+            serde_json::to_string(&validated.plan)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         let run = RunRecord {
             id: run_id.clone(),
             run_key: run_key.clone(),
@@ -157,29 +175,66 @@ impl Engine {
                 let mut record = StepRecord::pending(&spec.id);
                 if skipped {
                     record.state = StepState::Skipped;
-                    record.note = Some(format!("skipped: `when` is false ({})", spec.when.as_deref().unwrap_or("")));
+                    record.note = Some(format!(
+                        "skipped: `when` is false ({})",
+                        spec.when.as_deref().unwrap_or("")
+                    ));
                 }
                 record
             })
             .collect();
-        let created = crate::store::JournalEntry { seq: 0, at_ms: now, step: None, event: JournalEvent::RunCreated { run_key } };
-        self.store.commit(&run_id, Batch { run: Some(run), steps, journal: vec![created] })?;
+        let created = crate::store::JournalEntry {
+            seq: 0,
+            at_ms: now,
+            step: None,
+            event: JournalEvent::RunCreated { run_key },
+        };
+        self.store.commit(
+            &run_id,
+            Batch {
+                run: Some(run),
+                steps,
+                journal: vec![created],
+            },
+        )?;
         self.store.flush()?;
-        Ok(StartedRun { run_id, continued: false })
+        Ok(StartedRun {
+            run_id,
+            continued: false,
+        })
     }
 
     /// Executes a run until every step is final, something fails, or `shutdown` turns true.
-    pub async fn execute(&self, run_id: &str, shutdown: watch::Receiver<bool>) -> Result<RunSummary, EngineError> {
-        let mut run = self.store.run(run_id)?.ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
-        let given: BTreeMap<String, VarInput> =
-            run.vars.iter().map(|(k, v)| (k.clone(), VarInput::Json(v.clone()))).collect();
-        let validated = validate(run.plan.clone(), &run.plan_source, &self.registry, &given)
-            .map_err(|problems| EngineError::StoredPlanInvalid { run: run_id.to_string(), problems })?;
+    pub async fn execute(
+        &self,
+        run_id: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<RunSummary, EngineError> {
+        let mut run = self
+            .store
+            .run(run_id)?
+            .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
+        let given: BTreeMap<String, VarInput> = run
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), VarInput::Json(v.clone())))
+            .collect();
+        let validated =
+            validate(run.plan.clone(), &run.plan_source, &self.registry, &given).map_err(|problems| {
+                EngineError::StoredPlanInvalid {
+                    run: run_id.to_string(),
+                    problems,
+                }
+            })?;
         let graph = &validated.graph;
         let count = run.plan.steps.len();
 
-        let mut by_id: BTreeMap<String, StepRecord> =
-            self.store.steps(run_id)?.into_iter().map(|r| (r.step_id.clone(), r)).collect();
+        let mut by_id: BTreeMap<String, StepRecord> = self
+            .store
+            .steps(run_id)?
+            .into_iter()
+            .map(|r| (r.step_id.clone(), r))
+            .collect();
         let records: Vec<StepRecord> = run
             .plan
             .steps
@@ -192,7 +247,12 @@ impl Engine {
         let mut timeouts = Vec::with_capacity(count);
         for spec in &run.plan.steps {
             // Both were checked by validation; defaults stand in should that ever change.
-            retry.push(spec.retry.as_ref().and_then(|r| self.config.retry.with_overrides(r).ok()).unwrap_or_else(|| self.config.retry.clone()));
+            retry.push(
+                spec.retry
+                    .as_ref()
+                    .and_then(|r| self.config.retry.with_overrides(r).ok())
+                    .unwrap_or_else(|| self.config.retry.clone()),
+            );
             timeouts.push(spec.timeout.as_deref().and_then(|t| parse_duration(t).ok()));
         }
 
@@ -204,33 +264,85 @@ impl Engine {
             run_id: run_id.to_string(),
             run_key: run.run_key.clone(),
             plan: run.plan.clone(),
-            index_by_id: run.plan.steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect(),
+            index_by_id: run
+                .plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect(),
             vars: run.vars.clone(),
             store: Arc::clone(&self.store),
             registry: Arc::clone(&self.registry),
             config: self.config.clone(),
             retry,
             timeouts,
-            views: Mutex::new(records.iter().map(|r| StepView { state: r.state, outputs: r.outputs.clone() }).collect()),
+            views: Mutex::new(
+                records
+                    .iter()
+                    .map(|r| StepView {
+                        state: r.state,
+                        outputs: r.outputs.clone(),
+                    })
+                    .collect(),
+            ),
             next_seq: AtomicU64::new(next_seq),
             shutdown: shutdown.clone(),
             hooks: self.hooks.clone(),
             events: self.events.clone(),
         });
-        let mut journal = vec![shared.journal_entry(None, JournalEvent::SessionStarted { session: run.sessions })];
+        let mut journal = vec![shared.journal_entry(
+            None,
+            JournalEvent::SessionStarted {
+                session: run.sessions,
+            },
+        )];
         for record in records.iter().filter(|r| r.state == StepState::Applying) {
-            journal.push(shared.journal_entry(Some(&record.step_id), JournalEvent::InDoubt { state: record.state }));
-            shared.emit(Event::StepInDoubt { step: record.step_id.clone() });
+            journal.push(shared.journal_entry(
+                Some(&record.step_id),
+                JournalEvent::InDoubt { state: record.state },
+            ));
+            shared.emit(Event::StepInDoubt {
+                step: record.step_id.clone(),
+            });
         }
-        self.store.commit(run_id, Batch { run: Some(run.clone()), steps: vec![], journal })?;
+        self.store.commit(
+            run_id,
+            Batch {
+                run: Some(run.clone()),
+                steps: vec![],
+                journal,
+            },
+        )?;
         shared.flush().await?;
-        shared.emit(Event::RunStarted { run_id: run_id.to_string(), session: run.sessions, steps: count });
+        shared.emit(Event::RunStarted {
+            run_id: run_id.to_string(),
+            session: run.sessions,
+            steps: count,
+        });
 
-        let outcome = schedule(&shared, graph, records, self.config.concurrency.max(1), self.config.grace_period, shutdown).await;
+        let span = tracing::info_span!("run", run_id = %run_id, session = run.sessions);
+        tracing::info!(parent: &span, steps = count, "run session started");
+        let outcome = schedule(
+            &shared,
+            graph,
+            records,
+            self.config.concurrency.max(1),
+            self.config.grace_period,
+            shutdown,
+        )
+        .instrument(span.clone())
+        .await;
 
         let steps = self.store.steps(run_id)?;
-        let mut by_id: BTreeMap<String, StepRecord> = steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
-        let steps: Vec<StepRecord> = run.plan.steps.iter().filter_map(|s| by_id.remove(&s.id)).collect();
+        let mut by_id: BTreeMap<String, StepRecord> =
+            steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
+        let steps: Vec<StepRecord> = run
+            .plan
+            .steps
+            .iter()
+            .filter_map(|s| by_id.remove(&s.id))
+            .collect();
         run.state = if outcome.interrupted {
             RunState::Interrupted
         } else if steps.iter().all(|s| s.state.is_final()) {
@@ -244,16 +356,36 @@ impl Engine {
         }
         let mut journal = Vec::new();
         for step in &outcome.in_doubt {
-            journal.push(shared.journal_entry(Some(step), JournalEvent::InDoubt { state: StepState::Applying }));
+            journal.push(shared.journal_entry(
+                Some(step),
+                JournalEvent::InDoubt {
+                    state: StepState::Applying,
+                },
+            ));
         }
         if outcome.interrupted {
             journal.push(shared.journal_entry(None, JournalEvent::Interrupted));
         }
         journal.push(shared.journal_entry(None, JournalEvent::RunFinished { state: run.state }));
-        self.store.commit(run_id, Batch { run: Some(run.clone()), steps: vec![], journal })?;
+        self.store.commit(
+            run_id,
+            Batch {
+                run: Some(run.clone()),
+                steps: vec![],
+                journal,
+            },
+        )?;
         shared.flush().await?;
-        shared.emit(Event::RunFinished { run_id: run_id.to_string(), state: run.state });
-        Ok(RunSummary { run_id: run_id.to_string(), state: run.state, steps })
+        tracing::info!(parent: &span, state = run.state.as_str(), "run session ended");
+        shared.emit(Event::RunFinished {
+            run_id: run_id.to_string(),
+            state: run.state,
+        });
+        Ok(RunSummary {
+            run_id: run_id.to_string(),
+            state: run.state,
+            steps,
+        })
     }
 }
 
@@ -273,13 +405,19 @@ async fn schedule(
 ) -> ScheduleOutcome {
     let count = records.len();
     let is_final: Vec<bool> = records.iter().map(|r| r.state.is_final()).collect();
-    let mut waiting_on: Vec<usize> =
-        (0..count).map(|i| graph.dependencies(i).iter().filter(|&&d| !is_final[d]).count()).collect();
+    let mut waiting_on: Vec<usize> = (0..count)
+        .map(|i| graph.dependencies(i).iter().filter(|&&d| !is_final[d]).count())
+        .collect();
     let mut blocked = vec![false; count];
-    let mut ready: BinaryHeap<(usize, Reverse<usize>)> =
-        (0..count).filter(|&i| !is_final[i] && waiting_on[i] == 0).map(|i| (graph.priority(i), Reverse(i))).collect();
+    let mut ready: BinaryHeap<(usize, Reverse<usize>)> = (0..count)
+        .filter(|&i| !is_final[i] && waiting_on[i] == 0)
+        .map(|i| (graph.priority(i), Reverse(i)))
+        .collect();
     let mut records: Vec<Option<StepRecord>> = records.into_iter().map(Some).collect();
-    let release = |i: usize, waiting_on: &mut Vec<usize>, ready: &mut BinaryHeap<(usize, Reverse<usize>)>, blocked: &Vec<bool>| {
+    let release = |i: usize,
+                   waiting_on: &mut Vec<usize>,
+                   ready: &mut BinaryHeap<(usize, Reverse<usize>)>,
+                   blocked: &Vec<bool>| {
         for &d in graph.dependents(i) {
             waiting_on[d] -= 1;
             if waiting_on[d] == 0 && !blocked[d] {
@@ -292,14 +430,18 @@ async fn schedule(
     let mut running_ids: BTreeMap<tokio::task::Id, usize> = BTreeMap::new();
     let mut stopping = *shutdown.borrow();
     let mut grace_deadline: Option<tokio::time::Instant> = None;
-    let mut outcome = ScheduleOutcome { interrupted: stopping, in_doubt: Vec::new() };
+    let mut outcome = ScheduleOutcome {
+        interrupted: stopping,
+        in_doubt: Vec::new(),
+    };
 
     loop {
         while !stopping && running.len() < concurrency {
             let Some((_, Reverse(i))) = ready.pop() else { break };
             let record = records[i].take().expect("a step is launched once per session");
             let driver = StepDriver::new(Arc::clone(shared), i, record);
-            let handle = running.spawn(async move { (i, driver.run().await) });
+            let span = tracing::info_span!("step", step = %shared.plan.steps[i].id, kind = %shared.plan.steps[i].kind);
+            let handle = running.spawn(async move { (i, driver.run().await) }.instrument(span));
             running_ids.insert(handle.id(), i);
         }
         if running.is_empty() {
@@ -356,11 +498,23 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 /// A step kind panicked: record the step as failed so the run says why.
 fn record_panic(shared: &RunShared, index: usize, message: &str) {
     let step_id = shared.plan.steps[index].id.clone();
-    let mut record = shared.store.steps(&shared.run_id).ok()
+    let mut record = shared
+        .store
+        .steps(&shared.run_id)
+        .ok()
         .and_then(|steps| steps.into_iter().find(|s| s.step_id == step_id))
         .unwrap_or_else(|| StepRecord::pending(&step_id));
     let from = record.state;
     record.state = StepState::Failed;
-    record.error = Some(crate::store::ErrorRecord { class: "permanent".into(), message: format!("the step kind panicked: {message}") });
-    let _ = shared.commit_step(&record, vec![JournalEvent::Transition { from, to: StepState::Failed }]);
+    record.error = Some(crate::store::ErrorRecord {
+        class: "permanent".into(),
+        message: format!("the step kind panicked: {message}"),
+    });
+    let _ = shared.commit_step(
+        &record,
+        vec![JournalEvent::Transition {
+            from,
+            to: StepState::Failed,
+        }],
+    );
 }

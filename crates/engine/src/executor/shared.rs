@@ -59,17 +59,37 @@ impl RunShared {
     /// Records a step record and its journal entries in one atomic commit, and mirrors the new
     /// state for the scheduler and for reference resolution.
     pub fn commit_step(&self, record: &StepRecord, events: Vec<JournalEvent>) -> Result<(), StoreError> {
-        let journal = events.into_iter().map(|e| self.journal_entry(Some(&record.step_id), e)).collect();
-        self.store.commit(&self.run_id, Batch { run: None, steps: vec![record.clone()], journal })?;
+        let journal = events
+            .into_iter()
+            .map(|e| self.journal_entry(Some(&record.step_id), e))
+            .collect();
+        self.store.commit(
+            &self.run_id,
+            Batch {
+                run: None,
+                steps: vec![record.clone()],
+                journal,
+            },
+        )?;
         let index = self.index_of(&record.step_id);
         let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
-        views[index] = StepView { state: record.state, outputs: record.outputs.clone() };
+        views[index] = StepView {
+            state: record.state,
+            outputs: record.outputs.clone(),
+        };
         Ok(())
     }
 
     pub fn commit_journal(&self, step: Option<&str>, event: JournalEvent) -> Result<(), StoreError> {
         let entry = self.journal_entry(step, event);
-        self.store.commit(&self.run_id, Batch { run: None, steps: vec![], journal: vec![entry] })
+        self.store.commit(
+            &self.run_id,
+            Batch {
+                run: None,
+                steps: vec![],
+                journal: vec![entry],
+            },
+        )
     }
 
     /// Makes every earlier commit durable. Concurrent callers share one fsync (group commit).

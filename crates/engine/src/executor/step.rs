@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::shared::{Interrupted, RunShared};
 use crate::error::{StepError, StoreError};
@@ -66,7 +67,12 @@ pub(crate) struct StepDriver {
 impl StepDriver {
     pub fn new(shared: Arc<RunShared>, index: usize, record: StepRecord) -> Self {
         let spec = &shared.plan.steps[index];
-        let kind = Arc::clone(shared.registry.get(&spec.kind).expect("kinds are checked by validation"));
+        let kind = Arc::clone(
+            shared
+                .registry
+                .get(&spec.kind)
+                .expect("kinds are checked by validation"),
+        );
         let retry = shared.retry[index].clone();
         let poll = kind.poll_policy().unwrap_or(shared.config.poll);
         let backoff = retry.backoff();
@@ -86,7 +92,10 @@ impl StepDriver {
 
     pub async fn run(mut self) -> StepEnd {
         let step = self.record.step_id.clone();
-        self.shared.emit(Event::StepStarted { step: step.clone(), kind: self.kind_name() });
+        self.shared.emit(Event::StepStarted {
+            step: step.clone(),
+            kind: self.kind_name(),
+        });
         if self.record.started_at_ms.is_none() {
             self.record.started_at_ms = Some(now_ms());
         }
@@ -123,11 +132,12 @@ impl StepDriver {
             if self.shared.stopping() {
                 return StepEnd::Interrupted;
             }
+            let span = tracing::info_span!("attempt", n = self.record.attempts + 1);
             let result = match self.record.state {
                 StepState::Succeeded => return StepEnd::Succeeded,
                 StepState::Skipped => return StepEnd::Skipped,
-                StepState::Waiting => self.wait().await,
-                _ => self.observe_then_apply().await,
+                StepState::Waiting => self.wait().instrument(span).await,
+                _ => self.observe_then_apply().instrument(span).await,
             };
             match result {
                 Ok(end) => return end,
@@ -153,8 +163,10 @@ impl StepDriver {
 
     async fn transition(&mut self, to: StepState, durable: bool) -> Result<(), StoreError> {
         let from = self.record.state;
+        tracing::debug!(from = from.as_str(), to = to.as_str(), durable, "transition");
         self.record.state = to;
-        self.shared.commit_step(&self.record, vec![JournalEvent::Transition { from, to }])?;
+        self.shared
+            .commit_step(&self.record, vec![JournalEvent::Transition { from, to }])?;
         if durable {
             self.shared.flush().await?;
         }
@@ -174,13 +186,18 @@ impl StepDriver {
         let shared = &self.shared;
         let mut lookup = |reference: &template::Ref| -> Result<Value, String> {
             match reference {
-                template::Ref::Var(name) => {
-                    shared.vars.get(name).cloned().ok_or_else(|| format!("variable `{name}` has no value"))
-                }
+                template::Ref::Var(name) => shared
+                    .vars
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("variable `{name}` has no value")),
                 template::Ref::StepOutput { step, key } => {
                     let view = shared.view(shared.index_of(step));
                     view.outputs.get(key).cloned().ok_or_else(|| {
-                        format!("step `{step}` finished without output `{key}` (state {})", view.state.as_str())
+                        format!(
+                            "step `{step}` finished without output `{key}` (state {})",
+                            view.state.as_str()
+                        )
                     })
                 }
             }
@@ -207,7 +224,10 @@ impl StepDriver {
         }
         match self.kind.observe(&cx).await? {
             // INVARIANT: a step observed as converged makes no mutation.
-            Observation::Converged(outputs) => self.succeed(outputs).await,
+            Observation::Converged(outputs) => {
+                tracing::info!("converged; no change");
+                self.succeed(outputs).await
+            }
             // INVARIANT: a resumed run adopts what a lost call created: an operation already
             // under way is waited on, never started again.
             Observation::InProgress(handle) => self.start_waiting(handle, &cx).await,
@@ -216,7 +236,11 @@ impl StepDriver {
                 self.record.error = None;
                 // INVARIANT: no side effect before its intent is durable (flushed here).
                 self.transition(StepState::Applying, true).await?;
-                self.shared.emit(Event::StepApplying { step: cx.step_id.clone(), change });
+                tracing::info!(action = ?change.action, summary = %change.summary, "applying");
+                self.shared.emit(Event::StepApplying {
+                    step: cx.step_id.clone(),
+                    change,
+                });
                 self.shared.hook(CrashPoint::AfterIntent, &cx.step_id);
                 let applied = self.kind.apply(&cx).await?;
                 self.applied = true;
@@ -252,11 +276,21 @@ impl StepDriver {
             self.record.polls += 1;
             let outcome = self.kind.poll(&cx, &handle).await?;
             let done = !matches!(outcome, PollOutcome::Pending { .. });
-            self.shared.commit_journal(Some(&cx.step_id), JournalEvent::Poll { poll: self.record.polls, done })?;
+            self.shared.commit_journal(
+                Some(&cx.step_id),
+                JournalEvent::Poll {
+                    poll: self.record.polls,
+                    done,
+                },
+            )?;
             match outcome {
                 PollOutcome::Done(outputs) => return self.succeed(outputs).await,
                 PollOutcome::Pending { progress } => {
-                    self.shared.emit(Event::StepWaiting { step: cx.step_id.clone(), poll: self.record.polls, progress });
+                    self.shared.emit(Event::StepWaiting {
+                        step: cx.step_id.clone(),
+                        poll: self.record.polls,
+                        progress,
+                    });
                 }
                 PollOutcome::Failed(error) => {
                     // The operation ended in error: forget it and reconcile from observe.
@@ -288,7 +322,10 @@ impl StepDriver {
     }
 
     async fn fail(&mut self, error: &StepError) -> StepEnd {
-        self.record.error = Some(ErrorRecord { class: error.class().into(), message: error.message().into() });
+        self.record.error = Some(ErrorRecord {
+            class: error.class().into(),
+            message: error.message().into(),
+        });
         self.record.finished_at_ms = Some(now_ms());
         if self.transition(StepState::Failed, true).await.is_err() {
             // The store is failing too; the run's final commit will report it.
@@ -302,18 +339,21 @@ impl StepDriver {
         self.record.attempts += 1;
         let give_up = match &error {
             StepError::Permanent { .. } => Some(error.message().to_string()),
-            StepError::Retryable { message, .. } if self.attempts_here >= self.retry.max_attempts => {
-                Some(format!("gave up after {} attempts: {message}", self.attempts_here))
-            }
+            StepError::Retryable { message, .. } if self.attempts_here >= self.retry.max_attempts => Some(
+                format!("gave up after {} attempts: {message}", self.attempts_here),
+            ),
             StepError::NotYet { message, .. } => {
                 let since = *self.not_yet_since.get_or_insert_with(Instant::now);
-                (since.elapsed() >= self.retry.not_yet_window).then(|| {
-                    format!("still not ready after {:?}: {message}", self.retry.not_yet_window)
-                })
+                (since.elapsed() >= self.retry.not_yet_window)
+                    .then(|| format!("still not ready after {:?}: {message}", self.retry.not_yet_window))
             }
             StepError::Retryable { .. } => None,
         };
-        let delay = if give_up.is_some() { Duration::ZERO } else { self.backoff.next_delay(error.server_delay()) };
+        let delay = if give_up.is_some() {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay(error.server_delay())
+        };
         let event = JournalEvent::AttemptFailed {
             attempt: self.record.attempts,
             class: error.class().into(),
@@ -321,6 +361,14 @@ impl StepDriver {
             retry_in_ms: give_up.is_none().then_some(delay.as_millis() as u64),
         };
         let step = self.record.step_id.clone();
+        tracing::warn!(
+            attempt = self.record.attempts,
+            class = error.class(),
+            message = error.message(),
+            retry_in_ms = delay.as_millis() as u64,
+            gives_up = give_up.is_some(),
+            "attempt failed"
+        );
         let _ = self.shared.commit_journal(Some(&step), event);
         if let Some(message) = give_up {
             let final_error = match error {

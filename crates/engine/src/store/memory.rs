@@ -40,7 +40,11 @@ impl Store for MemoryStore {
         for step in batch.steps {
             steps.insert(step.step_id.clone(), step);
         }
-        inner.journals.entry(run_id.to_string()).or_default().extend(batch.journal);
+        inner
+            .journals
+            .entry(run_id.to_string())
+            .or_default()
+            .extend(batch.journal);
         Ok(())
     }
 
@@ -60,11 +64,20 @@ impl Store for MemoryStore {
 
     fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
         let inner = self.lock();
-        Ok(inner.latest_by_key.get(run_key).and_then(|id| inner.runs.get(id)).cloned())
+        Ok(inner
+            .latest_by_key
+            .get(run_key)
+            .and_then(|id| inner.runs.get(id))
+            .cloned())
     }
 
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        Ok(self.lock().steps.get(run_id).map(|s| s.values().cloned().collect()).unwrap_or_default())
+        Ok(self
+            .lock()
+            .steps
+            .get(run_id)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
@@ -72,6 +85,11 @@ impl Store for MemoryStore {
     }
 
     fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {
-        Ok(self.lock().journals.get(run_id).and_then(|j| j.last()).map_or(0, |e| e.seq + 1))
+        Ok(self
+            .lock()
+            .journals
+            .get(run_id)
+            .and_then(|j| j.last())
+            .map_or(0, |e| e.seq + 1))
     }
 }

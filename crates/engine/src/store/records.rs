@@ -148,17 +148,36 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JournalEvent {
-    RunCreated { run_key: String },
+    RunCreated {
+        run_key: String,
+    },
     /// A process (re)started executing the run.
-    SessionStarted { session: u32 },
-    Transition { from: StepState, to: StepState },
+    SessionStarted {
+        session: u32,
+    },
+    Transition {
+        from: StepState,
+        to: StepState,
+    },
     /// A step found applying at start-up: the mutation may or may not have happened, so it
     /// observes before anything else.
-    InDoubt { state: StepState },
-    AttemptFailed { attempt: u32, class: String, message: String, retry_in_ms: Option<u64> },
-    Poll { poll: u32, done: bool },
+    InDoubt {
+        state: StepState,
+    },
+    AttemptFailed {
+        attempt: u32,
+        class: String,
+        message: String,
+        retry_in_ms: Option<u64>,
+    },
+    Poll {
+        poll: u32,
+        done: bool,
+    },
     Interrupted,
-    RunFinished { state: RunState },
+    RunFinished {
+        state: RunState,
+    },
 }
 
 /// Writes applied atomically by [`super::Store::commit`].

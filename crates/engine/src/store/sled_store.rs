@@ -42,7 +42,10 @@ impl SledStore {
     /// directory belongs to something else, another process holds it, or its format is unknown.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path_text = dir.display().to_string();
-        let io = |source| StoreError::Io { path: path_text.clone(), source };
+        let io = |source| StoreError::Io {
+            path: path_text.clone(),
+            source,
+        };
         if dir.exists() {
             if !dir.is_dir() {
                 return Err(StoreError::Foreign { path: path_text });
@@ -139,7 +142,10 @@ impl SledStore {
             fresh.flush()?;
         }
         let old_path = dir.join("db.old");
-        let io = |source| StoreError::Io { path: dir.display().to_string(), source };
+        let io = |source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
         let SledStore { db, _lock: lock, .. } = store;
         drop(db);
         let _ = std::fs::remove_dir_all(&old_path);
@@ -184,7 +190,10 @@ impl Store for SledStore {
             writes.insert(format!("step/{run_id}/{}", step.step_id).as_bytes(), encode(step));
         }
         for entry in &batch.journal {
-            writes.insert(format!("jrnl/{run_id}/{:016x}", entry.seq).as_bytes(), encode(entry));
+            writes.insert(
+                format!("jrnl/{run_id}/{:016x}", entry.seq).as_bytes(),
+                encode(entry),
+            );
         }
         self.db.apply_batch(writes)?;
         self.committed.fetch_add(1, Ordering::SeqCst);
@@ -235,7 +244,11 @@ impl Store for SledStore {
 
     fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {
         // Keys end in the sequence number as fixed-width hex, so the last key is the newest.
-        match self.db.scan_prefix(format!("jrnl/{run_id}/").as_bytes()).next_back() {
+        match self
+            .db
+            .scan_prefix(format!("jrnl/{run_id}/").as_bytes())
+            .next_back()
+        {
             Some(item) => {
                 let (key, value) = item?;
                 let entry: JournalEntry = decode(&key, &value)?;
@@ -247,7 +260,9 @@ impl Store for SledStore {
 }
 
 fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|entry| match entry.metadata() {
