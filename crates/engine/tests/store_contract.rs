@@ -1,0 +1,202 @@
+//! The `Store` contract, run against both backends, plus what only the sled store promises:
+//! durability across reopen, one process at a time, format checks and compaction.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sluice_engine::store::{Batch, JournalEntry, JournalEvent, RunRecord, RunState, StepRecord, StepState};
+use sluice_engine::{parse_plan, MemoryStore, SledStore, Store, StoreError};
+
+fn run(id: &str, key: &str, created: u64, state: RunState) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        run_key: key.into(),
+        plan_digest: "d".into(),
+        plan_source: "p.json".into(),
+        plan: parse_plan(
+            r#"{"name":"p","steps":[{"id":"a","kind":"core.noop"}]}"#,
+            "p.json",
+        )
+        .unwrap(),
+        vars: BTreeMap::from([("x".to_string(), json!(1))]),
+        state,
+        created_at_ms: created,
+        updated_at_ms: created,
+        finished_at_ms: None,
+        sessions: 0,
+    }
+}
+
+fn entry(seq: u64, to: StepState) -> JournalEntry {
+    JournalEntry {
+        seq,
+        at_ms: seq,
+        step: Some("a".into()),
+        event: JournalEvent::Transition {
+            from: StepState::Pending,
+            to,
+        },
+    }
+}
+
+fn contract(store: &dyn Store) {
+    assert!(store.runs().unwrap().is_empty());
+    assert_eq!(store.next_journal_seq("r1").unwrap(), 0);
+    let steps = vec![StepRecord::pending("a"), StepRecord::pending("b")];
+    store
+        .commit(
+            "r1",
+            Batch {
+                run: Some(run("r1", "k", 10, RunState::Running)),
+                steps,
+                journal: vec![entry(0, StepState::Pending)],
+            },
+        )
+        .unwrap();
+    let mut a = StepRecord::pending("a");
+    a.state = StepState::Succeeded;
+    a.outputs.insert("value".into(), json!("v"));
+    // 17 entries: the journal must come back in numeric, not lexical, order.
+    let journal = (1..=17).map(|seq| entry(seq, StepState::Observing)).collect();
+    store
+        .commit(
+            "r1",
+            Batch {
+                run: None,
+                steps: vec![a.clone()],
+                journal,
+            },
+        )
+        .unwrap();
+    store
+        .commit(
+            "r2",
+            Batch {
+                run: Some(run("r2", "k", 20, RunState::Succeeded)),
+                steps: vec![],
+                journal: vec![],
+            },
+        )
+        .unwrap();
+    store.flush().unwrap();
+
+    assert_eq!(store.run("r1").unwrap().unwrap().vars["x"], json!(1));
+    assert!(store.run("nope").unwrap().is_none());
+    let ids: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["r1", "r2"], "oldest first");
+    assert_eq!(store.latest_run_for_key("k").unwrap().unwrap().id, "r2");
+    assert!(store.latest_run_for_key("other").unwrap().is_none());
+    let mut steps = store.steps("r1").unwrap();
+    steps.sort_by(|x, y| x.step_id.cmp(&y.step_id));
+    assert_eq!(steps[0], a, "the newest record of a step wins");
+    assert_eq!(steps[1].state, StepState::Pending);
+    let seqs: Vec<u64> = store.journal("r1").unwrap().into_iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..=17).collect::<Vec<_>>());
+    assert_eq!(store.next_journal_seq("r1").unwrap(), 18);
+    assert!(store.steps("r2").unwrap().is_empty());
+}
+
+#[test]
+fn memory_store_meets_the_contract() {
+    contract(&MemoryStore::new());
+}
+
+#[test]
+fn sled_store_meets_the_contract_and_keeps_it_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    contract(&SledStore::open(&path).unwrap());
+    let reopened = SledStore::open(&path).unwrap();
+    assert_eq!(reopened.runs().unwrap().len(), 2);
+    assert_eq!(reopened.journal("r1").unwrap().len(), 18);
+}
+
+#[test]
+fn sled_store_is_held_by_one_opener_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let first = SledStore::open(&path).unwrap();
+    match SledStore::open(&path) {
+        Err(StoreError::Locked { path: named }) => assert_eq!(named, path.display().to_string()),
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    SledStore::open(&path).expect("free again once the first is dropped");
+}
+
+#[test]
+fn sled_store_refuses_unknown_formats_and_foreign_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    drop(SledStore::open(&path).unwrap());
+    {
+        let db = sled::open(path.join("db")).unwrap();
+        db.insert(b"meta/format", b"2".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    match SledStore::open(&path) {
+        Err(error @ StoreError::UnknownFormat { .. }) => {
+            assert!(error.to_string().contains("format version 2"))
+        }
+        other => panic!("expected UnknownFormat, got {:?}", other.map(|_| ())),
+    }
+    let foreign = dir.path().join("photos");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("cat.jpg"), b"meow").unwrap();
+    assert!(matches!(
+        SledStore::open(&foreign),
+        Err(StoreError::Foreign { .. })
+    ));
+    assert_eq!(
+        std::fs::read_dir(&foreign).unwrap().count(),
+        1,
+        "nothing written into a foreign directory"
+    );
+}
+
+#[test]
+fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let store = SledStore::open(&path).unwrap();
+        for i in 0..200u64 {
+            let state = if i == 3 {
+                RunState::Failed
+            } else if i == 5 {
+                RunState::Running
+            } else {
+                RunState::Succeeded
+            };
+            let id = format!("r{i:03}");
+            let steps = (0..20).map(|s| StepRecord::pending(&format!("s{s}"))).collect();
+            let journal = (0..50).map(|seq| entry(seq, StepState::Observing)).collect();
+            store
+                .commit(
+                    &id,
+                    Batch {
+                        run: Some(run(&id, &format!("k{i}"), i, state)),
+                        steps,
+                        journal,
+                    },
+                )
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let report = SledStore::compact(&path, 10).unwrap();
+    assert_eq!(report.runs_removed, 189, "199 finished runs, 10 kept");
+    assert_eq!(report.runs_kept, 11);
+    assert!(report.bytes_after < report.bytes_before, "{report:?}");
+    let store = SledStore::open(&path).unwrap();
+    let ids: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
+    assert!(ids.contains(&"r005".to_string()), "the unfinished run is kept");
+    assert!(
+        !ids.contains(&"r003".to_string()),
+        "an old failed run is finished and may go"
+    );
+    assert!(ids.contains(&"r199".to_string()));
+    assert!(store.steps("r000").unwrap().is_empty() && store.journal("r000").unwrap().is_empty());
+    assert!(store.latest_run_for_key("k0").unwrap().is_none());
+    assert_eq!(store.journal("r199").unwrap().len(), 50);
+}
