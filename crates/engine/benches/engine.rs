@@ -22,52 +22,40 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_engine::store::Batch;
 use sluice_engine::{
-    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
-    SledStore, StepRecord, Store, StoreError, ValidatedPlan,
+    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, Registry, RunRecord,
+    RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 const STEPS: usize = 10_000;
 
-/// A store wrapper counting commits and flushes and the time spent in them (summed over threads).
+/// A store wrapper counting commits and flushes and the time spent in them (summed over threads):
+/// `counters` = [commit calls, commit ns, flush calls, flush ns].
 struct Counted {
     inner: Arc<dyn Store>,
-    commits: AtomicU64,
-    commit_ns: AtomicU64,
-    flushes: AtomicU64,
-    flush_ns: AtomicU64,
+    counters: [AtomicU64; 4],
 }
 
 impl Counted {
-    fn new(inner: Arc<dyn Store>) -> Self {
-        let zero = || AtomicU64::new(0);
-        Counted {
-            inner,
-            commits: zero(),
-            commit_ns: zero(),
-            flushes: zero(),
-            flush_ns: zero(),
-        }
+    fn timed<T>(&self, at: usize, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.counters[at].fetch_add(1, Ordering::Relaxed);
+        self.counters[at + 1].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
     }
-}
-
-fn timed<T>(calls: &AtomicU64, ns: &AtomicU64, f: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let out = f();
-    ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    calls.fetch_add(1, Ordering::Relaxed);
-    out
+    fn snapshot(&self) -> [u64; 4] {
+        self.counters.each_ref().map(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 impl Store for Counted {
     fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
-        timed(&self.commits, &self.commit_ns, || {
-            self.inner.commit(run_id, batch)
-        })
+        self.timed(0, || self.inner.commit(run_id, batch))
     }
     fn flush(&self) -> Result<(), StoreError> {
-        timed(&self.flushes, &self.flush_ns, || self.inner.flush())
+        self.timed(2, || self.inner.flush())
     }
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.inner.run(run_id)
@@ -89,6 +77,14 @@ impl Store for Counted {
     }
 }
 
+/// Bytes this process has passed to write(2)-like calls so far (Linux `/proc/self/io`).
+fn bytes_written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// `n` no-op steps; `deep` chains each after the previous one, `value` gives each an output.
 fn plan_json(name: &str, n: usize, deep: bool, value: bool) -> String {
     let steps: Vec<Value> = (0..n)
@@ -108,13 +104,7 @@ fn plan_json(name: &str, n: usize, deep: bool, value: bool) -> String {
 
 fn validated(text: &str) -> ValidatedPlan {
     let plan = parse_plan(text, "bench.json").expect("plan parses");
-    validate(
-        plan,
-        "bench.json",
-        &sluice_engine::Registry::with_builtins(),
-        &BTreeMap::new(),
-    )
-    .expect("plan is valid")
+    validate(plan, "bench.json", &Registry::with_builtins(), &BTreeMap::new()).expect("plan is valid")
 }
 
 fn median(mut samples: Vec<f64>) -> (f64, f64, f64) {
@@ -126,54 +116,50 @@ struct Sample {
     wall: Duration,
     start: Duration,
     transitions: usize,
-    commits: u64,
-    commit_s: f64,
-    flushes: u64,
-    flush_s: f64,
+    /// Deltas of [`Counted::counters`] and of [`bytes_written`] over `execute`.
+    counters: [u64; 4],
+    written: u64,
 }
 
 fn run_once(rt: &Runtime, plan: &ValidatedPlan, concurrency: usize, durable: bool) -> Sample {
     let dir = tempfile::tempdir().expect("temp dir");
-    let inner: Arc<dyn Store> = if durable {
-        Arc::new(SledStore::open(dir.path()).expect("store opens"))
-    } else {
-        Arc::new(MemoryStore::new())
+    let inner: Arc<dyn Store> = match durable {
+        true => Arc::new(SledStore::open(dir.path()).expect("store opens")),
+        false => Arc::new(MemoryStore::new()),
     };
-    let store = Arc::new(Counted::new(inner));
+    let store = Arc::new(Counted {
+        inner,
+        counters: Default::default(),
+    });
     let config = EngineConfig {
         concurrency,
         ..EngineConfig::default()
     };
-    let engine = Engine::new(sluice_engine::Registry::with_builtins(), store.clone()).with_config(config);
+    let engine = Engine::new(Registry::with_builtins(), store.clone()).with_config(config);
     let started = Instant::now();
     let run = engine.start(plan, "bench.json").expect("run starts");
     let start = started.elapsed();
     let (_stop, shutdown) = watch::channel(false);
-    let (commits0, commit_ns0, flushes0, flush_ns0) = (
-        store.commits.load(Ordering::Relaxed),
-        store.commit_ns.load(Ordering::Relaxed),
-        store.flushes.load(Ordering::Relaxed),
-        store.flush_ns.load(Ordering::Relaxed),
-    );
+    let (before, written) = (store.snapshot(), bytes_written());
     let started = Instant::now();
     let summary = rt
         .block_on(engine.execute(&run.run_id, shutdown))
         .expect("run executes");
     let wall = started.elapsed();
+    let (after, written) = (store.snapshot(), bytes_written() - written);
     assert_eq!(summary.state, RunState::Succeeded);
     let journal = store.journal(&run.run_id).expect("journal reads");
     let transitions = journal
         .iter()
         .filter(|e| matches!(e.event, JournalEvent::Transition { .. }))
         .count();
+    let counters = [0, 1, 2, 3].map(|i| after[i] - before[i]);
     Sample {
         wall,
         start,
         transitions,
-        commits: store.commits.load(Ordering::Relaxed) - commits0,
-        commit_s: (store.commit_ns.load(Ordering::Relaxed) - commit_ns0) as f64 / 1e9,
-        flushes: store.flushes.load(Ordering::Relaxed) - flushes0,
-        flush_s: (store.flush_ns.load(Ordering::Relaxed) - flush_ns0) as f64 / 1e9,
+        counters,
+        written,
     }
 }
 
@@ -181,8 +167,8 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
     let wide = validated(&plan_json("wide", STEPS, false, false));
     let deep = validated(&plan_json("deep", STEPS, true, false));
     println!("## Throughput: {STEPS}-step `core.noop` plans (`apply: true`), median of {reps}\n");
-    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* |");
-    println!("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* | MB written |");
+    println!("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let scenarios = [
         ("wide", &wide, 1, true),
         ("wide", &wide, 8, true),
@@ -194,11 +180,8 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
         ("deep", &deep, 8, false),
     ];
     for (shape, plan, concurrency, durable) in scenarios {
-        let store = if durable { "sled (durable)" } else { "memory" };
-        let name = format!(
-            "{shape}-{}-c{concurrency}",
-            if durable { "sled" } else { "memory" }
-        );
+        let store = if durable { "sled" } else { "memory" };
+        let name = format!("{shape}-{store}-c{concurrency}");
         if !name.contains(filter) {
             continue;
         }
@@ -210,15 +193,16 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
         let mid = &samples[order[order.len() / 2]];
         let (wall, min, max) = median(samples.iter().map(|s| s.wall.as_secs_f64()).collect());
         println!(
-            "| {shape} | {store} | {concurrency} | {wall:.3} ({min:.3}–{max:.3}) | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {} | {:.2} |",
+            "| {shape} | {store} | {concurrency} | {wall:.3} ({min:.3}–{max:.3}) | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {} | {:.2} | {:.0} |",
             STEPS as f64 / wall,
             mid.transitions as f64 / wall,
             wall * 1e6 / STEPS as f64,
             mid.start.as_secs_f64() * 1e3,
-            mid.commits,
-            mid.commit_s,
-            mid.flushes,
-            mid.flush_s,
+            mid.counters[0],
+            mid.counters[1] as f64 / 1e9,
+            mid.counters[2],
+            mid.counters[3] as f64 / 1e9,
+            mid.written as f64 / 1e6,
         );
     }
     println!("\n\\* summed over threads (may exceed wall time); counted around `execute` only.\n");
@@ -228,7 +212,7 @@ fn validation(reps: usize) {
     println!("## `parse_plan` and `validate` alone ({STEPS} steps), median of {reps}\n");
     println!("| plan | JSON bytes | parse_plan ms | validate ms |");
     println!("|---|---:|---:|---:|");
-    let registry = sluice_engine::Registry::with_builtins();
+    let registry = Registry::with_builtins();
     for (shape, deep) in [("wide", false), ("deep", true)] {
         let text = plan_json(shape, STEPS, deep, false);
         let (mut parse, mut check) = (Vec::new(), Vec::new());
@@ -256,7 +240,7 @@ fn store_size(rt: &Runtime) {
     let plan = validated(&plan_json("ten", 10, false, true));
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SledStore::open(dir.path()).expect("store opens"));
-    let engine = Engine::new(sluice_engine::Registry::with_builtins(), store.clone());
+    let engine = Engine::new(Registry::with_builtins(), store.clone());
     let started = Instant::now();
     for _ in 0..RUNS {
         let run = engine.start(&plan, "ten.json").expect("run starts");
@@ -276,39 +260,43 @@ fn store_size(rt: &Runtime) {
     let started = Instant::now();
     let report = SledStore::compact(dir.path(), 10).expect("compaction");
     let compact_s = started.elapsed().as_secs_f64();
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    println!("## Store size: {RUNS} runs of a 10-step plan in one `SledStore`\n");
-    println!("| figure | value |");
-    println!("|---|---:|");
+    let mib = |b: u64| format!("{b} B ({:.2} MiB)", b as f64 / (1024.0 * 1024.0));
+    let rows = [
+        (
+            "runs executed / run records in store".into(),
+            format!("{RUNS} / {}", runs.len()),
+        ),
+        ("journal entries per run".into(), journal.to_string()),
+        (
+            format!("time for {RUNS} runs (start + execute)"),
+            format!("{elapsed:.1} s ({:.1} ms/run)", elapsed * 1e3 / RUNS as f64),
+        ),
+        (
+            format!("`size_on_disk()` after {RUNS} runs"),
+            format!(
+                "{} = {:.1} KiB/run",
+                mib(bytes),
+                bytes as f64 / 1024.0 / RUNS as f64
+            ),
+        ),
+        (
+            "`compact(dir, 10)`: bytes_before".into(),
+            mib(report.bytes_before),
+        ),
+        ("`compact(dir, 10)`: bytes_after".into(), mib(report.bytes_after)),
+        (
+            "`compact(dir, 10)`: runs removed / kept".into(),
+            format!("{} / {}", report.runs_removed, report.runs_kept),
+        ),
+        ("`compact(dir, 10)`: time".into(), format!("{compact_s:.2} s")),
+    ];
     println!(
-        "| runs executed / run records in store | {RUNS} / {} |",
-        runs.len()
+        "## Store size: {RUNS} runs of a 10-step plan in one `SledStore`\n\n| figure | value |\n|---|---:|"
     );
-    println!("| journal entries per run | {journal} |");
-    println!(
-        "| time for {RUNS} runs (start + execute) | {elapsed:.1} s ({:.1} ms/run) |",
-        elapsed * 1e3 / RUNS as f64
-    );
-    println!(
-        "| `size_on_disk()` after {RUNS} runs | {bytes} B ({:.1} MiB, {:.1} KiB/run) |",
-        mib(bytes),
-        bytes as f64 / 1024.0 / RUNS as f64
-    );
-    println!(
-        "| `compact(dir, 10)`: bytes_before | {} B ({:.1} MiB) |",
-        report.bytes_before,
-        mib(report.bytes_before)
-    );
-    println!(
-        "| `compact(dir, 10)`: bytes_after | {} B ({:.1} MiB) |",
-        report.bytes_after,
-        mib(report.bytes_after)
-    );
-    println!(
-        "| `compact(dir, 10)`: runs removed / kept | {} / {} |",
-        report.runs_removed, report.runs_kept
-    );
-    println!("| `compact(dir, 10)`: time | {compact_s:.2} s |\n");
+    for (figure, value) in rows {
+        println!("| {figure} | {value} |");
+    }
+    println!();
 }
 
 fn main() {

@@ -229,18 +229,7 @@ impl Engine {
         let graph = &validated.graph;
         let count = run.plan.steps.len();
 
-        let mut by_id: BTreeMap<String, StepRecord> = self
-            .store
-            .steps(run_id)?
-            .into_iter()
-            .map(|r| (r.step_id.clone(), r))
-            .collect();
-        let records: Vec<StepRecord> = run
-            .plan
-            .steps
-            .iter()
-            .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
-            .collect();
+        let records = steps_in_plan_order(self.store.as_ref(), &run)?;
         let next_seq = self.store.next_journal_seq(run_id)?;
 
         let mut retry = Vec::with_capacity(count);
@@ -306,15 +295,7 @@ impl Engine {
                 step: record.step_id.clone(),
             });
         }
-        self.store.commit(
-            run_id,
-            Batch {
-                run: Some(run.clone()),
-                steps: vec![],
-                journal,
-            },
-        )?;
-        shared.flush().await?;
+        shared.commit_run(&run, journal).await?;
         shared.emit(Event::RunStarted {
             run_id: run_id.to_string(),
             session: run.sessions,
@@ -334,15 +315,7 @@ impl Engine {
         .instrument(span.clone())
         .await;
 
-        let steps = self.store.steps(run_id)?;
-        let mut by_id: BTreeMap<String, StepRecord> =
-            steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
-        let steps: Vec<StepRecord> = run
-            .plan
-            .steps
-            .iter()
-            .filter_map(|s| by_id.remove(&s.id))
-            .collect();
+        let steps = steps_in_plan_order(self.store.as_ref(), &run)?;
         run.state = if outcome.interrupted {
             RunState::Interrupted
         } else if steps.iter().all(|s| s.state.is_final()) {
@@ -367,15 +340,7 @@ impl Engine {
             journal.push(shared.journal_entry(None, JournalEvent::Interrupted));
         }
         journal.push(shared.journal_entry(None, JournalEvent::RunFinished { state: run.state }));
-        self.store.commit(
-            run_id,
-            Batch {
-                run: Some(run.clone()),
-                steps: vec![],
-                journal,
-            },
-        )?;
-        shared.flush().await?;
+        shared.commit_run(&run, journal).await?;
         tracing::info!(parent: &span, state = run.state.as_str(), "run session ended");
         shared.emit(Event::RunFinished {
             run_id: run_id.to_string(),
@@ -517,4 +482,19 @@ fn record_panic(shared: &RunShared, index: usize, message: &str) {
             to: StepState::Failed,
         }],
     );
+}
+
+/// The run's step records in plan order; a step without a record (never written) is pending.
+fn steps_in_plan_order(store: &dyn Store, run: &RunRecord) -> Result<Vec<StepRecord>, StoreError> {
+    let mut by_id: BTreeMap<String, StepRecord> = store
+        .steps(&run.id)?
+        .into_iter()
+        .map(|r| (r.step_id.clone(), r))
+        .collect();
+    Ok(run
+        .plan
+        .steps
+        .iter()
+        .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
+        .collect())
 }

@@ -14,7 +14,7 @@ use crate::events::{CrashPoint, Event, Hooks};
 use crate::kind::{Outputs, Registry};
 use crate::plan::Plan;
 use crate::policy::RetryPolicy;
-use crate::store::{Batch, JournalEntry, JournalEvent, StepRecord, StepState, Store};
+use crate::store::{Batch, JournalEntry, JournalEvent, RunRecord, StepRecord, StepState, Store};
 use crate::time::now_ms;
 
 /// What other steps may read of a step while the run goes on.
@@ -78,6 +78,17 @@ impl RunShared {
             outputs: record.outputs.clone(),
         };
         Ok(())
+    }
+
+    /// Records the run and journal entries, durably: run-level changes are rare and matter.
+    pub async fn commit_run(&self, run: &RunRecord, journal: Vec<JournalEntry>) -> Result<(), StoreError> {
+        let batch = Batch {
+            run: Some(run.clone()),
+            steps: vec![],
+            journal,
+        };
+        self.store.commit(&self.run_id, batch)?;
+        self.flush().await
     }
 
     pub fn commit_journal(&self, step: Option<&str>, event: JournalEvent) -> Result<(), StoreError> {
