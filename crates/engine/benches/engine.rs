@@ -246,74 +246,43 @@ fn store_size(rt: &Runtime) {
         let run = engine.start(&plan, "ten.json").expect("run starts");
         assert!(!run.continued, "a finished plan starts a new run");
         let (_stop, shutdown) = watch::channel(false);
-        let summary = rt
-            .block_on(engine.execute(&run.run_id, shutdown))
-            .expect("run executes");
-        assert_eq!(summary.state, RunState::Succeeded);
+        let summary = rt.block_on(engine.execute(&run.run_id, shutdown));
+        assert_eq!(summary.expect("run executes").state, RunState::Succeeded);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let runs = store.runs().expect("runs read");
-    let journal = store.journal(&runs[0].id).expect("journal reads").len();
+    let ms_per_run = started.elapsed().as_secs_f64() * 1e3 / RUNS as f64;
+    let kept = store.runs().expect("runs read").len();
     let bytes = store.size_on_disk();
-    drop(engine);
-    drop(store);
+    drop((engine, store));
     let started = Instant::now();
     let report = SledStore::compact(dir.path(), 10).expect("compaction");
     let compact_s = started.elapsed().as_secs_f64();
     let mib = |b: u64| format!("{b} B ({:.2} MiB)", b as f64 / (1024.0 * 1024.0));
-    let rows = [
-        (
-            "runs executed / run records in store".into(),
-            format!("{RUNS} / {}", runs.len()),
-        ),
-        ("journal entries per run".into(), journal.to_string()),
-        (
-            format!("time for {RUNS} runs (start + execute)"),
-            format!("{elapsed:.1} s ({:.1} ms/run)", elapsed * 1e3 / RUNS as f64),
-        ),
-        (
-            format!("`size_on_disk()` after {RUNS} runs"),
-            format!(
-                "{} = {:.1} KiB/run",
-                mib(bytes),
-                bytes as f64 / 1024.0 / RUNS as f64
-            ),
-        ),
-        (
-            "`compact(dir, 10)`: bytes_before".into(),
-            mib(report.bytes_before),
-        ),
-        ("`compact(dir, 10)`: bytes_after".into(), mib(report.bytes_after)),
-        (
-            "`compact(dir, 10)`: runs removed / kept".into(),
-            format!("{} / {}", report.runs_removed, report.runs_kept),
-        ),
-        ("`compact(dir, 10)`: time".into(), format!("{compact_s:.2} s")),
-    ];
-    println!(
-        "## Store size: {RUNS} runs of a 10-step plan in one `SledStore`\n\n| figure | value |\n|---|---:|"
-    );
-    for (figure, value) in rows {
-        println!("| {figure} | {value} |");
-    }
-    println!();
+    let (before, after) = (mib(report.bytes_before), mib(report.bytes_after));
+    let (removed, left) = (report.runs_removed, report.runs_kept);
+    println!("## Store size: {RUNS} runs of a 10-step plan in one `SledStore`\n");
+    println!("| figure | value |\n|---|---:|");
+    println!("| runs executed / run records in the store | {RUNS} / {kept} |");
+    println!("| time per run (`start` + `execute`) | {ms_per_run:.1} ms |");
+    println!("| `size_on_disk()` after {RUNS} runs | {} |", mib(bytes));
+    println!("| per run | {:.1} KiB |", bytes as f64 / 1024.0 / RUNS as f64);
+    println!("| `compact(dir, 10)`: bytes_before → bytes_after | {before} → {after} |");
+    println!("| `compact(dir, 10)`: runs removed / kept | {removed} / {left} |");
+    println!("| `compact(dir, 10)`: time | {compact_s:.2} s |\n");
 }
 
 fn main() {
-    let filter = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args
+        .into_iter()
         .find(|a| !a.starts_with("--"))
         .unwrap_or_default();
-    let reps: usize = std::env::var("SLUICE_BENCH_REPS")
+    let reps = std::env::var("SLUICE_BENCH_REPS")
         .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+        .and_then(|r| r.parse().ok());
+    let reps: usize = reps.unwrap_or(3).max(1);
     let rt = Runtime::new().expect("tokio runtime");
-    println!(
-        "# sluice-engine benchmarks ({} worker threads)\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("# sluice-engine benchmarks ({threads} tokio worker threads)\n");
     if "validate".contains(filter.as_str()) {
         validation(reps.max(5));
     }
