@@ -127,8 +127,8 @@ fn failed_step_blocks_only_its_descendants_and_resume_retries_it() {
     assert_eq!(status["run"]["state"], "succeeded");
     assert_eq!(
         step(&status, "flaky")["attempts"],
-        1,
-        "one failed attempt before the resume"
+        2,
+        "one failed attempt, then the resumed one"
     );
     let effects = sandbox.effects();
     assert_eq!(effects.values().sum::<usize>(), 3, "{effects:?}");
@@ -144,8 +144,12 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
     let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let status = status_json(&sandbox, HARNESS, None);
-    assert_eq!(step(&status, "throttled")["attempts"], 2);
-    assert_eq!(step(&status, "propagating")["attempts"], 3);
+    assert_eq!(
+        step(&status, "throttled")["attempts"],
+        3,
+        "two failures, then success"
+    );
+    assert_eq!(step(&status, "propagating")["attempts"], 4);
     assert_eq!(step(&status, "throttled")["outputs"]["attempts"], 3);
     let store = SledStore::open(&sandbox.store()).unwrap();
     let run_id = status["run"]["id"].as_str().unwrap();

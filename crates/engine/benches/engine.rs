@@ -166,9 +166,6 @@ fn run_once(rt: &Runtime, plan: &ValidatedPlan, concurrency: usize, durable: boo
 fn throughput(rt: &Runtime, reps: usize, filter: &str) {
     let wide = validated(&plan_json("wide", STEPS, false, false));
     let deep = validated(&plan_json("deep", STEPS, true, false));
-    println!("## Throughput: {STEPS}-step `core.noop` plans (`apply: true`), median of {reps}\n");
-    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* | MB written |");
-    println!("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let scenarios = [
         ("wide", &wide, 1, true),
         ("wide", &wide, 8, true),
@@ -179,19 +176,28 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
         ("wide", &wide, 64, false),
         ("deep", &deep, 8, false),
     ];
-    for (shape, plan, concurrency, durable) in scenarios {
+    let name = |shape, concurrency, durable| {
         let store = if durable { "sled" } else { "memory" };
-        let name = format!("{shape}-{store}-c{concurrency}");
-        if !name.contains(filter) {
-            continue;
-        }
-        let samples: Vec<Sample> = (0..reps)
+        (store, format!("{shape}-{store}-c{concurrency}"))
+    };
+    let scenarios: Vec<_> = scenarios
+        .into_iter()
+        .filter(|&(s, _, c, d)| name(s, c, d).1.contains(filter))
+        .collect();
+    if scenarios.is_empty() {
+        return;
+    }
+    println!("## Throughput: {STEPS}-step `core.noop` plans (`apply: true`), median of {reps}\n");
+    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* | MB written |");
+    println!("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (shape, plan, concurrency, durable) in scenarios {
+        let store = name(shape, concurrency, durable).0;
+        let mut samples: Vec<Sample> = (0..reps)
             .map(|_| run_once(rt, plan, concurrency, durable))
             .collect();
-        let mut order: Vec<usize> = (0..samples.len()).collect();
-        order.sort_by(|&a, &b| samples[a].wall.cmp(&samples[b].wall));
-        let mid = &samples[order[order.len() / 2]];
-        let (wall, min, max) = median(samples.iter().map(|s| s.wall.as_secs_f64()).collect());
+        samples.sort_by_key(|s| s.wall);
+        let mid = &samples[samples.len() / 2];
+        let [wall, min, max] = [mid, &samples[0], &samples[reps - 1]].map(|s| s.wall.as_secs_f64());
         println!(
             "| {shape} | {store} | {concurrency} | {wall:.3} ({min:.3}–{max:.3}) | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {} | {:.2} | {:.0} |",
             STEPS as f64 / wall,

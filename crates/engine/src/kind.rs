@@ -85,7 +85,7 @@ pub struct StepContext {
     /// Stable for the same plan, variables and step across runs and resumes: a kind can tag what
     /// it creates with it and find it again after a lost answer.
     pub idempotency_key: String,
-    /// 1 for the first attempt in this process.
+    /// 1 for the step's first attempt in this process.
     pub attempt: u32,
 }
 

@@ -132,7 +132,10 @@ impl StepDriver {
             if self.shared.stopping() {
                 return StepEnd::Interrupted;
             }
-            let span = tracing::info_span!("attempt", n = self.record.attempts + 1);
+            // Every pass through observe/apply or a resumed wait is one attempt.
+            self.attempts_here += 1;
+            self.record.attempts += 1;
+            let span = tracing::info_span!("attempt", n = self.record.attempts);
             let result = match self.record.state {
                 StepState::Succeeded => return StepEnd::Succeeded,
                 StepState::Skipped => return StepEnd::Skipped,
@@ -157,7 +160,7 @@ impl StepDriver {
             step_id: self.record.step_id.clone(),
             params,
             idempotency_key: format!("{}/{}", self.shared.run_key, self.record.step_id),
-            attempt: self.attempts_here + 1,
+            attempt: self.attempts_here,
         }
     }
 
@@ -335,8 +338,6 @@ impl StepDriver {
 
     /// Journals a failed attempt and waits before the next one; `Err` ends the step.
     async fn retry_after(&mut self, error: StepError) -> Result<(), StepEnd> {
-        self.attempts_here += 1;
-        self.record.attempts += 1;
         let give_up = match &error {
             StepError::Permanent { .. } => Some(error.message().to_string()),
             StepError::Retryable { message, .. } if self.attempts_here >= self.retry.max_attempts => Some(

@@ -96,7 +96,7 @@ pub struct ErrorRecord {
 pub struct StepRecord {
     pub step_id: String,
     pub state: StepState,
-    /// Attempts in all, across every session of the run.
+    /// Attempts in all (observe/apply passes and resumed waits), across every session of the run.
     pub attempts: u32,
     /// Operation polls in all.
     pub polls: u32,
