@@ -6,7 +6,8 @@
 //!   entries / wall time) and per-step overhead, for a wide plan (10,000 independent steps at
 //!   concurrency 1, 8 and 64) and a deep plan (a 10,000-step chain at concurrency 8), on a
 //!   `SledStore` in a temporary directory (durable) and on a `MemoryStore` (no durability);
-//! - where the time goes: calls to and time spent in `Store::commit` / `Store::flush`;
+//! - where the time goes: calls to and time spent in `Store::commit` / `Store::flush`, and bytes
+//!   the process wrote during `execute` (`/proc/self/io`, Linux);
 //! - `parse_plan` and `validate` alone for both plans;
 //! - store size after 1,000 runs of a 10-step plan, and after `SledStore::compact(dir, 10)`.
 //!
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_engine::store::Batch;
 use sluice_engine::{
-    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, Registry, RunRecord,
-    RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
+    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, Plan, Registry,
+    RunRecord, RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -59,6 +60,9 @@ impl Store for Counted {
     }
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.inner.run(run_id)
+    }
+    fn plan(&self, digest: &str) -> Result<Option<Plan>, StoreError> {
+        self.inner.plan(digest)
     }
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         self.inner.runs()
@@ -107,9 +111,9 @@ fn validated(text: &str) -> ValidatedPlan {
     validate(plan, "bench.json", &Registry::with_builtins(), &BTreeMap::new()).expect("plan is valid")
 }
 
-fn median(mut samples: Vec<f64>) -> (f64, f64, f64) {
+fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
-    (samples[samples.len() / 2], samples[0], samples[samples.len() - 1])
+    samples[samples.len() / 2]
 }
 
 struct Sample {
@@ -142,17 +146,13 @@ fn run_once(rt: &Runtime, plan: &ValidatedPlan, concurrency: usize, durable: boo
     let (_stop, shutdown) = watch::channel(false);
     let (before, written) = (store.snapshot(), bytes_written());
     let started = Instant::now();
-    let summary = rt
-        .block_on(engine.execute(&run.run_id, shutdown))
-        .expect("run executes");
+    let summary = rt.block_on(engine.execute(&run.run_id, shutdown));
     let wall = started.elapsed();
     let (after, written) = (store.snapshot(), bytes_written() - written);
-    assert_eq!(summary.state, RunState::Succeeded);
+    assert_eq!(summary.expect("run executes").state, RunState::Succeeded);
     let journal = store.journal(&run.run_id).expect("journal reads");
-    let transitions = journal
-        .iter()
-        .filter(|e| matches!(e.event, JournalEvent::Transition { .. }))
-        .count();
+    let is_transition = |e: &&JournalEntry| matches!(e.event, JournalEvent::Transition { .. });
+    let transitions = journal.iter().filter(is_transition).count();
     let counters = [0, 1, 2, 3].map(|i| after[i] - before[i]);
     Sample {
         wall,
@@ -188,7 +188,7 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
         return;
     }
     println!("## Throughput: {STEPS}-step `core.noop` plans (`apply: true`), median of {reps}\n");
-    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* | MB written |");
+    println!("| scenario | store | conc | wall s (median; min–max) | steps/s | transitions/s | µs/step | `start` ms | commits | commit s* | flushes | flush s* | MB written (each run, fastest first) |");
     println!("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (shape, plan, concurrency, durable) in scenarios {
         let store = name(shape, concurrency, durable).0;
@@ -198,8 +198,9 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
         samples.sort_by_key(|s| s.wall);
         let mid = &samples[samples.len() / 2];
         let [wall, min, max] = [mid, &samples[0], &samples[reps - 1]].map(|s| s.wall.as_secs_f64());
+        let written: Vec<u64> = samples.iter().map(|s| s.written / 1_000_000).collect();
         println!(
-            "| {shape} | {store} | {concurrency} | {wall:.3} ({min:.3}–{max:.3}) | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {} | {:.2} | {:.0} |",
+            "| {shape} | {store} | {concurrency} | {wall:.3} ({min:.3}–{max:.3}) | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {} | {:.2} | {:?} |",
             STEPS as f64 / wall,
             mid.transitions as f64 / wall,
             wall * 1e6 / STEPS as f64,
@@ -208,7 +209,7 @@ fn throughput(rt: &Runtime, reps: usize, filter: &str) {
             mid.counters[1] as f64 / 1e9,
             mid.counters[2],
             mid.counters[3] as f64 / 1e9,
-            mid.written as f64 / 1e6,
+            written,
         );
     }
     println!("\n\\* summed over threads (may exceed wall time); counted around `execute` only.\n");
@@ -234,8 +235,8 @@ fn validation(reps: usize) {
         println!(
             "| {shape} | {} | {:.1} | {:.1} |",
             text.len(),
-            median(parse).0,
-            median(check).0
+            median(parse),
+            median(check)
         );
     }
     println!();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use sluice_engine::store::{Batch, JournalEntry, JournalEvent, RunRecord, RunState, StepRecord, StepState};
-use sluice_engine::{parse_plan, MemoryStore, SledStore, Store, StoreError};
+use sluice_engine::{parse_plan, MemoryStore, Plan, SledStore, Store, StoreError};
 
 fn run(id: &str, key: &str, created: u64, state: RunState) -> RunRecord {
     RunRecord {
@@ -13,11 +13,7 @@ fn run(id: &str, key: &str, created: u64, state: RunState) -> RunRecord {
         run_key: key.into(),
         plan_digest: "d".into(),
         plan_source: "p.json".into(),
-        plan: parse_plan(
-            r#"{"name":"p","steps":[{"id":"a","kind":"core.noop"}]}"#,
-            "p.json",
-        )
-        .unwrap(),
+        plan_name: "p".into(),
         vars: BTreeMap::from([("x".to_string(), json!(1))]),
         state,
         created_at_ms: created,
@@ -25,6 +21,14 @@ fn run(id: &str, key: &str, created: u64, state: RunState) -> RunRecord {
         finished_at_ms: None,
         sessions: 0,
     }
+}
+
+fn plan() -> Plan {
+    parse_plan(
+        r#"{"name":"p","steps":[{"id":"a","kind":"core.noop"}]}"#,
+        "p.json",
+    )
+    .unwrap()
 }
 
 fn entry(seq: u64, to: StepState) -> JournalEntry {
@@ -47,6 +51,7 @@ fn contract(store: &dyn Store) {
         .commit(
             "r1",
             Batch {
+                plan: Some(("d".into(), plan())),
                 run: Some(run("r1", "k", 10, RunState::Running)),
                 steps,
                 journal: vec![entry(0, StepState::Pending)],
@@ -62,6 +67,7 @@ fn contract(store: &dyn Store) {
         .commit(
             "r1",
             Batch {
+                plan: None,
                 run: None,
                 steps: vec![a.clone()],
                 journal,
@@ -72,6 +78,7 @@ fn contract(store: &dyn Store) {
         .commit(
             "r2",
             Batch {
+                plan: None,
                 run: Some(run("r2", "k", 20, RunState::Succeeded)),
                 steps: vec![],
                 journal: vec![],
@@ -81,6 +88,12 @@ fn contract(store: &dyn Store) {
     store.flush().unwrap();
 
     assert_eq!(store.run("r1").unwrap().unwrap().vars["x"], json!(1));
+    assert_eq!(
+        store.plan("d").unwrap(),
+        Some(plan()),
+        "the plan is stored once, by digest"
+    );
+    assert!(store.plan("other").unwrap().is_none());
     assert!(store.run("nope").unwrap().is_none());
     let ids: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(ids, ["r1", "r2"], "oldest first");
@@ -175,6 +188,8 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
                 .commit(
                     &id,
                     Batch {
+                        // Every run uses plan "d"; "orphan" is used by none and must go.
+                        plan: (i < 2).then(|| (if i == 0 { "d" } else { "orphan" }.to_string(), plan())),
                         run: Some(run(&id, &format!("k{i}"), i, state)),
                         steps,
                         journal,
@@ -199,4 +214,9 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
     assert!(store.steps("r000").unwrap().is_empty() && store.journal("r000").unwrap().is_empty());
     assert!(store.latest_run_for_key("k0").unwrap().is_none());
     assert_eq!(store.journal("r199").unwrap().len(), 50);
+    assert!(store.plan("d").unwrap().is_some(), "a plan kept runs use stays");
+    assert!(
+        store.plan("orphan").unwrap().is_none(),
+        "a plan no kept run uses goes"
+    );
 }

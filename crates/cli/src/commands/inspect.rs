@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde_json::json;
-use sluice_engine::{SledStore, Store};
+use sluice_engine::{SledStore, StepRecord, Store};
 
 use super::{open_existing_store, store_failure};
 use crate::{exit, output};
@@ -34,11 +34,28 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
         Ok(steps) => steps,
         Err(error) => return store_failure(&error),
     };
-    let ordered: Vec<_> = run
-        .plan
+    let plan = match store.plan(&run.plan_digest) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => {
+            eprintln!(
+                "error: the store has no plan for run {} (digest {}); the store is damaged",
+                run.id, run.plan_digest
+            );
+            return exit::STORE_UNUSABLE;
+        }
+        Err(error) => return store_failure(&error),
+    };
+    // Steps without a record have not started: they are pending.
+    let ordered: Vec<StepRecord> = plan
         .steps
         .iter()
-        .filter_map(|s| steps.iter().find(|r| r.step_id == s.id))
+        .map(|s| {
+            steps
+                .iter()
+                .find(|r| r.step_id == s.id)
+                .cloned()
+                .unwrap_or_else(|| StepRecord::pending(&s.id))
+        })
         .collect();
     if as_json {
         println!("{}", json!({ "run": run, "steps": ordered }));
@@ -46,12 +63,12 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
         println!(
             "run {}  plan {} ({})  state {}  sessions {}",
             run.id,
-            run.plan.name,
+            run.plan_name,
             run.plan_source,
             run.state.as_str(),
             run.sessions
         );
-        output::print_steps(ordered.into_iter());
+        output::print_steps(ordered.iter());
     }
     exit::SUCCESS
 }
@@ -68,7 +85,7 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
     if as_json {
         let list: Vec<_> = runs
             .iter()
-            .map(|r| json!({"id": r.id, "plan": r.plan.name, "source": r.plan_source, "state": r.state, "created_at_ms": r.created_at_ms, "updated_at_ms": r.updated_at_ms, "sessions": r.sessions}))
+            .map(|r| json!({"id": r.id, "plan": r.plan_name, "source": r.plan_source, "state": r.state, "created_at_ms": r.created_at_ms, "updated_at_ms": r.updated_at_ms, "sessions": r.sessions}))
             .collect();
         println!("{}", serde_json::Value::Array(list));
         return exit::SUCCESS;
@@ -86,7 +103,7 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
             "{:<24} {:<12} {:<24} {:<25} {}",
             run.id,
             run.state.as_str(),
-            run.plan.name,
+            run.plan_name,
             sluice_engine::time::rfc3339(run.created_at_ms),
             run.plan_source
         );

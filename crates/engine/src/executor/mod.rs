@@ -9,7 +9,7 @@ mod shared;
 mod step;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +22,7 @@ use crate::digest::digest_hex;
 use crate::error::StoreError;
 use crate::events::{Event, Hooks};
 use crate::kind::Registry;
-use crate::plan::parse_duration;
+use crate::plan::{parse_duration, Plan};
 use crate::policy::{PollPolicy, RetryPolicy};
 use crate::store::{Batch, JournalEvent, RunRecord, RunState, StepRecord, StepState, Store};
 use crate::time::{compact_stamp, now_ms};
@@ -156,9 +156,9 @@ impl Engine {
         let run = RunRecord {
             id: run_id.clone(),
             run_key: run_key.clone(),
-            plan_digest,
+            plan_digest: plan_digest.clone(),
+            plan_name: validated.plan.name.clone(),
             plan_source: source.to_string(),
-            plan: validated.plan.clone(),
             vars: validated.vars.clone(),
             state: RunState::Running,
             created_at_ms: now,
@@ -166,20 +166,20 @@ impl Engine {
             finished_at_ms: None,
             sessions: 0,
         };
+        // Only skipped steps get a record now: a step without one is pending.
         let steps = validated
             .plan
             .steps
             .iter()
             .zip(&validated.skipped_by_condition)
-            .map(|(spec, &skipped)| {
+            .filter(|(_, skipped)| **skipped)
+            .map(|(spec, _)| {
                 let mut record = StepRecord::pending(&spec.id);
-                if skipped {
-                    record.state = StepState::Skipped;
-                    record.note = Some(format!(
-                        "skipped: `when` is false ({})",
-                        spec.when.as_deref().unwrap_or("")
-                    ));
-                }
+                record.state = StepState::Skipped;
+                record.note = Some(format!(
+                    "skipped: `when` is false ({})",
+                    spec.when.as_deref().unwrap_or("")
+                ));
                 record
             })
             .collect();
@@ -192,6 +192,7 @@ impl Engine {
         self.store.commit(
             &run_id,
             Batch {
+                plan: Some((plan_digest, validated.plan.clone())),
                 run: Some(run),
                 steps,
                 journal: vec![created],
@@ -219,22 +220,30 @@ impl Engine {
             .iter()
             .map(|(k, v)| (k.clone(), VarInput::Json(v.clone())))
             .collect();
-        let validated =
-            validate(run.plan.clone(), &run.plan_source, &self.registry, &given).map_err(|problems| {
-                EngineError::StoredPlanInvalid {
-                    run: run_id.to_string(),
-                    problems,
-                }
+        let plan = self.store.plan(&run.plan_digest)?.ok_or_else(|| {
+            EngineError::Store(StoreError::Corrupt {
+                key: format!("plan/{}", run.plan_digest),
+                reason: format!("the plan of run `{run_id}` is missing"),
+            })
+        })?;
+        let ValidatedPlan { plan, graph, .. } = validate(plan, &run.plan_source, &self.registry, &given)
+            .map_err(|problems| EngineError::StoredPlanInvalid {
+                run: run_id.to_string(),
+                problems,
             })?;
-        let graph = &validated.graph;
-        let count = run.plan.steps.len();
-
-        let records = steps_in_plan_order(self.store.as_ref(), &run)?;
+        let count = plan.steps.len();
+        let index_by_id: HashMap<String, usize> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        let records = steps_in_plan_order(self.store.as_ref(), run_id, &plan, &index_by_id)?;
         let next_seq = self.store.next_journal_seq(run_id)?;
 
         let mut retry = Vec::with_capacity(count);
         let mut timeouts = Vec::with_capacity(count);
-        for spec in &run.plan.steps {
+        for spec in &plan.steps {
             // Both were checked by validation; defaults stand in should that ever change.
             retry.push(
                 spec.retry
@@ -252,14 +261,8 @@ impl Engine {
         let shared = Arc::new(RunShared {
             run_id: run_id.to_string(),
             run_key: run.run_key.clone(),
-            plan: run.plan.clone(),
-            index_by_id: run
-                .plan
-                .steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.id.clone(), i))
-                .collect(),
+            plan,
+            index_by_id,
             vars: run.vars.clone(),
             store: Arc::clone(&self.store),
             registry: Arc::clone(&self.registry),
@@ -306,7 +309,7 @@ impl Engine {
         tracing::info!(parent: &span, steps = count, "run session started");
         let outcome = schedule(
             &shared,
-            graph,
+            &graph,
             records,
             self.config.concurrency.max(1),
             self.config.grace_period,
@@ -315,7 +318,7 @@ impl Engine {
         .instrument(span.clone())
         .await;
 
-        let steps = steps_in_plan_order(self.store.as_ref(), &run)?;
+        let steps = steps_in_plan_order(self.store.as_ref(), run_id, &shared.plan, &shared.index_by_id)?;
         run.state = if outcome.interrupted {
             RunState::Interrupted
         } else if steps.iter().all(|s| s.state.is_final()) {
@@ -484,17 +487,23 @@ fn record_panic(shared: &RunShared, index: usize, message: &str) {
     );
 }
 
-/// The run's step records in plan order; a step without a record (never written) is pending.
-fn steps_in_plan_order(store: &dyn Store, run: &RunRecord) -> Result<Vec<StepRecord>, StoreError> {
-    let mut by_id: BTreeMap<String, StepRecord> = store
-        .steps(&run.id)?
+/// The run's step records in plan order; a step without a record is pending.
+fn steps_in_plan_order(
+    store: &dyn Store,
+    run_id: &str,
+    plan: &Plan,
+    index_by_id: &HashMap<String, usize>,
+) -> Result<Vec<StepRecord>, StoreError> {
+    let mut records: Vec<Option<StepRecord>> = vec![None; plan.steps.len()];
+    for record in store.steps(run_id)? {
+        // Records of steps no longer in the plan cannot exist: the plan is stored per run.
+        if let Some(&i) = index_by_id.get(&record.step_id) {
+            records[i] = Some(record);
+        }
+    }
+    Ok(records
         .into_iter()
-        .map(|r| (r.step_id.clone(), r))
-        .collect();
-    Ok(run
-        .plan
-        .steps
-        .iter()
-        .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
+        .zip(&plan.steps)
+        .map(|(record, spec)| record.unwrap_or_else(|| StepRecord::pending(&spec.id)))
         .collect())
 }

@@ -66,6 +66,7 @@ impl RunShared {
         self.store.commit(
             &self.run_id,
             Batch {
+                plan: None,
                 run: None,
                 steps: vec![record.clone()],
                 journal,
@@ -83,6 +84,7 @@ impl RunShared {
     /// Records the run and journal entries, durably: run-level changes are rare and matter.
     pub async fn commit_run(&self, run: &RunRecord, journal: Vec<JournalEntry>) -> Result<(), StoreError> {
         let batch = Batch {
+            plan: None,
             run: Some(run.clone()),
             steps: vec![],
             journal,
@@ -96,6 +98,7 @@ impl RunShared {
         self.store.commit(
             &self.run_id,
             Batch {
+                plan: None,
                 run: None,
                 steps: vec![],
                 journal: vec![entry],

@@ -62,6 +62,9 @@ pub(crate) struct StepDriver {
     attempts_here: u32,
     not_yet_since: Option<Instant>,
     applied: bool,
+    /// Journal entries not yet committed: the `observing` transition protects nothing on its
+    /// own, so it rides along with whatever the step commits next.
+    deferred: Vec<JournalEvent>,
 }
 
 impl StepDriver {
@@ -87,6 +90,7 @@ impl StepDriver {
             attempts_here: 0,
             not_yet_since: None,
             applied: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -164,12 +168,23 @@ impl StepDriver {
         }
     }
 
+    /// Journals `event`, together with any deferred entries (and then the step record too).
+    fn note(&mut self, event: JournalEvent) -> Result<(), StoreError> {
+        if self.deferred.is_empty() {
+            return self.shared.commit_journal(Some(&self.record.step_id), event);
+        }
+        let mut events = std::mem::take(&mut self.deferred);
+        events.push(event);
+        self.shared.commit_step(&self.record, events)
+    }
+
     async fn transition(&mut self, to: StepState, durable: bool) -> Result<(), StoreError> {
         let from = self.record.state;
         tracing::debug!(from = from.as_str(), to = to.as_str(), durable, "transition");
         self.record.state = to;
-        self.shared
-            .commit_step(&self.record, vec![JournalEvent::Transition { from, to }])?;
+        let mut events = std::mem::take(&mut self.deferred);
+        events.push(JournalEvent::Transition { from, to });
+        self.shared.commit_step(&self.record, events)?;
         if durable {
             self.shared.flush().await?;
         }
@@ -223,7 +238,12 @@ impl StepDriver {
         // A step found applying (a crash, or a failed apply) may or may not have made its
         // mutation: it always observes first and adopts what the lost call did.
         if self.record.state != StepState::Observing {
-            self.transition(StepState::Observing, false).await?;
+            let from = self.record.state;
+            self.record.state = StepState::Observing;
+            self.deferred.push(JournalEvent::Transition {
+                from,
+                to: StepState::Observing,
+            });
         }
         match self.kind.observe(&cx).await? {
             // INVARIANT: a step observed as converged makes no mutation.
@@ -279,13 +299,10 @@ impl StepDriver {
             self.record.polls += 1;
             let outcome = self.kind.poll(&cx, &handle).await?;
             let done = !matches!(outcome, PollOutcome::Pending { .. });
-            self.shared.commit_journal(
-                Some(&cx.step_id),
-                JournalEvent::Poll {
-                    poll: self.record.polls,
-                    done,
-                },
-            )?;
+            self.note(JournalEvent::Poll {
+                poll: self.record.polls,
+                done,
+            })?;
             match outcome {
                 PollOutcome::Done(outputs) => return self.succeed(outputs).await,
                 PollOutcome::Pending { progress } => {
@@ -370,7 +387,7 @@ impl StepDriver {
             gives_up = give_up.is_some(),
             "attempt failed"
         );
-        let _ = self.shared.commit_journal(Some(&step), event);
+        let _ = self.note(event);
         if let Some(message) = give_up {
             let final_error = match error {
                 StepError::Permanent { .. } => error,

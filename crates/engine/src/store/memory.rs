@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use super::{Batch, JournalEntry, RunRecord, StepRecord, Store};
 use crate::error::StoreError;
+use crate::plan::Plan;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -14,6 +15,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     runs: BTreeMap<String, RunRecord>,
+    plans: HashMap<String, Plan>,
     latest_by_key: HashMap<String, String>,
     steps: HashMap<String, BTreeMap<String, StepRecord>>,
     journals: HashMap<String, Vec<JournalEntry>>,
@@ -32,6 +34,9 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        if let Some((digest, plan)) = batch.plan {
+            inner.plans.insert(digest, plan);
+        }
         if let Some(run) = batch.run {
             inner.latest_by_key.insert(run.run_key.clone(), run.id.clone());
             inner.runs.insert(run.id.clone(), run);
@@ -54,6 +59,10 @@ impl Store for MemoryStore {
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.lock().runs.get(run_id).cloned())
+    }
+
+    fn plan(&self, digest: &str) -> Result<Option<Plan>, StoreError> {
+        Ok(self.lock().plans.get(digest).cloned())
     }
 
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {

@@ -22,11 +22,13 @@ pub trait Store: Send + Sync + 'static {
     /// Returns once every earlier commit is durable.
     fn flush(&self) -> Result<(), StoreError>;
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// The plan stored under `digest` (see [`RunRecord::plan_digest`]).
+    fn plan(&self, digest: &str) -> Result<Option<crate::plan::Plan>, StoreError>;
     /// Every run, oldest first.
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
     /// The newest run created for this run key.
     fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError>;
-    /// Step records of a run, in no particular order.
+    /// Step records of a run, in no particular order. A step with no record is pending.
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError>;
     /// The run's journal, in order.
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;

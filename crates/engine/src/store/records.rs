@@ -38,11 +38,12 @@ pub struct RunRecord {
     pub id: String,
     /// Digest of the plan and its resolved variables: the same key means the same desired state.
     pub run_key: String,
+    /// Digest of the plan alone; the plan itself is stored once under it (see
+    /// [`super::Store::plan`]), so a run resumes without its file.
     pub plan_digest: String,
+    pub plan_name: String,
     /// Where the plan was read from, for people.
     pub plan_source: String,
-    /// The plan itself, so a run resumes without its file.
-    pub plan: Plan,
     pub vars: BTreeMap<String, Value>,
     pub state: RunState,
     pub created_at_ms: u64,
@@ -183,6 +184,8 @@ pub enum JournalEvent {
 /// Writes applied atomically by [`super::Store::commit`].
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// A plan to store under its digest (plans are immutable, so rewriting one is harmless).
+    pub plan: Option<(String, Plan)>,
     pub run: Option<RunRecord>,
     pub steps: Vec<StepRecord>,
     pub journal: Vec<JournalEntry>,

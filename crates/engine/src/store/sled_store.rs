@@ -2,8 +2,12 @@
 //!
 //! Layout: one directory holding `sluice.lock` (an OS file lock held while the store is open, so
 //! a second process fails at once instead of corrupting anything) and `db/` (sled). Keys in the
-//! default tree: `meta/format`, `run/{run}`, `key/{run_key}` → run id, `step/{run}/{step}`,
-//! `jrnl/{run}/{seq as 16 hex digits}`; values are JSON.
+//! default tree: `meta/format`, `plan/{digest}`, `run/{run}`, `key/{run_key}` → run id,
+//! `step/{run}/{step}`, `zjrnl/{run}/{seq as 16 hex digits}`; values are JSON.
+//!
+//! Two layout decisions matter for speed: plans are stored once, apart from the small run
+//! records that are rewritten often, and journal keys sort after everything else, so that
+//! appending to a journal never rewrites a sled leaf holding other records.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -16,6 +20,8 @@ use crate::error::StoreError;
 const LOCK_FILE: &str = "sluice.lock";
 const DB_DIR: &str = "db";
 const FORMAT_KEY: &[u8] = b"meta/format";
+/// Journal keys sort last (see the module docs).
+const JOURNAL: &str = "zjrnl/";
 
 pub struct SledStore {
     db: sled::Db,
@@ -118,7 +124,7 @@ impl SledStore {
         let remove = finished.len().saturating_sub(keep);
         let mut removed_ids = Vec::new();
         for run in finished.iter().take(remove) {
-            for prefix in [format!("step/{}/", run.id), format!("jrnl/{}/", run.id)] {
+            for prefix in [format!("step/{}/", run.id), format!("{JOURNAL}{}/", run.id)] {
                 let mut batch = sled::Batch::default();
                 for key in store.db.scan_prefix(prefix.as_bytes()).keys() {
                     batch.remove(key?);
@@ -131,6 +137,17 @@ impl SledStore {
                 store.db.remove(key.as_bytes())?;
             }
             removed_ids.push(run.id.clone());
+        }
+        let kept_plans: std::collections::HashSet<String> = store
+            .runs()?
+            .into_iter()
+            .map(|r| format!("plan/{}", r.plan_digest))
+            .collect();
+        for key in store.db.scan_prefix(b"plan/").keys() {
+            let key = key?;
+            if !kept_plans.contains(String::from_utf8_lossy(&key).as_ref()) {
+                store.db.remove(key)?;
+            }
         }
         store.db.flush()?;
         // Rewrite into a fresh database: sled only gives space back when files are rebuilt.
@@ -182,6 +199,9 @@ impl SledStore {
 impl Store for SledStore {
     fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
+        if let Some((digest, plan)) = &batch.plan {
+            writes.insert(format!("plan/{digest}").as_bytes(), encode(plan));
+        }
         if let Some(run) = &batch.run {
             writes.insert(format!("run/{}", run.id).as_bytes(), encode(run));
             writes.insert(format!("key/{}", run.run_key).as_bytes(), run.id.as_bytes());
@@ -191,7 +211,7 @@ impl Store for SledStore {
         }
         for entry in &batch.journal {
             writes.insert(
-                format!("jrnl/{run_id}/{:016x}", entry.seq).as_bytes(),
+                format!("{JOURNAL}{run_id}/{:016x}", entry.seq).as_bytes(),
                 encode(entry),
             );
         }
@@ -221,6 +241,10 @@ impl Store for SledStore {
         self.get_json(&format!("run/{run_id}"))
     }
 
+    fn plan(&self, digest: &str) -> Result<Option<crate::plan::Plan>, StoreError> {
+        self.get_json(&format!("plan/{digest}"))
+    }
+
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut runs: Vec<RunRecord> = self.scan("run/")?;
         runs.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
@@ -239,14 +263,14 @@ impl Store for SledStore {
     }
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        self.scan(&format!("jrnl/{run_id}/"))
+        self.scan(&format!("{JOURNAL}{run_id}/"))
     }
 
     fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {
         // Keys end in the sequence number as fixed-width hex, so the last key is the newest.
         match self
             .db
-            .scan_prefix(format!("jrnl/{run_id}/").as_bytes())
+            .scan_prefix(format!("{JOURNAL}{run_id}/").as_bytes())
             .next_back()
         {
             Some(item) => {
