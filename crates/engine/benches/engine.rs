@@ -58,6 +58,9 @@ impl Store for Counted {
     fn flush(&self) -> Result<(), StoreError> {
         self.timed(2, || self.inner.flush())
     }
+    fn flush_is_free(&self) -> bool {
+        self.inner.flush_is_free()
+    }
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.inner.run(run_id)
     }

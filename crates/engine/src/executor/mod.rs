@@ -220,6 +220,12 @@ impl Engine {
             .iter()
             .map(|(k, v)| (k.clone(), VarInput::Json(v.clone())))
             .collect();
+        let loading = std::time::Instant::now();
+        // Step records are read while the plan is validated: both dominate a large resume.
+        let step_reader = {
+            let (store, run_id) = (Arc::clone(&self.store), run_id.to_string());
+            tokio::task::spawn_blocking(move || store.steps(&run_id))
+        };
         let plan = self.store.plan(&run.plan_digest)?.ok_or_else(|| {
             EngineError::Store(StoreError::Corrupt {
                 key: format!("plan/{}", run.plan_digest),
@@ -231,6 +237,10 @@ impl Engine {
                 run: run_id.to_string(),
                 problems,
             })?;
+        tracing::debug!(
+            elapsed_us = loading.elapsed().as_micros() as u64,
+            "plan loaded and validated"
+        );
         let count = plan.steps.len();
         let index_by_id: HashMap<String, usize> = plan
             .steps
@@ -238,8 +248,15 @@ impl Engine {
             .enumerate()
             .map(|(i, s)| (s.id.clone(), i))
             .collect();
-        let records = steps_in_plan_order(self.store.as_ref(), run_id, &plan, &index_by_id)?;
+        let stored = step_reader
+            .await
+            .map_err(|e| StoreError::Sled(format!("reading step records failed: {e}")))??;
+        let records = in_plan_order(stored, &plan, &index_by_id);
         let next_seq = self.store.next_journal_seq(run_id)?;
+        tracing::debug!(
+            elapsed_us = loading.elapsed().as_micros() as u64,
+            "step records loaded"
+        );
 
         let mut retry = Vec::with_capacity(count);
         let mut timeouts = Vec::with_capacity(count);
@@ -318,7 +335,7 @@ impl Engine {
         .instrument(span.clone())
         .await;
 
-        let steps = steps_in_plan_order(self.store.as_ref(), run_id, &shared.plan, &shared.index_by_id)?;
+        let steps = in_plan_order(self.store.steps(run_id)?, &shared.plan, &shared.index_by_id);
         run.state = if outcome.interrupted {
             RunState::Interrupted
         } else if steps.iter().all(|s| s.state.is_final()) {
@@ -487,23 +504,22 @@ fn record_panic(shared: &RunShared, index: usize, message: &str) {
     );
 }
 
-/// The run's step records in plan order; a step without a record is pending.
-fn steps_in_plan_order(
-    store: &dyn Store,
-    run_id: &str,
+/// Step records in plan order; a step without a record is pending.
+fn in_plan_order(
+    stored: Vec<StepRecord>,
     plan: &Plan,
     index_by_id: &HashMap<String, usize>,
-) -> Result<Vec<StepRecord>, StoreError> {
+) -> Vec<StepRecord> {
     let mut records: Vec<Option<StepRecord>> = vec![None; plan.steps.len()];
-    for record in store.steps(run_id)? {
-        // Records of steps no longer in the plan cannot exist: the plan is stored per run.
+    for record in stored {
+        // A record always belongs to the run's own stored plan, so every id is known.
         if let Some(&i) = index_by_id.get(&record.step_id) {
             records[i] = Some(record);
         }
     }
-    Ok(records
+    records
         .into_iter()
         .zip(&plan.steps)
         .map(|(record, spec)| record.unwrap_or_else(|| StepRecord::pending(&spec.id)))
-        .collect())
+        .collect()
 }

@@ -108,6 +108,14 @@ impl RunShared {
 
     /// Makes every earlier commit durable. Concurrent callers share one fsync (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        if self.store.flush_is_free() {
+            return self.store.flush();
+        }
+        // On a multi-thread runtime, flush on this worker (tokio hands its other tasks to
+        // another worker) and save a hop to the blocking pool; elsewhere that would panic.
+        if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| self.store.flush());
+        }
         let store = Arc::clone(&self.store);
         match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(result) => result,

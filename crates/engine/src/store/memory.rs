@@ -57,6 +57,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn flush_is_free(&self) -> bool {
+        true
+    }
+
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         Ok(self.lock().runs.get(run_id).cloned())
     }

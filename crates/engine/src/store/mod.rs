@@ -17,8 +17,16 @@ use crate::error::StoreError;
 
 /// Storage for runs, step records and journals. All commits of one run go through one writer.
 pub trait Store: Send + Sync + 'static {
-    /// Applies every write in the batch atomically (all or none after a crash).
+    /// Applies the batch. A batch carrying a run or a plan is atomic (all or none after a
+    /// crash). A batch of step writes may be applied in part, but only in order: journal entries
+    /// first, step records last, so a recovered record never shows a transition its journal
+    /// lacks.
     fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError>;
+    /// Whether `flush` costs nothing (an in-memory store), so callers need not move it off the
+    /// async threads.
+    fn flush_is_free(&self) -> bool {
+        false
+    }
     /// Returns once every earlier commit is durable.
     fn flush(&self) -> Result<(), StoreError>;
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
