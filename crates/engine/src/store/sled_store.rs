@@ -74,7 +74,7 @@ impl SledStore {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path_text }),
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let db = sled::Config::new().path(dir.join(DB_DIR)).open()?;
+        let db = open_sled(&dir.join(DB_DIR))?;
         match db.get(FORMAT_KEY)? {
             Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
             Some(found) => {
@@ -304,6 +304,24 @@ impl Store for SledStore {
                 Ok(entry.seq + 1)
             }
             None => Ok(0),
+        }
+    }
+}
+
+/// Opens sled, waiting out this process's own lingering handle. We hold `sluice.lock`, so no
+/// other process can own the database; but sled's background I/O threads keep its file lock for
+/// a moment after a `Db` is dropped, so reopening at once in the same process can find it taken.
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other.map_err(StoreError::from),
         }
     }
 }
