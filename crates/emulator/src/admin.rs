@@ -1,0 +1,45 @@
+//! The admin API under `/_emulator/` (no authentication; loopback only):
+//! - `GET state`: every project, its services and agents, and the operation count;
+//! - `GET requests`: the log of calls (method, path, status, emulated time in seconds);
+//! - `POST clock` `{"advance_seconds": N}`: make N emulated seconds pass at once;
+//! - `POST reset`: rebuild the world from the config and clear the log.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::Emulator;
+
+pub fn handle(emulator: &Emulator, method: &Method, path: &str, body: &[u8]) -> Response {
+    let now = emulator.clock.now();
+    match (method.as_str(), path) {
+        ("GET", "state") => {
+            let mut state = emulator.world().to_json(now);
+            state["nowSeconds"] = json!(now.as_secs_f64());
+            axum::Json(state).into_response()
+        }
+        ("GET", "requests") => axum::Json(emulator.requests()).into_response(),
+        ("POST", "clock") => {
+            let seconds = serde_json::from_slice::<Value>(body).ok().and_then(|b| b["advance_seconds"].as_f64());
+            match seconds {
+                Some(s) if s >= 0.0 && s.is_finite() => {
+                    emulator.clock.advance(Duration::from_secs_f64(s));
+                    axum::Json(json!({ "nowSeconds": emulator.clock.now().as_secs_f64() })).into_response()
+                }
+                _ => ApiError::invalid_argument("POST /_emulator/clock takes {\"advance_seconds\": N} with N ≥ 0")
+                    .into_response(),
+            }
+        }
+        ("POST", "reset") => {
+            emulator.reset();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => ApiError::not_found(format!(
+            "no admin endpoint {method} /_emulator/{path}; there are GET state, GET requests, POST clock, POST reset"
+        ))
+        .into_response(),
+    }
+}

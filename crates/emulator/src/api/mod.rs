@@ -1,0 +1,51 @@
+//! Google's APIs, one module each, dispatched by path. APIs not emulated yet still answer as
+//! Google does for a project where they are disabled (403 SERVICE_DISABLED), and otherwise
+//! 501 UNIMPLEMENTED, so a client meets Google's enablement rules from the first call.
+
+mod iam;
+mod service_usage;
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::router::Call;
+use crate::Emulator;
+
+pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
+    if let Some(result) = service_usage::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some((service, project)) = owning_api(call) {
+        if let Err(disabled) = emulator.require_usable(project, service) {
+            return Some(Err(disabled));
+        }
+    }
+    if let Some(result) = iam::route(emulator, call) {
+        return Some(result);
+    }
+    let (service, project) = owning_api(call)?;
+    Some(emulator.require_usable(project, service).and_then(|()| {
+        Err(ApiError::unimplemented(format!(
+            "{service} is not emulated yet ({} {})",
+            call.method,
+            call.segments.join("/")
+        )))
+    }))
+}
+
+/// Which API a project-scoped path belongs to, and the project it names.
+fn owning_api(call: &Call) -> Option<(&'static str, String)> {
+    let segments = call.segments();
+    let service = match segments.as_slice() {
+        ["v1", "projects", _, "roles", ..] => "iam.googleapis.com",
+        ["v1" | "v3", "projects", _] => "cloudresourcemanager.googleapis.com",
+        ["v1", "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
+        ["v1" | "v1beta1", "projects", _, "locations", _, "reasoningEngines", ..] => {
+            "aiplatform.googleapis.com"
+        }
+        ["v1", "projects", _, "locations", _, "services" | "agents", ..] => "agentregistry.googleapis.com",
+        ["v2", "projects", _, "policies", ..] => "orgpolicy.googleapis.com",
+        _ => return None,
+    };
+    Some((service, segments[2].to_string()))
+}

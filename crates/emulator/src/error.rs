@@ -1,0 +1,114 @@
+//! Google's error model: the JSON envelope of a failed call, and the bare `Status` inside a
+//! failed long-running operation.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// A failed call, as Google reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub http: u16,
+    /// The canonical status name, e.g. `FAILED_PRECONDITION`.
+    pub status: &'static str,
+    pub message: String,
+    /// `google.rpc` detail messages (ErrorInfo, RetryInfo, …), each with its `@type`.
+    pub details: Vec<Value>,
+}
+
+impl ApiError {
+    fn new(http: u16, status: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            http,
+            status,
+            message: message.into(),
+            details: vec![],
+        }
+    }
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(400, "INVALID_ARGUMENT", message)
+    }
+    pub fn failed_precondition(message: impl Into<String>) -> Self {
+        Self::new(400, "FAILED_PRECONDITION", message)
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(401, "UNAUTHENTICATED", message)
+    }
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(403, "PERMISSION_DENIED", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "NOT_FOUND", message)
+    }
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(409, "ALREADY_EXISTS", message)
+    }
+    pub fn unimplemented(message: impl Into<String>) -> Self {
+        Self::new(501, "UNIMPLEMENTED", message)
+    }
+
+    /// An ErrorInfo detail, as Google attaches to most errors.
+    pub fn with_error_info(mut self, reason: &str, domain: &str, metadata: Value) -> Self {
+        self.details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason, "domain": domain, "metadata": metadata
+        }));
+        self
+    }
+
+    /// 403 for a call to an API that is not enabled (or not usable yet) in the project.
+    pub fn service_disabled(service: &str, project_number: u64) -> Self {
+        let title = service.trim_end_matches(".googleapis.com");
+        Self::permission_denied(format!(
+            "{title} API has not been used in project {project_number} before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/{service}/overview?project={project_number} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
+        ))
+        .with_error_info(
+            "SERVICE_DISABLED",
+            "googleapis.com",
+            json!({
+                "service": service,
+                "consumer": format!("projects/{project_number}"),
+                "activationUrl": format!("https://console.developers.google.com/apis/api/{service}/overview?project={project_number}"),
+            }),
+        )
+    }
+
+    /// The numeric `google.rpc.Code` of the status.
+    pub fn rpc_code(&self) -> i64 {
+        match self.status {
+            "CANCELLED" => 1,
+            "UNKNOWN" => 2,
+            "INVALID_ARGUMENT" => 3,
+            "DEADLINE_EXCEEDED" => 4,
+            "NOT_FOUND" => 5,
+            "ALREADY_EXISTS" => 6,
+            "PERMISSION_DENIED" => 7,
+            "RESOURCE_EXHAUSTED" => 8,
+            "FAILED_PRECONDITION" => 9,
+            "ABORTED" => 10,
+            "OUT_OF_RANGE" => 11,
+            "UNIMPLEMENTED" => 12,
+            "INTERNAL" => 13,
+            "UNAVAILABLE" => 14,
+            "DATA_LOSS" => 15,
+            "UNAUTHENTICATED" => 16,
+            _ => 2,
+        }
+    }
+
+    /// The bare `Status` used inside a failed operation.
+    pub fn to_status(&self) -> Value {
+        json!({ "code": self.rpc_code(), "message": self.message, "details": self.details })
+    }
+
+    pub fn to_envelope(&self) -> Value {
+        json!({ "error": { "code": self.http, "message": self.message, "status": self.status, "details": self.details } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, axum::Json(self.to_envelope())).into_response()
+    }
+}

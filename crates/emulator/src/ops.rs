@@ -1,0 +1,52 @@
+//! Long-running operations, shared by every API: an operation is done once emulated time
+//! reaches its `done_at`, and then carries either a `response` or an `error`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub name: String,
+    pub done_at: Duration,
+    pub metadata: Value,
+    pub outcome: Result<Value, ApiError>,
+}
+
+impl Operation {
+    /// The operation as Google shows it: `done` is absent while it runs.
+    pub fn to_json(&self, now: Duration) -> Value {
+        let mut body = json!({ "name": self.name, "metadata": self.metadata });
+        if now >= self.done_at {
+            body["done"] = json!(true);
+            match &self.outcome {
+                Ok(response) => body["response"] = response.clone(),
+                Err(error) => body["error"] = error.to_status(),
+            }
+        }
+        body
+    }
+}
+
+/// Every operation by name. Names are unique across APIs, so one table serves them all.
+#[derive(Debug, Default)]
+pub struct Operations {
+    by_name: HashMap<String, Operation>,
+}
+
+impl Operations {
+    pub fn insert(&mut self, operation: Operation) {
+        self.by_name.insert(operation.name.clone(), operation);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Operation> {
+        self.by_name.get(name)
+    }
+
+    pub fn count(&self) -> usize {
+        self.by_name.len()
+    }
+}

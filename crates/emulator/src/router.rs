@@ -1,0 +1,117 @@
+//! One handler for every path: the admin API under `/_emulator/`, and Google's APIs routed by
+//! path (Google's `:verb` suffixes do not fit path templates, so paths are matched as segment
+//! slices in each API module). Every API call is logged for the admin API.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::{admin, api, Emulator};
+
+/// One API call, parsed.
+pub struct Call {
+    pub method: Method,
+    /// Path segments, the `:verb` cut off the last one.
+    pub segments: Vec<String>,
+    pub verb: Option<String>,
+    pub query: Vec<(String, String)>,
+    /// The JSON body; `Null` when there is none.
+    pub body: Value,
+}
+
+impl Call {
+    pub fn segments(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+    pub fn query_all(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+pub fn router(emulator: Arc<Emulator>) -> Router {
+    Router::new().fallback(handle).with_state(emulator)
+}
+
+async fn handle(
+    State(emulator): State<Arc<Emulator>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if let Some(rest) = path.strip_prefix("/_emulator/") {
+        // Admin calls are not logged: the log is for counting API calls.
+        return admin::handle(&emulator, &method, rest, &body);
+    }
+    let response = api_call(&emulator, method.clone(), &path, query, &headers, &body);
+    emulator.log_request(method.as_str(), &path, response.status().as_u16());
+    response
+}
+
+fn api_call(
+    emulator: &Emulator,
+    method: Method,
+    path: &str,
+    query: Vec<(String, String)>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| !token.trim().is_empty());
+    if !bearer {
+        return ApiError::unauthenticated(
+            "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        )
+        .into_response();
+    }
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(error) => {
+                return ApiError::invalid_argument(format!("Invalid JSON payload received. {error}"))
+                    .into_response()
+            }
+        }
+    };
+    let mut segments: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    let verb = segments.last_mut().and_then(|last| {
+        let (name, verb) = last.split_once(':')?;
+        let verb = verb.to_string();
+        *last = name.to_string();
+        Some(verb)
+    });
+    let call = Call {
+        method,
+        segments,
+        verb,
+        query,
+        body,
+    };
+    match api::dispatch(emulator, &call) {
+        Some(Ok(value)) => axum::Json(value).into_response(),
+        Some(Err(error)) => error.into_response(),
+        None => ApiError::not_found(format!("The requested URL {path} was not found on this server."))
+            .into_response(),
+    }
+}

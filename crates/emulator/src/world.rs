@@ -1,0 +1,127 @@
+//! The emulated world: projects (id ↔ number) under organisations and folders, with the state
+//! each API keeps about them, and every long-running operation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::config::{EmulatorConfig, ProjectConfig};
+use crate::error::ApiError;
+use crate::ops::Operations;
+
+/// An API enabled in a project.
+#[derive(Debug, Clone)]
+pub struct EnabledService {
+    /// When `services.get` starts saying ENABLED (the enable operation is done).
+    pub enabled_at: Duration,
+    /// When calls to the API in this project stop answering SERVICE_DISABLED.
+    pub usable_at: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: String,
+    pub number: u64,
+    /// `organizations/N` or `folders/N`.
+    pub parent: String,
+    pub services: BTreeMap<String, EnabledService>,
+    /// When the service agents made by generateServiceIdentity become usable IAM members.
+    pub service_agents_usable_at: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub projects: Vec<Project>,
+    pub operations: Operations,
+    next_id: u64,
+}
+
+impl World {
+    pub fn from_config(config: &EmulatorConfig) -> Self {
+        let mut world = World::default();
+        let mut add = |project: &ProjectConfig, parent: String| {
+            let services = project
+                .enabled_services
+                .iter()
+                .map(|s| {
+                    (
+                        s.clone(),
+                        EnabledService {
+                            enabled_at: Duration::ZERO,
+                            usable_at: Duration::ZERO,
+                        },
+                    )
+                })
+                .collect();
+            world.projects.push(Project {
+                id: project.id.clone(),
+                number: project.number,
+                parent,
+                services,
+                service_agents_usable_at: None,
+            });
+        };
+        for org in &config.organizations {
+            for project in &org.projects {
+                add(project, format!("organizations/{}", org.id));
+            }
+            for folder in &org.folders {
+                for project in &folder.projects {
+                    add(project, format!("folders/{}", folder.id));
+                }
+            }
+        }
+        world.next_id = config.seed.wrapping_mul(0x9E37_79B9).max(1);
+        world
+    }
+
+    /// The project named by id or number, as Google accepts both; an unknown one is refused the
+    /// way Google refuses it (without saying whether it exists).
+    pub fn project_mut(&mut self, key: &str) -> Result<&mut Project, ApiError> {
+        self.projects
+            .iter_mut()
+            .find(|p| p.id == key || p.number.to_string() == key)
+            .ok_or_else(|| {
+                ApiError::permission_denied(format!(
+                    "Permission denied on resource project {key} (or it may not exist)."
+                ))
+                .with_error_info(
+                    "CONSUMER_INVALID",
+                    "googleapis.com",
+                    json!({ "consumer": format!("projects/{key}") }),
+                )
+            })
+    }
+
+    /// A fresh id for generated names; deterministic for a given seed.
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Everything, for the admin API.
+    pub fn to_json(&self, now: Duration) -> Value {
+        let projects: Vec<Value> = self
+            .projects
+            .iter()
+            .map(|p| {
+                let services: BTreeMap<&String, Value> = p
+                    .services
+                    .iter()
+                    .map(|(name, s)| {
+                        (
+                            name,
+                            json!({ "enabled": now >= s.enabled_at, "usable": now >= s.usable_at }),
+                        )
+                    })
+                    .collect();
+                json!({
+                    "id": p.id, "number": p.number.to_string(), "parent": p.parent, "services": services,
+                    "serviceAgentsUsable": p.service_agents_usable_at.map(|at| now >= at),
+                })
+            })
+            .collect();
+        json!({ "projects": projects, "operations": self.operations.count() })
+    }
+}
