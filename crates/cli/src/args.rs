@@ -71,6 +71,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Run the local Google Cloud emulator on 127.0.0.1 until Ctrl-C or SIGTERM.
+    Emulator {
+        /// Port to listen on (0 picks a free one; the URL is printed).
+        #[arg(long, default_value_t = 8085)]
+        port: u16,
+        /// Emulator configuration (JSON): world, delays, time scale.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Seed for the emulator's choices (overrides the config's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Remove finished runs beyond the newest KEEP and give the space back.
     Compact {
         #[arg(long, default_value_t = 100)]

@@ -28,6 +28,7 @@ mod admin;
 mod api;
 mod clock;
 pub mod config;
+pub mod discovery;
 mod error;
 mod ops;
 mod router;

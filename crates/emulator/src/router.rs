@@ -12,7 +12,7 @@ use axum::Router;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::{admin, api, Emulator};
+use crate::{admin, api, discovery, Emulator};
 
 /// One API call, parsed.
 pub struct Call {
@@ -90,6 +90,12 @@ fn api_call(
             }
         }
     };
+    // Google accepts snake_case on input and refuses fields its schema does not have.
+    let body = discovery::camel_case_keys(body);
+    if let Some(problem) = request_problem(method.as_str(), path, &body) {
+        return ApiError::invalid_argument(format!("Invalid JSON payload received. {problem}"))
+            .into_response();
+    }
     let mut segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
@@ -114,4 +120,26 @@ fn api_call(
         None => ApiError::not_found(format!("The requested URL {path} was not found on this server."))
             .into_response(),
     }
+}
+
+/// The first way `body` breaks the request schema of the method `path` is for, if any.
+fn request_problem(method: &str, path: &str, body: &Value) -> Option<String> {
+    if body.is_null() {
+        return None;
+    }
+    let found = discovery::find_method(method, path)?;
+    let schema = found.request.as_deref()?;
+    let first = discovery::check(found.document, schema, body)
+        .into_iter()
+        .next()?;
+    Some(match first.split_once(": unknown field ") {
+        Some((at, name)) => {
+            format!(
+                "Unknown name {} at '{}': Cannot find field.",
+                name.replace('`', "\""),
+                at.trim_start_matches("$.")
+            )
+        }
+        None => first,
+    })
 }

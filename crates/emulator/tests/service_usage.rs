@@ -2,67 +2,10 @@
 //! other APIs, and the admin API. Time passes by advancing the emulated clock, never by waiting.
 
 use reqwest::Method;
-use serde_json::{json, Value};
-use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use serde_json::json;
+mod support;
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn start() -> (EmulatorHandle, Client) {
-        let handle = Emulator::start(EmulatorConfig::default()).await.unwrap();
-        let client = Client {
-            http: reqwest::Client::new(),
-            base: handle.base_url.clone(),
-        };
-        (handle, client)
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}/{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap()
-            },
-        )
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.send(method, path, body, Some("test-token")).await
-    }
-
-    async fn advance(&self, seconds: f64) {
-        let (status, _) = self
-            .send(
-                Method::POST,
-                "_emulator/clock",
-                Some(json!({ "advance_seconds": seconds })),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200);
-    }
-}
+use support::Client;
 
 const PROJECT: &str = "sluice-demo";
 const NUMBER: &str = "100000000001";
@@ -279,7 +222,10 @@ async fn the_admin_api_logs_requests_reports_state_and_resets() {
     assert_eq!(
         statuses,
         [
-            (format!("/v1/projects/{PROJECT}/services/iam.googleapis.com:enable"), 200),
+            (
+                format!("/v1/projects/{PROJECT}/services/iam.googleapis.com:enable"),
+                200
+            ),
             (format!("/v1/projects/{PROJECT}/roles"), 403)
         ]
     );
@@ -305,4 +251,41 @@ async fn the_admin_api_logs_requests_reports_state_and_resets() {
     assert_eq!(state["operations"], 0);
     assert!(state["projects"][0]["services"].as_object().unwrap().is_empty());
     emulator.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_request_fields_are_refused_and_snake_case_is_accepted() {
+    let (_emulator, client) = Client::start().await;
+    let batch = format!("v1/projects/{PROJECT}/services:batchEnable");
+    let (status, body) = client
+        .call(
+            Method::POST,
+            &batch,
+            Some(json!({ "serviceIds": ["iam.googleapis.com"], "colour": "red" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown name \"colour\""),
+        "{body}"
+    );
+    let (status, body) = client
+        .call(
+            Method::POST,
+            &batch,
+            Some(json!({ "serviceIds": "iam.googleapis.com" })),
+        )
+        .await;
+    assert_eq!(status, 400, "a string where the schema has an array: {body}");
+    let (status, operation) = client
+        .call(
+            Method::POST,
+            &batch,
+            Some(json!({ "service_ids": ["iam.googleapis.com"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{operation}");
 }

@@ -1,5 +1,6 @@
 //! One module per group of subcommands; each returns the process exit code.
 
+mod emulator;
 mod inspect;
 mod plan_file;
 mod run;
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
         Command::Validate { plan, vars } => plan_file::validate(&plan, &vars),
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
+        Command::Emulator { port, config, seed } => emulator::run(port, config.as_deref(), seed).await,
     }
 }
 

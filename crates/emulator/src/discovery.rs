@@ -1,0 +1,281 @@
+//! Google's discovery documents (vendored in `discovery/`, trimmed to the methods Sluice uses):
+//! finding the method a request is for, and checking JSON against the method's schemas. The
+//! emulator refuses request fields Google would refuse; the tests check every response body.
+
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+const DOCUMENTS: [(&str, &str); 10] = [
+    (
+        "agentregistry.v1",
+        include_str!("../discovery/agentregistry.v1.json"),
+    ),
+    ("aiplatform.v1", include_str!("../discovery/aiplatform.v1.json")),
+    (
+        "aiplatform.v1beta1",
+        include_str!("../discovery/aiplatform.v1beta1.json"),
+    ),
+    (
+        "cloudresourcemanager.v1",
+        include_str!("../discovery/cloudresourcemanager.v1.json"),
+    ),
+    (
+        "cloudresourcemanager.v3",
+        include_str!("../discovery/cloudresourcemanager.v3.json"),
+    ),
+    ("iam.v1", include_str!("../discovery/iam.v1.json")),
+    (
+        "networkservices.v1",
+        include_str!("../discovery/networkservices.v1.json"),
+    ),
+    ("orgpolicy.v2", include_str!("../discovery/orgpolicy.v2.json")),
+    (
+        "serviceusage.v1",
+        include_str!("../discovery/serviceusage.v1.json"),
+    ),
+    (
+        "serviceusage.v1beta1",
+        include_str!("../discovery/serviceusage.v1beta1.json"),
+    ),
+];
+
+/// One REST method of one API, as its discovery document describes it.
+pub struct Method {
+    pub document: &'static str,
+    pub id: String,
+    pub http_method: String,
+    /// `flatPath` split into segments; `{…}` matches one segment. The last may carry `:verb`.
+    template: Vec<String>,
+    pub request: Option<String>,
+    pub response: Option<String>,
+}
+
+struct Documents {
+    docs: Vec<(&'static str, Value)>,
+    methods: Vec<Method>,
+}
+
+fn documents() -> &'static Documents {
+    static DOCS: OnceLock<Documents> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        let docs: Vec<(&str, Value)> = DOCUMENTS
+            .iter()
+            .map(|(name, text)| {
+                (
+                    *name,
+                    serde_json::from_str(text).expect("vendored discovery documents are JSON"),
+                )
+            })
+            .collect();
+        let mut methods = Vec::new();
+        for (name, doc) in &docs {
+            collect_methods(name, &doc["resources"], &mut methods);
+        }
+        Documents { docs, methods }
+    })
+}
+
+fn collect_methods(document: &'static str, resources: &Value, out: &mut Vec<Method>) {
+    for resource in resources.as_object().into_iter().flat_map(Map::values) {
+        for method in resource["methods"].as_object().into_iter().flat_map(Map::values) {
+            let path = method["flatPath"]
+                .as_str()
+                .or(method["path"].as_str())
+                .unwrap_or_default();
+            out.push(Method {
+                document,
+                id: method["id"].as_str().unwrap_or_default().to_string(),
+                http_method: method["httpMethod"].as_str().unwrap_or_default().to_string(),
+                template: path.split('/').map(str::to_string).collect(),
+                request: method["request"]["$ref"].as_str().map(str::to_string),
+                response: method["response"]["$ref"].as_str().map(str::to_string),
+            });
+        }
+        collect_methods(document, &resource["resources"], out);
+    }
+}
+
+/// The method for `http_method` and a path (no leading slash), if any document has one.
+/// Literal templates win over ones with more placeholders.
+pub fn find_method(http_method: &str, path: &str) -> Option<&'static Method> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    documents()
+        .methods
+        .iter()
+        .filter(|m| m.http_method == http_method && matches(&m.template, &segments))
+        .min_by_key(|m| m.template.iter().filter(|t| t.starts_with('{')).count())
+}
+
+fn matches(template: &[String], segments: &[&str]) -> bool {
+    template.len() == segments.len()
+        && template.iter().zip(segments).all(|(t, s)| {
+            let (t_name, t_verb) = t
+                .split_once(':')
+                .map_or((t.as_str(), None), |(a, b)| (a, Some(b)));
+            let (s_name, s_verb) = s.split_once(':').map_or((*s, None), |(a, b)| (a, Some(b)));
+            t_verb == s_verb && (t_name.starts_with('{') || t_name == s_name)
+        })
+}
+
+/// Problems with `value` against schema `schema` of `document`, each with its JSON path.
+pub fn check(document: &str, schema: &str, value: &Value) -> Vec<String> {
+    let Some((_, doc)) = documents().docs.iter().find(|(name, _)| *name == document) else {
+        return vec![format!("no discovery document {document}")];
+    };
+    let mut problems = Vec::new();
+    check_schema(
+        doc,
+        &serde_json::json!({ "$ref": schema }),
+        value,
+        "$",
+        &mut problems,
+    );
+    problems
+}
+
+fn check_schema(doc: &Value, schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
+    if let Some(name) = schema["$ref"].as_str() {
+        let resolved = &doc["schemas"][name];
+        if resolved.is_null() {
+            problems.push(format!("{path}: schema {name} is not in the document"));
+            return;
+        }
+        return check_schema(doc, resolved, value, path, problems);
+    }
+    match schema["type"].as_str() {
+        Some("object") => {
+            let Some(object) = value.as_object() else {
+                return problems.push(format!("{path}: expected an object, got {value}"));
+            };
+            for (key, field) in object {
+                let field_path = format!("{path}.{key}");
+                if let Some(property) = schema["properties"].get(key) {
+                    check_schema(doc, property, field, &field_path, problems);
+                } else if schema["additionalProperties"].is_object() {
+                    check_schema(doc, &schema["additionalProperties"], field, &field_path, problems);
+                } else if key != "@type" {
+                    problems.push(format!("{field_path}: unknown field `{key}`"));
+                }
+            }
+        }
+        Some("array") => match value.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    check_schema(doc, &schema["items"], item, &format!("{path}[{i}]"), problems);
+                }
+            }
+            None => problems.push(format!("{path}: expected an array, got {value}")),
+        },
+        Some("string") => {
+            let Some(text) = value.as_str() else {
+                return problems.push(format!("{path}: expected a string, got {value}"));
+            };
+            if let Some(allowed) = schema["enum"].as_array() {
+                if !allowed.iter().any(|a| a == text) {
+                    problems.push(format!(
+                        "{path}: `{text}` is not one of {}",
+                        Value::Array(allowed.clone())
+                    ));
+                }
+            }
+            match schema["format"].as_str() {
+                Some("int64" | "uint64") if text.parse::<i128>().is_err() => {
+                    problems.push(format!("{path}: `{text}` is not an int64 string"))
+                }
+                Some("byte")
+                    if !text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b)) =>
+                {
+                    problems.push(format!("{path}: `{text}` is not base64"))
+                }
+                _ => {}
+            }
+        }
+        Some("integer") if !(value.is_i64() || value.is_u64()) => {
+            problems.push(format!("{path}: expected an integer, got {value}"))
+        }
+        Some("number") if !value.is_number() => {
+            problems.push(format!("{path}: expected a number, got {value}"))
+        }
+        Some("boolean") if !value.is_boolean() => {
+            problems.push(format!("{path}: expected a boolean, got {value}"))
+        }
+        _ => {}
+    }
+}
+
+/// Google accepts snake_case field names on input; this rewrites them to lowerCamelCase.
+pub fn camel_case_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, v)| {
+                    let camel = if key.starts_with('@') {
+                        key
+                    } else {
+                        snake_to_camel(&key)
+                    };
+                    (camel, camel_case_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(camel_case_keys).collect()),
+        other => other,
+    }
+}
+
+fn snake_to_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn finds_methods_by_path_and_verb() {
+        let enable = super::find_method("POST", "v1/projects/p/services/iam.googleapis.com:enable").unwrap();
+        assert_eq!(enable.id, "serviceusage.services.enable");
+        assert_eq!(enable.response.as_deref(), Some("Operation"));
+        let get = super::find_method("GET", "v1/projects/p/services/iam.googleapis.com").unwrap();
+        assert_eq!(get.id, "serviceusage.services.get");
+        assert!(super::find_method("DELETE", "v1/projects/p/services/iam.googleapis.com").is_none());
+        let wait = super::find_method("POST", "v1/projects/p/locations/l/operations/o:wait").unwrap();
+        assert_eq!(wait.id, "aiplatform.projects.locations.operations.wait");
+    }
+
+    #[test]
+    fn checks_fields_types_and_enums() {
+        let ok = json!({"name": "projects/1/services/x", "state": "ENABLED", "config": {"name": "x"}});
+        assert!(super::check("serviceusage.v1", "GoogleApiServiceusageV1Service", &ok).is_empty());
+        let bad = json!({"name": 1, "state": "ON", "colour": "red"});
+        let problems = super::check("serviceusage.v1", "GoogleApiServiceusageV1Service", &bad);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("unknown field `colour`")));
+    }
+
+    #[test]
+    fn snake_case_input_becomes_camel_case() {
+        let value = super::camel_case_keys(
+            json!({"service_ids": ["a"], "@type": "t", "spec": {"agent_gateway_config": {}}}),
+        );
+        assert_eq!(
+            value,
+            json!({"serviceIds": ["a"], "@type": "t", "spec": {"agentGatewayConfig": {}}})
+        );
+    }
+}
