@@ -26,6 +26,8 @@ pub struct Delays {
     pub service_usable: f64,
     /// From generateServiceIdentity until the service agents are usable as IAM members.
     pub service_agent: f64,
+    /// From setIamPolicy until a new grant takes effect (Google: ~2 minutes, sometimes 7+).
+    pub iam_propagation: f64,
 }
 
 impl Default for Delays {
@@ -34,6 +36,7 @@ impl Default for Delays {
             enable_operation: 5.0,
             service_usable: 60.0,
             service_agent: 10.0,
+            iam_propagation: 120.0,
         }
     }
 }

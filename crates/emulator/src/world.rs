@@ -19,6 +19,9 @@ pub struct EnabledService {
     pub usable_at: Duration,
 }
 
+/// The member every seeded project's policy starts with, as `roles/owner`.
+pub const OWNER: &str = "user:owner@example.com";
+
 #[derive(Debug, Clone)]
 pub struct Project {
     pub id: String,
@@ -28,12 +31,26 @@ pub struct Project {
     pub services: BTreeMap<String, EnabledService>,
     /// When the service agents made by generateServiceIdentity become usable IAM members.
     pub service_agents_usable_at: Option<Duration>,
+    pub iam_policy: IamPolicy,
+}
+
+/// A project's IAM policy, with when each grant takes effect.
+#[derive(Debug, Clone, Default)]
+pub struct IamPolicy {
+    pub version: i64,
+    /// Bumped on every change; the etag is derived from it.
+    pub revision: u64,
+    /// `Binding` objects as Google shows them (role, members, optional condition).
+    pub bindings: Vec<Value>,
+    /// (role, member) → when the grant takes effect (propagation).
+    pub effective_at: BTreeMap<(String, String), Duration>,
 }
 
 #[derive(Debug, Default)]
 pub struct World {
     pub projects: Vec<Project>,
     pub operations: Operations,
+    pub iam_roles: std::collections::BTreeMap<String, crate::api::iam::StoredRole>,
     next_id: u64,
 }
 
@@ -60,6 +77,15 @@ impl World {
                 parent,
                 services,
                 service_agents_usable_at: None,
+                iam_policy: IamPolicy {
+                    version: 1,
+                    revision: 1,
+                    bindings: vec![json!({ "role": "roles/owner", "members": [OWNER] })],
+                    effective_at: BTreeMap::from([(
+                        ("roles/owner".to_string(), OWNER.to_string()),
+                        Duration::ZERO,
+                    )]),
+                },
             });
         };
         for org in &config.organizations {
@@ -116,9 +142,16 @@ impl World {
                         )
                     })
                     .collect();
+                let grants: Vec<Value> = p
+                    .iam_policy
+                    .effective_at
+                    .iter()
+                    .map(|((role, member), at)| json!({ "role": role, "member": member, "effective": now >= *at }))
+                    .collect();
                 json!({
                     "id": p.id, "number": p.number.to_string(), "parent": p.parent, "services": services,
                     "serviceAgentsUsable": p.service_agents_usable_at.map(|at| now >= at),
+                    "iamGrants": grants,
                 })
             })
             .collect();

@@ -2,7 +2,8 @@
 //! Google does for a project where they are disabled (403 SERVICE_DISABLED), and otherwise
 //! 501 UNIMPLEMENTED, so a client meets Google's enablement rules from the first call.
 
-mod iam;
+pub mod iam;
+mod resource_manager;
 mod service_usage;
 
 use serde_json::Value;
@@ -21,6 +22,9 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         }
     }
     if let Some(result) = iam::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = resource_manager::route(emulator, call) {
         return Some(result);
     }
     let (service, project) = owning_api(call)?;
