@@ -51,6 +51,8 @@ pub struct World {
     pub projects: Vec<Project>,
     pub operations: Operations,
     pub iam_roles: std::collections::BTreeMap<String, crate::api::iam::StoredRole>,
+    /// Agent gateways by full name `projects/{id}/locations/{l}/agentGateways/{g}`.
+    pub agent_gateways: std::collections::BTreeMap<String, crate::api::network_services::StoredGateway>,
     next_id: u64,
 }
 

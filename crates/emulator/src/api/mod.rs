@@ -3,6 +3,7 @@
 //! 501 UNIMPLEMENTED, so a client meets Google's enablement rules from the first call.
 
 pub mod iam;
+pub mod network_services;
 mod resource_manager;
 mod service_usage;
 
@@ -25,6 +26,9 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         return Some(result);
     }
     if let Some(result) = resource_manager::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = network_services::route(emulator, call) {
         return Some(result);
     }
     let (service, project) = owning_api(call)?;
