@@ -19,10 +19,16 @@
 //! without waiting for them.
 //!
 //! ## Status
-//! Emulated so far: authentication by bearer token, Service Usage (enable, batchEnable, get,
-//! batchGet, operations, generateServiceIdentity) with enablement delays, SERVICE_DISABLED for
-//! every other API's project-scoped calls, and the admin API. The other APIs answer 501 once
-//! enabled.
+//! Emulated so far:
+//! - authentication by bearer token;
+//! - request bodies checked against the discovery schemas (snake_case accepted);
+//! - Service Usage (enable, batchEnable, get, batchGet, operations, generateServiceIdentity),
+//!   with enablement delays and SERVICE_DISABLED for other APIs' project-scoped calls;
+//! - IAM custom roles;
+//! - Resource Manager projects.get and IAM policies;
+//! - the admin API.
+//!
+//! The other APIs answer 501 once enabled.
 
 mod admin;
 mod api;
