@@ -35,6 +35,7 @@ mod api;
 mod clock;
 pub mod config;
 pub mod discovery;
+mod encoding;
 mod error;
 mod ops;
 mod router;

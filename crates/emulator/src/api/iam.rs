@@ -549,28 +549,7 @@ fn normalise_etag(etag: &str, at: &str) -> Result<String, ApiError> {
 }
 
 fn new_etag(world: &mut World) -> String {
-    // Eight bytes led by 0x07, like Google's `BwX…` etags.
-    let id = world.next_id() & 0x00ff_ffff_ffff_ffff;
-    base64(&((0x07 << 56) | id).to_be_bytes())
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    crate::encoding::etag(world.next_id())
 }
 
 fn to_hex(text: &str) -> String {
