@@ -206,6 +206,17 @@ fn check_schema(doc: &Value, schema: &Value, value: &Value, path: &str, problems
     }
 }
 
+/// Like [`check`], in whichever document defines `schema`; `None` when none does. For payloads
+/// named by `@type`, whose schema lives in the API that produced them, not in the document whose
+/// method carried them (operations paths are shared by several APIs).
+pub fn check_anywhere(schema: &str, value: &Value) -> Option<Vec<String>> {
+    let (name, _) = documents()
+        .docs
+        .iter()
+        .find(|(_, doc)| doc["schemas"].get(schema).is_some())?;
+    Some(check(name, schema, value))
+}
+
 /// Google accepts snake_case field names on input; this rewrites them to lowerCamelCase.
 pub fn camel_case_keys(value: Value) -> Value {
     match value {

@@ -26,6 +26,7 @@
 //!   with enablement delays and SERVICE_DISABLED for other APIs' project-scoped calls;
 //! - IAM custom roles;
 //! - Resource Manager projects.get and IAM policies;
+//! - Network Services agent gateways (operations, one per mode per project and region, etag);
 //! - the admin API.
 //!
 //! The other APIs answer 501 once enabled.

@@ -1,17 +1,440 @@
-//! Network Services v1 agent gateways (`networkservices.v1.json`). Not emulated yet.
+//! Network Services v1 agent gateways (`networkservices.v1.json`): agentGateways.create / get /
+//! list / patch / delete, and `projects.locations.operations.get`, which answers any operation
+//! in the shared table by its full name (Agent Registry and Vertex AI use the same path shape).
+//!
+//! Create, patch and delete answer operations that finish after [`GATEWAY_OPERATION_SECONDS`]
+//! of emulated time (Google gives no duration; Terraform allows 30 minutes). The gateway is
+//! visible from the create call on, a patch applies at once, and a delete removes the gateway at
+//! once; only the operations take time. Names always use the project id, whether the call named
+//! the project by id or by number.
 
-use serde_json::Value;
+use axum::http::Method;
+use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::ops::Operation;
 use crate::router::Call;
+use crate::world::World;
 use crate::Emulator;
 
-/// A stored gateway (filled in when agent gateways are emulated).
+/// How long gateway operations run, in emulated seconds. Not a config field (config.rs belongs
+/// to others); Google documents no duration.
+const GATEWAY_OPERATION_SECONDS: f64 = 120.0;
+
+const GATEWAY_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.AgentGateway";
+const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.OperationMetadata";
+const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
+
+/// Emulated time zero, as wall-clock time: 2026-01-01T00:00:00Z.
+const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The fields a caller may set; everything else on a gateway is output only.
+const UPDATABLE: &[&str] = &[
+    "agentConnectivityTemplate",
+    "description",
+    "googleManaged",
+    "labels",
+    "networkConfig",
+    "protocols",
+    "registries",
+    "selfManaged",
+];
+
+/// A stored gateway.
 #[derive(Debug, Clone)]
 pub struct StoredGateway {
+    /// The AgentGateway as Google shows it (output fields included, no `@type`).
     pub body: Value,
 }
 
-pub fn route(_emulator: &Emulator, _call: &Call) -> Option<Result<Value, ApiError>> {
-    None
+impl StoredGateway {
+    fn etag(&self) -> &str {
+        self.body["etag"].as_str().unwrap_or_default()
+    }
+    fn mode(&self) -> Option<&str> {
+        governed_access_path(&self.body)
+    }
+}
+
+pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
+    let segments = call.segments();
+    let verb = call.verb.as_deref();
+    Some(match (&call.method, segments.as_slice(), verb) {
+        (&Method::POST, ["v1", "projects", project, "locations", location, "agentGateways"], None) => {
+            create(emulator, project, location, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "agentGateways"], None) => {
+            list(emulator, project, location, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "agentGateways", id], None) => {
+            get(emulator, project, location, id)
+        }
+        (&Method::PATCH, ["v1", "projects", project, "locations", location, "agentGateways", id], None) => {
+            patch(emulator, project, location, id, call)
+        }
+        (&Method::DELETE, ["v1", "projects", project, "locations", location, "agentGateways", id], None) => {
+            delete(emulator, project, location, id, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "operations", id], None) => {
+            get_operation(emulator, project, location, id)
+        }
+        _ => return None,
+    })
+}
+
+fn query<'a>(call: &'a Call, camel: &str, snake: &str) -> Option<&'a str> {
+    call.query
+        .iter()
+        .find(|(k, _)| k == camel || k == snake)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `projects/{id}/locations/{location}`, with the project resolved to its id.
+fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, u64), ApiError> {
+    let project = world.project_mut(project)?;
+    Ok((
+        format!("projects/{}/locations/{location}", project.id),
+        project.number,
+    ))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("Resource '{name}' was not found"))
+}
+
+fn aborted(name: &str) -> ApiError {
+    ApiError {
+        http: 409,
+        status: "ABORTED",
+        message: format!(
+            "The etag does not match the current etag of {name}: it was changed since it was read."
+        ),
+        details: vec![],
+    }
+}
+
+fn governed_access_path(gateway: &Value) -> Option<&str> {
+    gateway["googleManaged"]["governedAccessPath"]
+        .as_str()
+        .filter(|mode| *mode != "GOVERNED_ACCESS_PATH_UNSPECIFIED")
+}
+
+/// An RFC 1035 label of at most 63 characters, as Google's resource ids are.
+fn valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes[bytes.len() - 1] != b'-'
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// Emulated `now` as an RFC 3339 timestamp.
+fn timestamp(now: std::time::Duration) -> String {
+    let seconds = EPOCH_UNIX_SECONDS + now.as_secs();
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        now.subsec_nanos()
+    )
+}
+
+fn new_etag(world: &mut World) -> String {
+    format!("{:016x}", world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The caller's settable fields of `body`, refusing anything but an object.
+fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok(object
+            .iter()
+            .filter(|(k, _)| UPDATABLE.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()),
+        other => Err(ApiError::invalid_argument(format!(
+            "Invalid JSON payload received. Expected an AgentGateway object, got {other}"
+        ))),
+    }
+}
+
+/// Starts an operation on `target` that finishes after [`GATEWAY_OPERATION_SECONDS`].
+fn start_operation(
+    emulator: &Emulator,
+    world: &mut World,
+    parent: &str,
+    target: &str,
+    verb: &str,
+    response: Value,
+) -> Value {
+    let now = emulator.clock.now();
+    let done_at = emulator.clock.after(GATEWAY_OPERATION_SECONDS);
+    let id = world.next_id();
+    let operation = Operation {
+        name: format!("{parent}/operations/operation-{id}"),
+        done_at,
+        metadata: json!({
+            "@type": METADATA_TYPE,
+            "createTime": timestamp(now),
+            "target": target,
+            "verb": verb,
+            "requestedCancellation": false,
+            "apiVersion": "v1",
+        }),
+        outcome: Ok(response),
+    };
+    let body = operation.to_json(now);
+    world.operations.insert(operation);
+    body
+}
+
+fn with_type(gateway: &Value) -> Value {
+    let mut response = json!({ "@type": GATEWAY_TYPE });
+    if let (Some(out), Some(fields)) = (response.as_object_mut(), gateway.as_object()) {
+        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    response
+}
+
+/// 400 FAILED_PRECONDITION when another gateway under `parent` has the same governed access
+/// path: the seed allows one AGENT_TO_ANYWHERE and one CLIENT_TO_AGENT gateway per project and
+/// region. Google does not document the exact status it answers for this.
+fn check_one_per_mode(world: &World, parent: &str, name: &str, mode: Option<&str>) -> Result<(), ApiError> {
+    let Some(mode) = mode else {
+        return Ok(());
+    };
+    let prefix = format!("{parent}/agentGateways/");
+    match world
+        .agent_gateways
+        .iter()
+        .find(|(other, gateway)| other.starts_with(&prefix) && *other != name && gateway.mode() == Some(mode))
+    {
+        Some((existing, _)) => Err(ApiError::failed_precondition(format!(
+            "Only one {mode} agent gateway is allowed per project and region: {existing} already exists."
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
+    let id = query(call, "agentGatewayId", "agent_gateway_id").unwrap_or_default();
+    if id.is_empty() {
+        return Err(ApiError::invalid_argument("agentGatewayId is required."));
+    }
+    if !valid_id(id) {
+        return Err(ApiError::invalid_argument(format!(
+            "Invalid agentGatewayId \"{id}\": it must be 1 to 63 characters, start with a lowercase \
+             letter, and contain only lowercase letters, digits and hyphens, not ending with a hyphen."
+        )));
+    }
+    let fields = input(&call.body)?;
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let (parent, number) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/agentGateways/{id}");
+    if world.agent_gateways.contains_key(&name) {
+        return Err(ApiError::already_exists(format!(
+            "Resource '{name}' already exists"
+        )));
+    }
+    let mut body = Value::Object(fields);
+    check_one_per_mode(&world, &parent, &name, governed_access_path(&body))?;
+    let created = timestamp(now);
+    let etag = new_etag(&mut world);
+    body["name"] = json!(name);
+    body["createTime"] = json!(created);
+    body["updateTime"] = json!(created);
+    body["etag"] = json!(etag);
+    body["agentGatewayCard"] = json!({
+        "serviceExtensionsServiceAccount": format!("service-{number}@gcp-sa-dep.iam.gserviceaccount.com"),
+    });
+    let response = with_type(&body);
+    world.agent_gateways.insert(name.clone(), StoredGateway { body });
+    Ok(start_operation(
+        emulator, &mut world, &parent, &name, "create", response,
+    ))
+}
+
+fn get(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
+    let mut world = emulator.world();
+    let (parent, _) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/agentGateways/{id}");
+    world
+        .agent_gateways
+        .get(&name)
+        .map(|gateway| gateway.body.clone())
+        .ok_or_else(|| not_found(&name))
+}
+
+fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
+    let page_size = match query(call, "pageSize", "page_size") {
+        None | Some("") => DEFAULT_PAGE_SIZE,
+        Some(size) => match size.parse::<i32>() {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
+            _ => {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid value for pageSize: \"{size}\""
+                )))
+            }
+        },
+    };
+    let mut world = emulator.world();
+    let (parent, _) = parent(&mut world, project, location)?;
+    let prefix = format!("{parent}/agentGateways/");
+    let after = match query(call, "pageToken", "page_token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => Some(
+            token
+                .strip_prefix("after:")
+                .filter(|name| name.starts_with(&prefix))
+                .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))?
+                .to_string(),
+        ),
+    };
+    let matching: Vec<(&String, &StoredGateway)> = world
+        .agent_gateways
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter(|(name, _)| after.as_ref().is_none_or(|after| *name > after))
+        .collect();
+    let more = matching.len() > page_size;
+    let page = &matching[..matching.len().min(page_size)];
+    let mut out = json!({
+        "agentGateways": page.iter().map(|(_, g)| g.body.clone()).collect::<Vec<_>>(),
+    });
+    if let (true, Some((last, _))) = (more, page.last()) {
+        out["nextPageToken"] = json!(format!("after:{last}"));
+    }
+    Ok(out)
+}
+
+/// The top-level fields an `updateMask` names (a nested path selects its top-level field).
+fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
+    let Some(mask) = query(call, "updateMask", "update_mask").filter(|m| !m.trim().is_empty()) else {
+        return Ok(UPDATABLE.to_vec());
+    };
+    mask.split(',')
+        .map(str::trim)
+        .map(|path| {
+            let top = path.split('.').next().unwrap_or_default();
+            let top = crate::discovery::camel_case_keys(json!({ top: null }))
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default();
+            UPDATABLE.iter().copied().find(|f| *f == top).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "Invalid field mask path \"{path}\": not an updatable field of AgentGateway."
+                ))
+            })
+        })
+        .collect()
+}
+
+fn patch(
+    emulator: &Emulator,
+    project: &str,
+    location: &str,
+    id: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let mask = update_mask(call)?;
+    let fields = input(&call.body)?;
+    let given_etag = call.body["etag"].as_str().filter(|e| !e.is_empty());
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let (parent, _) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/agentGateways/{id}");
+    let mut gateway = world
+        .agent_gateways
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(&name))?;
+    if given_etag.is_some_and(|etag| etag != gateway.etag()) {
+        return Err(aborted(&name));
+    }
+    let old_mode = gateway.mode().map(str::to_string);
+    let mut body = gateway.body.as_object().cloned().unwrap_or_default();
+    for field in &mask {
+        match fields.get(*field) {
+            Some(value) => body.insert(field.to_string(), value.clone()),
+            None => body.remove(*field),
+        };
+    }
+    let body = Value::Object(body);
+    if governed_access_path(&body) != old_mode.as_deref() {
+        return Err(ApiError::invalid_argument(format!(
+            "googleManaged.governedAccessPath of {name} cannot be changed; create another gateway instead."
+        )));
+    }
+    gateway.body = body;
+    gateway.body["updateTime"] = json!(timestamp(now));
+    gateway.body["etag"] = json!(new_etag(&mut world));
+    let response = with_type(&gateway.body);
+    world.agent_gateways.insert(name.clone(), gateway);
+    Ok(start_operation(
+        emulator, &mut world, &parent, &name, "update", response,
+    ))
+}
+
+fn delete(
+    emulator: &Emulator,
+    project: &str,
+    location: &str,
+    id: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let given_etag = query(call, "etag", "etag").filter(|e| !e.is_empty());
+    let mut world = emulator.world();
+    let (parent, _) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/agentGateways/{id}");
+    let gateway = world.agent_gateways.get(&name).ok_or_else(|| not_found(&name))?;
+    if given_etag.is_some_and(|etag| etag != gateway.etag()) {
+        return Err(aborted(&name));
+    }
+    world.agent_gateways.remove(&name);
+    Ok(start_operation(
+        emulator,
+        &mut world,
+        &parent,
+        &name,
+        "delete",
+        json!({ "@type": EMPTY_TYPE }),
+    ))
+}
+
+/// Any operation in the shared table by its full name; a project number in the path finds the
+/// operation named with the project id too.
+fn get_operation(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let asked = format!("projects/{project}/locations/{location}/operations/{id}");
+    if let Some(operation) = world.operations.get(&asked) {
+        return Ok(operation.to_json(now));
+    }
+    let by_id = world
+        .project_mut(project)
+        .ok()
+        .map(|p| format!("projects/{}/locations/{location}/operations/{id}", p.id));
+    by_id
+        .and_then(|name| world.operations.get(&name).map(|op| op.to_json(now)))
+        .ok_or_else(|| ApiError::not_found(format!("Operation {asked} not found.")))
 }
