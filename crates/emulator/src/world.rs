@@ -53,6 +53,9 @@ pub struct World {
     pub iam_roles: std::collections::BTreeMap<String, crate::api::iam::StoredRole>,
     /// Agent gateways by full name `projects/{id}/locations/{l}/agentGateways/{g}`.
     pub agent_gateways: std::collections::BTreeMap<String, crate::api::network_services::StoredGateway>,
+    pub vertex_ai: crate::api::vertex_ai::VertexState,
+    pub agent_registry: crate::api::agent_registry::RegistryState,
+    pub org_policy: crate::api::org_policy::OrgPolicyState,
     next_id: u64,
 }
 

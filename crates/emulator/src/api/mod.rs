@@ -2,10 +2,13 @@
 //! Google does for a project where they are disabled (403 SERVICE_DISABLED), and otherwise
 //! 501 UNIMPLEMENTED, so a client meets Google's enablement rules from the first call.
 
+pub mod agent_registry;
 pub mod iam;
 pub mod network_services;
+pub mod org_policy;
 mod resource_manager;
 mod service_usage;
+pub mod vertex_ai;
 
 use serde_json::Value;
 
@@ -29,6 +32,15 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         return Some(result);
     }
     if let Some(result) = network_services::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = vertex_ai::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = agent_registry::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = org_policy::route(emulator, call) {
         return Some(result);
     }
     let (service, project) = owning_api(call)?;
