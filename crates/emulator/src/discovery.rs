@@ -217,6 +217,27 @@ pub fn check_anywhere(schema: &str, value: &Value) -> Option<Vec<String>> {
     Some(check(name, schema, value))
 }
 
+/// Checks a payload named by a type URL such as
+/// `type.googleapis.com/google.cloud.aiplatform.v1.ReasoningEngine`. Discovery documents name
+/// that schema either `ReasoningEngine` or, prefixed with its package in PascalCase,
+/// `GoogleCloudAiplatformV1ReasoningEngine`; both are tried. `None` when no document has either.
+pub fn check_type_url(type_url: &str, value: &Value) -> Option<Vec<String>> {
+    let full = type_url.rsplit('/').next().unwrap_or(type_url);
+    let (package, short) = full.rsplit_once('.').unwrap_or(("", full));
+    let prefixed: String = package
+        .split('.')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<String>()
+        + short;
+    check_anywhere(short, value).or_else(|| check_anywhere(&prefixed, value))
+}
+
 /// Google accepts snake_case field names on input; this rewrites them to lowerCamelCase.
 pub fn camel_case_keys(value: Value) -> Value {
     match value {
@@ -277,6 +298,22 @@ mod tests {
         let problems = super::check("serviceusage.v1", "GoogleApiServiceusageV1Service", &bad);
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("unknown field `colour`")));
+    }
+
+    #[test]
+    fn type_urls_find_prefixed_schemas() {
+        let engine = json!({"displayName": "x"});
+        let found = super::check_type_url(
+            "type.googleapis.com/google.cloud.aiplatform.v1.ReasoningEngine",
+            &engine,
+        );
+        assert_eq!(found, Some(vec![]));
+        let bad = json!({"displayName": "x", "colour": 1});
+        let found = super::check_type_url(
+            "type.googleapis.com/google.cloud.aiplatform.v1.ReasoningEngine",
+            &bad,
+        );
+        assert_eq!(found.map(|p| p.len()), Some(1));
     }
 
     #[test]

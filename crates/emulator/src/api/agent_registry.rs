@@ -1,15 +1,782 @@
-//! Agent Registry v1 (`agentregistry.v1.json`). Not emulated yet.
+//! Agent Registry v1 (`agentregistry.v1.json`): services.create / get / list / patch / delete
+//! (create, patch and delete answer operations) and the agents read model (agents.get / list).
+//! Operations are polled through the shared `projects.locations.operations.get` route that
+//! network_services.rs answers for every operation in the shared table.
+//!
+//! Create, patch and delete finish after [`REGISTRY_OPERATION_SECONDS`] of emulated time (Google
+//! gives no duration); their effect is visible at once. A repeated `requestId` for the same
+//! resource within [`REQUEST_ID_SECONDS`] answers the first call's operation again and changes
+//! nothing. Agents are derived: one per Service whose type is Agent (`agentSpec` set, or no spec
+//! at all), named after the service, plus the agents Agent Runtime registers through
+//! [`register_runtime_agent`]. Names always use the project id.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::Method;
+use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::ops::Operation;
 use crate::router::Call;
+use crate::world::World;
 use crate::Emulator;
 
-/// Everything Agent Registry keeps (services, request ids).
-#[derive(Debug, Clone, Default)]
-pub struct RegistryState {}
+/// How long registry operations run, in emulated seconds (Google documents no duration).
+pub const REGISTRY_OPERATION_SECONDS: f64 = 30.0;
+/// How long a `requestId` de-duplicates retries, in emulated seconds (Google: at least 60 minutes).
+pub const REQUEST_ID_SECONDS: f64 = 3600.0;
 
-pub fn route(_emulator: &Emulator, _call: &Call) -> Option<Result<Value, ApiError>> {
-    None
+const SERVICE_TYPE: &str = "type.googleapis.com/google.cloud.agentregistry.v1.Service";
+const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.agentregistry.v1.OperationMetadata";
+const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
+/// The attribute naming the resource hosting a runtime agent.
+#[cfg_attr(not(test), allow(dead_code))]
+pub const RUNTIME_REFERENCE: &str = "agentregistry.googleapis.com/system/RuntimeReference";
+
+/// Emulated time zero, as wall-clock time: 2026-01-01T00:00:00Z.
+const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The fields a caller may set on a Service; everything else is output only.
+const UPDATABLE: &[&str] = &[
+    "agentSpec",
+    "description",
+    "displayName",
+    "endpointSpec",
+    "interfaces",
+    "mcpServerSpec",
+];
+
+/// A registered Service.
+#[derive(Debug, Clone)]
+struct StoredService {
+    /// The Service as Google shows it (output fields included, no `@type`).
+    body: Value,
+    /// The derived agent's `uid` and `agentId`, stable for the service's life.
+    uid: String,
+}
+
+/// Everything Agent Registry keeps (services, runtime agents, request ids).
+#[derive(Debug, Clone, Default)]
+pub struct RegistryState {
+    /// Services by full name `projects/{id}/locations/{l}/services/{s}`.
+    services: BTreeMap<String, StoredService>,
+    /// Agents registered by Agent Runtime, by full name, as Google shows them.
+    runtime_agents: BTreeMap<String, Value>,
+    /// (resource name, verb, requestId) → (operation name, when the id stops de-duplicating).
+    requests: BTreeMap<(String, String, String), (String, Duration)>,
+}
+
+/// Registers the agent Agent Runtime deploys as `engine_name` (a reasoning engine's resource name,
+/// `projects/{p}/locations/{l}/reasoningEngines/{id}`, or a full `//…` URI) in `project_id`
+/// (an id or number) and `location`. The agent is named after the engine's last segment; calling
+/// again for the same engine replaces it. World has no clock, so no create/update times are set.
+// Called by Vertex AI once it deploys engines; until then only the tests call it.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn register_runtime_agent(
+    world: &mut World,
+    project_id: &str,
+    location: &str,
+    engine_name: &str,
+    display_name: &str,
+) {
+    let project = world
+        .project_mut(project_id)
+        .map(|p| p.id.clone())
+        .unwrap_or_else(|_| project_id.to_string());
+    let engine_id = engine_name.rsplit('/').next().unwrap_or(engine_name);
+    let name = format!("projects/{project}/locations/{location}/agents/{engine_id}");
+    let uri = if engine_name.starts_with("//") {
+        engine_name.to_string()
+    } else {
+        format!("//aiplatform.googleapis.com/{engine_name}")
+    };
+    let uid = match world.agent_registry.runtime_agents.get(&name) {
+        Some(existing) => existing["uid"].as_str().unwrap_or_default().to_string(),
+        None => uid(world),
+    };
+    let mut attributes = Map::new();
+    attributes.insert(RUNTIME_REFERENCE.to_string(), json!({ "uri": uri }));
+    let agent = json!({
+        "name": name,
+        "agentId": uid,
+        "uid": uid,
+        "displayName": display_name,
+        "location": location,
+        "attributes": attributes,
+    });
+    world.agent_registry.runtime_agents.insert(name, agent);
+}
+
+pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
+    let segments = call.segments();
+    let verb = call.verb.as_deref();
+    Some(match (&call.method, segments.as_slice(), verb) {
+        (&Method::POST, ["v1", "projects", project, "locations", location, "services"], None) => {
+            create(emulator, project, location, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "services"], None) => {
+            list_services(emulator, project, location, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "services", id], None) => {
+            get_service(emulator, project, location, id)
+        }
+        (&Method::PATCH, ["v1", "projects", project, "locations", location, "services", id], None) => {
+            patch(emulator, project, location, id, call)
+        }
+        (&Method::DELETE, ["v1", "projects", project, "locations", location, "services", id], None) => {
+            delete(emulator, project, location, id, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "agents"], None) => {
+            list_agents(emulator, project, location, call)
+        }
+        (&Method::GET, ["v1", "projects", project, "locations", location, "agents", id], None) => {
+            get_agent(emulator, project, location, id)
+        }
+        _ => return None,
+    })
+}
+
+fn query<'a>(call: &'a Call, camel: &str, snake: &str) -> Option<&'a str> {
+    call.query
+        .iter()
+        .find(|(k, _)| k == camel || k == snake)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `projects/{id}/locations/{location}`, with the project resolved to its id.
+fn parent(world: &mut World, project: &str, location: &str) -> Result<String, ApiError> {
+    let project = world.project_mut(project)?;
+    Ok(format!("projects/{}/locations/{location}", project.id))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("Resource '{name}' was not found"))
+}
+
+/// 4 to 63 characters of `[a-z0-9-]`, as the registry documents service ids.
+fn valid_service_id(id: &str) -> bool {
+    (4..=63).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A UUID in its 8-4-4-4-12 hex form, not all zeros, as Google's `requestId`s must be.
+fn valid_request_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && id.bytes().any(|b| b != b'0' && b != b'-')
+}
+
+fn request_id(call: &Call) -> Result<Option<String>, ApiError> {
+    match query(call, "requestId", "request_id").filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(id) if valid_request_id(id) => Ok(Some(id.to_ascii_lowercase())),
+        Some(id) => Err(ApiError::invalid_argument(format!(
+            "Invalid requestId \"{id}\": it must be a valid non-zero UUID."
+        ))),
+    }
+}
+
+/// The operation an earlier call with the same request id started, if it still de-duplicates.
+fn repeated(
+    world: &World,
+    now: Duration,
+    target: &str,
+    verb: &str,
+    request: &Option<String>,
+) -> Option<Value> {
+    let request = request.as_ref()?;
+    let key = (target.to_string(), verb.to_string(), request.clone());
+    let (operation, until) = world.agent_registry.requests.get(&key)?;
+    if now >= *until {
+        return None;
+    }
+    world.operations.get(operation).map(|op| op.to_json(now))
+}
+
+/// Emulated `now` as an RFC 3339 timestamp.
+fn timestamp(now: Duration) -> String {
+    let seconds = EPOCH_UNIX_SECONDS + now.as_secs();
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        now.subsec_nanos()
+    )
+}
+
+/// A deterministic UUID-shaped identifier.
+fn uid(world: &mut World) -> String {
+    let a = world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let b = a.rotate_left(29) ^ 0xD1B5_4A32_D192_ED03;
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// The caller's settable fields of `body`, refusing anything but an object.
+fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok(object
+            .iter()
+            .filter(|(k, _)| UPDATABLE.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()),
+        other => Err(ApiError::invalid_argument(format!(
+            "Invalid JSON payload received. Expected a Service object, got {other}"
+        ))),
+    }
+}
+
+/// The rules the schema's descriptions state for a Service's settable fields.
+fn check_service(service: &Value) -> Result<(), ApiError> {
+    let specs = ["agentSpec", "mcpServerSpec", "endpointSpec"]
+        .iter()
+        .filter(|f| !service[**f].is_null())
+        .count();
+    if specs > 1 {
+        return Err(ApiError::invalid_argument(
+            "Only one of agentSpec, mcpServerSpec and endpointSpec may be set.",
+        ));
+    }
+    if let Some(name) = service["displayName"].as_str() {
+        if name.chars().count() > 63 {
+            return Err(ApiError::invalid_argument(
+                "displayName can have a maximum length of 63 characters.",
+            ));
+        }
+    }
+    if let Some(description) = service["description"].as_str() {
+        if description.chars().count() > 2048 {
+            return Err(ApiError::invalid_argument(
+                "description can have a maximum length of 2048 characters.",
+            ));
+        }
+    }
+    let spec = &service["agentSpec"];
+    if spec.is_null() {
+        return Ok(());
+    }
+    let has_content = spec["content"].as_object().is_some_and(|c| !c.is_empty());
+    let has_interfaces = service["interfaces"].as_array().is_some_and(|i| !i.is_empty());
+    match spec["type"].as_str() {
+        Some("NO_SPEC") if has_content => Err(ApiError::invalid_argument(
+            "agentSpec.content must be empty when agentSpec.type is NO_SPEC.",
+        )),
+        Some("A2A_AGENT_CARD") if has_interfaces => Err(ApiError::invalid_argument(
+            "interfaces must be empty when agentSpec.type is A2A_AGENT_CARD.",
+        )),
+        Some("NO_SPEC" | "A2A_AGENT_CARD") => Ok(()),
+        _ => Err(ApiError::invalid_argument("agentSpec.type is required.")),
+    }
+}
+
+/// `registryResource`: the agent, MCP server or endpoint the service results in.
+fn registry_resource(parent: &str, id: &str, service: &Value) -> String {
+    let collection = if !service["mcpServerSpec"].is_null() {
+        "mcpServers"
+    } else if !service["endpointSpec"].is_null() {
+        "endpoints"
+    } else {
+        "agents"
+    };
+    format!("{parent}/{collection}/{id}")
+}
+
+fn with_type(service: &Value) -> Value {
+    let mut response = json!({ "@type": SERVICE_TYPE });
+    if let (Some(out), Some(fields)) = (response.as_object_mut(), service.as_object()) {
+        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    response
+}
+
+/// Starts an operation on `target` that finishes after [`REGISTRY_OPERATION_SECONDS`], and
+/// remembers `request` for it.
+fn start_operation(
+    emulator: &Emulator,
+    world: &mut World,
+    parent: &str,
+    target: &str,
+    verb: &str,
+    request: Option<String>,
+    response: Value,
+) -> Value {
+    let now = emulator.clock.now();
+    let id = world.next_id();
+    let operation = Operation {
+        name: format!("{parent}/operations/operation-{id}"),
+        done_at: emulator.clock.after(REGISTRY_OPERATION_SECONDS),
+        metadata: json!({
+            "@type": METADATA_TYPE,
+            "createTime": timestamp(now),
+            "target": target,
+            "verb": verb,
+            "requestedCancellation": false,
+            "apiVersion": "v1",
+        }),
+        outcome: Ok(response),
+    };
+    if let Some(request) = request {
+        let until = emulator.clock.after(REQUEST_ID_SECONDS);
+        world.agent_registry.requests.insert(
+            (target.to_string(), verb.to_string(), request),
+            (operation.name.clone(), until),
+        );
+    }
+    let body = operation.to_json(now);
+    world.operations.insert(operation);
+    body
+}
+
+fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
+    let id = query(call, "serviceId", "service_id").unwrap_or_default();
+    if !valid_service_id(id) {
+        return Err(ApiError::invalid_argument(format!(
+            "Invalid serviceId \"{id}\": it must be 4 to 63 characters of lowercase letters, digits \
+             and hyphens."
+        )));
+    }
+    let request = request_id(call)?;
+    let fields = input(&call.body)?;
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let parent = parent(&mut world, project, location)?;
+    let name = format!("{parent}/services/{id}");
+    if let Some(operation) = repeated(&world, now, &name, "create", &request) {
+        return Ok(operation);
+    }
+    if world.agent_registry.services.contains_key(&name) {
+        return Err(ApiError::already_exists(format!(
+            "Resource '{name}' already exists"
+        )));
+    }
+    let mut body = Value::Object(fields);
+    check_service(&body)?;
+    let created = timestamp(now);
+    body["name"] = json!(name);
+    body["createTime"] = json!(created);
+    body["updateTime"] = json!(created);
+    body["registryResource"] = json!(registry_resource(&parent, id, &body));
+    let response = with_type(&body);
+    let uid = uid(&mut world);
+    world
+        .agent_registry
+        .services
+        .insert(name.clone(), StoredService { body, uid });
+    Ok(start_operation(
+        emulator, &mut world, &parent, &name, "create", request, response,
+    ))
+}
+
+fn get_service(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
+    let mut world = emulator.world();
+    let name = format!("{}/services/{id}", parent(&mut world, project, location)?);
+    world
+        .agent_registry
+        .services
+        .get(&name)
+        .map(|s| s.body.clone())
+        .ok_or_else(|| not_found(&name))
+}
+
+/// `pageSize` and the name a `pageToken` resumes after.
+fn paging(call: &Call, prefix: &str) -> Result<(usize, Option<String>), ApiError> {
+    let page_size = match query(call, "pageSize", "page_size") {
+        None | Some("") => DEFAULT_PAGE_SIZE,
+        Some(size) => match size.parse::<i32>() {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
+            _ => {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid value for pageSize: \"{size}\""
+                )))
+            }
+        },
+    };
+    let after = match query(call, "pageToken", "page_token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => Some(
+            token
+                .strip_prefix("after:")
+                .filter(|name| name.starts_with(prefix))
+                .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))?
+                .to_string(),
+        ),
+    };
+    Ok((page_size, after))
+}
+
+/// One page of `items` (sorted by name) under `key`, with `nextPageToken` when more remain.
+fn page(items: Vec<(String, Value)>, key: &str, page_size: usize, after: Option<String>) -> Value {
+    let matching: Vec<(String, Value)> = items
+        .into_iter()
+        .filter(|(name, _)| after.as_ref().is_none_or(|after| name > after))
+        .collect();
+    let more = matching.len() > page_size;
+    let page = &matching[..matching.len().min(page_size)];
+    let mut out = json!({ key: page.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>() });
+    if let (true, Some((last, _))) = (more, page.last()) {
+        out["nextPageToken"] = json!(format!("after:{last}"));
+    }
+    out
+}
+
+fn list_services(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
+    let mut world = emulator.world();
+    let prefix = format!("{}/services/", parent(&mut world, project, location)?);
+    let (page_size, after) = paging(call, &prefix)?;
+    let items = world
+        .agent_registry
+        .services
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, s)| (name.clone(), s.body.clone()))
+        .collect();
+    Ok(page(items, "services", page_size, after))
+}
+
+/// The top-level fields an `updateMask` names (a nested path selects its top-level field).
+fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
+    let Some(mask) = query(call, "updateMask", "update_mask").filter(|m| !m.trim().is_empty()) else {
+        return Ok(UPDATABLE.to_vec());
+    };
+    mask.split(',')
+        .map(str::trim)
+        .map(|path| {
+            let top = path.split('.').next().unwrap_or_default();
+            let top = crate::discovery::camel_case_keys(json!({ top: null }))
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default();
+            UPDATABLE.iter().copied().find(|f| *f == top).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "Invalid field mask path \"{path}\": not an updatable field of Service."
+                ))
+            })
+        })
+        .collect()
+}
+
+fn patch(
+    emulator: &Emulator,
+    project: &str,
+    location: &str,
+    id: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let mask = update_mask(call)?;
+    let request = request_id(call)?;
+    let fields = input(&call.body)?;
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let parent = parent(&mut world, project, location)?;
+    let name = format!("{parent}/services/{id}");
+    if let Some(operation) = repeated(&world, now, &name, "update", &request) {
+        return Ok(operation);
+    }
+    let mut service = world
+        .agent_registry
+        .services
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(&name))?;
+    let old_type = service.body["agentSpec"]["type"].clone();
+    let mut body = service.body.as_object().cloned().unwrap_or_default();
+    for field in &mask {
+        match fields.get(*field) {
+            Some(value) => body.insert(field.to_string(), value.clone()),
+            None => body.remove(*field),
+        };
+    }
+    let mut body = Value::Object(body);
+    check_service(&body)?;
+    if !old_type.is_null() && body["agentSpec"]["type"] != old_type {
+        return Err(ApiError::invalid_argument(format!(
+            "agentSpec.type of {name} is immutable."
+        )));
+    }
+    if registry_resource(&parent, id, &body) != body["registryResource"].as_str().unwrap_or_default() {
+        return Err(ApiError::invalid_argument(format!(
+            "The type of {name} (agent, MCP server or endpoint) cannot be changed."
+        )));
+    }
+    body["updateTime"] = json!(timestamp(now));
+    service.body = body;
+    let response = with_type(&service.body);
+    world.agent_registry.services.insert(name.clone(), service);
+    Ok(start_operation(
+        emulator, &mut world, &parent, &name, "update", request, response,
+    ))
+}
+
+fn delete(
+    emulator: &Emulator,
+    project: &str,
+    location: &str,
+    id: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let request = request_id(call)?;
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let parent = parent(&mut world, project, location)?;
+    let name = format!("{parent}/services/{id}");
+    if let Some(operation) = repeated(&world, now, &name, "delete", &request) {
+        return Ok(operation);
+    }
+    if world.agent_registry.services.remove(&name).is_none() {
+        return Err(not_found(&name));
+    }
+    Ok(start_operation(
+        emulator,
+        &mut world,
+        &parent,
+        &name,
+        "delete",
+        request,
+        json!({ "@type": EMPTY_TYPE }),
+    ))
+}
+
+/// The Agent a Service of type Agent results in.
+fn agent_of(service: &StoredService, location: &str) -> Option<(String, Value)> {
+    let body = &service.body;
+    let name = body["registryResource"].as_str()?;
+    if !name.contains("/agents/") {
+        return None;
+    }
+    let mut agent = json!({
+        "name": name,
+        "agentId": service.uid,
+        "uid": service.uid,
+        "location": location,
+        "createTime": body["createTime"],
+        "updateTime": body["updateTime"],
+    });
+    let card = &body["agentSpec"]["content"];
+    let is_card = body["agentSpec"]["type"] == "A2A_AGENT_CARD";
+    let text = |field: &str, card_field: &str| {
+        body[field]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .or_else(|| card[card_field].as_str().filter(|_| is_card))
+            .map(str::to_string)
+    };
+    if let Some(display) = text("displayName", "name") {
+        agent["displayName"] = json!(display);
+    }
+    if let Some(description) = text("description", "description") {
+        agent["description"] = json!(description);
+    }
+    if is_card {
+        agent["card"] =
+            json!({ "type": "A2A_AGENT_CARD", "content": card.as_object().cloned().unwrap_or_default() });
+        if let Some(version) = card["version"].as_str() {
+            agent["version"] = json!(version);
+        }
+        let mut protocol = json!({ "type": "A2A_AGENT" });
+        if let Some(version) = card["protocolVersion"].as_str() {
+            protocol["protocolVersion"] = json!(version);
+        }
+        if let Some(url) = card["url"].as_str() {
+            let binding = match card["preferredTransport"].as_str() {
+                Some("GRPC") => "GRPC",
+                Some("HTTP+JSON") => "HTTP_JSON",
+                _ => "JSONRPC",
+            };
+            protocol["interfaces"] = json!([{ "url": url, "protocolBinding": binding }]);
+        }
+        agent["protocols"] = json!([protocol]);
+    } else if let Some(interfaces) = body["interfaces"].as_array().filter(|i| !i.is_empty()) {
+        agent["protocols"] = json!([{ "type": "CUSTOM", "interfaces": interfaces }]);
+    }
+    Some((name.to_string(), agent))
+}
+
+/// Every agent under `parent`, sorted by name; a runtime agent wins over a same-named service's.
+fn agents(world: &World, parent: &str, location: &str) -> Vec<(String, Value)> {
+    let prefix = format!("{parent}/");
+    let mut all: BTreeMap<String, Value> = world
+        .agent_registry
+        .services
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter_map(|(_, s)| agent_of(s, location))
+        .collect();
+    all.extend(
+        world
+            .agent_registry
+            .runtime_agents
+            .iter()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(name, a)| (name.clone(), a.clone())),
+    );
+    all.into_iter().collect()
+}
+
+fn list_agents(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
+    let mut world = emulator.world();
+    let parent = parent(&mut world, project, location)?;
+    let (page_size, after) = paging(call, &format!("{parent}/agents/"))?;
+    Ok(page(
+        agents(&world, &parent, location),
+        "agents",
+        page_size,
+        after,
+    ))
+}
+
+fn get_agent(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
+    let mut world = emulator.world();
+    let parent = parent(&mut world, project, location)?;
+    let name = format!("{parent}/agents/{id}");
+    agents(&world, &parent, location)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, agent)| agent)
+        .ok_or_else(|| not_found(&name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{IamPolicy, Project};
+
+    fn world() -> World {
+        let mut world = World::default();
+        world.projects.push(Project {
+            id: "sluice-demo".into(),
+            number: 42,
+            parent: "organizations/1".into(),
+            services: BTreeMap::new(),
+            service_agents_usable_at: None,
+            iam_policy: IamPolicy::default(),
+        });
+        world
+    }
+
+    #[test]
+    fn runtime_agent_points_at_its_engine() {
+        let mut world = world();
+        let engine = "projects/42/locations/us-central1/reasoningEngines/777";
+        register_runtime_agent(&mut world, "42", "us-central1", engine, "Support bot");
+        let listed = agents(
+            &world,
+            "projects/sluice-demo/locations/us-central1",
+            "us-central1",
+        );
+        assert_eq!(listed.len(), 1);
+        let (name, agent) = &listed[0];
+        assert_eq!(name, "projects/sluice-demo/locations/us-central1/agents/777");
+        assert_eq!(agent["displayName"], "Support bot");
+        assert_eq!(
+            agent["attributes"][RUNTIME_REFERENCE]["uri"],
+            format!("//aiplatform.googleapis.com/{engine}")
+        );
+        let uid = agent["uid"].clone();
+        register_runtime_agent(&mut world, "sluice-demo", "us-central1", engine, "Renamed");
+        let listed = agents(
+            &world,
+            "projects/sluice-demo/locations/us-central1",
+            "us-central1",
+        );
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].1["uid"], uid);
+        assert_eq!(listed[0].1["displayName"], "Renamed");
+        assert!(agents(
+            &world,
+            "projects/sluice-demo/locations/europe-west1",
+            "europe-west1"
+        )
+        .is_empty());
+        let problems = crate::discovery::check("agentregistry.v1", "Agent", &listed[0].1);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(valid_service_id("abcd"));
+        assert!(valid_service_id("a-1-b"));
+        assert!(!valid_service_id("abc"));
+        assert!(!valid_service_id("ABCD"));
+        assert!(!valid_service_id(&"a".repeat(64)));
+        assert!(valid_request_id("123e4567-e89b-12d3-a456-426614174000"));
+        assert!(!valid_request_id("00000000-0000-0000-0000-000000000000"));
+        assert!(!valid_request_id("not-a-uuid"));
+    }
+
+    /// The runtime agent through the HTTP list and get, on a real server.
+    #[tokio::test]
+    async fn runtime_agents_are_listed_over_http() {
+        let mut config = crate::EmulatorConfig::default();
+        config.organizations[0].projects[0] = crate::config::ProjectConfig {
+            id: "sluice-demo".into(),
+            number: 42,
+            enabled_services: vec!["agentregistry.googleapis.com".into()],
+        };
+        let emulator = std::sync::Arc::new(crate::Emulator::new(config));
+        let engine = "projects/sluice-demo/locations/us-central1/reasoningEngines/777";
+        register_runtime_agent(&mut emulator.world(), "sluice-demo", "us-central1", engine, "Bot");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server =
+            tokio::spawn(async move { axum::serve(listener, crate::router::router(emulator)).await });
+        let http = reqwest::Client::new();
+        let get = |path: String| {
+            let request = http.get(format!("{base}/{path}")).bearer_auth("test-token");
+            async move {
+                let response = request.send().await.unwrap();
+                (
+                    response.status().as_u16(),
+                    response.json::<Value>().await.unwrap(),
+                )
+            }
+        };
+        let parent = "v1/projects/42/locations/us-central1";
+        let (status, listed) = get(format!("{parent}/agents")).await;
+        assert_eq!(status, 200, "{listed}");
+        let problems = crate::discovery::check("agentregistry.v1", "ListAgentsResponse", &listed);
+        assert!(problems.is_empty(), "{problems:?}");
+        let agent = &listed["agents"][0];
+        assert_eq!(
+            agent["name"],
+            "projects/sluice-demo/locations/us-central1/agents/777"
+        );
+        assert_eq!(
+            agent["attributes"][RUNTIME_REFERENCE]["uri"],
+            format!("//aiplatform.googleapis.com/{engine}")
+        );
+        let (status, got) = get(format!("{parent}/agents/777")).await;
+        assert_eq!((status, &got), (200, agent));
+        server.abort();
+    }
 }

@@ -1,16 +1,690 @@
-//! Vertex AI reasoningEngines v1 / v1beta1 (`aiplatform.v1.json`, `.v1beta1.json`). Not
-//! emulated yet.
+//! Vertex AI reasoningEngines v1 / v1beta1 (`aiplatform.v1.json`, `.v1beta1.json`):
+//! reasoningEngines.create / get / list / patch / delete, and
+//! `projects.locations.reasoningEngines.operations.get`.
+//!
+//! Create, patch and delete answer operations named
+//! `projects/{NUMBER}/locations/{l}/reasoningEngines/{id}/operations/{op}` that finish after
+//! [`ENGINE_OPERATION_SECONDS`] of emulated time. The engine id is a server-generated number, so
+//! create is not idempotent. Names always use the project number, as Google's do.
+//!
+//! Choices where Google is silent:
+//! - The outcome of a create or patch is decided at request time and shown when the operation
+//!   finishes. A create whose gateway binding fails leaves the engine visible until its operation
+//!   finishes, then the engine is gone (the operation shows the error). A patch whose binding
+//!   fails is not applied.
+//! - A gateway that is missing, in another project or region, or of the wrong
+//!   `governedAccessPath` fails the operation with FAILED_PRECONDITION; a Reasoning Engine service
+//!   agent without `networkservices.agentGateways.get` and `.use` (through a grant whose propagation
+//!   is complete) fails it with PERMISSION_DENIED. The predefined roles considered to grant both
+//!   are [`GATEWAY_ROLES`]; a custom role counts while it is live and includes both permissions.
+//!   IAM conditions on the binding are not evaluated.
+//! - A patch that removes or changes the gateway of an engine that has one answers 400
+//!   FAILED_PRECONDITION at once.
+//! - `spec.identityType: AGENT_IDENTITY` sets `spec.effectiveIdentity` to
+//!   `principal://agents.global.proj-{NUMBER}.system.id.goog/resources/aiplatform/projects/{NUMBER}/locations/{l}/reasoningEngines/{id}`;
+//!   otherwise it is `spec.serviceAccount` if given, else the Reasoning Engine service agent.
+//! - List `filter` supports only an AND of `display_name="x"` (or `displayName`) and
+//!   `labels.KEY="v"` terms; anything else is 400 INVALID_ARGUMENT.
+//! - Org Policy (`org_policy::check_reasoning_engine`) is consulted for CREATE / UPDATE before the
+//!   request is accepted; a refusal is the call's own error, not the operation's.
+//! - Delete's `force` is accepted and ignored (engines have no child resources here).
+//! - `:wait` on operations answers 501 UNIMPLEMENTED (which Google's method description allows):
+//!   routes are synchronous, so a long poll cannot be served here.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::Method;
+use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::ops::Operation;
 use crate::router::Call;
+use crate::world::World;
 use crate::Emulator;
+
+/// How long reasoning-engine operations run, in emulated seconds (Google documents none; real
+/// deployments take minutes).
+pub const ENGINE_OPERATION_SECONDS: f64 = 300.0;
+
+const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
+
+/// Emulated time zero, as wall-clock time: 2026-01-01T00:00:00Z.
+const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The fields a caller may set; everything else on an engine is output only.
+const UPDATABLE: &[&str] = &[
+    "displayName",
+    "description",
+    "labels",
+    "spec",
+    "contextSpec",
+    "encryptionSpec",
+];
+
+/// Predefined roles taken to include `networkservices.agentGateways.get` and `.use`.
+pub const GATEWAY_ROLES: &[&str] = &[
+    "roles/networkservices.agentGatewayUser",
+    "roles/networkservices.admin",
+    "roles/editor",
+    "roles/owner",
+];
+
+const NEEDED_PERMISSIONS: &[&str] = &[
+    "networkservices.agentGateways.get",
+    "networkservices.agentGateways.use",
+];
 
 /// Everything Vertex AI keeps (reasoning engines).
 #[derive(Debug, Clone, Default)]
-pub struct VertexState {}
+pub struct VertexState {
+    /// By full name `projects/{NUMBER}/locations/{l}/reasoningEngines/{id}`.
+    pub engines: BTreeMap<String, StoredEngine>,
+}
 
-pub fn route(_emulator: &Emulator, _call: &Call) -> Option<Result<Value, ApiError>> {
+/// A stored reasoning engine.
+#[derive(Debug, Clone)]
+pub struct StoredEngine {
+    /// The ReasoningEngine as Google shows it (output fields included, no `@type`).
+    pub body: Value,
+    /// When a create that fails finishes: the engine disappears then.
+    pub gone_at: Option<Duration>,
+}
+
+pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
+    let segments = call.segments();
+    let verb = call.verb.as_deref();
+    Some(match (&call.method, segments.as_slice(), verb) {
+        (
+            &Method::POST,
+            [v @ ("v1" | "v1beta1"), "projects", p, "locations", l, "reasoningEngines"],
+            None,
+        ) => create(emulator, v, p, l, call),
+        (&Method::GET, ["v1" | "v1beta1", "projects", p, "locations", l, "reasoningEngines"], None) => {
+            list(emulator, p, l, call)
+        }
+        (&Method::GET, ["v1" | "v1beta1", "projects", p, "locations", l, "reasoningEngines", id], None) => {
+            get(emulator, p, l, id)
+        }
+        (
+            &Method::PATCH,
+            [v @ ("v1" | "v1beta1"), "projects", p, "locations", l, "reasoningEngines", id],
+            None,
+        ) => patch(emulator, v, p, l, id, call),
+        (
+            &Method::DELETE,
+            [v @ ("v1" | "v1beta1"), "projects", p, "locations", l, "reasoningEngines", id],
+            None,
+        ) => delete(emulator, v, p, l, id),
+        (
+            &Method::GET,
+            ["v1" | "v1beta1", "projects", p, "locations", l, "reasoningEngines", id, "operations", op],
+            None,
+        ) => get_operation(emulator, p, l, id, op),
+        (
+            &Method::POST,
+            ["v1" | "v1beta1", "projects", _, "locations", _, "reasoningEngines", _, "operations", _],
+            Some("wait"),
+        )
+        | (&Method::POST, ["v1" | "v1beta1", "projects", _, "locations", _, "operations", _], Some("wait")) => {
+            Err(ApiError::unimplemented(
+                "operations.wait is not supported by this server; poll the operation with GET instead.",
+            ))
+        }
+        _ => return None,
+    })
+}
+
+fn query<'a>(call: &'a Call, camel: &str, snake: &str) -> Option<&'a str> {
+    call.query
+        .iter()
+        .find(|(k, _)| k == camel || k == snake)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `projects/{NUMBER}/locations/{location}`, the project id and number.
+fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, String, u64), ApiError> {
+    let project = world.project_mut(project)?;
+    Ok((
+        format!("projects/{}/locations/{location}", project.number),
+        project.id.clone(),
+        project.number,
+    ))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("The ReasoningEngine does not exist: {name}"))
+}
+
+fn aborted(name: &str) -> ApiError {
+    ApiError {
+        http: 409,
+        status: "ABORTED",
+        message: format!(
+            "The etag does not match the current etag of {name}: it was changed since it was read."
+        ),
+        details: vec![],
+    }
+}
+
+/// Emulated `now` as an RFC 3339 timestamp.
+fn timestamp(now: Duration) -> String {
+    let seconds = EPOCH_UNIX_SECONDS + now.as_secs();
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        now.subsec_nanos()
+    )
+}
+
+fn new_etag(world: &mut World) -> String {
+    format!("{:016x}", world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Drops engines whose failing create has finished.
+fn purge(world: &mut World, now: Duration) {
+    world
+        .vertex_ai
+        .engines
+        .retain(|_, engine| engine.gone_at.is_none_or(|at| now < at));
+}
+
+/// The caller's settable fields of `body`, refusing anything but an object.
+fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok(object
+            .iter()
+            .filter(|(k, _)| UPDATABLE.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()),
+        other => Err(ApiError::invalid_argument(format!(
+            "Invalid JSON payload received. Expected a ReasoningEngine object, got {other}"
+        ))),
+    }
+}
+
+fn type_prefix(version: &str) -> String {
+    format!("type.googleapis.com/google.cloud.aiplatform.{version}")
+}
+
+fn with_type(version: &str, engine: &Value) -> Value {
+    let mut response = json!({ "@type": format!("{}.ReasoningEngine", type_prefix(version)) });
+    if let (Some(out), Some(fields)) = (response.as_object_mut(), engine.as_object()) {
+        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    response
+}
+
+/// Starts an operation on engine `name` that finishes after [`ENGINE_OPERATION_SECONDS`].
+fn start_operation(
+    emulator: &Emulator,
+    world: &mut World,
+    name: &str,
+    metadata_type: &str,
+    outcome: Result<Value, ApiError>,
+) -> Value {
+    let now = emulator.clock.now();
+    let id = world.next_id();
+    let operation = Operation {
+        name: format!("{name}/operations/{id}"),
+        done_at: emulator.clock.after(ENGINE_OPERATION_SECONDS),
+        metadata: json!({
+            "@type": metadata_type,
+            "genericMetadata": { "createTime": timestamp(now), "updateTime": timestamp(now) },
+        }),
+        outcome,
+    };
+    let body = operation.to_json(now);
+    world.operations.insert(operation);
+    body
+}
+
+/// The (egress, ingress) gateway names an engine is bound to.
+fn gateways(engine: &Value) -> (Option<String>, Option<String>) {
+    let config = &engine["spec"]["deploymentSpec"]["agentGatewayConfig"];
+    let name = |v: &Value| {
+        v["agentGateway"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    (
+        name(&config["agentToAnywhereConfig"]),
+        name(&config["clientToAgentConfig"]),
+    )
+}
+
+/// Whether `member` holds every needed permission through a grant whose propagation is done.
+fn member_may_use_gateways(world: &World, project_id: &str, member: &str, now: Duration) -> bool {
+    let Some(project) = world.projects.iter().find(|p| p.id == project_id) else {
+        return false;
+    };
+    let roles: Vec<&String> = project
+        .iam_policy
+        .effective_at
+        .iter()
+        .filter(|((_, m), at)| m == member && **at <= now)
+        .map(|((role, _), _)| role)
+        .collect();
+    if roles.iter().any(|role| GATEWAY_ROLES.contains(&role.as_str())) {
+        return true;
+    }
+    NEEDED_PERMISSIONS.iter().all(|permission| {
+        roles.iter().any(|role| {
+            crate::api::iam::role_is_live(world, role)
+                && role
+                    .strip_prefix("projects/")
+                    .and_then(|rest| rest.split_once("/roles/"))
+                    .and_then(|(p, id)| {
+                        let p = world
+                            .projects
+                            .iter()
+                            .find(|x| x.id == p || x.number.to_string() == p)?;
+                        world.iam_roles.get(&format!("projects/{}/roles/{id}", p.id))
+                    })
+                    .is_some_and(|stored| stored.included_permissions.iter().any(|x| x == permission))
+        })
+    })
+}
+
+/// Why binding `engine` in project `project_id`/`number`, `location` to its gateways fails, if it does.
+fn binding_problem(
+    world: &World,
+    project_id: &str,
+    number: u64,
+    location: &str,
+    engine: &Value,
+    now: Duration,
+) -> Option<ApiError> {
+    let (egress, ingress) = gateways(engine);
+    let wanted = [
+        (egress, "AGENT_TO_ANYWHERE", "agentToAnywhereConfig"),
+        (ingress, "CLIENT_TO_AGENT", "clientToAgentConfig"),
+    ];
+    let mut any = false;
+    for (gateway, mode, field) in wanted {
+        let Some(gateway) = gateway else { continue };
+        any = true;
+        let parts: Vec<&str> = gateway.split('/').collect();
+        let key = match parts.as_slice() {
+            ["projects", p, "locations", l, "agentGateways", g]
+                if (*p == project_id || *p == number.to_string()) && *l == location =>
+            {
+                format!("projects/{project_id}/locations/{l}/agentGateways/{g}")
+            }
+            _ => {
+                return Some(ApiError::failed_precondition(format!(
+                    "agentGatewayConfig.{field}.agentGateway \"{gateway}\" must name an agent gateway in \
+                     project {project_id} and region {location}."
+                )))
+            }
+        };
+        let Some(stored) = world.agent_gateways.get(&key) else {
+            return Some(ApiError::failed_precondition(format!(
+                "Agent gateway {gateway} does not exist."
+            )));
+        };
+        if stored.body["googleManaged"]["governedAccessPath"].as_str() != Some(mode) {
+            return Some(ApiError::failed_precondition(format!(
+                "agentGatewayConfig.{field} needs a {mode} agent gateway; {gateway} is not one."
+            )));
+        }
+    }
+    let member = format!("serviceAccount:service-{number}@gcp-sa-aiplatform-re.iam.gserviceaccount.com");
+    if any && !member_may_use_gateways(world, project_id, &member, now) {
+        return Some(ApiError::permission_denied(format!(
+            "The Reasoning Engine service agent {} lacks permission networkservices.agentGateways.get \
+             and networkservices.agentGateways.use on the agent gateway.",
+            member.trim_start_matches("serviceAccount:")
+        )));
+    }
     None
+}
+
+/// Sets `spec.effectiveIdentity` from `spec.identityType`.
+fn fill_identity(engine: &mut Value, number: u64) {
+    if !engine["spec"].is_object() {
+        return;
+    }
+    let name = engine["name"].as_str().unwrap_or_default().to_string();
+    let identity = if engine["spec"]["identityType"] == "AGENT_IDENTITY" {
+        format!("principal://agents.global.proj-{number}.system.id.goog/resources/aiplatform/{name}")
+    } else {
+        engine["spec"]["serviceAccount"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("service-{number}@gcp-sa-aiplatform-re.iam.gserviceaccount.com"))
+    };
+    engine["spec"]["effectiveIdentity"] = json!(identity);
+}
+
+fn create(
+    emulator: &Emulator,
+    version: &str,
+    project: &str,
+    location: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let fields = input(&call.body)?;
+    if fields
+        .get("displayName")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.trim().is_empty())
+    {
+        return Err(ApiError::invalid_argument("displayName is required."));
+    }
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    purge(&mut world, now);
+    let (parent, project_id, number) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/reasoningEngines/{}", world.next_id());
+    let mut body = Value::Object(fields);
+    let created = timestamp(now);
+    body["name"] = json!(name);
+    body["createTime"] = json!(created);
+    body["updateTime"] = json!(created);
+    body["etag"] = json!(new_etag(&mut world));
+    fill_identity(&mut body, number);
+    crate::api::org_policy::check_reasoning_engine(&world, &project_id, "CREATE", &body, now)?;
+    let problem = binding_problem(&world, &project_id, number, location, &body, now);
+    let gone_at = problem
+        .is_some()
+        .then(|| emulator.clock.after(ENGINE_OPERATION_SECONDS));
+    let outcome = match problem {
+        Some(error) => Err(error),
+        None => Ok(with_type(version, &body)),
+    };
+    world
+        .vertex_ai
+        .engines
+        .insert(name.clone(), StoredEngine { body, gone_at });
+    let metadata = format!("{}.CreateReasoningEngineOperationMetadata", type_prefix(version));
+    Ok(start_operation(emulator, &mut world, &name, &metadata, outcome))
+}
+
+fn get(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    purge(&mut world, now);
+    let (parent, _, _) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/reasoningEngines/{id}");
+    world
+        .vertex_ai
+        .engines
+        .get(&name)
+        .map(|engine| engine.body.clone())
+        .ok_or_else(|| not_found(&name))
+}
+
+/// One `field = "value"` term of a list filter.
+enum Term {
+    DisplayName(String),
+    Label(String, String),
+}
+
+fn parse_filter(filter: &str) -> Result<Vec<Term>, ApiError> {
+    let invalid = || {
+        ApiError::invalid_argument(format!(
+            "Unsupported filter \"{filter}\": only AND of display_name=\"x\" and labels.KEY=\"v\" terms."
+        ))
+    };
+    if filter.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    filter
+        .split(" AND ")
+        .map(|term| {
+            let (field, value) = term.split_once('=').ok_or_else(invalid)?;
+            let (field, value) = (field.trim(), value.trim());
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .ok_or_else(invalid)?
+                .to_string();
+            match field {
+                "display_name" | "displayName" => Ok(Term::DisplayName(value)),
+                _ => match field.strip_prefix("labels.") {
+                    Some(key) if !key.is_empty() => Ok(Term::Label(key.to_string(), value)),
+                    _ => Err(invalid()),
+                },
+            }
+        })
+        .collect()
+}
+
+fn matches_filter(engine: &Value, terms: &[Term]) -> bool {
+    terms.iter().all(|term| match term {
+        Term::DisplayName(v) => engine["displayName"].as_str() == Some(v),
+        Term::Label(k, v) => engine["labels"][k].as_str() == Some(v),
+    })
+}
+
+fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
+    let page_size = match query(call, "pageSize", "page_size") {
+        None | Some("") => DEFAULT_PAGE_SIZE,
+        Some(size) => match size.parse::<i32>() {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
+            _ => {
+                return Err(ApiError::invalid_argument(format!(
+                    "Invalid value for pageSize: \"{size}\""
+                )))
+            }
+        },
+    };
+    let terms = parse_filter(query(call, "filter", "filter").unwrap_or_default())?;
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    purge(&mut world, now);
+    let (parent, _, _) = parent(&mut world, project, location)?;
+    let prefix = format!("{parent}/reasoningEngines/");
+    let after = match query(call, "pageToken", "page_token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => Some(
+            token
+                .strip_prefix("after:")
+                .filter(|name| name.starts_with(&prefix))
+                .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))?
+                .to_string(),
+        ),
+    };
+    let matching: Vec<(&String, &StoredEngine)> = world
+        .vertex_ai
+        .engines
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter(|(name, _)| after.as_ref().is_none_or(|after| *name > after))
+        .filter(|(_, engine)| matches_filter(&engine.body, &terms))
+        .collect();
+    let more = matching.len() > page_size;
+    let page = &matching[..matching.len().min(page_size)];
+    let mut out = json!({
+        "reasoningEngines": page.iter().map(|(_, e)| e.body.clone()).collect::<Vec<_>>(),
+    });
+    if let (true, Some((last, _))) = (more, page.last()) {
+        out["nextPageToken"] = json!(format!("after:{last}"));
+    }
+    Ok(out)
+}
+
+/// The `updateMask` paths, camelCased segment by segment; each must start with an updatable field.
+fn update_mask(call: &Call) -> Result<Vec<Vec<String>>, ApiError> {
+    let Some(mask) = query(call, "updateMask", "update_mask").filter(|m| !m.trim().is_empty()) else {
+        return Ok(UPDATABLE.iter().map(|f| vec![f.to_string()]).collect());
+    };
+    mask.split(',')
+        .map(str::trim)
+        .map(|path| {
+            let segments: Vec<String> = path
+                .split('.')
+                .map(|segment| {
+                    crate::discovery::camel_case_keys(json!({ segment: null }))
+                        .as_object()
+                        .and_then(|o| o.keys().next().cloned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if UPDATABLE.contains(&segments[0].as_str()) {
+                Ok(segments)
+            } else {
+                Err(ApiError::invalid_argument(format!(
+                    "Invalid field mask path \"{path}\": not an updatable field of ReasoningEngine."
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Copies the value at `path` in `from` into `to`, or removes it from `to` when `from` lacks it.
+fn apply_path(to: &mut Value, from: &Value, path: &[String]) {
+    let (last, init) = path.split_last().expect("mask paths are never empty");
+    let mut source = Some(from);
+    for segment in path {
+        source = source.and_then(|s| s.get(segment));
+    }
+    let mut target = to;
+    for segment in init {
+        if !target[segment.as_str()].is_object() {
+            if source.is_none() {
+                return;
+            }
+            target[segment.as_str()] = json!({});
+        }
+        target = &mut target[segment.as_str()];
+    }
+    match (source, target.as_object_mut()) {
+        (Some(value), Some(object)) => {
+            object.insert(last.clone(), value.clone());
+        }
+        (None, Some(object)) => {
+            object.remove(last);
+        }
+        _ => {}
+    }
+}
+
+fn patch(
+    emulator: &Emulator,
+    version: &str,
+    project: &str,
+    location: &str,
+    id: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let mask = update_mask(call)?;
+    let fields = Value::Object(input(&call.body)?);
+    let given_etag = call.body["etag"].as_str().filter(|e| !e.is_empty());
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    purge(&mut world, now);
+    let (parent, project_id, number) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/reasoningEngines/{id}");
+    let engine = world
+        .vertex_ai
+        .engines
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(&name))?;
+    if given_etag.is_some_and(|etag| Some(etag) != engine.body["etag"].as_str()) {
+        return Err(aborted(&name));
+    }
+    let mut body = engine.body.clone();
+    for path in &mask {
+        apply_path(&mut body, &fields, path);
+    }
+    let (old_egress, old_ingress) = gateways(&engine.body);
+    let (new_egress, new_ingress) = gateways(&body);
+    for (old, new, field) in [
+        (old_egress, new_egress, "agentToAnywhereConfig"),
+        (old_ingress, new_ingress, "clientToAgentConfig"),
+    ] {
+        if old.is_some() && old != new {
+            return Err(ApiError::failed_precondition(format!(
+                "Cannot unbind {name} from agent gateway {}: \
+                 spec.deploymentSpec.agentGatewayConfig.{field}.agentGateway cannot be removed or changed.",
+                old.unwrap_or_default()
+            )));
+        }
+    }
+    body["updateTime"] = json!(timestamp(now));
+    body["etag"] = json!(new_etag(&mut world));
+    fill_identity(&mut body, number);
+    crate::api::org_policy::check_reasoning_engine(&world, &project_id, "UPDATE", &body, now)?;
+    let outcome = match binding_problem(&world, &project_id, number, location, &body, now) {
+        Some(error) => Err(error),
+        None => {
+            let response = with_type(version, &body);
+            world.vertex_ai.engines.insert(
+                name.clone(),
+                StoredEngine {
+                    body,
+                    gone_at: engine.gone_at,
+                },
+            );
+            Ok(response)
+        }
+    };
+    let metadata = format!("{}.UpdateReasoningEngineOperationMetadata", type_prefix(version));
+    Ok(start_operation(emulator, &mut world, &name, &metadata, outcome))
+}
+
+fn delete(
+    emulator: &Emulator,
+    version: &str,
+    project: &str,
+    location: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    purge(&mut world, now);
+    let (parent, _, _) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/reasoningEngines/{id}");
+    if world.vertex_ai.engines.remove(&name).is_none() {
+        return Err(not_found(&name));
+    }
+    Ok(start_operation(
+        emulator,
+        &mut world,
+        &name,
+        &format!("{}.DeleteOperationMetadata", type_prefix(version)),
+        Ok(json!({ "@type": EMPTY_TYPE })),
+    ))
+}
+
+/// An engine's operation by name; the project may be given by id or number.
+fn get_operation(
+    emulator: &Emulator,
+    project: &str,
+    location: &str,
+    id: &str,
+    op: &str,
+) -> Result<Value, ApiError> {
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    let (parent, _, _) = parent(&mut world, project, location)?;
+    let name = format!("{parent}/reasoningEngines/{id}/operations/{op}");
+    world
+        .operations
+        .get(&name)
+        .map(|operation| operation.to_json(now))
+        .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")))
 }

@@ -98,8 +98,7 @@ pub fn conforms(method: &str, path: &str, status: u16, body: &Value) {
     };
     let mut problems = discovery::check(found.document, schema, body);
     if let Some(type_url) = body["response"]["@type"].as_str() {
-        let inner = type_url.rsplit('.').next().unwrap_or_default();
-        match discovery::check_anywhere(inner, &body["response"]) {
+        match discovery::check_type_url(type_url, &body["response"]) {
             Some(inner_problems) => problems.extend(inner_problems),
             // google.protobuf.Empty is in no document: it must carry nothing but its type.
             None if type_url == "type.googleapis.com/google.protobuf.Empty" => {

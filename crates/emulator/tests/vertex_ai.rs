@@ -1,0 +1,567 @@
+//! Vertex AI reasoningEngines (v1, v1beta1): create / get / list / patch / delete as operations,
+//! gateway binding rules, agent identity, and SERVICE_DISABLED.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sluice_emulator::config::ProjectConfig;
+use sluice_emulator::{discovery, EmulatorConfig};
+use support::Client;
+
+const NUMBER: u64 = 100_000_000_001;
+const PARENT: &str = "v1/projects/sluice-demo/locations/us-central1";
+const BETA_PARENT: &str = "v1beta1/projects/sluice-demo/locations/us-central1";
+/// The emulator's (undocumented by Google) engine operation duration.
+const OPERATION_SECONDS: f64 = 300.0;
+const PROPAGATION_SECONDS: f64 = 60.0;
+const EGRESS_GW: &str = "projects/sluice-demo/locations/us-central1/agentGateways/egress-gw";
+const INGRESS_GW: &str = "projects/sluice-demo/locations/us-central1/agentGateways/ingress-gw";
+
+async fn start() -> (sluice_emulator::EmulatorHandle, Client) {
+    let mut config = EmulatorConfig::default();
+    config.delays.iam_propagation = PROPAGATION_SECONDS;
+    config.organizations[0].projects[0] = ProjectConfig {
+        id: "sluice-demo".into(),
+        number: NUMBER,
+        enabled_services: vec![
+            "aiplatform.googleapis.com".into(),
+            "networkservices.googleapis.com".into(),
+            "cloudresourcemanager.googleapis.com".into(),
+            "iam.googleapis.com".into(),
+        ],
+    };
+    config.organizations[0].projects.push(ProjectConfig {
+        id: "sluice-other".into(),
+        number: 100_000_000_002,
+        enabled_services: vec![],
+    });
+    Client::start_with(config).await
+}
+
+fn engine(display_name: &str) -> Value {
+    json!({
+        "displayName": display_name,
+        "labels": { "team": "sluice" },
+        "spec": { "packageSpec": { "pickleObjectGcsUri": "gs://bucket/agent.pkl", "pythonVersion": "3.12" } },
+    })
+}
+
+fn bound_engine(egress: Option<&str>, ingress: Option<&str>) -> Value {
+    let mut body = engine("bound");
+    if let Some(gw) = egress {
+        body["spec"]["deploymentSpec"]["agentGatewayConfig"]["agentToAnywhereConfig"]["agentGateway"] =
+            json!(gw);
+    }
+    if let Some(gw) = ingress {
+        body["spec"]["deploymentSpec"]["agentGatewayConfig"]["clientToAgentConfig"]["agentGateway"] =
+            json!(gw);
+    }
+    body
+}
+
+async fn create(client: &Client, parent: &str, body: Value) -> (u16, Value) {
+    client
+        .call(Method::POST, &format!("{parent}/reasoningEngines"), Some(body))
+        .await
+}
+
+/// The engine name (`projects/N/locations/L/reasoningEngines/ID`) an operation name belongs to.
+fn engine_of(operation: &Value) -> String {
+    let name = operation["name"].as_str().unwrap();
+    name.split("/operations/").next().unwrap().to_string()
+}
+
+/// Polls an operation without the support client's automatic check (which cannot find the
+/// prefixed `GoogleCloudAiplatformV1ReasoningEngine` schema from the `@type`), checking it here.
+async fn operation(client: &Client, version: &str, name: &str) -> (u16, Value) {
+    let response = client
+        .http
+        .get(format!("{}/{version}/{name}", client.base))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    if status == 200 {
+        let document = format!("aiplatform.{version}");
+        let mut problems = discovery::check(&document, "GoogleLongrunningOperation", &body);
+        if body["response"]["@type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(".ReasoningEngine"))
+        {
+            let schema = if version == "v1" {
+                "GoogleCloudAiplatformV1ReasoningEngine"
+            } else {
+                "GoogleCloudAiplatformV1beta1ReasoningEngine"
+            };
+            let mut engine = body["response"].clone();
+            engine.as_object_mut().unwrap().remove("@type");
+            problems.extend(discovery::check(&document, schema, &engine));
+        }
+        assert!(problems.is_empty(), "{problems:?}\n{body}");
+    }
+    (status, body)
+}
+
+async fn make_gateway(client: &Client, id: &str, mode: &str) {
+    let (status, body) = client
+        .call(
+            Method::POST,
+            &format!("{PARENT}/agentGateways?agentGatewayId={id}"),
+            Some(json!({ "googleManaged": { "governedAccessPath": mode } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Makes the Reasoning Engine service agent exist and grants it `role`.
+async fn grant_service_agent(client: &Client, role: &str) {
+    let identity = "v1beta1/projects/sluice-demo/services/aiplatform.googleapis.com:generateServiceIdentity";
+    client.call(Method::POST, identity, Some(json!({}))).await;
+    client.advance(60.0).await;
+    let (status, mut policy) = client
+        .call(
+            Method::POST,
+            "v3/projects/sluice-demo:getIamPolicy",
+            Some(json!({ "options": { "requestedPolicyVersion": 3 } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{policy}");
+    let agent = format!("serviceAccount:service-{NUMBER}@gcp-sa-aiplatform-re.iam.gserviceaccount.com");
+    policy["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "role": role, "members": [agent] }));
+    let (status, body) = client
+        .call(
+            Method::POST,
+            "v3/projects/sluice-demo:setIamPolicy",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn make_custom_role(client: &Client, permissions: &[&str]) -> String {
+    let role = json!({
+        "roleId": "agentGatewayUser",
+        "role": { "title": "Agent Gateway user", "includedPermissions": permissions }
+    });
+    let (status, body) = client
+        .call(Method::POST, "v1/projects/sluice-demo/roles", Some(role))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    "projects/sluice-demo/roles/agentGatewayUser".to_string()
+}
+
+#[tokio::test]
+async fn create_answers_an_operation_and_the_engine_exists_at_once() {
+    let (_emulator, client) = start().await;
+    let (status, op) = create(&client, PARENT, engine("agent")).await;
+    assert_eq!(status, 200, "{op}");
+    let name = op["name"].as_str().unwrap().to_string();
+    let prefix = format!("projects/{NUMBER}/locations/us-central1/reasoningEngines/");
+    let rest = name.strip_prefix(&prefix).expect(&name);
+    let (id, op_id) = rest.split_once("/operations/").expect(&name);
+    assert!(id.chars().all(|c| c.is_ascii_digit()), "{name}");
+    assert!(!op_id.is_empty());
+    assert!(op.get("done").is_none(), "{op}");
+
+    let (status, got) = client
+        .call(Method::GET, &format!("{PARENT}/reasoningEngines/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["name"], format!("{prefix}{id}"));
+    assert_eq!(got["displayName"], "agent");
+    assert!(got["etag"].is_string() && got["createTime"].is_string(), "{got}");
+
+    client.advance(OPERATION_SECONDS - 1.0).await;
+    let (status, running) = operation(&client, "v1", &name).await;
+    assert_eq!(status, 200);
+    assert!(running.get("done").is_none(), "{running}");
+    client.advance(1.0).await;
+    let (_, done) = operation(&client, "v1", &name).await;
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(
+        done["response"]["@type"],
+        "type.googleapis.com/google.cloud.aiplatform.v1.ReasoningEngine"
+    );
+    assert_eq!(done["response"]["name"], got["name"]);
+
+    // Project by number works too.
+    let (status, _) = client
+        .call(
+            Method::GET,
+            &format!("v1/projects/{NUMBER}/locations/us-central1/reasoningEngines/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn v1beta1_operations_name_the_v1beta1_type() {
+    let (_emulator, client) = start().await;
+    let (status, op) = create(&client, BETA_PARENT, engine("beta")).await;
+    assert_eq!(status, 200, "{op}");
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1beta1", op["name"].as_str().unwrap()).await;
+    assert_eq!(
+        done["response"]["@type"], "type.googleapis.com/google.cloud.aiplatform.v1beta1.ReasoningEngine",
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn create_requires_a_display_name_and_is_not_idempotent() {
+    let (_emulator, client) = start().await;
+    let (status, body) = create(&client, PARENT, json!({ "description": "nameless" })).await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+
+    let (_, first) = create(&client, PARENT, engine("same")).await;
+    let (_, second) = create(&client, PARENT, engine("same")).await;
+    assert_ne!(engine_of(&first), engine_of(&second));
+    let (status, list) = client
+        .call(Method::GET, &format!("{PARENT}/reasoningEngines"), None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["reasoningEngines"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn get_of_a_missing_engine_is_404() {
+    let (_emulator, client) = start().await;
+    let (status, body) = client
+        .call(Method::GET, &format!("{PARENT}/reasoningEngines/12345"), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn list_filters_on_display_name_and_labels_and_pages() {
+    let (_emulator, client) = start().await;
+    for (name, team) in [("a", "x"), ("b", "x"), ("c", "y"), ("a", "y")] {
+        let mut body = engine(name);
+        body["labels"] = json!({ "team": team });
+        assert_eq!(create(&client, PARENT, body).await.0, 200);
+    }
+    let list = |query: String| {
+        let client = &client;
+        async move {
+            let (status, body) = client
+                .call(Method::GET, &format!("{PARENT}/reasoningEngines?{query}"), None)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let names = |body: &Value| -> Vec<String> {
+        body["reasoningEngines"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["displayName"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let by_name = list("filter=display_name%3D%22a%22".into()).await;
+    assert_eq!(names(&by_name), ["a", "a"]);
+    let by_label = list("filter=labels.team%3D%22x%22".into()).await;
+    assert_eq!(names(&by_label), ["a", "b"]);
+    let both = list("filter=display_name%3D%22a%22%20AND%20labels.team%3D%22y%22".into()).await;
+    assert_eq!(names(&both), ["a"]);
+
+    let first = list("pageSize=3".into()).await;
+    assert_eq!(names(&first).len(), 3);
+    let token = first["nextPageToken"].as_str().unwrap();
+    let second = list(format!("pageSize=3&pageToken={}", urlencode(token))).await;
+    assert_eq!(names(&second).len(), 1);
+    assert!(second.get("nextPageToken").is_none(), "{second}");
+
+    let (status, _) = client
+        .call(
+            Method::GET,
+            &format!("{PARENT}/reasoningEngines?filter=create_time%3E%222020%22"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn patch_applies_the_mask_checks_the_etag_and_is_an_operation() {
+    let (_emulator, client) = start().await;
+    let (_, op) = create(&client, PARENT, engine("before")).await;
+    let name = engine_of(&op);
+    let path = format!("v1/{name}");
+    let (_, got) = client.call(Method::GET, &path, None).await;
+    let etag = got["etag"].as_str().unwrap().to_string();
+
+    let (status, op) = client
+        .call(
+            Method::PATCH,
+            &format!("{path}?updateMask=display_name"),
+            Some(json!({ "displayName": "after", "description": "ignored", "etag": etag })),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    assert!(op["name"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{name}/operations/")));
+    let (_, got) = client.call(Method::GET, &path, None).await;
+    assert_eq!(got["displayName"], "after");
+    assert!(got.get("description").is_none(), "{got}");
+    assert_ne!(got["etag"], etag.as_str());
+
+    let (status, body) = client
+        .call(
+            Method::PATCH,
+            &format!("{path}?updateMask=displayName"),
+            Some(json!({ "displayName": "stale", "etag": etag })),
+        )
+        .await;
+    assert_eq!((status, body["error"]["status"].as_str()), (409, Some("ABORTED")));
+
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["response"]["displayName"], "after", "{done}");
+}
+
+#[tokio::test]
+async fn delete_is_an_operation_with_an_empty_response() {
+    let (_emulator, client) = start().await;
+    let (_, op) = create(&client, PARENT, engine("doomed")).await;
+    let path = format!("v1/{}", engine_of(&op));
+    let (status, op) = client.call(Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(client.call(Method::GET, &path, None).await.0, 404);
+    assert_eq!(client.call(Method::DELETE, &path, None).await.0, 404);
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["done"], true);
+    assert_eq!(
+        done["response"],
+        json!({ "@type": "type.googleapis.com/google.protobuf.Empty" })
+    );
+}
+
+#[tokio::test]
+async fn binding_to_gateways_needs_the_right_modes_and_a_propagated_grant() {
+    let (_emulator, client) = start().await;
+    make_gateway(&client, "egress-gw", "AGENT_TO_ANYWHERE").await;
+    make_gateway(&client, "ingress-gw", "CLIENT_TO_AGENT").await;
+
+    // Missing gateway: the operation fails after its time, and the engine goes.
+    let missing = "projects/sluice-demo/locations/us-central1/agentGateways/nope";
+    let (_, op) = create(&client, PARENT, bound_engine(Some(missing), None)).await;
+    let path = format!("v1/{}", engine_of(&op));
+    assert_eq!(client.call(Method::GET, &path, None).await.0, 200);
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 9, "FAILED_PRECONDITION: {done}");
+    assert_eq!(client.call(Method::GET, &path, None).await.0, 404);
+
+    // Wrong mode (ingress gateway used for egress).
+    let (_, op) = create(&client, PARENT, bound_engine(Some(INGRESS_GW), None)).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 9, "{done}");
+
+    // Another region.
+    let elsewhere = "projects/sluice-demo/locations/europe-west1/agentGateways/egress-gw";
+    let (_, op) = create(&client, PARENT, bound_engine(Some(elsewhere), None)).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 9, "{done}");
+
+    // Right gateways, but the service agent holds nothing.
+    let (_, op) = create(&client, PARENT, bound_engine(Some(EGRESS_GW), Some(INGRESS_GW))).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 7, "PERMISSION_DENIED: {done}");
+
+    // A custom role without .use is not enough.
+    let role = make_custom_role(&client, &["networkservices.agentGateways.get"]).await;
+    grant_service_agent(&client, &role).await;
+    client.advance(PROPAGATION_SECONDS).await;
+    let (_, op) = create(&client, PARENT, bound_engine(Some(EGRESS_GW), None)).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 7, "{done}");
+}
+
+#[tokio::test]
+async fn a_custom_role_grant_binds_only_once_propagated() {
+    let (_emulator, client) = start().await;
+    make_gateway(&client, "egress-gw", "AGENT_TO_ANYWHERE").await;
+    make_gateway(&client, "ingress-gw", "CLIENT_TO_AGENT").await;
+    let role = make_custom_role(
+        &client,
+        &[
+            "networkservices.agentGateways.get",
+            "networkservices.agentGateways.use",
+        ],
+    )
+    .await;
+    grant_service_agent(&client, &role).await;
+
+    // Not propagated yet.
+    let (_, op) = create(&client, PARENT, bound_engine(Some(EGRESS_GW), Some(INGRESS_GW))).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 7, "{done}");
+
+    let (_, op) = create(&client, PARENT, bound_engine(Some(EGRESS_GW), Some(INGRESS_GW))).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert!(done.get("error").is_none(), "{done}");
+    assert_eq!(
+        done["response"]["spec"]["deploymentSpec"]["agentGatewayConfig"]["agentToAnywhereConfig"]
+            ["agentGateway"],
+        EGRESS_GW
+    );
+    let path = format!("v1/{}", engine_of(&op));
+    assert_eq!(client.call(Method::GET, &path, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_predefined_role_grant_binds_and_a_bound_engine_cannot_be_unbound() {
+    let (_emulator, client) = start().await;
+    make_gateway(&client, "egress-gw", "AGENT_TO_ANYWHERE").await;
+    grant_service_agent(&client, "roles/networkservices.agentGatewayUser").await;
+    client.advance(PROPAGATION_SECONDS).await;
+    let (_, op) = create(&client, PARENT, bound_engine(Some(EGRESS_GW), None)).await;
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert!(done.get("error").is_none(), "{done}");
+    let path = format!("v1/{}", engine_of(&op));
+
+    // Removing the gateway.
+    let (status, body) = client
+        .call(
+            Method::PATCH,
+            &format!("{path}?updateMask=spec.deployment_spec.agent_gateway_config"),
+            Some(json!({ "spec": {} })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION")),
+        "{body}"
+    );
+    // Changing it.
+    let other = "projects/sluice-demo/locations/us-central1/agentGateways/other-gw";
+    let (status, body) = client
+        .call(
+            Method::PATCH,
+            &format!("{path}?updateMask=spec"),
+            Some(bound_engine(Some(other), None)),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION"))
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("unbind"),
+        "{body}"
+    );
+    // Other fields still change.
+    let (status, body) = client
+        .call(
+            Method::PATCH,
+            &format!("{path}?updateMask=description"),
+            Some(json!({ "description": "still bound" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn agent_identity_fills_the_effective_identity() {
+    let (_emulator, client) = start().await;
+    let mut body = engine("identity");
+    body["spec"]["identityType"] = json!("AGENT_IDENTITY");
+    let (_, op) = create(&client, PARENT, body).await;
+    let name = engine_of(&op);
+    let (_, got) = client.call(Method::GET, &format!("v1/{name}"), None).await;
+    assert_eq!(
+        got["spec"]["effectiveIdentity"],
+        format!("principal://agents.global.proj-{NUMBER}.system.id.goog/resources/aiplatform/{name}")
+    );
+
+    // Snake case, as Google's Python SDK sends it.
+    let (status, op) = create(
+        &client,
+        PARENT,
+        json!({ "display_name": "sa", "spec": { "service_account": "sa@sluice-demo.iam.gserviceaccount.com" } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{op}");
+    let (_, got) = client
+        .call(Method::GET, &format!("v1/{}", engine_of(&op)), None)
+        .await;
+    assert_eq!(
+        got["spec"]["effectiveIdentity"],
+        "sa@sluice-demo.iam.gserviceaccount.com"
+    );
+}
+
+#[tokio::test]
+async fn a_project_without_aiplatform_answers_service_disabled() {
+    let (_emulator, client) = start().await;
+    let (status, body) = create(
+        &client,
+        "v1/projects/sluice-other/locations/us-central1",
+        engine("x"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(body["error"]["details"][0]["reason"], "SERVICE_DISABLED");
+    assert_eq!(
+        body["error"]["details"][0]["metadata"]["service"],
+        "aiplatform.googleapis.com"
+    );
+}
+
+#[tokio::test]
+async fn wait_is_unimplemented_and_operations_get_404s_for_unknown_names() {
+    let (_emulator, client) = start().await;
+    let (_, op) = create(&client, PARENT, engine("w")).await;
+    let name = op["name"].as_str().unwrap();
+    let (status, body) = client
+        .call(Method::POST, &format!("v1/{name}:wait?timeout=10s"), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (501, Some("UNIMPLEMENTED"))
+    );
+    let (status, _) = client
+        .call(
+            Method::GET,
+            &format!("v1/{}/operations/999", engine_of(&op)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
