@@ -19,17 +19,16 @@
 //! without waiting for them.
 //!
 //! ## Status
-//! Emulated so far:
-//! - authentication by bearer token;
-//! - request bodies checked against the discovery schemas (snake_case accepted);
-//! - Service Usage (enable, batchEnable, get, batchGet, operations, generateServiceIdentity),
-//!   with enablement delays and SERVICE_DISABLED for other APIs' project-scoped calls;
-//! - IAM custom roles;
-//! - Resource Manager projects.get and IAM policies;
-//! - Network Services agent gateways (operations, one per mode per project and region, etag);
+//! Emulated, with tests:
+//! - authentication by bearer token, and request bodies checked against the discovery schemas
+//!   (snake_case accepted);
+//! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
+//! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
+//! - Org Policy v2 with CEL enforcement on reasoning engines;
 //! - the admin API.
 //!
-//! The other APIs answer 501 once enabled.
+//! Not yet: the OAuth token endpoint, quotas, seeded faults and latency, and the `:wait` long
+//! poll.
 
 mod admin;
 mod api;
