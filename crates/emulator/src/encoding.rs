@@ -1,4 +1,10 @@
-//! Encodings Google's APIs share: base64 (standard alphabet, padded) and opaque etags.
+//! Encodings Google's APIs share: base64 (standard alphabet, padded), opaque etags, and RFC 3339
+//! timestamps of emulated time.
+
+use std::time::Duration;
+
+/// Emulated time zero, as wall-clock time: 2026-01-01T00:00:00Z.
+const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
 
 /// Standard, padded base64, as Google's `format: byte` fields use.
 pub fn base64(bytes: &[u8]) -> String {
@@ -25,6 +31,29 @@ pub fn etag(version: u64) -> String {
     base64(&((0x07 << 56) | (version & 0x00ff_ffff_ffff_ffff)).to_be_bytes())
 }
 
+/// An RFC 3339 timestamp (UTC, nanoseconds) for an instant of emulated time.
+pub fn timestamp(now: Duration) -> String {
+    let seconds = EPOCH_UNIX_SECONDS + now.as_secs();
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        now.subsec_nanos()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,5 +64,13 @@ mod tests {
         assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
         assert_ne!(super::etag(1), super::etag(2));
         assert!(super::etag(1).starts_with("Bw"));
+        assert_eq!(
+            super::timestamp(std::time::Duration::ZERO),
+            "2026-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            super::timestamp(std::time::Duration::from_secs(86_400 * 59 + 3_661)),
+            "2026-03-01T01:01:01.000000000Z"
+        );
     }
 }

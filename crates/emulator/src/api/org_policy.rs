@@ -28,6 +28,7 @@ use std::time::Duration;
 use axum::http::Method;
 use serde_json::{json, Map, Value};
 
+use crate::encoding::timestamp;
 use crate::error::ApiError;
 use crate::router::Call;
 use crate::world::World;
@@ -35,7 +36,6 @@ use crate::Emulator;
 
 /// How long after a policy is set it is enforced.
 pub const POLICY_PROPAGATION_SECONDS: f64 = 900.0;
-const EPOCH_UNIX_SECONDS: u64 = 1_767_225_600;
 const REASONING_ENGINE: &str = "aiplatform.googleapis.com/ReasoningEngine";
 const MAX_CONDITION_CHARS: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -745,29 +745,6 @@ fn answer_has_macros(condition: &str, resource: &Value) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Emulated `now` as an RFC 3339 timestamp.
-fn timestamp(now: Duration) -> String {
-    let seconds = EPOCH_UNIX_SECONDS + now.as_secs();
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        now.subsec_nanos()
-    )
 }
 
 #[cfg(test)]
