@@ -2,6 +2,7 @@
 //! - `GET state`: every project, its services and agents, and the operation count;
 //! - `GET requests`: the log of calls (method, path, status, emulated time in seconds);
 //! - `POST clock` `{"advance_seconds": N}`: make N emulated seconds pass at once;
+//! - `GET faults` / `POST faults`: the fault settings by API (replaced whole by POST);
 //! - `POST reset`: rebuild the world from the config and clear the log.
 
 use std::time::Duration;
@@ -33,12 +34,23 @@ pub fn handle(emulator: &Emulator, method: &Method, path: &str, body: &[u8]) -> 
                     .into_response(),
             }
         }
+        ("GET", "faults") => axum::Json(json!(emulator.faults.config())).into_response(),
+        ("POST", "faults") => match serde_json::from_slice(body) {
+            Ok(config) => {
+                emulator.faults.set_config(config);
+                axum::Json(json!(emulator.faults.config())).into_response()
+            }
+            Err(error) => ApiError::invalid_argument(format!(
+                "POST /_emulator/faults takes {{\"API or *\": {{\"error_500\": p, \"error_503\": p, \"error_429\": p, \"extra_latency_ms\": ms}}}}: {error}"
+            ))
+            .into_response(),
+        },
         ("POST", "reset") => {
             emulator.reset();
             StatusCode::NO_CONTENT.into_response()
         }
         _ => ApiError::not_found(format!(
-            "no admin endpoint {method} /_emulator/{path}; there are GET state, GET requests, POST clock, POST reset"
+            "no admin endpoint {method} /_emulator/{path}; there are GET state, GET requests, POST clock, GET/POST faults, POST reset"
         ))
         .into_response(),
     }

@@ -32,6 +32,11 @@ impl Clock {
         self.now() + Duration::from_secs_f64(seconds.max(0.0))
     }
 
+    /// The real duration of `emulated` time.
+    pub fn real(&self, emulated: Duration) -> Duration {
+        emulated.mul_f64(self.scale)
+    }
+
     /// Makes `by` of emulated time pass at once.
     pub fn advance(&self, by: Duration) {
         *self.advanced.lock().unwrap_or_else(|p| p.into_inner()) += by;

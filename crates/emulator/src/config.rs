@@ -1,6 +1,8 @@
 //! The emulator's configuration: the seeded world (organisations, folders, projects) and the
 //! modelling choices Google does not document (delays, in emulated seconds).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Everything the emulator starts from. Unknown fields in a config file are refused.
@@ -14,6 +16,23 @@ pub struct EmulatorConfig {
     pub time_scale: f64,
     pub delays: Delays,
     pub organizations: Vec<OrganizationConfig>,
+    /// Latency added to every API call, in emulated milliseconds (scaled like all time).
+    pub latency_ms: f64,
+    /// Faults by API service name (`iam.googleapis.com`), or `*` for every API.
+    pub faults: BTreeMap<String, FaultConfig>,
+    /// Requests per emulated minute per API per project; an API not listed is unlimited.
+    pub quotas: BTreeMap<String, u32>,
+}
+
+/// The chance (0 to 1) of each fault on one call, drawn from the seeded generator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultConfig {
+    pub error_500: f64,
+    pub error_503: f64,
+    pub error_429: f64,
+    /// Extra latency, uniform between 0 and this many emulated milliseconds.
+    pub extra_latency_ms: f64,
 }
 
 /// Durations in emulated seconds. Google documents none of these; they are modelling choices.
@@ -77,6 +96,9 @@ impl Default for EmulatorConfig {
             seed: 1,
             time_scale: 1.0,
             delays: Delays::default(),
+            latency_ms: 2.0,
+            faults: BTreeMap::new(),
+            quotas: BTreeMap::new(),
             organizations: vec![OrganizationConfig {
                 id: "123456789012".into(),
                 folders: vec![],

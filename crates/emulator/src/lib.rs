@@ -25,10 +25,12 @@
 //! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
+//! - seeded faults (500 / 503 / 429, extra latency), a fixed latency per call, and quotas
+//!   per API per project with RetryInfo;
 //! - the admin API.
 //!
-//! Not yet: the OAuth token endpoint, quotas, seeded faults and latency, and the `:wait` long
-//! poll.
+//! Not yet: the OAuth token endpoint, dropped connections, operations failing as a fault, and
+//! the `:wait` long poll.
 
 mod admin;
 mod api;
@@ -37,6 +39,7 @@ pub mod config;
 pub mod discovery;
 mod encoding;
 mod error;
+mod faults;
 mod ops;
 mod router;
 mod world;
@@ -55,6 +58,7 @@ pub struct Emulator {
     clock: clock::Clock,
     world: Mutex<world::World>,
     requests: Mutex<Vec<Value>>,
+    faults: faults::Faults,
 }
 
 /// A running emulator. Dropping it without `shutdown` leaves the server running until the
@@ -80,6 +84,7 @@ impl Emulator {
             clock: clock::Clock::new(config.time_scale),
             world: Mutex::new(world::World::from_config(&config)),
             requests: Mutex::new(Vec::new()),
+            faults: faults::Faults::new(config.seed, config.faults.clone(), config.quotas.clone()),
             config,
         }
     }
@@ -128,6 +133,7 @@ impl Emulator {
 
     fn reset(&self) {
         *self.world() = world::World::from_config(&self.config);
+        self.faults.reset(self.config.seed, self.config.faults.clone());
         self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 

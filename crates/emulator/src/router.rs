@@ -55,11 +55,31 @@ async fn handle(
         // Admin calls are not logged: the log is for counting API calls.
         return admin::handle(&emulator, &method, rest, &body);
     }
-    let response = api_call(&emulator, method.clone(), &path, query, &headers, &body);
+    // Latency and faults, drawn once per call from the seeded stream.
+    let service = api::service_of_path(&path);
+    let (fault, extra) = match &service {
+        Some((name, _)) => emulator.faults.draw(name),
+        None => (None, std::time::Duration::ZERO),
+    };
+    let latency = std::time::Duration::from_secs_f64(emulator.config.latency_ms.max(0.0) / 1000.0) + extra;
+    if !latency.is_zero() {
+        tokio::time::sleep(emulator.clock.real(latency)).await;
+    }
+    let response = api_call(
+        &emulator,
+        method.clone(),
+        &path,
+        query,
+        &headers,
+        &body,
+        service,
+        fault,
+    );
     emulator.log_request(method.as_str(), &path, response.status().as_u16());
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 fn api_call(
     emulator: &Emulator,
     method: Method,
@@ -67,6 +87,8 @@ fn api_call(
     query: Vec<(String, String)>,
     headers: &HeaderMap,
     body: &Bytes,
+    service: Option<(&'static str, Option<String>)>,
+    fault: Option<ApiError>,
 ) -> Response {
     let bearer = headers
         .get("authorization")
@@ -78,6 +100,15 @@ fn api_call(
             "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
         )
         .into_response();
+    }
+    // After authentication, as on Google: an injected fault, then the per-minute quota.
+    if let Some(fault) = fault {
+        return fault.into_response();
+    }
+    if let Some((name, Some(project))) = &service {
+        if let Err(exhausted) = emulator.faults.charge(name, project, emulator.clock.now()) {
+            return exhausted.into_response();
+        }
     }
     let body = if body.is_empty() {
         Value::Null

@@ -69,3 +69,29 @@ fn owning_api(call: &Call) -> Option<(&'static str, String)> {
     };
     Some((service, segments[2].to_string()))
 }
+
+/// The API a path belongs to, and the project it names if any: for latency, faults and quotas.
+/// The shared operations path belongs to several APIs and is left out.
+pub fn service_of_path(path: &str) -> Option<(&'static str, Option<String>)> {
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| s.split(':').next().unwrap_or(s))
+        .collect();
+    let project = (segments.get(1) == Some(&"projects"))
+        .then(|| segments.get(2).map(|p| p.to_string()))
+        .flatten();
+    let service = match segments.as_slice() {
+        ["v1" | "v1beta1", "projects", _, "services", ..] | ["v1" | "v1beta1", "operations", ..] => {
+            "serviceusage.googleapis.com"
+        }
+        ["v1", "projects", _, "roles", ..] => "iam.googleapis.com",
+        ["v1" | "v3", "projects", _] => "cloudresourcemanager.googleapis.com",
+        [_, "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
+        [_, "projects", _, "locations", _, "reasoningEngines", ..] => "aiplatform.googleapis.com",
+        [_, "projects", _, "locations", _, "services" | "agents", ..] => "agentregistry.googleapis.com",
+        ["v2", ..] => "orgpolicy.googleapis.com",
+        _ => return None,
+    };
+    Some((service, project))
+}

@@ -1,0 +1,140 @@
+//! Seeded faults and quotas. Every fault decision is drawn from one SplitMix64 stream seeded
+//! from the config, so the same calls in the same order meet the same faults. Quotas count
+//! calls per API per project per emulated minute.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::config::FaultConfig;
+use crate::error::ApiError;
+
+pub struct Faults {
+    state: Mutex<State>,
+    quotas: BTreeMap<String, u32>,
+}
+
+struct State {
+    rng: u64,
+    config: BTreeMap<String, FaultConfig>,
+    used: HashMap<(String, String), (u64, u32)>,
+}
+
+impl Faults {
+    pub fn new(seed: u64, config: BTreeMap<String, FaultConfig>, quotas: BTreeMap<String, u32>) -> Self {
+        Faults {
+            state: Mutex::new(State {
+                rng: seed,
+                config,
+                used: HashMap::new(),
+            }),
+            quotas,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> BTreeMap<String, FaultConfig> {
+        self.lock().config.clone()
+    }
+
+    pub fn set_config(&self, config: BTreeMap<String, FaultConfig>) {
+        self.lock().config = config;
+    }
+
+    /// Back to the configured faults, with the generator reseeded and quota counts cleared.
+    pub fn reset(&self, seed: u64, config: BTreeMap<String, FaultConfig>) {
+        *self.lock() = State {
+            rng: seed,
+            config,
+            used: HashMap::new(),
+        };
+    }
+
+    /// The fault this call meets, if any, and its extra latency (emulated).
+    pub fn draw(&self, service: &str) -> (Option<ApiError>, Duration) {
+        let mut state = self.lock();
+        let Some(fault) = state
+            .config
+            .get(service)
+            .or_else(|| state.config.get("*"))
+            .cloned()
+        else {
+            return (None, Duration::ZERO);
+        };
+        let roll = next_unit(&mut state.rng);
+        let latency =
+            Duration::from_secs_f64(next_unit(&mut state.rng) * fault.extra_latency_ms.max(0.0) / 1000.0);
+        let error = if roll < fault.error_500 {
+            Some(ApiError {
+                http: 500,
+                status: "INTERNAL",
+                message: "Internal error encountered.".into(),
+                details: vec![],
+            })
+        } else if roll < fault.error_500 + fault.error_503 {
+            Some(ApiError {
+                http: 503,
+                status: "UNAVAILABLE",
+                message: "The service is currently unavailable.".into(),
+                details: vec![],
+            })
+        } else if roll < fault.error_500 + fault.error_503 + fault.error_429 {
+            Some(exhausted(service, "", Duration::from_secs(1)))
+        } else {
+            None
+        };
+        (error, latency)
+    }
+
+    /// Counts one call of `service` in `project` at emulated `now`; 429 once over the quota.
+    pub fn charge(&self, service: &str, project: &str, now: Duration) -> Result<(), ApiError> {
+        let Some(&limit) = self.quotas.get(service) else {
+            return Ok(());
+        };
+        let minute = now.as_secs() / 60;
+        let mut state = self.lock();
+        let used = state
+            .used
+            .entry((service.to_string(), project.to_string()))
+            .or_insert((minute, 0));
+        if used.0 != minute {
+            *used = (minute, 0);
+        }
+        if used.1 >= limit {
+            let wait = Duration::from_secs(60 - now.as_secs() % 60);
+            return Err(exhausted(service, project, wait));
+        }
+        used.1 += 1;
+        Ok(())
+    }
+}
+
+fn exhausted(service: &str, project: &str, retry: Duration) -> ApiError {
+    let mut error = ApiError {
+        http: 429,
+        status: "RESOURCE_EXHAUSTED",
+        message: format!("Quota exceeded for quota metric 'Requests' of service '{service}' for consumer 'project_number:{project}'."),
+        details: vec![],
+    }
+    .with_error_info("RATE_LIMIT_EXCEEDED", "googleapis.com", json!({ "service": service, "consumer": format!("projects/{project}") }));
+    error.details.push(json!({ "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", retry.as_secs()) }));
+    error.details.push(json!({
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{ "subject": format!("projects/{project}"), "description": "Requests per minute" }]
+    }));
+    error
+}
+
+/// A uniform draw in [0, 1) from SplitMix64.
+fn next_unit(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+}
