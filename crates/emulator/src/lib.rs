@@ -29,8 +29,9 @@
 //!   per API per project with RetryInfo;
 //! - the admin API.
 //!
-//! Not yet: the OAuth token endpoint, dropped connections, operations failing as a fault, and
-//! the `:wait` long poll.
+//! - Vertex AI's `operations:wait` long poll (served by the router, which is async).
+//!
+//! Not yet: the OAuth token endpoint, dropped connections, and operations failing as a fault.
 
 mod admin;
 mod api;

@@ -55,6 +55,11 @@ async fn handle(
         // Admin calls are not logged: the log is for counting API calls.
         return admin::handle(&emulator, &method, rest, &body);
     }
+    if method == Method::POST && path.contains("/operations/") && path.ends_with(":wait") {
+        let response = long_poll(&emulator, &path, &query, &headers).await;
+        emulator.log_request(method.as_str(), &path, response.status().as_u16());
+        return response;
+    }
     // Latency and faults, drawn once per call from the seeded stream.
     let service = api::service_of_path(&path);
     let (fault, extra) = match &service {
@@ -90,16 +95,8 @@ fn api_call(
     service: Option<(&'static str, Option<String>)>,
     fault: Option<ApiError>,
 ) -> Response {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| !token.trim().is_empty());
-    if !bearer {
-        return ApiError::unauthenticated(
-            "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-        )
-        .into_response();
+    if let Err(error) = authenticate(headers) {
+        return error.into_response();
     }
     // After authentication, as on Google: an injected fault, then the per-minute quota.
     if let Some(fault) = fault {
@@ -173,4 +170,66 @@ fn request_problem(method: &str, path: &str, body: &Value) -> Option<String> {
         }
         None => first,
     })
+}
+
+fn authenticate(headers: &HeaderMap) -> Result<(), ApiError> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| !token.trim().is_empty());
+    if bearer {
+        Ok(())
+    } else {
+        Err(ApiError::unauthenticated(
+            "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        ))
+    }
+}
+
+/// `POST {operation}:wait?timeout=…` (Vertex AI): holds the call until the operation is done or
+/// the timeout (emulated time, default 60 s, at most 10 minutes) has passed, then answers the
+/// operation as it stands. Emulated time advanced through the admin API counts too.
+async fn long_poll(
+    emulator: &Emulator,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Response {
+    if let Err(error) = authenticate(headers) {
+        return error.into_response();
+    }
+    let name = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map_or("", |(_, rest)| rest)
+        .trim_end_matches(":wait");
+    let timeout = match query
+        .iter()
+        .find(|(k, _)| k == "timeout")
+        .map(|(_, v)| v.as_str())
+    {
+        None => 60.0,
+        Some(text) => match text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
+            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => seconds.min(600.0),
+            _ => {
+                return ApiError::invalid_argument(format!(
+                    "Invalid timeout `{text}`: write a duration like `10s`"
+                ))
+                .into_response()
+            }
+        },
+    };
+    let deadline = emulator.clock.after(timeout);
+    loop {
+        let now = emulator.clock.now();
+        let Some(operation) = emulator.world().operations.get(name).map(|op| op.to_json(now)) else {
+            return ApiError::not_found(format!("Operation {name} not found.")).into_response();
+        };
+        if operation["done"] == true || now >= deadline {
+            return axum::Json(operation).into_response();
+        }
+        let remaining = emulator.clock.real(deadline.saturating_sub(now));
+        tokio::time::sleep(remaining.min(std::time::Duration::from_millis(5))).await;
+    }
 }

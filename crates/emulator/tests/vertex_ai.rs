@@ -545,17 +545,9 @@ async fn a_project_without_aiplatform_answers_service_disabled() {
 }
 
 #[tokio::test]
-async fn wait_is_unimplemented_and_operations_get_404s_for_unknown_names() {
+async fn operations_get_404s_for_unknown_names() {
     let (_emulator, client) = start().await;
     let (_, op) = create(&client, PARENT, engine("w")).await;
-    let name = op["name"].as_str().unwrap();
-    let (status, body) = client
-        .call(Method::POST, &format!("v1/{name}:wait?timeout=10s"), None)
-        .await;
-    assert_eq!(
-        (status, body["error"]["status"].as_str()),
-        (501, Some("UNIMPLEMENTED"))
-    );
     let (status, _) = client
         .call(
             Method::GET,

@@ -28,8 +28,7 @@
 //! - Org Policy (`org_policy::check_reasoning_engine`) is consulted for CREATE / UPDATE before the
 //!   request is accepted; a refusal is the call's own error, not the operation's.
 //! - Delete's `force` is accepted and ignored (engines have no child resources here).
-//! - `:wait` on operations answers 501 UNIMPLEMENTED (which Google's method description allows):
-//!   routes are synchronous, so a long poll cannot be served here.
+//! - `:wait` on operations is a long poll served by the router (it must be async), not here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -122,16 +121,6 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
             ["v1" | "v1beta1", "projects", p, "locations", l, "reasoningEngines", id, "operations", op],
             None,
         ) => get_operation(emulator, p, l, id, op),
-        (
-            &Method::POST,
-            ["v1" | "v1beta1", "projects", _, "locations", _, "reasoningEngines", _, "operations", _],
-            Some("wait"),
-        )
-        | (&Method::POST, ["v1" | "v1beta1", "projects", _, "locations", _, "operations", _], Some("wait")) => {
-            Err(ApiError::unimplemented(
-                "operations.wait is not supported by this server; poll the operation with GET instead.",
-            ))
-        }
         _ => return None,
     })
 }
