@@ -258,7 +258,8 @@ pub fn camel_case_keys(value: Value) -> Value {
     }
 }
 
-fn snake_to_camel(key: &str) -> String {
+/// `page_size` → `pageSize`; a name already in lowerCamelCase is unchanged.
+pub(crate) fn snake_to_camel(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     let mut upper = false;
     for c in key.chars() {

@@ -43,6 +43,10 @@ impl ApiError {
     pub fn already_exists(message: impl Into<String>) -> Self {
         Self::new(409, "ALREADY_EXISTS", message)
     }
+    /// 409 ABORTED: a concurrent change (a stale etag).
+    pub fn aborted(message: impl Into<String>) -> Self {
+        Self::new(409, "ABORTED", message)
+    }
     pub fn unimplemented(message: impl Into<String>) -> Self {
         Self::new(501, "UNIMPLEMENTED", message)
     }

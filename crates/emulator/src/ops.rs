@@ -31,6 +31,15 @@ impl Operation {
     }
 }
 
+/// `resource` with `@type` first, as a finished operation's `response` carries it.
+pub fn typed(type_url: &str, resource: &Value) -> Value {
+    let mut response = json!({ "@type": type_url });
+    if let (Some(out), Some(fields)) = (response.as_object_mut(), resource.as_object()) {
+        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    response
+}
+
 /// Every operation by name. Names are unique across APIs, so one table serves them all.
 #[derive(Debug, Default)]
 pub struct Operations {

@@ -29,6 +29,15 @@ impl Call {
     pub fn segments(&self) -> Vec<&str> {
         self.segments.iter().map(String::as_str).collect()
     }
+    /// The first value of a query parameter (keys are lowerCamelCase: Google accepts
+    /// `page_size` for `pageSize`, and the router rewrites it).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn query_all(&self, name: &str) -> Vec<&str> {
         self.query
             .iter()
@@ -135,6 +144,10 @@ fn api_call(
         *last = name.to_string();
         Some(verb)
     });
+    let query = query
+        .into_iter()
+        .map(|(k, v)| (discovery::snake_to_camel(&k), v))
+        .collect();
     let call = Call {
         method,
         segments,

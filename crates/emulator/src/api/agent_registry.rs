@@ -138,13 +138,6 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
     })
 }
 
-fn query<'a>(call: &'a Call, camel: &str, snake: &str) -> Option<&'a str> {
-    call.query
-        .iter()
-        .find(|(k, _)| k == camel || k == snake)
-        .map(|(_, v)| v.as_str())
-}
-
 /// `projects/{id}/locations/{location}`, with the project resolved to its id.
 fn parent(world: &mut World, project: &str, location: &str) -> Result<String, ApiError> {
     let project = world.project_mut(project)?;
@@ -175,7 +168,7 @@ fn valid_request_id(id: &str) -> bool {
 }
 
 fn request_id(call: &Call) -> Result<Option<String>, ApiError> {
-    match query(call, "requestId", "request_id").filter(|r| !r.is_empty()) {
+    match call.query("requestId").filter(|r| !r.is_empty()) {
         None => Ok(None),
         Some(id) if valid_request_id(id) => Ok(Some(id.to_ascii_lowercase())),
         Some(id) => Err(ApiError::invalid_argument(format!(
@@ -287,11 +280,7 @@ fn registry_resource(parent: &str, id: &str, service: &Value) -> String {
 }
 
 fn with_type(service: &Value) -> Value {
-    let mut response = json!({ "@type": SERVICE_TYPE });
-    if let (Some(out), Some(fields)) = (response.as_object_mut(), service.as_object()) {
-        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    response
+    crate::ops::typed(SERVICE_TYPE, service)
 }
 
 /// Starts an operation on `target` that finishes after [`REGISTRY_OPERATION_SECONDS`], and
@@ -333,7 +322,7 @@ fn start_operation(
 }
 
 fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
-    let id = query(call, "serviceId", "service_id").unwrap_or_default();
+    let id = call.query("serviceId").unwrap_or_default();
     if !valid_service_id(id) {
         return Err(ApiError::invalid_argument(format!(
             "Invalid serviceId \"{id}\": it must be 4 to 63 characters of lowercase letters, digits \
@@ -385,7 +374,7 @@ fn get_service(emulator: &Emulator, project: &str, location: &str, id: &str) -> 
 
 /// `pageSize` and the name a `pageToken` resumes after.
 fn paging(call: &Call, prefix: &str) -> Result<(usize, Option<String>), ApiError> {
-    let page_size = match query(call, "pageSize", "page_size") {
+    let page_size = match call.query("pageSize") {
         None | Some("") => DEFAULT_PAGE_SIZE,
         Some(size) => match size.parse::<i32>() {
             Ok(0) => DEFAULT_PAGE_SIZE,
@@ -397,7 +386,7 @@ fn paging(call: &Call, prefix: &str) -> Result<(usize, Option<String>), ApiError
             }
         },
     };
-    let after = match query(call, "pageToken", "page_token").filter(|t| !t.is_empty()) {
+    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
         None => None,
         Some(token) => Some(
             token
@@ -441,7 +430,7 @@ fn list_services(emulator: &Emulator, project: &str, location: &str, call: &Call
 
 /// The top-level fields an `updateMask` names (a nested path selects its top-level field).
 fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
-    let Some(mask) = query(call, "updateMask", "update_mask").filter(|m| !m.trim().is_empty()) else {
+    let Some(mask) = call.query("updateMask").filter(|m| !m.trim().is_empty()) else {
         return Ok(UPDATABLE.to_vec());
     };
     mask.split(',')

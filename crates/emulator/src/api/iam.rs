@@ -230,7 +230,7 @@ fn patch(emulator: &Emulator, project: &str, role_id: &str, call: &Call) -> Resu
 }
 
 fn delete(emulator: &Emulator, project: &str, role_id: &str, call: &Call) -> Result<Value, ApiError> {
-    let etag = match query(call, ("etag", "etag")) {
+    let etag = match call.query("etag") {
         Some(etag) => Some(normalise_etag(etag, "etag")?).filter(|e| !e.is_empty()),
         None => None,
     };
@@ -283,7 +283,7 @@ fn undelete(emulator: &Emulator, project: &str, role_id: &str, body: &Value) -> 
 }
 
 fn list(emulator: &Emulator, project: &str, call: &Call) -> Result<Value, ApiError> {
-    let page_size = match query(call, ("pageSize", "page_size")) {
+    let page_size = match call.query("pageSize") {
         None => DEFAULT_PAGE_SIZE,
         Some(size) => match size.parse::<i64>() {
             Ok(0) => DEFAULT_PAGE_SIZE,
@@ -295,7 +295,7 @@ fn list(emulator: &Emulator, project: &str, call: &Call) -> Result<Value, ApiErr
             }
         },
     };
-    let show_deleted = match query(call, ("showDeleted", "show_deleted")) {
+    let show_deleted = match call.query("showDeleted") {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
         Some(other) => {
@@ -304,7 +304,7 @@ fn list(emulator: &Emulator, project: &str, call: &Call) -> Result<Value, ApiErr
             )))
         }
     };
-    let full = match query(call, ("view", "view")) {
+    let full = match call.query("view") {
         None | Some("BASIC") => false,
         Some("FULL") => true,
         Some(other) => {
@@ -318,7 +318,7 @@ fn list(emulator: &Emulator, project: &str, call: &Call) -> Result<Value, ApiErr
     let project_id = world.project_mut(project)?.id.clone();
     purge(&mut world, now);
     let prefix = format!("projects/{project_id}/roles/");
-    let after = match query(call, ("pageToken", "page_token")).filter(|t| !t.is_empty()) {
+    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
         None => None,
         Some(token) => Some(
             from_hex(token)
@@ -486,7 +486,6 @@ fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
     let paths: Vec<&str> = call
         .query_all("updateMask")
         .into_iter()
-        .chain(call.query_all("update_mask"))
         .flat_map(|mask| mask.split(','))
         .map(str::trim)
         .filter(|path| !path.is_empty())
@@ -511,14 +510,12 @@ fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
 /// 409 ABORTED when `given` (already normalised) is set and is not the role's current etag.
 fn check_etag(given: Option<&str>, role: &StoredRole) -> Result<(), ApiError> {
     match given {
-        Some(given) if normalise_etag(&role.etag, "etag").ok().as_deref() != Some(given) => Err(ApiError {
-            http: 409,
-            status: "ABORTED",
-            message: "The etag does not match the role's current etag: the role was changed since it \
-                      was read. Read it again and retry."
-                .into(),
-            details: vec![],
-        }),
+        Some(given) if normalise_etag(&role.etag, "etag").ok().as_deref() != Some(given) => {
+            Err(ApiError::aborted(
+                "The etag does not match the role's current etag: the role was changed since it \
+                      was read. Read it again and retry.",
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -702,11 +699,4 @@ fn path(at: &str, field: &str) -> String {
     } else {
         format!("{at}.{field}")
     }
-}
-
-/// A query parameter by its lowerCamelCase or snake_case name.
-fn query<'a>(call: &'a Call, (camel, snake): (&str, &str)) -> Option<&'a str> {
-    (call.query_all(camel).into_iter())
-        .chain(call.query_all(snake))
-        .next()
 }

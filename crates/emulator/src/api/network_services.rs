@@ -83,13 +83,6 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
     })
 }
 
-fn query<'a>(call: &'a Call, camel: &str, snake: &str) -> Option<&'a str> {
-    call.query
-        .iter()
-        .find(|(k, _)| k == camel || k == snake)
-        .map(|(_, v)| v.as_str())
-}
-
 /// `projects/{id}/locations/{location}`, with the project resolved to its id.
 fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, u64), ApiError> {
     let project = world.project_mut(project)?;
@@ -104,14 +97,9 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn aborted(name: &str) -> ApiError {
-    ApiError {
-        http: 409,
-        status: "ABORTED",
-        message: format!(
-            "The etag does not match the current etag of {name}: it was changed since it was read."
-        ),
-        details: vec![],
-    }
+    ApiError::aborted(format!(
+        "The etag does not match the current etag of {name}: it was changed since it was read."
+    ))
 }
 
 fn governed_access_path(gateway: &Value) -> Option<&str> {
@@ -182,11 +170,7 @@ fn start_operation(
 }
 
 fn with_type(gateway: &Value) -> Value {
-    let mut response = json!({ "@type": GATEWAY_TYPE });
-    if let (Some(out), Some(fields)) = (response.as_object_mut(), gateway.as_object()) {
-        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    response
+    crate::ops::typed(GATEWAY_TYPE, gateway)
 }
 
 /// 400 FAILED_PRECONDITION when another gateway under `parent` has the same governed access
@@ -210,7 +194,7 @@ fn check_one_per_mode(world: &World, parent: &str, name: &str, mode: Option<&str
 }
 
 fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
-    let id = query(call, "agentGatewayId", "agent_gateway_id").unwrap_or_default();
+    let id = call.query("agentGatewayId").unwrap_or_default();
     if id.is_empty() {
         return Err(ApiError::invalid_argument("agentGatewayId is required."));
     }
@@ -260,7 +244,7 @@ fn get(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<V
 }
 
 fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
-    let page_size = match query(call, "pageSize", "page_size") {
+    let page_size = match call.query("pageSize") {
         None | Some("") => DEFAULT_PAGE_SIZE,
         Some(size) => match size.parse::<i32>() {
             Ok(0) => DEFAULT_PAGE_SIZE,
@@ -275,7 +259,7 @@ fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Resu
     let mut world = emulator.world();
     let (parent, _) = parent(&mut world, project, location)?;
     let prefix = format!("{parent}/agentGateways/");
-    let after = match query(call, "pageToken", "page_token").filter(|t| !t.is_empty()) {
+    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
         None => None,
         Some(token) => Some(
             token
@@ -304,7 +288,7 @@ fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Resu
 
 /// The top-level fields an `updateMask` names (a nested path selects its top-level field).
 fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
-    let Some(mask) = query(call, "updateMask", "update_mask").filter(|m| !m.trim().is_empty()) else {
+    let Some(mask) = call.query("updateMask").filter(|m| !m.trim().is_empty()) else {
         return Ok(UPDATABLE.to_vec());
     };
     mask.split(',')
@@ -377,7 +361,7 @@ fn delete(
     id: &str,
     call: &Call,
 ) -> Result<Value, ApiError> {
-    let given_etag = query(call, "etag", "etag").filter(|e| !e.is_empty());
+    let given_etag = call.query("etag").filter(|e| !e.is_empty());
     let mut world = emulator.world();
     let (parent, _) = parent(&mut world, project, location)?;
     let name = format!("{parent}/agentGateways/{id}");

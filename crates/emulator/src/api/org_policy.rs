@@ -494,12 +494,9 @@ fn get_policy(emulator: &Emulator, kind: &str, id: &str, constraint: &str) -> Re
 }
 
 fn aborted(name: &str) -> ApiError {
-    ApiError {
-        http: 409,
-        status: "ABORTED",
-        message: format!("The etag given for policy {name} is stale: read the policy again and retry."),
-        details: vec![],
-    }
+    ApiError::aborted(format!(
+        "The etag given for policy {name} is stale: read the policy again and retry."
+    ))
 }
 
 fn patch_policy(

@@ -90,12 +90,7 @@ fn set_policy(emulator: &Emulator, project_key: &str, body: &Value) -> Result<Va
     let project = world.project_mut(project_key)?.clone();
     if let Some(sent) = policy["etag"].as_str() {
         if sent != etag(project.iam_policy.revision) {
-            return Err(ApiError {
-                http: 409,
-                status: "ABORTED",
-                message: "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.".into(),
-                details: vec![],
-            });
+            return Err(ApiError::aborted("There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."));
         }
     }
     let mut principals = BTreeSet::new();

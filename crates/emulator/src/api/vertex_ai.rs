@@ -125,13 +125,6 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
     })
 }
 
-fn query<'a>(call: &'a Call, camel: &str, snake: &str) -> Option<&'a str> {
-    call.query
-        .iter()
-        .find(|(k, _)| k == camel || k == snake)
-        .map(|(_, v)| v.as_str())
-}
-
 /// `projects/{NUMBER}/locations/{location}`, the project id and number.
 fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, String, u64), ApiError> {
     let project = world.project_mut(project)?;
@@ -147,14 +140,9 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn aborted(name: &str) -> ApiError {
-    ApiError {
-        http: 409,
-        status: "ABORTED",
-        message: format!(
-            "The etag does not match the current etag of {name}: it was changed since it was read."
-        ),
-        details: vec![],
-    }
+    ApiError::aborted(format!(
+        "The etag does not match the current etag of {name}: it was changed since it was read."
+    ))
 }
 
 fn new_etag(world: &mut World) -> String {
@@ -189,11 +177,7 @@ fn type_prefix(version: &str) -> String {
 }
 
 fn with_type(version: &str, engine: &Value) -> Value {
-    let mut response = json!({ "@type": format!("{}.ReasoningEngine", type_prefix(version)) });
-    if let (Some(out), Some(fields)) = (response.as_object_mut(), engine.as_object()) {
-        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    response
+    crate::ops::typed(&format!("{}.ReasoningEngine", type_prefix(version)), engine)
 }
 
 /// Starts an operation on engine `name` that finishes after [`ENGINE_OPERATION_SECONDS`].
@@ -442,7 +426,7 @@ fn matches_filter(engine: &Value, terms: &[Term]) -> bool {
 }
 
 fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
-    let page_size = match query(call, "pageSize", "page_size") {
+    let page_size = match call.query("pageSize") {
         None | Some("") => DEFAULT_PAGE_SIZE,
         Some(size) => match size.parse::<i32>() {
             Ok(0) => DEFAULT_PAGE_SIZE,
@@ -454,13 +438,13 @@ fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Resu
             }
         },
     };
-    let terms = parse_filter(query(call, "filter", "filter").unwrap_or_default())?;
+    let terms = parse_filter(call.query("filter").unwrap_or_default())?;
     let now = emulator.clock.now();
     let mut world = emulator.world();
     purge(&mut world, now);
     let (parent, _, _) = parent(&mut world, project, location)?;
     let prefix = format!("{parent}/reasoningEngines/");
-    let after = match query(call, "pageToken", "page_token").filter(|t| !t.is_empty()) {
+    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
         None => None,
         Some(token) => Some(
             token
@@ -491,7 +475,7 @@ fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Resu
 
 /// The `updateMask` paths, camelCased segment by segment; each must start with an updatable field.
 fn update_mask(call: &Call) -> Result<Vec<Vec<String>>, ApiError> {
-    let Some(mask) = query(call, "updateMask", "update_mask").filter(|m| !m.trim().is_empty()) else {
+    let Some(mask) = call.query("updateMask").filter(|m| !m.trim().is_empty()) else {
         return Ok(UPDATABLE.iter().map(|f| vec![f.to_string()]).collect());
     };
     mask.split(',')
