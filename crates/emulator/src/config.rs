@@ -22,6 +22,21 @@ pub struct EmulatorConfig {
     pub faults: BTreeMap<String, FaultConfig>,
     /// Requests per emulated minute per API per project; an API not listed is unlimited.
     pub quotas: BTreeMap<String, u32>,
+    /// Service-account keys the OAuth2 token endpoint (`POST /token`) accepts: a JWT-bearer
+    /// assertion must be signed by the private half of one of these public keys.
+    pub service_account_keys: Vec<ServiceAccountKeyConfig>,
+    /// How many API calls the request log keeps (the oldest are dropped first).
+    pub request_log_limit: usize,
+}
+
+/// The public half of a service-account key, as the token endpoint checks signatures with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountKeyConfig {
+    /// The key file's `client_email`, which the assertion names as `iss`.
+    pub client_email: String,
+    /// The RSA public key as PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
+    pub public_key_pem: String,
 }
 
 /// The chance (0 to 1) of each fault on one call, drawn from the seeded generator.
@@ -31,6 +46,11 @@ pub struct FaultConfig {
     pub error_500: f64,
     pub error_503: f64,
     pub error_429: f64,
+    /// The connection is closed without an answer.
+    pub dropped_connection: f64,
+    /// A long-running operation started by the call ends in error (INTERNAL) instead of its
+    /// result; drawn when the operation is created.
+    pub operation_error: f64,
     /// Extra latency, uniform between 0 and this many emulated milliseconds.
     pub extra_latency_ms: f64,
 }
@@ -47,6 +67,16 @@ pub struct Delays {
     pub service_agent: f64,
     /// From setIamPolicy until a new grant takes effect (Google: ~2 minutes, sometimes 7+).
     pub iam_propagation: f64,
+    /// How long an agent gateway create / patch / delete operation runs.
+    pub gateway_operation: f64,
+    /// How long a reasoning engine create / patch / delete operation runs ("a 5-minute deploy").
+    pub engine_operation: f64,
+    /// How long an Agent Registry service create / patch / delete operation runs.
+    pub registry_operation: f64,
+    /// From a reasoning engine's deployment until it appears in Agent Registry's agents list.
+    pub registry_agent: f64,
+    /// From an org policy change until it is enforced (Google: "up to 15 minutes").
+    pub policy_propagation: f64,
 }
 
 impl Default for Delays {
@@ -56,6 +86,11 @@ impl Default for Delays {
             service_usable: 60.0,
             service_agent: 10.0,
             iam_propagation: 120.0,
+            gateway_operation: 120.0,
+            engine_operation: 300.0,
+            registry_operation: 30.0,
+            registry_agent: 60.0,
+            policy_propagation: 900.0,
         }
     }
 }
@@ -99,6 +134,8 @@ impl Default for EmulatorConfig {
             latency_ms: 2.0,
             faults: BTreeMap::new(),
             quotas: BTreeMap::new(),
+            service_account_keys: vec![],
+            request_log_limit: 200_000,
             organizations: vec![OrganizationConfig {
                 id: "123456789012".into(),
                 folders: vec![],

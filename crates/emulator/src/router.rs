@@ -64,6 +64,12 @@ async fn handle(
         // Admin calls are not logged: the log is for counting API calls.
         return admin::handle(&emulator, &method, rest, &body);
     }
+    if path == "/token" {
+        // OAuth2 (oauth2.googleapis.com/token): no bearer token needed to get one.
+        let response = api::oauth2::token(&emulator, &headers, &body);
+        emulator.log_request(method.as_str(), &path, response.status().as_u16());
+        return response;
+    }
     if method == Method::POST && path.contains("/operations/") && path.ends_with(":wait") {
         let response = long_poll(&emulator, &path, &query, &headers).await;
         emulator.log_request(method.as_str(), &path, response.status().as_u16());

@@ -5,6 +5,7 @@
 pub mod agent_registry;
 pub mod iam;
 pub mod network_services;
+pub mod oauth2;
 pub mod org_policy;
 mod resource_manager;
 mod service_usage;
