@@ -3,7 +3,7 @@
 //! Operations are polled through the shared `projects.locations.operations.get` route that
 //! network_services.rs answers for every operation in the shared table.
 //!
-//! Create, patch and delete finish after [`REGISTRY_OPERATION_SECONDS`] of emulated time (Google
+//! Create, patch and delete finish after `delays.registry_operation` (30 s) of emulated time (Google
 //! gives no duration); their effect is visible at once. A repeated `requestId` for the same
 //! resource within [`REQUEST_ID_SECONDS`] answers the first call's operation again and changes
 //! nothing. Agents are derived: one per Service whose type is Agent (`agentSpec` set, or no spec
@@ -23,8 +23,6 @@ use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
 
-/// How long registry operations run, in emulated seconds (Google documents no duration).
-pub const REGISTRY_OPERATION_SECONDS: f64 = 30.0;
 /// How long a `requestId` de-duplicates retries, in emulated seconds (Google: at least 60 minutes).
 pub const REQUEST_ID_SECONDS: f64 = 3600.0;
 
@@ -62,8 +60,8 @@ struct StoredService {
 pub struct RegistryState {
     /// Services by full name `projects/{id}/locations/{l}/services/{s}`.
     services: BTreeMap<String, StoredService>,
-    /// Agents registered by Agent Runtime, by full name, as Google shows them.
-    runtime_agents: BTreeMap<String, Value>,
+    /// Agents registered by Agent Runtime, by full name: as Google shows them, and from when.
+    runtime_agents: BTreeMap<String, (Value, Duration)>,
     /// (resource name, verb, requestId) → (operation name, when the id stops de-duplicating).
     requests: BTreeMap<(String, String, String), (String, Duration)>,
 }
@@ -71,15 +69,16 @@ pub struct RegistryState {
 /// Registers the agent Agent Runtime deploys as `engine_name` (a reasoning engine's resource name,
 /// `projects/{p}/locations/{l}/reasoningEngines/{id}`, or a full `//…` URI) in `project_id`
 /// (an id or number) and `location`. The agent is named after the engine's last segment; calling
-/// again for the same engine replaces it. World has no clock, so no create/update times are set.
-// Called by Vertex AI once it deploys engines; until then only the tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
+/// again for the same engine replaces it. The agent is listed from `visible_at` on (Vertex AI
+/// passes the end of the deployment plus `delays.registry_agent`). World has no clock, so no
+/// create/update times are set.
 pub fn register_runtime_agent(
     world: &mut World,
     project_id: &str,
     location: &str,
     engine_name: &str,
     display_name: &str,
+    visible_at: Duration,
 ) {
     let project = world
         .project_mut(project_id)
@@ -93,7 +92,7 @@ pub fn register_runtime_agent(
         format!("//aiplatform.googleapis.com/{engine_name}")
     };
     let uid = match world.agent_registry.runtime_agents.get(&name) {
-        Some(existing) => existing["uid"].as_str().unwrap_or_default().to_string(),
+        Some((existing, _)) => existing["uid"].as_str().unwrap_or_default().to_string(),
         None => uid(world),
     };
     let mut attributes = Map::new();
@@ -106,7 +105,19 @@ pub fn register_runtime_agent(
         "location": location,
         "attributes": attributes,
     });
-    world.agent_registry.runtime_agents.insert(name, agent);
+    world
+        .agent_registry
+        .runtime_agents
+        .insert(name, (agent, visible_at));
+}
+
+/// Removes the agent Agent Runtime registered for `engine_name` (the engine was deleted).
+pub fn deregister_runtime_agent(world: &mut World, engine_name: &str) {
+    let uri = format!("//aiplatform.googleapis.com/{engine_name}");
+    world
+        .agent_registry
+        .runtime_agents
+        .retain(|_, (agent, _)| agent["attributes"][RUNTIME_REFERENCE]["uri"] != uri.as_str());
 }
 
 pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
@@ -283,7 +294,7 @@ fn with_type(service: &Value) -> Value {
     crate::ops::typed(SERVICE_TYPE, service)
 }
 
-/// Starts an operation on `target` that finishes after [`REGISTRY_OPERATION_SECONDS`], and
+/// Starts an operation on `target` that finishes after `delays.registry_operation`, and
 /// remembers `request` for it.
 fn start_operation(
     emulator: &Emulator,
@@ -298,7 +309,7 @@ fn start_operation(
     let id = world.next_id();
     let operation = Operation {
         name: format!("{parent}/operations/operation-{id}"),
-        done_at: emulator.clock.after(REGISTRY_OPERATION_SECONDS),
+        done_at: emulator.clock.after(emulator.config.delays.registry_operation),
         metadata: json!({
             "@type": METADATA_TYPE,
             "createTime": timestamp(now),
@@ -586,8 +597,9 @@ fn agent_of(service: &StoredService, location: &str) -> Option<(String, Value)> 
     Some((name.to_string(), agent))
 }
 
-/// Every agent under `parent`, sorted by name; a runtime agent wins over a same-named service's.
-fn agents(world: &World, parent: &str, location: &str) -> Vec<(String, Value)> {
+/// Every agent under `parent` at `now`, sorted by name; a runtime agent wins over a same-named
+/// service's.
+fn agents(world: &World, parent: &str, location: &str, now: Duration) -> Vec<(String, Value)> {
     let prefix = format!("{parent}/");
     let mut all: BTreeMap<String, Value> = world
         .agent_registry
@@ -601,8 +613,8 @@ fn agents(world: &World, parent: &str, location: &str) -> Vec<(String, Value)> {
             .agent_registry
             .runtime_agents
             .iter()
-            .filter(|(name, _)| name.starts_with(&prefix))
-            .map(|(name, a)| (name.clone(), a.clone())),
+            .filter(|(name, (_, visible_at))| name.starts_with(&prefix) && *visible_at <= now)
+            .map(|(name, (a, _))| (name.clone(), a.clone())),
     );
     all.into_iter().collect()
 }
@@ -612,7 +624,7 @@ fn list_agents(emulator: &Emulator, project: &str, location: &str, call: &Call) 
     let parent = parent(&mut world, project, location)?;
     let (page_size, after) = paging(call, &format!("{parent}/agents/"))?;
     Ok(page(
-        agents(&world, &parent, location),
+        agents(&world, &parent, location, emulator.clock.now()),
         "agents",
         page_size,
         after,
@@ -623,7 +635,7 @@ fn get_agent(emulator: &Emulator, project: &str, location: &str, id: &str) -> Re
     let mut world = emulator.world();
     let parent = parent(&mut world, project, location)?;
     let name = format!("{parent}/agents/{id}");
-    agents(&world, &parent, location)
+    agents(&world, &parent, location, emulator.clock.now())
         .into_iter()
         .find(|(n, _)| *n == name)
         .map(|(_, agent)| agent)
@@ -652,11 +664,19 @@ mod tests {
     fn runtime_agent_points_at_its_engine() {
         let mut world = world();
         let engine = "projects/42/locations/us-central1/reasoningEngines/777";
-        register_runtime_agent(&mut world, "42", "us-central1", engine, "Support bot");
+        register_runtime_agent(
+            &mut world,
+            "42",
+            "us-central1",
+            engine,
+            "Support bot",
+            Duration::ZERO,
+        );
         let listed = agents(
             &world,
             "projects/sluice-demo/locations/us-central1",
             "us-central1",
+            Duration::ZERO,
         );
         assert_eq!(listed.len(), 1);
         let (name, agent) = &listed[0];
@@ -667,11 +687,19 @@ mod tests {
             format!("//aiplatform.googleapis.com/{engine}")
         );
         let uid = agent["uid"].clone();
-        register_runtime_agent(&mut world, "sluice-demo", "us-central1", engine, "Renamed");
+        register_runtime_agent(
+            &mut world,
+            "sluice-demo",
+            "us-central1",
+            engine,
+            "Renamed",
+            Duration::ZERO,
+        );
         let listed = agents(
             &world,
             "projects/sluice-demo/locations/us-central1",
             "us-central1",
+            Duration::ZERO,
         );
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].1["uid"], uid);
@@ -679,7 +707,8 @@ mod tests {
         assert!(agents(
             &world,
             "projects/sluice-demo/locations/europe-west1",
-            "europe-west1"
+            "europe-west1",
+            Duration::ZERO
         )
         .is_empty());
         let problems = crate::discovery::check("agentregistry.v1", "Agent", &listed[0].1);
@@ -709,7 +738,14 @@ mod tests {
         };
         let emulator = std::sync::Arc::new(crate::Emulator::new(config));
         let engine = "projects/sluice-demo/locations/us-central1/reasoningEngines/777";
-        register_runtime_agent(&mut emulator.world(), "sluice-demo", "us-central1", engine, "Bot");
+        register_runtime_agent(
+            &mut emulator.world(),
+            "sluice-demo",
+            "us-central1",
+            engine,
+            "Bot",
+            Duration::ZERO,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server =

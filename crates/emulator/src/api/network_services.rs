@@ -2,8 +2,8 @@
 //! list / patch / delete, and `projects.locations.operations.get`, which answers any operation
 //! in the shared table by its full name (Agent Registry and Vertex AI use the same path shape).
 //!
-//! Create, patch and delete answer operations that finish after [`GATEWAY_OPERATION_SECONDS`]
-//! of emulated time (Google gives no duration; Terraform allows 30 minutes). The gateway is
+//! Create, patch and delete answer operations that finish after `delays.gateway_operation`
+//! (120 s) of emulated time (Google gives no duration; Terraform allows 30 minutes). The gateway is
 //! visible from the create call on, a patch applies at once, and a delete removes the gateway at
 //! once; only the operations take time. Names always use the project id, whether the call named
 //! the project by id or by number.
@@ -17,10 +17,6 @@ use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
-
-/// How long gateway operations run, in emulated seconds. Not a config field (config.rs belongs
-/// to others); Google documents no duration.
-const GATEWAY_OPERATION_SECONDS: f64 = 120.0;
 
 const GATEWAY_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.AgentGateway";
 const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.OperationMetadata";
@@ -139,7 +135,7 @@ fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// Starts an operation on `target` that finishes after [`GATEWAY_OPERATION_SECONDS`].
+/// Starts an operation on `target` that finishes after `delays.gateway_operation`.
 fn start_operation(
     emulator: &Emulator,
     world: &mut World,
@@ -149,7 +145,7 @@ fn start_operation(
     response: Value,
 ) -> Value {
     let now = emulator.clock.now();
-    let done_at = emulator.clock.after(GATEWAY_OPERATION_SECONDS);
+    let done_at = emulator.clock.after(emulator.config.delays.gateway_operation);
     let id = world.next_id();
     let operation = Operation {
         name: format!("{parent}/operations/operation-{id}"),

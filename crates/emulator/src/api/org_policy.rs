@@ -15,7 +15,7 @@
 //!   in which case its rules are appended to the inherited ones; `reset: true` clears them. A
 //!   constraint is enforced when any resulting rule has `enforce: true`. getEffectivePolicy shows
 //!   the configured state at once; enforcement uses only what has propagated.
-//! - Propagation: a policy write takes effect [`POLICY_PROPAGATION_SECONDS`] after it was made
+//! - Propagation: a policy write takes effect `delays.policy_propagation` (900 s) after it was made
 //!   ("up to 15 minutes"); until then the previous content of that policy (if it had propagated)
 //!   keeps applying. A delete takes effect at once.
 //! - CEL: `has(resource.a.b.c)` is answered from the resource JSON before evaluation, so a missing
@@ -34,8 +34,6 @@ use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
 
-/// How long after a policy is set it is enforced.
-pub const POLICY_PROPAGATION_SECONDS: f64 = 900.0;
 const REASONING_ENGINE: &str = "aiplatform.googleapis.com/ReasoningEngine";
 const MAX_CONDITION_CHARS: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -70,6 +68,8 @@ struct StoredPolicy {
     content: Content,
     etag: String,
     set_at: Duration,
+    /// When the last write is enforced (`set_at` plus the configured propagation delay).
+    in_force_at: Duration,
     /// What applied before the last write, while that write propagates.
     previous: Option<Content>,
 }
@@ -77,7 +77,7 @@ struct StoredPolicy {
 impl StoredPolicy {
     /// The content being enforced at `now`.
     fn in_force(&self, now: Duration) -> Option<&Content> {
-        if self.set_at + Duration::from_secs_f64(POLICY_PROPAGATION_SECONDS) <= now {
+        if self.in_force_at <= now {
             Some(&self.content)
         } else {
             self.previous.as_ref()
@@ -471,6 +471,7 @@ fn create_policy(emulator: &Emulator, kind: &str, id: &str, body: &Value) -> Res
         content,
         etag: new_etag(&mut world),
         set_at: now,
+        in_force_at: emulator.clock.after(emulator.config.delays.policy_propagation),
         previous: None,
     };
     let out = policy_json(&name, &stored);
@@ -525,6 +526,7 @@ fn patch_policy(
     stored.content = content;
     stored.etag = fresh;
     stored.set_at = now;
+    stored.in_force_at = emulator.clock.after(emulator.config.delays.policy_propagation);
     Ok(policy_json(&name, stored))
 }
 
@@ -789,6 +791,7 @@ mod tests {
                 content,
                 etag: "x".into(),
                 set_at: at,
+                in_force_at: at + Duration::from_secs(900),
                 previous: None,
             },
         );

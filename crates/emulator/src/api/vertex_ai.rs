@@ -4,7 +4,7 @@
 //!
 //! Create, patch and delete answer operations named
 //! `projects/{NUMBER}/locations/{l}/reasoningEngines/{id}/operations/{op}` that finish after
-//! [`ENGINE_OPERATION_SECONDS`] of emulated time. The engine id is a server-generated number, so
+//! `delays.engine_operation` (300 s) of emulated time. The engine id is a server-generated number, so
 //! create is not idempotent. Names always use the project number, as Google's do.
 //!
 //! Choices where Google is silent:
@@ -42,10 +42,6 @@ use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
-
-/// How long reasoning-engine operations run, in emulated seconds (Google documents none; real
-/// deployments take minutes).
-pub const ENGINE_OPERATION_SECONDS: f64 = 300.0;
 
 const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
 
@@ -180,7 +176,7 @@ fn with_type(version: &str, engine: &Value) -> Value {
     crate::ops::typed(&format!("{}.ReasoningEngine", type_prefix(version)), engine)
 }
 
-/// Starts an operation on engine `name` that finishes after [`ENGINE_OPERATION_SECONDS`].
+/// Starts an operation on engine `name` that finishes after `delays.engine_operation`.
 fn start_operation(
     emulator: &Emulator,
     world: &mut World,
@@ -192,7 +188,7 @@ fn start_operation(
     let id = world.next_id();
     let operation = Operation {
         name: format!("{name}/operations/{id}"),
-        done_at: emulator.clock.after(ENGINE_OPERATION_SECONDS),
+        done_at: emulator.clock.after(emulator.config.delays.engine_operation),
         metadata: json!({
             "@type": metadata_type,
             "genericMetadata": { "createTime": timestamp(now), "updateTime": timestamp(now) },
@@ -355,17 +351,32 @@ fn create(
     let problem = binding_problem(&world, &project_id, number, location, &body, now);
     let gone_at = problem
         .is_some()
-        .then(|| emulator.clock.after(ENGINE_OPERATION_SECONDS));
+        .then(|| emulator.clock.after(emulator.config.delays.engine_operation));
     let outcome = match problem {
         Some(error) => Err(error),
         None => Ok(with_type(version, &body)),
     };
+    let display_name = body["displayName"].as_str().unwrap_or_default().to_string();
     world
         .vertex_ai
         .engines
         .insert(name.clone(), StoredEngine { body, gone_at });
     let metadata = format!("{}.CreateReasoningEngineOperationMetadata", type_prefix(version));
-    Ok(start_operation(emulator, &mut world, &name, &metadata, outcome))
+    let operation = start_operation(emulator, &mut world, &name, &metadata, outcome);
+    if gone_at.is_none() {
+        // Agent Runtime registers what it deploys in Agent Registry, some time after deploying.
+        let deployed = emulator.clock.after(emulator.config.delays.engine_operation);
+        let visible_at = deployed + Duration::from_secs_f64(emulator.config.delays.registry_agent.max(0.0));
+        crate::api::agent_registry::register_runtime_agent(
+            &mut world,
+            &project_id,
+            location,
+            &name,
+            &display_name,
+            visible_at,
+        );
+    }
+    Ok(operation)
 }
 
 fn get(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
@@ -609,6 +620,7 @@ fn delete(
     if world.vertex_ai.engines.remove(&name).is_none() {
         return Err(not_found(&name));
     }
+    crate::api::agent_registry::deregister_runtime_agent(&mut world, &name);
     Ok(start_operation(
         emulator,
         &mut world,
