@@ -1,6 +1,7 @@
 //! The admin API under `/_emulator/` (no authentication; loopback only):
 //! - `GET state`: every project, its services and agents, and the operation count;
-//! - `GET requests`: the log of calls (method, path, status, emulated time in seconds);
+//! - `GET requests`: the log of calls (method, path, status, emulated time in seconds), the
+//!   most recent `request_log_limit` of them (`GET state` says how many older ones were dropped);
 //! - `POST clock` `{"advance_seconds": N}`: make N emulated seconds pass at once;
 //! - `GET faults` / `POST faults`: the fault settings by API (replaced whole by POST);
 //! - `POST reset`: rebuild the world from the config and clear the log.
@@ -20,6 +21,7 @@ pub fn handle(emulator: &Emulator, method: &Method, path: &str, body: &[u8]) -> 
         ("GET", "state") => {
             let mut state = emulator.world().to_json(now);
             state["nowSeconds"] = json!(now.as_secs_f64());
+            state["requestsDropped"] = json!(emulator.request_log().dropped);
             axum::Json(state).into_response()
         }
         ("GET", "requests") => axum::Json(emulator.requests()).into_response(),

@@ -58,8 +58,15 @@ pub struct Emulator {
     config: EmulatorConfig,
     clock: clock::Clock,
     world: Mutex<world::World>,
-    requests: Mutex<Vec<Value>>,
+    requests: Mutex<RequestLog>,
     faults: faults::Faults,
+}
+
+/// The most recent API calls (at most `request_log_limit`), and how many older ones were dropped.
+#[derive(Default)]
+struct RequestLog {
+    entries: std::collections::VecDeque<Value>,
+    dropped: u64,
 }
 
 /// A running emulator. Dropping it without `shutdown` leaves the server running until the
@@ -84,7 +91,7 @@ impl Emulator {
         Emulator {
             clock: clock::Clock::new(config.time_scale),
             world: Mutex::new(world::World::from_config(&config)),
-            requests: Mutex::new(Vec::new()),
+            requests: Mutex::new(RequestLog::default()),
             faults: faults::Faults::new(config.seed, config.faults.clone(), config.quotas.clone()),
             config,
         }
@@ -120,22 +127,29 @@ impl Emulator {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn request_log(&self) -> MutexGuard<'_, RequestLog> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn log_request(&self, method: &str, path: &str, status: u16) {
         let entry = json!({ "method": method, "path": path, "status": status, "atSeconds": self.clock.now().as_secs_f64() });
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(entry);
+        let limit = self.config.request_log_limit;
+        let mut log = self.request_log();
+        log.entries.push_back(entry);
+        while log.entries.len() > limit {
+            log.entries.pop_front();
+            log.dropped += 1;
+        }
     }
 
     fn requests(&self) -> Value {
-        Value::Array(self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        Value::Array(self.request_log().entries.iter().cloned().collect())
     }
 
     fn reset(&self) {
         *self.world() = world::World::from_config(&self.config);
         self.faults.reset(self.config.seed, self.config.faults.clone());
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.request_log() = RequestLog::default();
     }
 
     /// Ok when `service` is enabled and usable in `project`; otherwise Google's 403.

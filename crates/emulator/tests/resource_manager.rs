@@ -269,3 +269,45 @@ async fn a_custom_role_can_be_granted_while_it_exists_and_not_once_deleted() {
     let (status, body) = set_policy(&client, granted).await;
     assert_eq!(status, 400, "a deleted custom role cannot be granted: {body}");
 }
+
+#[tokio::test]
+async fn v1_get_and_set_iam_policy_share_the_policy_and_its_etag_with_v3() {
+    let (_emulator, client) = start().await;
+    let (status, mut policy) = client
+        .call(
+            Method::POST,
+            "v1/projects/sluice-demo:getIamPolicy",
+            Some(json!({ "options": { "requestedPolicyVersion": 3 } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{policy}");
+    let (_, v3) = get_policy(&client, 3).await;
+    assert_eq!(policy, v3, "one policy, whichever version reads it");
+    policy["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "role": "roles/viewer", "members": ["user:ana@example.com"] }));
+    let (status, updated) = client
+        .call(
+            Method::POST,
+            "v1/projects/100000000001:setIamPolicy",
+            Some(json!({ "policy": policy.clone() })),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let (_, v3) = get_policy(&client, 3).await;
+    assert_eq!(v3["bindings"], updated["bindings"]);
+    assert_eq!(v3["etag"], updated["etag"]);
+    let (status, stale) = client
+        .call(
+            Method::POST,
+            "v1/projects/sluice-demo:setIamPolicy",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+    assert_eq!(
+        (status, stale["error"]["status"].as_str()),
+        (409, Some("ABORTED")),
+        "v1 checks the etag too: {stale}"
+    );
+}

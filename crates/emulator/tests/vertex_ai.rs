@@ -557,3 +557,104 @@ async fn operations_get_404s_for_unknown_names() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_deployed_engine_appears_in_agent_registry_after_a_delay_and_leaves_when_deleted() {
+    let mut config = EmulatorConfig::default();
+    config.delays.engine_operation = 100.0;
+    config.delays.registry_agent = 50.0;
+    config.organizations[0].projects[0].enabled_services = vec![
+        "aiplatform.googleapis.com".into(),
+        "agentregistry.googleapis.com".into(),
+    ];
+    let (_emulator, client) = Client::start_with(config).await;
+    let agents = "v1/projects/sluice-demo/locations/us-central1/agents";
+    let (status, op) = create(&client, PARENT, engine("Support bot")).await;
+    assert_eq!(status, 200, "{op}");
+    let engine_name = engine_of(&op);
+    let id = engine_name.rsplit('/').next().unwrap().to_string();
+
+    // The configured operation duration, not the default 300 s.
+    client.advance(99.0).await;
+    assert!(operation(&client, "v1", op["name"].as_str().unwrap())
+        .await
+        .1
+        .get("done")
+        .is_none());
+    client.advance(1.0).await;
+    assert_eq!(
+        operation(&client, "v1", op["name"].as_str().unwrap()).await.1["done"],
+        true
+    );
+    assert!(
+        registry_agents(&client).await.is_empty(),
+        "not registered the moment it is deployed"
+    );
+
+    client.advance(50.0).await;
+    let registered = registry_agents(&client).await;
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    let agent = &registered[0];
+    assert_eq!(
+        agent["name"],
+        format!("projects/sluice-demo/locations/us-central1/agents/{id}")
+    );
+    assert_eq!(agent["displayName"], "Support bot");
+    assert_eq!(
+        agent["attributes"]["agentregistry.googleapis.com/system/RuntimeReference"]["uri"],
+        format!("//aiplatform.googleapis.com/{engine_name}")
+    );
+    let (status, got) = client.call(Method::GET, &format!("{agents}/{id}"), None).await;
+    assert_eq!((status, &got), (200, agent));
+
+    let (status, _) = client
+        .call(Method::DELETE, &format!("{PARENT}/reasoningEngines/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        registry_agents(&client).await.is_empty(),
+        "a deleted engine leaves the registry"
+    );
+}
+
+#[tokio::test]
+async fn an_engine_that_fails_to_deploy_is_never_registered() {
+    let mut config = EmulatorConfig::default();
+    config.organizations[0].projects[0].enabled_services = vec![
+        "aiplatform.googleapis.com".into(),
+        "agentregistry.googleapis.com".into(),
+        "networkservices.googleapis.com".into(),
+    ];
+    let (_emulator, client) = Client::start_with(config).await;
+    // Bound to a gateway that does not exist: the operation ends in error.
+    let (status, op) = create(&client, PARENT, bound_engine(Some(EGRESS_GW), None)).await;
+    assert_eq!(status, 200, "{op}");
+    client.advance(OPERATION_SECONDS + 3600.0).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    assert!(done["error"].is_object(), "{done}");
+    let (status, listed) = client
+        .call(
+            Method::GET,
+            "v1/projects/sluice-demo/locations/us-central1/agents",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        listed["agents"].as_array().is_none_or(|a| a.is_empty()),
+        "{listed}"
+    );
+}
+
+/// The agents Agent Registry lists in the demo project's us-central1.
+async fn registry_agents(client: &Client) -> Vec<Value> {
+    let (status, body) = client
+        .call(
+            Method::GET,
+            "v1/projects/sluice-demo/locations/us-central1/agents",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["agents"].as_array().cloned().unwrap_or_default()
+}
