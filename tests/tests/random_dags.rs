@@ -15,8 +15,8 @@ mod recording {
     //! The recording kind, written against the public trait only.
     use super::*;
     use sluice_engine::{
-        Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-        StepError, StepKind,
+        Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepError,
+        StepKind,
     };
 
     #[derive(Default)]
@@ -50,10 +50,7 @@ mod recording {
                 Ok(if done {
                     Observation::Converged(Outputs::from([("token".into(), Value::from(cx.step_id.clone()))]))
                 } else {
-                    Observation::Diverged(Change {
-                        action: ChangeAction::Create,
-                        summary: "record".into(),
-                    })
+                    Observation::Diverged(Change::create("record"))
                 })
             }
         }

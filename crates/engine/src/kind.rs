@@ -30,6 +30,34 @@ pub struct Change {
     pub action: ChangeAction,
     /// One line for a person: what apply would do.
     pub summary: String,
+    /// Outputs the step will have once applied, where they can be known before (an email derived
+    /// from a project number, a name the step chooses). `sluice plan` lets later steps read them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub predicted: Outputs,
+}
+
+impl Change {
+    pub fn create(summary: impl Into<String>) -> Self {
+        Change {
+            action: ChangeAction::Create,
+            summary: summary.into(),
+            predicted: Outputs::new(),
+        }
+    }
+
+    pub fn update(summary: impl Into<String>) -> Self {
+        Change {
+            action: ChangeAction::Update,
+            summary: summary.into(),
+            predicted: Outputs::new(),
+        }
+    }
+
+    /// This change, with the outputs the step will have once applied.
+    pub fn predicting(mut self, outputs: Outputs) -> Self {
+        self.predicted = outputs;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_engine::{
-    parse_plan, validate, Applied, Change, ChangeAction, Engine, EngineConfig, Event, JournalEvent,
-    KindSchema, MemoryStore, Observation, Outputs, Registry, RunState, StepContext, StepError, StepKind,
-    StepState, Store,
+    parse_plan, validate, Applied, Change, Engine, EngineConfig, Event, JournalEvent, KindSchema,
+    MemoryStore, Observation, Outputs, Registry, RunState, StepContext, StepError, StepKind, StepState,
+    Store,
 };
 
 /// Its apply "sends" the mutation and then never hears back, like a call whose answer is lost.
@@ -34,10 +34,7 @@ impl StepKind for Kind {
         Ok(if self.0.mutated.load(Ordering::SeqCst) {
             Observation::Converged(Outputs::new())
         } else {
-            Observation::Diverged(Change {
-                action: ChangeAction::Create,
-                summary: "mutate".into(),
-            })
+            Observation::Diverged(Change::create("mutate"))
         })
     }
     async fn apply(&self, _cx: &StepContext) -> Result<Applied, StepError> {

@@ -12,8 +12,7 @@ use serde_json::Value;
 use super::{read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
 use crate::kind::{
-    Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepKind,
+    Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepKind,
 };
 
 pub struct Flaky;
@@ -44,10 +43,7 @@ impl StepKind for Flaky {
                 ("path".to_string(), Value::from(path)),
                 ("attempts".to_string(), Value::from(attempts(cx, path)?)),
             ])),
-            None => Observation::Diverged(Change {
-                action: ChangeAction::Create,
-                summary: format!("create {path}"),
-            }),
+            None => Observation::Diverged(Change::create(format!("create {path}"))),
         })
     }
 

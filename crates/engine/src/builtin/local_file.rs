@@ -12,8 +12,7 @@ use serde_json::Value;
 use super::{read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
 use crate::kind::{
-    Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepKind,
+    Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepKind,
 };
 
 pub struct LocalFile;
@@ -45,14 +44,8 @@ impl StepKind for LocalFile {
             Some(existing) if existing == content.as_bytes() => {
                 Observation::Converged(outputs(path, content))
             }
-            Some(_) => Observation::Diverged(Change {
-                action: ChangeAction::Update,
-                summary: format!("rewrite {path}"),
-            }),
-            None => Observation::Diverged(Change {
-                action: ChangeAction::Create,
-                summary: format!("create {path}"),
-            }),
+            Some(_) => Observation::Diverged(Change::update(format!("rewrite {path}"))),
+            None => Observation::Diverged(Change::create(format!("create {path}"))),
         })
     }
 

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use super::{io_error, read_if_exists, record_effect, write_atomically, EFFECTS_LOG};
 use crate::error::StepError;
 use crate::kind::{
-    Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, StepContext, StepKind,
+    Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType, PollOutcome,
+    StepContext, StepKind,
 };
 use crate::policy::PollPolicy;
 
@@ -56,10 +56,9 @@ impl StepKind for LocalOperation {
                 json!({ "operation": op.display().to_string() }),
             )));
         }
-        Ok(Observation::Diverged(Change {
-            action: ChangeAction::Create,
-            summary: format!("start an operation creating {path}"),
-        }))
+        Ok(Observation::Diverged(Change::create(format!(
+            "start an operation creating {path}"
+        ))))
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {

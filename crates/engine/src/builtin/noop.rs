@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use crate::error::StepError;
 use crate::kind::{
-    Applied, Change, ChangeAction, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepKind,
+    Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepKind,
 };
 
 pub struct Noop;
@@ -36,10 +35,7 @@ impl StepKind for Noop {
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         if cx.params.get("apply").and_then(Value::as_bool).unwrap_or(false) {
-            Ok(Observation::Diverged(Change {
-                action: ChangeAction::Update,
-                summary: "no-op apply".into(),
-            }))
+            Ok(Observation::Diverged(Change::update("no-op apply")))
         } else {
             Ok(Observation::Converged(outputs(cx)))
         }
