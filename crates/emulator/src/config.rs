@@ -125,7 +125,8 @@ pub struct ProjectConfig {
 }
 
 impl Default for EmulatorConfig {
-    /// One organisation with one fresh project, `sluice-demo` (number 100000000001).
+    /// One organisation with one fresh project, `sluice-demo` (number 100000000001), and the
+    /// committed test-only service-account key registered for the token endpoint.
     fn default() -> Self {
         EmulatorConfig {
             seed: 1,
@@ -134,7 +135,10 @@ impl Default for EmulatorConfig {
             latency_ms: 2.0,
             faults: BTreeMap::new(),
             quotas: BTreeMap::new(),
-            service_account_keys: vec![],
+            service_account_keys: vec![ServiceAccountKeyConfig {
+                client_email: crate::test_key::TEST_SERVICE_ACCOUNT_EMAIL.into(),
+                public_key_pem: crate::test_key::TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM.into(),
+            }],
             request_log_limit: 200_000,
             organizations: vec![OrganizationConfig {
                 id: "123456789012".into(),

@@ -1,5 +1,5 @@
-//! Encodings Google's APIs share: base64 (standard alphabet, padded), opaque etags, and RFC 3339
-//! timestamps of emulated time.
+//! Encodings Google's APIs share: base64 (standard alphabet, padded; decoding also url-safe and
+//! unpadded, as PEM and JWTs use), hex, opaque etags, and RFC 3339 timestamps of emulated time.
 
 use std::time::Duration;
 
@@ -24,6 +24,40 @@ pub fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Decodes base64 in the standard (`+/`) or url-safe (`-_`) alphabet, padded or not; `None` when
+/// the text is not base64 (whitespace included: strip it first).
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for c in text.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An opaque etag for a version number: eight bytes led by 0x07, like Google's `BwX…` etags.
@@ -64,6 +98,19 @@ mod tests {
         assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
         assert_ne!(super::etag(1), super::etag(2));
         assert!(super::etag(1).starts_with("Bw"));
+        for bytes in [&b""[..], b"f", b"fo", b"foo", b"foobar", &[0xfb, 0xff, 0xfe]] {
+            let encoded = super::base64(bytes);
+            assert_eq!(super::base64_decode(&encoded).as_deref(), Some(bytes));
+            let url_safe = encoded.replace('+', "-").replace('/', "_");
+            assert_eq!(
+                super::base64_decode(url_safe.trim_end_matches('=')).as_deref(),
+                Some(bytes)
+            );
+        }
+        assert_eq!(super::base64_decode("+/+-"), Some(vec![0xfb, 0xff, 0xbe]));
+        assert_eq!(super::base64_decode("Zg.="), None);
+        assert_eq!(super::base64_decode("Zm9vY"), None);
+        assert_eq!(super::hex(&[0, 0xab, 0x10]), "00ab10");
         assert_eq!(
             super::timestamp(std::time::Duration::ZERO),
             "2026-01-01T00:00:00.000000000Z"

@@ -27,11 +27,15 @@
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
 //! - seeded faults (500 / 503 / 429, extra latency), a fixed latency per call, and quotas
 //!   per API per project with RetryInfo;
-//! - the admin API.
+//! - the admin API;
+//! - Vertex AI's `operations:wait` long poll (served by the router, which is async);
+//! - Google's OAuth2 token endpoint (`POST /token`, JWT-bearer grant): the assertion's RS256
+//!   signature is verified against the public key configured for its `iss`, so a service-account
+//!   key file whose `token_uri` points at the emulator works through gcp_auth unchanged. The
+//!   committed test-only key ([`test_service_account_key_json`]) is registered by default. API
+//!   calls still accept any non-empty bearer token.
 //!
-//! - Vertex AI's `operations:wait` long poll (served by the router, which is async).
-//!
-//! Not yet: the OAuth token endpoint, dropped connections, and operations failing as a fault.
+//! Not yet: dropped connections, and operations failing as a fault.
 
 mod admin;
 mod api;
@@ -43,6 +47,8 @@ mod error;
 mod faults;
 mod ops;
 mod router;
+mod rsa_key;
+mod test_key;
 mod world;
 
 use std::net::SocketAddr;
@@ -52,6 +58,9 @@ use serde_json::{json, Value};
 
 pub use config::EmulatorConfig;
 pub use error::ApiError;
+pub use test_key::{
+    test_service_account_key_json, TEST_SERVICE_ACCOUNT_EMAIL, TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM,
+};
 
 /// The emulator's state; shared by every request.
 pub struct Emulator {
@@ -60,6 +69,8 @@ pub struct Emulator {
     world: Mutex<world::World>,
     requests: Mutex<RequestLog>,
     faults: faults::Faults,
+    /// Access tokens issued by `POST /token`, numbering each one.
+    tokens_issued: std::sync::atomic::AtomicU64,
 }
 
 /// The most recent API calls (at most `request_log_limit`), and how many older ones were dropped.
@@ -93,6 +104,7 @@ impl Emulator {
             world: Mutex::new(world::World::from_config(&config)),
             requests: Mutex::new(RequestLog::default()),
             faults: faults::Faults::new(config.seed, config.faults.clone(), config.quotas.clone()),
+            tokens_issued: std::sync::atomic::AtomicU64::new(0),
             config,
         }
     }

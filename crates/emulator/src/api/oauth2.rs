@@ -1,13 +1,246 @@
-//! Google's OAuth2 token endpoint (`POST /token`), JWT-bearer grant only.
-//! (Stub: to be implemented.)
+//! Google's OAuth2 token endpoint (`POST /token`, as `https://oauth2.googleapis.com/token`),
+//! JWT-bearer grant only (RFC 7523): a service account signs a short-lived JWT with its private
+//! key and trades it for an access token. The assertion's RS256 signature is verified against the
+//! public key configured for its `iss` ([`crate::config::ServiceAccountKeyConfig`]); its times are
+//! checked against wall-clock time (the client signs with real time, not emulated time) and its
+//! audience against this endpoint's URL. Errors are Google's OAuth2 ones (`{"error",
+//! "error_description"}`, HTTP 400), not the API error envelope. Neither tokens nor assertions
+//! are ever logged.
 
-use axum::http::HeaderMap;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
 
-use crate::error::ApiError;
-use crate::Emulator;
+use crate::{encoding, rsa_key, Emulator};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Google's own token URI, which key files carry and assertions name as `aud`.
+const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// Access tokens live an hour; Google answers 3599 seconds.
+const EXPIRES_IN: u64 = 3599;
+/// The longest assertion Google accepts, from `iat` to `exp`.
+const MAX_LIFETIME: i64 = 3600;
+/// How far in the future `iat` may be (clock skew).
+const MAX_SKEW: i64 = 300;
+
+const BAD_SIGNATURE: &str = "Invalid JWT Signature.";
+const BAD_TIMES: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.";
+const BAD_AUDIENCE: &str = "Invalid JWT: Failed audience check.";
 
 /// `POST /token` with a form body `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=JWT`.
-pub fn token(_emulator: &Emulator, _headers: &HeaderMap, _body: &[u8]) -> Response {
-    ApiError::unimplemented("the OAuth2 token endpoint is not emulated yet").into_response()
+pub fn token(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Response {
+    match grant(emulator, headers, body) {
+        Ok(value) => axum::Json(value).into_response(),
+        Err((error, description)) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": error, "error_description": description })),
+        )
+            .into_response(),
+    }
+}
+
+/// An OAuth2 error: its code and description.
+type OAuthError = (&'static str, String);
+
+fn invalid_request(description: impl Into<String>) -> OAuthError {
+    ("invalid_request", description.into())
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    ("invalid_grant", description.to_string())
+}
+
+fn grant(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    let form = form_pairs(body).ok_or_else(|| invalid_request("The request body is not form-encoded."))?;
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let grant_type = field("grant_type").unwrap_or("");
+    if grant_type != JWT_BEARER {
+        return Err((
+            "unsupported_grant_type",
+            format!("Invalid grant_type: {grant_type}"),
+        ));
+    }
+    let assertion = field("assertion")
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| invalid_request("Missing required parameter: assertion"))?;
+    let jwt = Jwt::parse(assertion)?;
+    jwt.verify_signature(emulator)?;
+    jwt.check_times(unix_now())?;
+    jwt.check_audience(headers)?;
+    let scope = jwt.claims["scope"].as_str().unwrap_or("").trim();
+    if scope.is_empty() {
+        return Err((
+            "invalid_scope",
+            "Invalid OAuth scope or ID token audience provided.".into(),
+        ));
+    }
+    let number = emulator.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{}\n{number}\n{}\n{scope}", emulator.config.seed, jwt.issuer).as_bytes(),
+    );
+    Ok(json!({
+        "access_token": format!("ya29.emulator-{}", encoding::hex(digest.as_ref())),
+        "expires_in": EXPIRES_IN,
+        "token_type": "Bearer",
+    }))
+}
+
+/// A JWT-bearer assertion, split and decoded, its signature not yet checked.
+struct Jwt<'a> {
+    /// `header.claims`, the bytes the signature covers.
+    signed: &'a str,
+    signature: Vec<u8>,
+    claims: Value,
+    issuer: String,
+}
+
+impl<'a> Jwt<'a> {
+    fn parse(assertion: &'a str) -> Result<Self, OAuthError> {
+        let malformed = || {
+            invalid_request(
+                "Invalid JWT: the assertion is not a signed JWT (header.claims.signature, base64url).",
+            )
+        };
+        let (signed, signature) = assertion.rsplit_once('.').ok_or_else(malformed)?;
+        let (header, claims) = signed.split_once('.').ok_or_else(malformed)?;
+        let json = |part: &str| -> Result<Value, OAuthError> {
+            let bytes = encoding::base64_decode(part).ok_or_else(malformed)?;
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(value) if value.is_object() => Ok(value),
+                _ => Err(malformed()),
+            }
+        };
+        let header = json(header)?;
+        if header["alg"] != "RS256" {
+            return Err(invalid_request("Invalid JWT: the header's alg must be RS256."));
+        }
+        if !matches!(header.get("typ"), None | Some(Value::String(_))) {
+            return Err(malformed());
+        }
+        let claims = json(claims)?;
+        let signature = encoding::base64_decode(signature).ok_or_else(malformed)?;
+        let issuer = match claims["iss"].as_str() {
+            Some(iss) if !iss.is_empty() => iss.to_string(),
+            _ => return Err(invalid_request("Invalid JWT: the iss claim is missing.")),
+        };
+        Ok(Jwt {
+            signed,
+            signature,
+            claims,
+            issuer,
+        })
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256, against the key configured for `iss`.
+    fn verify_signature(&self, emulator: &Emulator) -> Result<(), OAuthError> {
+        let key = emulator
+            .config
+            .service_account_keys
+            .iter()
+            .filter(|key| key.client_email == self.issuer)
+            .find_map(|key| match rsa_key::rsa_public_key_der(&key.public_key_pem) {
+                Ok(der) => Some(der),
+                Err(problem) => {
+                    tracing::warn!(client_email = %key.client_email, "configured service-account public key unusable: {problem}");
+                    None
+                }
+            })
+            .ok_or_else(|| invalid_grant(BAD_SIGNATURE))?;
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
+            .verify(self.signed.as_bytes(), &self.signature)
+            .map_err(|_| invalid_grant(BAD_SIGNATURE))
+    }
+
+    /// `iat` and `exp` in unix seconds: not expired, not issued in the future (beyond skew), and
+    /// at most an hour apart.
+    fn check_times(&self, now: i64) -> Result<(), OAuthError> {
+        let seconds = |name: &str| {
+            let value = &self.claims[name];
+            value
+                .as_i64()
+                .or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .ok_or_else(|| invalid_grant(BAD_TIMES))
+        };
+        let (iat, exp) = (seconds("iat")?, seconds("exp")?);
+        if exp <= now || iat > now + MAX_SKEW || exp <= iat || exp - iat > MAX_LIFETIME {
+            return Err(invalid_grant(BAD_TIMES));
+        }
+        Ok(())
+    }
+
+    /// `aud` must name this endpoint: as reached (`http://{Host}/token`) or as Google's.
+    fn check_audience(&self, headers: &HeaderMap) -> Result<(), OAuthError> {
+        let here = headers
+            .get("host")
+            .and_then(|host| host.to_str().ok())
+            .map(|host| format!("http://{host}/token"));
+        let audience = self.claims["aud"].as_str().unwrap_or("");
+        if audience == GOOGLE_TOKEN_URI || here.as_deref() == Some(audience) {
+            Ok(())
+        } else {
+            Err(invalid_grant(BAD_AUDIENCE))
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `application/x-www-form-urlencoded` pairs, percent- and `+`-decoded; `None` when not UTF-8
+/// or a percent escape is broken.
+fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((percent_decode(key)?, percent_decode(value)?))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn form_bodies_are_percent_decoded() {
+        let pairs =
+            super::form_pairs(b"grant_type=urn%3Aietf%3Aparams&assertion=a.b%3D.c&scope=a+b").unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("grant_type".to_string(), "urn:ietf:params".to_string()),
+                ("assertion".to_string(), "a.b=.c".to_string()),
+                ("scope".to_string(), "a b".to_string()),
+            ]
+        );
+        assert_eq!(super::form_pairs(b"a=%zz"), None);
+        assert_eq!(super::form_pairs(b"a=%4"), None);
+        assert_eq!(super::form_pairs(b"a=%+1"), None);
+    }
 }
