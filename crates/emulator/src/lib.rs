@@ -25,13 +25,15 @@
 //! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
-//! - seeded faults (500 / 503 / 429, extra latency), a fixed latency per call, and quotas
-//!   per API per project with RetryInfo;
+//! - seeded faults (500 / 503 / 429, extra latency, dropped connections before the call has any
+//!   effect or after it ran with the answer lost, and long-running operations ending in
+//!   INTERNAL with no effect left), a fixed latency per call, and quotas per API per project
+//!   with RetryInfo;
 //! - the admin API.
 //!
 //! - Vertex AI's `operations:wait` long poll (served by the router, which is async).
 //!
-//! Not yet: the OAuth token endpoint, dropped connections, and operations failing as a fault.
+//! Not yet: the OAuth token endpoint.
 
 mod admin;
 mod api;
