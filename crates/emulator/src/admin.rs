@@ -2,6 +2,8 @@
 //! - `GET state`: every project, its services and agents, and the operation count;
 //! - `GET requests`: the log of calls (method, path, status, emulated time in seconds), the
 //!   most recent `request_log_limit` of them (`GET state` says how many older ones were dropped);
+//!   a call whose connection was dropped by a fault (`dropped_connection` or `answer_lost`) is
+//!   logged with status 0;
 //! - `POST clock` `{"advance_seconds": N}`: make N emulated seconds pass at once;
 //! - `GET faults` / `POST faults`: the fault settings by API (replaced whole by POST);
 //! - `POST reset`: rebuild the world from the config and clear the log.
@@ -43,7 +45,7 @@ pub fn handle(emulator: &Emulator, method: &Method, path: &str, body: &[u8]) -> 
                 axum::Json(json!(emulator.faults.config())).into_response()
             }
             Err(error) => ApiError::invalid_argument(format!(
-                "POST /_emulator/faults takes {{\"API or *\": {{\"error_500\": p, \"error_503\": p, \"error_429\": p, \"extra_latency_ms\": ms}}}}: {error}"
+                "POST /_emulator/faults takes {{\"API or *\": {{\"error_500\": p, \"error_503\": p, \"error_429\": p, \"dropped_connection\": p, \"answer_lost\": p, \"operation_error\": p, \"extra_latency_ms\": ms}}}}: {error}"
             ))
             .into_response(),
         },

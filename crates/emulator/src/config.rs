@@ -46,10 +46,14 @@ pub struct FaultConfig {
     pub error_500: f64,
     pub error_503: f64,
     pub error_429: f64,
-    /// The connection is closed without an answer.
+    /// The connection is closed without an HTTP answer before the call has any effect (the
+    /// request is not executed); the client sees a connection error, not a status.
     pub dropped_connection: f64,
+    /// The call is executed, then the connection is closed without an HTTP answer: the effect
+    /// happened (a create created) but the client sees a connection error.
+    pub answer_lost: f64,
     /// A long-running operation started by the call ends in error (INTERNAL) instead of its
-    /// result; drawn when the operation is created.
+    /// result, and its effect is not left in the world; drawn when the operation is created.
     pub operation_error: f64,
     /// Extra latency, uniform between 0 and this many emulated milliseconds.
     pub extra_latency_ms: f64,

@@ -11,6 +11,17 @@ use serde_json::json;
 use crate::config::FaultConfig;
 use crate::error::ApiError;
 
+/// A fault a call meets.
+#[derive(Debug)]
+pub enum Fault {
+    /// Google's error answer, instead of the call's.
+    Error(ApiError),
+    /// The connection closes before the call has any effect: no answer, nothing done.
+    Dropped,
+    /// The call runs, then the connection closes before its answer is written.
+    AnswerLost,
+}
+
 pub struct Faults {
     state: Mutex<State>,
     quotas: BTreeMap<String, u32>,
@@ -55,8 +66,10 @@ impl Faults {
         };
     }
 
-    /// The fault this call meets, if any, and its extra latency (emulated).
-    pub fn draw(&self, service: &str) -> (Option<ApiError>, Duration) {
+    /// The fault this call meets, if any, and its extra latency (emulated). One roll decides
+    /// between the errors, a dropped connection and a lost answer, so configs without the
+    /// drop probabilities meet the same faults for the same seed as before they existed.
+    pub fn draw(&self, service: &str) -> (Option<Fault>, Duration) {
         let mut state = self.lock();
         let Some(fault) = state
             .config
@@ -69,26 +82,40 @@ impl Faults {
         let roll = next_unit(&mut state.rng);
         let latency =
             Duration::from_secs_f64(next_unit(&mut state.rng) * fault.extra_latency_ms.max(0.0) / 1000.0);
+        let errors = fault.error_500 + fault.error_503 + fault.error_429;
         let error = if roll < fault.error_500 {
-            Some(ApiError {
-                http: 500,
-                status: "INTERNAL",
-                message: "Internal error encountered.".into(),
-                details: vec![],
-            })
+            Some(Fault::Error(internal()))
         } else if roll < fault.error_500 + fault.error_503 {
-            Some(ApiError {
+            Some(Fault::Error(ApiError {
                 http: 503,
                 status: "UNAVAILABLE",
                 message: "The service is currently unavailable.".into(),
                 details: vec![],
-            })
-        } else if roll < fault.error_500 + fault.error_503 + fault.error_429 {
-            Some(exhausted(service, "", Duration::from_secs(1)))
+            }))
+        } else if roll < errors {
+            Some(Fault::Error(exhausted(service, "", Duration::from_secs(1))))
+        } else if roll < errors + fault.dropped_connection {
+            Some(Fault::Dropped)
+        } else if roll < errors + fault.dropped_connection + fault.answer_lost {
+            Some(Fault::AnswerLost)
         } else {
             None
         };
         (error, latency)
+    }
+
+    /// The error a long-running operation a call of `service` starts now ends in, if it is to
+    /// fail (`operation_error`): INTERNAL, as Google's own failures show. Drawn from the same
+    /// stream, only when `operation_error` is set for the API, so other configs keep their
+    /// sequence. Call it once the call is accepted, before the operation's effect is applied.
+    pub fn operation_failure(&self, service: &str) -> Option<ApiError> {
+        let mut state = self.lock();
+        let chance = state
+            .config
+            .get(service)
+            .or_else(|| state.config.get("*"))
+            .map_or(0.0, |fault| fault.operation_error);
+        (chance > 0.0 && next_unit(&mut state.rng) < chance).then(internal)
     }
 
     /// Counts one call of `service` in `project` at emulated `now`; 429 once over the quota.
@@ -111,6 +138,15 @@ impl Faults {
         }
         used.1 += 1;
         Ok(())
+    }
+}
+
+fn internal() -> ApiError {
+    ApiError {
+        http: 500,
+        status: "INTERNAL",
+        message: "Internal error encountered.".into(),
+        details: vec![],
     }
 }
 

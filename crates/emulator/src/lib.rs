@@ -25,17 +25,18 @@
 //! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
-//! - seeded faults (500 / 503 / 429, extra latency), a fixed latency per call, and quotas
-//!   per API per project with RetryInfo;
+//! - seeded faults (500 / 503 / 429, extra latency, dropped connections before the call has any
+//!   effect or after it ran with the answer lost, and long-running operations ending in
+//!   INTERNAL with no effect left), a fixed latency per call, and quotas per API per project
+//!   with RetryInfo;
 //! - the admin API;
 //! - Vertex AI's `operations:wait` long poll (served by the router, which is async);
+//! - deployed reasoning engines registering themselves in Agent Registry after a delay;
 //! - Google's OAuth2 token endpoint (`POST /token`, JWT-bearer grant): the assertion's RS256
 //!   signature is verified against the public key configured for its `iss`, so a service-account
 //!   key file whose `token_uri` points at the emulator works through gcp_auth unchanged. The
 //!   committed test-only key ([`test_service_account_key_json`]) is registered by default. API
 //!   calls still accept any non-empty bearer token.
-//!
-//! Not yet: dropped connections, and operations failing as a fault.
 
 mod admin;
 mod api;

@@ -12,6 +12,7 @@ use axum::Router;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::faults::Fault;
 use crate::{admin, api, discovery, Emulator};
 
 /// One API call, parsed.
@@ -85,6 +86,16 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(emulator.clock.real(latency)).await;
     }
+    let (error, lost) = match fault {
+        Some(Fault::Error(error)) => (Some(error), false),
+        Some(Fault::Dropped) => {
+            // Before authentication or any effect: the call never reaches the API.
+            emulator.log_request(method.as_str(), &path, 0);
+            return dropped_connection();
+        }
+        Some(Fault::AnswerLost) => (None, true),
+        None => (None, false),
+    };
     let response = api_call(
         &emulator,
         method.clone(),
@@ -93,10 +104,39 @@ async fn handle(
         &headers,
         &body,
         service,
-        fault,
+        error,
     );
+    if lost {
+        emulator.log_request(method.as_str(), &path, 0);
+        return dropped_connection();
+    }
     emulator.log_request(method.as_str(), &path, response.status().as_u16());
     response
+}
+
+/// A response whose body fails before its first byte: hyper has only buffered the head when
+/// the body errors, and it then closes the connection without flushing, so the client sees the
+/// connection close with no answer at all (reqwest: an error from `send()`, no status). Proven
+/// by `tests/faults.rs`.
+fn dropped_connection() -> Response {
+    Response::new(axum::body::Body::new(Dropped))
+}
+
+struct Dropped;
+
+impl http_body::Body for Dropped {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "connection dropped by a seeded fault",
+        ))))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

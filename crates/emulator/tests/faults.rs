@@ -1,5 +1,6 @@
 //! Seeded faults and quotas: injected errors by API, the same statuses for the same seed,
-//! per-minute quotas answered with RetryInfo, and fault settings changed at runtime.
+//! per-minute quotas answered with RetryInfo, fault settings changed at runtime, dropped
+//! connections (before the call or with its answer lost), and operations failing as a fault.
 
 mod support;
 
@@ -125,4 +126,263 @@ async fn faults_change_at_runtime_and_reset_restores_the_config() {
     assert_eq!(status, 400, "unknown fault fields are refused");
     client.send(Method::POST, "_emulator/reset", None, None).await;
     assert_eq!(statuses(&client, 2).await, [200, 200]);
+}
+
+const PARENT: &str = "v1/projects/sluice-demo/locations/us-central1";
+const GATEWAY: &str = "v1/projects/sluice-demo/locations/us-central1/agentGateways/egress-gw";
+
+/// A config whose project has the APIs the operation tests call enabled.
+fn enabled(seed: u64, faults: &[(&str, FaultConfig)]) -> EmulatorConfig {
+    let mut config = config(seed, faults);
+    config.organizations[0].projects[0].enabled_services = vec![
+        "networkservices.googleapis.com".into(),
+        "aiplatform.googleapis.com".into(),
+    ];
+    config
+}
+
+fn failing_operations() -> FaultConfig {
+    FaultConfig {
+        operation_error: 1.0,
+        ..FaultConfig::default()
+    }
+}
+
+async fn create_gateway(client: &Client) -> (u16, serde_json::Value) {
+    client
+        .call(
+            Method::POST,
+            &format!("{PARENT}/agentGateways?agentGatewayId=egress-gw"),
+            Some(json!({ "googleManaged": { "governedAccessPath": "AGENT_TO_ANYWHERE" } })),
+        )
+        .await
+}
+
+/// The operation `op` names, polled through its API.
+async fn poll(client: &Client, version: &str, op: &serde_json::Value) -> serde_json::Value {
+    let name = op["name"].as_str().unwrap();
+    let (status, body) = client.call(Method::GET, &format!("{version}/{name}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn assert_failed(done: &serde_json::Value) {
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(done["error"]["code"], 13, "{done}");
+    assert_eq!(done["error"]["message"], "Internal error encountered.");
+    assert!(done.get("response").is_none(), "{done}");
+}
+
+/// Sends a call the way a client does and answers its status, or `None` when the connection
+/// failed without an answer.
+async fn raw(client: &Client, method: Method, path: &str, body: Option<serde_json::Value>) -> Option<u16> {
+    let mut request = client
+        .http
+        .request(method, format!("{}/{path}", client.base))
+        .bearer_auth("test-token");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Ok(response) => Some(response.status().as_u16()),
+        Err(error) => {
+            assert!(error.status().is_none(), "{error}");
+            None
+        }
+    }
+}
+
+async fn logged_statuses(client: &Client) -> Vec<u64> {
+    let (_, log) = client.send(Method::GET, "_emulator/requests", None, None).await;
+    log.as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["status"].as_u64().unwrap())
+        .collect()
+}
+
+async fn set_faults(client: &Client, faults: serde_json::Value) {
+    let (status, body) = client
+        .send(Method::POST, "_emulator/faults", Some(faults), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_gateway_create_whose_operation_fails_leaves_no_gateway() {
+    let (_emulator, client) = Client::start_with(enabled(
+        1,
+        &[("networkservices.googleapis.com", failing_operations())],
+    ))
+    .await;
+    let (status, op) = create_gateway(&client).await;
+    assert_eq!(status, 200, "{op}");
+    assert!(op.get("done").is_none(), "{op}");
+    client.advance(120.0).await;
+    assert_failed(&poll(&client, "v1", &op).await);
+    assert_eq!(client.call(Method::GET, GATEWAY, None).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_failing_gateway_patch_or_delete_leaves_the_gateway_as_it_was() {
+    let (_emulator, client) = Client::start_with(enabled(1, &[])).await;
+    create_gateway(&client).await;
+    client.advance(120.0).await;
+    let (_, before) = client.call(Method::GET, GATEWAY, None).await;
+    set_faults(
+        &client,
+        json!({ "networkservices.googleapis.com": { "operation_error": 1.0 } }),
+    )
+    .await;
+    let (status, patch) = client
+        .call(
+            Method::PATCH,
+            &format!("{GATEWAY}?updateMask=description"),
+            Some(json!({ "description": "changed" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{patch}");
+    let (status, delete) = client.call(Method::DELETE, GATEWAY, None).await;
+    assert_eq!(status, 200, "{delete}");
+    client.advance(120.0).await;
+    assert_failed(&poll(&client, "v1", &patch).await);
+    assert_failed(&poll(&client, "v1", &delete).await);
+    let (status, after) = client.call(Method::GET, GATEWAY, None).await;
+    assert_eq!((status, after), (200, before));
+}
+
+#[tokio::test]
+async fn a_reasoning_engine_create_whose_operation_fails_is_gone_once_done() {
+    let (_emulator, client) =
+        Client::start_with(enabled(1, &[("aiplatform.googleapis.com", failing_operations())])).await;
+    let (status, op) = client
+        .call(
+            Method::POST,
+            &format!("{PARENT}/reasoningEngines"),
+            Some(json!({ "displayName": "agent" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    let engine = op["name"]
+        .as_str()
+        .unwrap()
+        .split("/operations/")
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        client.call(Method::GET, &format!("v1/{engine}"), None).await.0,
+        200
+    );
+    client.advance(300.0).await;
+    assert_failed(&poll(&client, "v1", &op).await);
+    assert_eq!(
+        client.call(Method::GET, &format!("v1/{engine}"), None).await.0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_failing_enable_leaves_the_api_disabled() {
+    let (_emulator, client) = Client::start_with(config(
+        1,
+        &[("serviceusage.googleapis.com", failing_operations())],
+    ))
+    .await;
+    let (status, op) = client
+        .call(Method::POST, &format!("{SERVICE}:enable"), Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{op}");
+    client.advance(65.0).await;
+    assert_failed(&poll(&client, "v1", &op).await);
+    let (_, service) = client.call(Method::GET, SERVICE, None).await;
+    assert_eq!(service["state"], "DISABLED", "{service}");
+    assert_eq!(
+        client
+            .call(Method::GET, "v1/projects/sluice-demo/roles", None)
+            .await
+            .0,
+        403,
+        "IAM is still disabled"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_gets_no_answer_and_changes_nothing() {
+    let dropping = FaultConfig {
+        dropped_connection: 1.0,
+        ..FaultConfig::default()
+    };
+    let (_emulator, client) =
+        Client::start_with(enabled(1, &[("networkservices.googleapis.com", dropping)])).await;
+    let create = raw(
+        &client,
+        Method::POST,
+        &format!("{PARENT}/agentGateways?agentGatewayId=egress-gw"),
+        Some(json!({ "googleManaged": { "governedAccessPath": "AGENT_TO_ANYWHERE" } })),
+    )
+    .await;
+    assert_eq!(create, None, "a connection error, not a status");
+    assert_eq!(
+        raw(&client, Method::GET, SERVICE, None).await,
+        Some(200),
+        "other APIs answer"
+    );
+    assert_eq!(
+        logged_statuses(&client).await,
+        [0, 200],
+        "the dropped call is logged as 0"
+    );
+    set_faults(&client, json!({})).await;
+    assert_eq!(
+        client.call(Method::GET, GATEWAY, None).await.0,
+        404,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_a_connection_error_after_the_call_took_effect() {
+    let losing = FaultConfig {
+        answer_lost: 1.0,
+        ..FaultConfig::default()
+    };
+    let (_emulator, client) =
+        Client::start_with(enabled(1, &[("networkservices.googleapis.com", losing)])).await;
+    let create = raw(
+        &client,
+        Method::POST,
+        &format!("{PARENT}/agentGateways?agentGatewayId=egress-gw"),
+        Some(json!({ "googleManaged": { "governedAccessPath": "AGENT_TO_ANYWHERE" } })),
+    )
+    .await;
+    assert_eq!(create, None, "a connection error, not a status");
+    assert_eq!(logged_statuses(&client).await, [0]);
+    set_faults(&client, json!({})).await;
+    let (status, gateway) = client.call(Method::GET, GATEWAY, None).await;
+    assert_eq!(status, 200, "the create happened: {gateway}");
+}
+
+async fn outcomes(seed: u64) -> Vec<Option<u16>> {
+    let flaky = FaultConfig {
+        error_500: 0.2,
+        dropped_connection: 0.3,
+        ..FaultConfig::default()
+    };
+    let (_emulator, client) = Client::start_with(config(seed, &[("*", flaky)])).await;
+    let mut out = Vec::new();
+    for _ in 0..40 {
+        out.push(raw(&client, Method::GET, SERVICE, None).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_same_seed_drops_the_same_calls() {
+    let (first, again, other) = (outcomes(7).await, outcomes(7).await, outcomes(8).await);
+    assert_eq!(first, again, "same seed, same calls: same drops");
+    assert_ne!(first, other, "another seed drops other calls");
+    for outcome in [Some(200), Some(500), None] {
+        assert!(first.contains(&outcome), "{outcome:?} in {first:?}");
+    }
 }

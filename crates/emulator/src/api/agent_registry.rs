@@ -9,6 +9,11 @@
 //! nothing. Agents are derived: one per Service whose type is Agent (`agentSpec` set, or no spec
 //! at all), named after the service, plus the agents Agent Runtime registers through
 //! [`register_runtime_agent`]. Names always use the project id.
+//!
+//! An operation failing as a fault (`operation_error`) is decided when the call is accepted,
+//! and then its effect is simply not applied: a failing create never shows the service, a
+//! failing patch leaves the previous service, a failing delete leaves the service; the finished
+//! operation carries the INTERNAL error.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +31,8 @@ use crate::Emulator;
 /// How long a `requestId` de-duplicates retries, in emulated seconds (Google: at least 60 minutes).
 pub const REQUEST_ID_SECONDS: f64 = 3600.0;
 
+/// The API's service name, under which its faults are configured.
+const SERVICE: &str = "agentregistry.googleapis.com";
 const SERVICE_TYPE: &str = "type.googleapis.com/google.cloud.agentregistry.v1.Service";
 const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.agentregistry.v1.OperationMetadata";
 const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
@@ -303,7 +310,7 @@ fn start_operation(
     target: &str,
     verb: &str,
     request: Option<String>,
-    response: Value,
+    outcome: Result<Value, ApiError>,
 ) -> Value {
     let now = emulator.clock.now();
     let id = world.next_id();
@@ -318,7 +325,7 @@ fn start_operation(
             "requestedCancellation": false,
             "apiVersion": "v1",
         }),
-        outcome: Ok(response),
+        outcome,
     };
     if let Some(request) = request {
         let until = emulator.clock.after(REQUEST_ID_SECONDS);
@@ -361,14 +368,20 @@ fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Re
     body["createTime"] = json!(created);
     body["updateTime"] = json!(created);
     body["registryResource"] = json!(registry_resource(&parent, id, &body));
-    let response = with_type(&body);
-    let uid = uid(&mut world);
-    world
-        .agent_registry
-        .services
-        .insert(name.clone(), StoredService { body, uid });
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            let response = with_type(&body);
+            let uid = uid(&mut world);
+            world
+                .agent_registry
+                .services
+                .insert(name.clone(), StoredService { body, uid });
+            Ok(response)
+        }
+    };
     Ok(start_operation(
-        emulator, &mut world, &parent, &name, "create", request, response,
+        emulator, &mut world, &parent, &name, "create", request, outcome,
     ))
 }
 
@@ -506,10 +519,16 @@ fn patch(
     }
     body["updateTime"] = json!(timestamp(now));
     service.body = body;
-    let response = with_type(&service.body);
-    world.agent_registry.services.insert(name.clone(), service);
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            let response = with_type(&service.body);
+            world.agent_registry.services.insert(name.clone(), service);
+            Ok(response)
+        }
+    };
     Ok(start_operation(
-        emulator, &mut world, &parent, &name, "update", request, response,
+        emulator, &mut world, &parent, &name, "update", request, outcome,
     ))
 }
 
@@ -528,17 +547,18 @@ fn delete(
     if let Some(operation) = repeated(&world, now, &name, "delete", &request) {
         return Ok(operation);
     }
-    if world.agent_registry.services.remove(&name).is_none() {
+    if !world.agent_registry.services.contains_key(&name) {
         return Err(not_found(&name));
     }
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            world.agent_registry.services.remove(&name);
+            Ok(json!({ "@type": EMPTY_TYPE }))
+        }
+    };
     Ok(start_operation(
-        emulator,
-        &mut world,
-        &parent,
-        &name,
-        "delete",
-        request,
-        json!({ "@type": EMPTY_TYPE }),
+        emulator, &mut world, &parent, &name, "delete", request, outcome,
     ))
 }
 

@@ -7,6 +7,11 @@
 //! visible from the create call on, a patch applies at once, and a delete removes the gateway at
 //! once; only the operations take time. Names always use the project id, whether the call named
 //! the project by id or by number.
+//!
+//! An operation failing as a fault (`operation_error`) is decided when the call is accepted,
+//! and then its effect is simply not applied: a failing create never shows the gateway (GET is
+//! 404 throughout, and the finished operation carries the INTERNAL error), a failing patch
+//! leaves the previous gateway, a failing delete leaves the gateway.
 
 use axum::http::Method;
 use serde_json::{json, Map, Value};
@@ -18,6 +23,8 @@ use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
 
+/// The API's service name, under which its faults are configured.
+const SERVICE: &str = "networkservices.googleapis.com";
 const GATEWAY_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.AgentGateway";
 const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.OperationMetadata";
 const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
@@ -142,7 +149,7 @@ fn start_operation(
     parent: &str,
     target: &str,
     verb: &str,
-    response: Value,
+    outcome: Result<Value, ApiError>,
 ) -> Value {
     let now = emulator.clock.now();
     let done_at = emulator.clock.after(emulator.config.delays.gateway_operation);
@@ -158,7 +165,7 @@ fn start_operation(
             "requestedCancellation": false,
             "apiVersion": "v1",
         }),
-        outcome: Ok(response),
+        outcome,
     };
     let body = operation.to_json(now);
     world.operations.insert(operation);
@@ -221,10 +228,16 @@ fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Re
     body["agentGatewayCard"] = json!({
         "serviceExtensionsServiceAccount": format!("service-{number}@gcp-sa-dep.iam.gserviceaccount.com"),
     });
-    let response = with_type(&body);
-    world.agent_gateways.insert(name.clone(), StoredGateway { body });
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            let response = with_type(&body);
+            world.agent_gateways.insert(name.clone(), StoredGateway { body });
+            Ok(response)
+        }
+    };
     Ok(start_operation(
-        emulator, &mut world, &parent, &name, "create", response,
+        emulator, &mut world, &parent, &name, "create", outcome,
     ))
 }
 
@@ -343,10 +356,16 @@ fn patch(
     gateway.body = body;
     gateway.body["updateTime"] = json!(timestamp(now));
     gateway.body["etag"] = json!(new_etag(&mut world));
-    let response = with_type(&gateway.body);
-    world.agent_gateways.insert(name.clone(), gateway);
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            let response = with_type(&gateway.body);
+            world.agent_gateways.insert(name.clone(), gateway);
+            Ok(response)
+        }
+    };
     Ok(start_operation(
-        emulator, &mut world, &parent, &name, "update", response,
+        emulator, &mut world, &parent, &name, "update", outcome,
     ))
 }
 
@@ -365,14 +384,15 @@ fn delete(
     if given_etag.is_some_and(|etag| etag != gateway.etag()) {
         return Err(aborted(&name));
     }
-    world.agent_gateways.remove(&name);
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            world.agent_gateways.remove(&name);
+            Ok(json!({ "@type": EMPTY_TYPE }))
+        }
+    };
     Ok(start_operation(
-        emulator,
-        &mut world,
-        &parent,
-        &name,
-        "delete",
-        json!({ "@type": EMPTY_TYPE }),
+        emulator, &mut world, &parent, &name, "delete", outcome,
     ))
 }
 

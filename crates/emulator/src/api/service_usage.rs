@@ -2,6 +2,10 @@
 //! services.enable / batchEnable (operations), services.get / batchGet, operations.get, and
 //! services.generateServiceIdentity, which answers an operation that is already done and named
 //! `finished.DONE_OPERATION` (polling that name answers 400, as on Google).
+//!
+//! An enable operation failing as a fault (`operation_error`) enables nothing: the APIs stay
+//! disabled (or as they were), and the finished operation carries the INTERNAL error.
+//! generateServiceIdentity's already-done operation never fails.
 
 use axum::http::Method;
 use serde_json::{json, Value};
@@ -12,6 +16,8 @@ use crate::router::Call;
 use crate::world::EnabledService;
 use crate::Emulator;
 
+/// The API's service name, under which its faults are configured.
+const SERVICE: &str = "serviceusage.googleapis.com";
 const DONE_OPERATION: &str = "finished.DONE_OPERATION";
 
 pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
@@ -118,11 +124,14 @@ fn enable(emulator: &Emulator, project: &str, services: &[String], batch: bool) 
     let mut world = emulator.world();
     let number = world.project_mut(project)?.number;
     let project = world.project_mut(project)?;
-    for service in services {
-        project.services.entry(service.clone()).or_insert(EnabledService {
-            enabled_at: done_at,
-            usable_at,
-        });
+    let failure = emulator.faults.operation_failure(SERVICE);
+    if failure.is_none() {
+        for service in services {
+            project.services.entry(service.clone()).or_insert(EnabledService {
+                enabled_at: done_at,
+                usable_at,
+            });
+        }
     }
     let enabled: Vec<Value> = services.iter().map(|s| service_json(number, s, true)).collect();
     let response = if batch {
@@ -130,6 +139,7 @@ fn enable(emulator: &Emulator, project: &str, services: &[String], batch: bool) 
     } else {
         json!({ "@type": "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse", "service": enabled[0] })
     };
+    let outcome = failure.map_or(Ok(response), Err);
     let id = world.next_id();
     let operation = Operation {
         name: format!("operations/acat.p2-{number}-{id:08x}"),
@@ -138,7 +148,7 @@ fn enable(emulator: &Emulator, project: &str, services: &[String], batch: bool) 
             "@type": "type.googleapis.com/google.api.serviceusage.v1.OperationMetadata",
             "resourceNames": services.iter().map(|s| format!("services/{s}/projectSettings/{number}")).collect::<Vec<_>>(),
         }),
-        outcome: Ok(response),
+        outcome,
     };
     let body = operation.to_json(emulator.clock.now());
     world.operations.insert(operation);

@@ -11,7 +11,9 @@
 //! - The outcome of a create or patch is decided at request time and shown when the operation
 //!   finishes. A create whose gateway binding fails leaves the engine visible until its operation
 //!   finishes, then the engine is gone (the operation shows the error). A patch whose binding
-//!   fails is not applied.
+//!   fails is not applied. An operation failing as a fault (`operation_error`, INTERNAL) is
+//!   the same: a failing create's engine is visible until its operation finishes, then gone;
+//!   a failing patch is not applied; a failing delete leaves the engine.
 //! - A gateway that is missing, in another project or region, or of the wrong
 //!   `governedAccessPath` fails the operation with FAILED_PRECONDITION; a Reasoning Engine service
 //!   agent without `networkservices.agentGateways.get` and `.use` (through a grant whose propagation
@@ -43,6 +45,8 @@ use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
 
+/// The API's service name, under which its faults are configured.
+const SERVICE: &str = "aiplatform.googleapis.com";
 const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -348,7 +352,8 @@ fn create(
     body["etag"] = json!(new_etag(&mut world));
     fill_identity(&mut body, number);
     crate::api::org_policy::check_reasoning_engine(&world, &project_id, "CREATE", &body, now)?;
-    let problem = binding_problem(&world, &project_id, number, location, &body, now);
+    let problem = binding_problem(&world, &project_id, number, location, &body, now)
+        .or_else(|| emulator.faults.operation_failure(SERVICE));
     let gone_at = problem
         .is_some()
         .then(|| emulator.clock.after(emulator.config.delays.engine_operation));
@@ -587,7 +592,9 @@ fn patch(
     body["etag"] = json!(new_etag(&mut world));
     fill_identity(&mut body, number);
     crate::api::org_policy::check_reasoning_engine(&world, &project_id, "UPDATE", &body, now)?;
-    let outcome = match binding_problem(&world, &project_id, number, location, &body, now) {
+    let problem = binding_problem(&world, &project_id, number, location, &body, now)
+        .or_else(|| emulator.faults.operation_failure(SERVICE));
+    let outcome = match problem {
         Some(error) => Err(error),
         None => {
             let response = with_type(version, &body);
@@ -617,16 +624,23 @@ fn delete(
     purge(&mut world, now);
     let (parent, _, _) = parent(&mut world, project, location)?;
     let name = format!("{parent}/reasoningEngines/{id}");
-    if world.vertex_ai.engines.remove(&name).is_none() {
+    if !world.vertex_ai.engines.contains_key(&name) {
         return Err(not_found(&name));
     }
-    crate::api::agent_registry::deregister_runtime_agent(&mut world, &name);
+    let outcome = match emulator.faults.operation_failure(SERVICE) {
+        Some(error) => Err(error),
+        None => {
+            world.vertex_ai.engines.remove(&name);
+            crate::api::agent_registry::deregister_runtime_agent(&mut world, &name);
+            Ok(json!({ "@type": EMPTY_TYPE }))
+        }
+    };
     Ok(start_operation(
         emulator,
         &mut world,
         &name,
         &format!("{}.DeleteOperationMetadata", type_prefix(version)),
-        Ok(json!({ "@type": EMPTY_TYPE })),
+        outcome,
     ))
 }
 
