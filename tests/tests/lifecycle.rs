@@ -383,3 +383,42 @@ fn graph_prints_dot_and_mermaid() {
         stdout(&mermaid)
     );
 }
+
+#[test]
+fn plan_command_lists_changes_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let plan = json!({"name": "preview", "steps": [
+        file_step(&sandbox, "a", "alpha"),
+        file_step(&sandbox, "b", "from ${steps.a.outputs.path}"),
+        {"id": "c", "kind": "local.operation", "with": {"path": sandbox.work("c.txt").to_str().unwrap(), "content": "c"}},
+        {"id": "d", "kind": "core.noop", "with": {"value": "${steps.c.outputs.path}"}}
+    ]});
+    let path = sandbox.write_plan("plan.json", &plan);
+    let output = sandbox.run(HARNESS, &["plan", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("plan preview: 3 to create, 0 to update, 0 unchanged, 1 known once earlier steps run"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ b") && text.contains("a.txt"),
+        "b is observed with a's predicted path: {text}"
+    );
+    assert!(text.contains("known once `c` ran"), "{text}");
+    assert!(sandbox.effects().is_empty(), "no side effect");
+    assert!(!sandbox.work("a.txt").exists() && !sandbox.work("c.txt").exists());
+    assert!(!SledStore::exists(&sandbox.store()), "plan opens no store");
+
+    let run = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let output = sandbox.run(HARNESS, &["plan", path.to_str().unwrap(), "--json"]);
+    let previews: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let actions: Vec<&str> = previews
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["no_change"; 4], "after a run: {previews}");
+}

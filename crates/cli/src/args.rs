@@ -65,6 +65,16 @@ pub enum Command {
         #[command(flatten)]
         vars: VarArgs,
     },
+    /// Show what a run would change: observes every step (read only) and mutates nothing.
+    Plan {
+        /// Plan file (JSON).
+        plan: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a plan's step graph.
     Graph {
         plan: PathBuf,

@@ -50,6 +50,7 @@ mod executor;
 pub mod kind;
 pub mod plan;
 pub mod policy;
+mod preview;
 pub mod store;
 pub mod template;
 pub mod time;
@@ -67,6 +68,7 @@ pub use kind::{
 };
 pub use plan::{Plan, StepSpec, VarSpec, VarType};
 pub use policy::{PollPolicy, RetryPolicy};
+pub use preview::{Preview, StepPreview};
 pub use store::{
     JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState, SledStore, StepRecord, StepState, Store,
 };

@@ -3,6 +3,7 @@
 mod emulator;
 mod inspect;
 mod plan_file;
+mod preview;
 mod run;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),
         Command::Validate { plan, vars } => plan_file::validate(&plan, &vars),
+        Command::Plan { plan, vars, json } => preview::plan(&plan, &vars, json).await,
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
         Command::Emulator { port, config, seed } => emulator::run(port, config.as_deref(), seed).await,

@@ -44,8 +44,12 @@ impl StepKind for LocalFile {
             Some(existing) if existing == content.as_bytes() => {
                 Observation::Converged(outputs(path, content))
             }
-            Some(_) => Observation::Diverged(Change::update(format!("rewrite {path}"))),
-            None => Observation::Diverged(Change::create(format!("create {path}"))),
+            Some(_) => Observation::Diverged(
+                Change::update(format!("rewrite {path}")).predicting(outputs(path, content)),
+            ),
+            None => Observation::Diverged(
+                Change::create(format!("create {path}")).predicting(outputs(path, content)),
+            ),
         })
     }
 

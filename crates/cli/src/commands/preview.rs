@@ -1,0 +1,77 @@
+//! `plan`: what a run of the plan would change, from `observe` calls only. No store is opened.
+
+use std::path::Path;
+
+use sluice_engine::{Engine, Preview, StepPreview};
+
+use super::plan_file;
+use crate::args::VarArgs;
+use crate::exit;
+
+pub async fn plan(plan_path: &Path, vars: &VarArgs, json: bool) -> u8 {
+    let registry = super::run::registry();
+    let validated = match plan_file::load(plan_path, vars, &registry) {
+        Ok(validated) => validated,
+        Err(code) => return code,
+    };
+    let previews = Engine::preview(&registry, &validated).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&previews).unwrap_or_default());
+    } else {
+        print_lines(&validated.plan.name, &previews);
+    }
+    let failed = previews
+        .iter()
+        .any(|p| matches!(p.preview, Preview::Unknown { not_yet: false, .. }));
+    if failed {
+        eprintln!("some steps could not be observed (see above); a run would retry or fail them");
+        exit::RUN_FAILED
+    } else {
+        exit::SUCCESS
+    }
+}
+
+fn print_lines(name: &str, previews: &[StepPreview]) {
+    let count = |f: fn(&Preview) -> bool| previews.iter().filter(|p| f(&p.preview)).count();
+    println!(
+        "plan {name}: {} to create, {} to update, {} unchanged, {} known once earlier steps run, {} skipped",
+        count(|p| matches!(p, Preview::Create { .. })),
+        count(|p| matches!(p, Preview::Update { .. })),
+        count(|p| matches!(p, Preview::NoChange)),
+        count(|p| matches!(
+            p,
+            Preview::AfterSteps { .. } | Preview::Unknown { not_yet: true, .. } | Preview::InProgress
+        )),
+        count(|p| matches!(p, Preview::Skipped)),
+    );
+    let width = previews.iter().map(|p| p.step_id.len()).max().unwrap_or(0);
+    for p in previews {
+        let (mark, text) = match &p.preview {
+            Preview::NoChange => ("=", "no change".to_string()),
+            Preview::Create { summary } => ("+", format!("create: {summary}")),
+            Preview::Update { summary } => ("~", format!("update: {summary}")),
+            Preview::InProgress => (">", "an operation is under way; a run waits on it".to_string()),
+            Preview::AfterSteps { steps } => (
+                "…",
+                format!("known once {} ran (reads its outputs)", quoted(steps)),
+            ),
+            Preview::Unknown { error, not_yet: true } => {
+                ("…", format!("known once earlier steps ran: {error}"))
+            }
+            Preview::Unknown {
+                error,
+                not_yet: false,
+            } => ("!", format!("cannot observe: {error}")),
+            Preview::Skipped => ("-", "skipped".to_string()),
+        };
+        println!("  {mark} {:width$}  {:<22} {text}", p.step_id, p.kind);
+    }
+}
+
+fn quoted(steps: &[String]) -> String {
+    steps
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
