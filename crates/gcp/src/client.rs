@@ -1,0 +1,276 @@
+//! [`GcpClient`]: one HTTP client for every API, with auth, the quota-project header, typed
+//! errors and retries. One call = one method + API + path; retried per [`PostRetry`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::auth::TokenSource;
+use crate::error::GcpError;
+use crate::iam::{Coalescer, IamHook};
+use crate::options::{check_endpoint, Api, ClientOptions, RetryConfig};
+use crate::retry::Retry;
+
+/// Whether a POST may be sent again after it may have reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostRetry {
+    /// Sending it twice cannot duplicate anything: a client-chosen id (`?agentGatewayId=`,
+    /// `roleId`), a `requestId`, or a read-like POST (`getIamPolicy`, `:wait`).
+    Safe,
+    /// Never retried once the request may have reached the server (a server-chosen id, e.g.
+    /// reasoningEngines.create): the caller looks for what it created before creating again.
+    /// A connection refused before anything was sent is still retried.
+    Unsafe,
+}
+
+/// The user agent of every call.
+pub const USER_AGENT: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
+
+/// The Google Cloud REST client. Cheap to clone: clones share connections, the token cache,
+/// the call counter and the IAM coalescing state.
+#[derive(Clone)]
+pub struct GcpClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    http: reqwest::Client,
+    endpoint: Option<String>,
+    tokens: TokenSource,
+    quota_project: Option<HeaderValue>,
+    pub(crate) retry: RetryConfig,
+    pub(crate) time_scale: f64,
+    calls: AtomicU64,
+    pub(crate) iam: Coalescer,
+    pub(crate) iam_hook: OnceLock<IamHook>,
+}
+
+impl std::fmt::Debug for GcpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcpClient")
+            .field("endpoint", &self.inner.endpoint)
+            .field("tokens", &self.inner.tokens)
+            .field("time_scale", &self.inner.time_scale)
+            .field("calls", &self.calls())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GcpClient {
+    /// Builds the client: checks the endpoint (plain http only on loopback) and sets up the
+    /// credentials (application default credentials are looked up now; tokens are fetched
+    /// per call and cached by `gcp_auth`).
+    pub async fn new(options: ClientOptions) -> Result<Self, GcpError> {
+        let endpoint = options.endpoint.as_deref().map(check_endpoint).transpose()?;
+        if !(options.time_scale.is_finite() && options.time_scale >= 0.0) {
+            return Err(GcpError::config(format!(
+                "time_scale must be a finite number ≥ 0, not {}",
+                options.time_scale
+            )));
+        }
+        let quota_project = options
+            .quota_project
+            .as_deref()
+            .map(|p| {
+                HeaderValue::from_str(p)
+                    .map_err(|_| GcpError::config(format!("quota project {p:?} is not a valid header value")))
+            })
+            .transpose()?;
+        let tokens = TokenSource::new(&options.credentials).await?;
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| GcpError::config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(GcpClient {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                tokens,
+                quota_project,
+                retry: options.retry,
+                time_scale: options.time_scale,
+                calls: AtomicU64::new(0),
+                iam: Coalescer::default(),
+                iam_hook: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The base URL calls of `api` go to: the override when set, else Google's host
+    /// (`https://{region}-aiplatform.googleapis.com` for Vertex AI).
+    pub fn base_url(&self, api: &Api) -> String {
+        match &self.inner.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => api.google_base_url(),
+        }
+    }
+
+    /// HTTP requests sent so far, retries included.
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// The client's time scale (multiplies every client-side wait).
+    pub fn time_scale(&self) -> f64 {
+        self.inner.time_scale
+    }
+
+    /// `GET {base}/{path}`; `path` has no leading slash and may carry a query string (already
+    /// percent-encoded). Retried.
+    pub async fn get(&self, api: &Api, path: &str) -> Result<Value, GcpError> {
+        self.call(Method::GET, api, path, None, true, None).await
+    }
+
+    /// `POST {base}/{path}` with a JSON body; retried only when `retry` is [`PostRetry::Safe`].
+    pub async fn post(
+        &self,
+        api: &Api,
+        path: &str,
+        body: &Value,
+        retry: PostRetry,
+    ) -> Result<Value, GcpError> {
+        self.call(
+            Method::POST,
+            api,
+            path,
+            Some(body),
+            retry == PostRetry::Safe,
+            None,
+        )
+        .await
+    }
+
+    /// `PATCH` (with `updateMask`, and `etag` in the body where the API has one): retried,
+    /// since sending the same patch twice leaves the same resource.
+    pub async fn patch(&self, api: &Api, path: &str, body: &Value) -> Result<Value, GcpError> {
+        self.call(Method::PATCH, api, path, Some(body), true, None).await
+    }
+
+    /// `DELETE`: retried; a retry after a delete that did happen answers NOT_FOUND, which the
+    /// caller treats as deleted.
+    pub async fn delete(&self, api: &Api, path: &str) -> Result<Value, GcpError> {
+        self.call(Method::DELETE, api, path, None, true, None).await
+    }
+
+    /// One call with retries. `safe`: may be sent again after reaching the server.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        api: &Api,
+        path: &str,
+        body: Option<&Value>,
+        safe: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Value, GcpError> {
+        let path = path.trim_start_matches('/');
+        let shown = format!("/{path}");
+        let url = format!("{}{shown}", self.base_url(api));
+        let mut retry = Retry::new(&self.inner.retry, self.inner.time_scale);
+        loop {
+            let (error, reached) = match self
+                .attempt(&method, &url, &shown, body, timeout, retry.attempts() + 1)
+                .await
+            {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if !(error.is_retryable() && (safe || !reached)) {
+                return Err(error);
+            }
+            match retry.next_delay(error.retry_delay) {
+                Some(delay) => {
+                    tracing::debug!(method = %method, path = %shown, status = %error.status, delay_ms = delay.as_millis() as u64, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(error),
+            }
+        }
+    }
+
+    /// One HTTP exchange. On failure, also says whether the request may have reached the server.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        shown: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+        attempt: u32,
+    ) -> Result<Value, (GcpError, bool)> {
+        let token = self.inner.tokens.token().await.map_err(|e| (e, false))?;
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+            (
+                GcpError::config("the access token is not a valid header value"),
+                false,
+            )
+        })?;
+        bearer.set_sensitive(true);
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url)
+            .header(AUTHORIZATION, bearer)
+            .timeout(timeout.unwrap_or(Duration::from_secs(300)));
+        if let Some(project) = &self.inner.quota_project {
+            request = request.header("x-goog-user-project", project.clone());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(method = %method, path = %shown, attempt, status = "TRANSPORT", "call failed");
+                let reached = !error.is_connect();
+                return Err((GcpError::transport(shown, describe(error)), reached));
+            }
+        };
+        let status = response.status().as_u16();
+        tracing::debug!(method = %method, path = %shown, status, attempt, "call");
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| (GcpError::transport(shown, describe(e)), true))?;
+        if !(200..300).contains(&status) {
+            return Err((GcpError::from_response(shown, status, &bytes, retry_after), true));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(json!({}));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            (
+                GcpError::bad_response(
+                    shown,
+                    Some(status),
+                    format!("HTTP {status} from {shown} is not JSON: {e}"),
+                ),
+                true,
+            )
+        })
+    }
+}
+
+/// A transport error and its causes, without the URL (the caller has the path).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,250 @@
+//! [`GcpError`]: Google's error envelope, typed. Built from an HTTP answer, a transport failure
+//! or a configuration problem; never holds a token or a header.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A failed call, or a client that cannot be built. `status` is Google's canonical code
+/// (`ABORTED`, `NOT_FOUND`, …), or `TRANSPORT` (no answer), `CONFIG` (bad options / credentials),
+/// `BAD_RESPONSE` (an answer that is not Google's JSON).
+#[derive(thiserror::Error, Debug, Clone, PartialEq)]
+pub struct GcpError {
+    pub http_status: Option<u16>,
+    pub status: String,
+    pub message: String,
+    /// `google.rpc.ErrorInfo.reason`, e.g. `SERVICE_DISABLED`, `RATE_LIMIT_EXCEEDED`.
+    pub reason: Option<String>,
+    /// `google.rpc.RetryInfo.retryDelay`, or the `Retry-After` header, as the server sent it
+    /// (unscaled).
+    pub retry_delay: Option<Duration>,
+    /// Every entry of the envelope's `details`, as sent.
+    pub details: Vec<Value>,
+    /// The URL path (and query) called, without host or credentials; empty when no call was made.
+    pub url: String,
+}
+
+impl fmt::Display for GcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.status)?;
+        if let Some(http) = self.http_status {
+            write!(f, " (HTTP {http})")?;
+        }
+        if !self.url.is_empty() {
+            write!(f, " from {}", self.url)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(reason) = &self.reason {
+            write!(f, " [reason {reason}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl GcpError {
+    fn new(status: &str, message: impl Into<String>) -> Self {
+        GcpError {
+            http_status: None,
+            status: status.to_string(),
+            message: message.into(),
+            reason: None,
+            retry_delay: None,
+            details: vec![],
+            url: String::new(),
+        }
+    }
+
+    /// Bad options or credentials: the client was not built.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new("CONFIG", message)
+    }
+
+    /// No answer (connection refused or reset, timeout, broken body).
+    pub fn transport(url: &str, message: impl Into<String>) -> Self {
+        GcpError {
+            url: url.to_string(),
+            ..Self::new("TRANSPORT", message)
+        }
+    }
+
+    /// A caller asked for something the client refuses to do (e.g. poll a done operation).
+    pub fn usage(url: &str, message: impl Into<String>) -> Self {
+        GcpError {
+            url: url.to_string(),
+            ..Self::new("CLIENT_USAGE", message)
+        }
+    }
+
+    /// An answer whose body is not what was expected (not JSON, not an operation, …).
+    pub fn bad_response(url: &str, http_status: Option<u16>, message: impl Into<String>) -> Self {
+        GcpError {
+            url: url.to_string(),
+            http_status,
+            ..Self::new("BAD_RESPONSE", message)
+        }
+    }
+
+    /// The error of a non-2xx answer: Google's envelope when the body is one, otherwise an
+    /// error naming the path and HTTP status. `retry_after` is the `Retry-After` header.
+    pub fn from_response(url: &str, http_status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let envelope = parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .filter(|e| e.is_object());
+        let Some(error) = envelope else {
+            let text = String::from_utf8_lossy(body);
+            let mut snippet: String = text.chars().take(200).collect();
+            if text.chars().count() > 200 {
+                snippet.push('…');
+            }
+            return GcpError {
+                http_status: Some(http_status),
+                status: status_of_http(http_status).to_string(),
+                message: format!(
+                    "HTTP {http_status} from {url} with a body that is not Google's error envelope: {snippet:?}"
+                ),
+                retry_delay: retry_after,
+                url: url.to_string(),
+                ..Self::new("", "")
+            };
+        };
+        let details = error["details"].as_array().cloned().unwrap_or_default();
+        let of_type = |suffix: &str| {
+            details
+                .iter()
+                .find(|d| d["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
+        };
+        let reason = of_type("google.rpc.ErrorInfo")
+            .and_then(|d| d["reason"].as_str())
+            .map(str::to_string);
+        let retry_info = of_type("google.rpc.RetryInfo").and_then(|d| parse_duration(&d["retryDelay"]));
+        let status = error["status"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| status_of_http(http_status).to_string());
+        GcpError {
+            http_status: Some(http_status),
+            status,
+            message: error["message"].as_str().unwrap_or_default().to_string(),
+            reason,
+            retry_delay: retry_info.or(retry_after),
+            details,
+            url: url.to_string(),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status == "NOT_FOUND"
+    }
+    pub fn is_already_exists(&self) -> bool {
+        self.status == "ALREADY_EXISTS"
+    }
+    /// A concurrent change (stale etag): redo the whole read-modify-write.
+    pub fn is_aborted(&self) -> bool {
+        self.status == "ABORTED"
+    }
+    pub fn is_failed_precondition(&self) -> bool {
+        self.status == "FAILED_PRECONDITION"
+    }
+    pub fn is_permission_denied(&self) -> bool {
+        self.status == "PERMISSION_DENIED"
+    }
+    /// The API is not enabled (or not usable yet) in the project.
+    pub fn is_service_disabled(&self) -> bool {
+        self.reason.as_deref() == Some("SERVICE_DISABLED")
+    }
+    /// A policy write named a member that does not exist (yet): 400 "… does not exist."
+    /// on an IAM policy call.
+    pub fn is_member_missing(&self) -> bool {
+        self.http_status == Some(400)
+            && self.url.contains("IamPolicy")
+            && self.message.contains("does not exist")
+            && !self.message.starts_with("Role ")
+    }
+    /// Worth another attempt: 429, 500, 502, 503, 504, or no answer.
+    pub fn is_retryable(&self) -> bool {
+        self.status == "TRANSPORT" || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
+    }
+}
+
+/// Google's canonical status for an HTTP code, for bodies without an envelope.
+fn status_of_http(http: u16) -> &'static str {
+    match http {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        500..=599 => "INTERNAL",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A protobuf JSON duration (`"2s"`, `"0.5s"`, `"1.000340012s"`).
+pub fn parse_duration(value: &Value) -> Option<Duration> {
+    let seconds: f64 = value.as_str()?.strip_suffix('s')?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_envelope_gives_status_reason_and_retry_delay() {
+        let body = json!({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com"},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.5s"}
+        ]}});
+        let error = GcpError::from_response(
+            "/v1/x",
+            429,
+            body.to_string().as_bytes(),
+            Some(Duration::from_secs(9)),
+        );
+        assert_eq!(error.status, "RESOURCE_EXHAUSTED");
+        assert_eq!(error.reason.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
+        assert_eq!(
+            error.retry_delay,
+            Some(Duration::from_millis(500)),
+            "RetryInfo wins over Retry-After"
+        );
+        assert_eq!(error.details.len(), 2);
+        assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_envelope_names_the_path_and_status() {
+        let error = GcpError::from_response(
+            "/v1/projects/p",
+            502,
+            b"<html>Bad Gateway</html>",
+            Some(Duration::from_secs(3)),
+        );
+        assert_eq!(error.http_status, Some(502));
+        assert_eq!(error.status, "INTERNAL");
+        assert!(
+            error.message.contains("/v1/projects/p") && error.message.contains("502"),
+            "{error}"
+        );
+        assert_eq!(error.retry_delay, Some(Duration::from_secs(3)));
+        assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn durations_parse_like_protobuf_json() {
+        assert_eq!(parse_duration(&json!("2s")), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration(&json!("0.5s")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration(&json!("soon")), None);
+        assert_eq!(parse_duration(&json!(2)), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! # sluice-gcp
+//!
+//! Sluice's Google Cloud REST client: the one place that talks HTTP to Google (or to the
+//! emulator). It knows the hosts of the APIs Sluice drives (Service Usage, IAM, Resource
+//! Manager, Network Services, regional Vertex AI, Agent Registry, Org Policy), authenticates
+//! every call, turns Google's error envelope into a typed [`GcpError`], retries what can be
+//! retried, reads long-running operations of four families, and does IAM read-modify-write.
+//!
+//! **What it must never do:** log, print or return a secret (tokens travel only in the
+//! `Authorization` header, marked sensitive; [`Secret`] prints `<redacted>`; errors carry the
+//! URL path only; key-file errors name the file, never its contents). It knows nothing of
+//! Sluice's engine, plans or steps: `sluice-steps` bridges the two.
+//!
+//! ## Principal types
+//! - [`ClientOptions`] → [`GcpClient::new`]: endpoints (one `--endpoint` override for all APIs,
+//!   plain http only on loopback), [`Credentials`] (application default, key file, static token),
+//!   quota project (`x-goog-user-project`), [`RetryConfig`], and `time_scale`.
+//! - [`GcpClient`]: `get` / `post` / `patch` / `delete` on an [`Api`] and a path, returning JSON.
+//!   A POST says whether repeating it is harmless ([`PostRetry`]).
+//! - [`Operation`], [`OperationFamily`], [`PollSchedule`]: `get_operation`, `wait_operation`
+//!   (Vertex AI's `:wait` long poll), `poll_operation`.
+//! - [`Grant`]: `add_project_grants` (coalesced read-modify-write), `project_policy`.
+//!
+//! ## The one non-obvious decision
+//! Retrying is decided per call by what a repeat could do, not by the HTTP method: GET, PATCH
+//! and DELETE are retried on 429 / 5xx / transport errors; a POST only when the caller marks it
+//! [`PostRetry::Safe`] (client-chosen id, `requestId`, or read-like). A POST that creates with a
+//! server-chosen id (a reasoning engine) is never sent twice once it may have reached Google:
+//! the caller must look for what it created first. And every client-side wait is multiplied by
+//! `time_scale`, so tests against the emulator run the real schedules 1,000× faster.
+//!
+//! ## Example
+//! ```no_run
+//! use sluice_gcp::{Api, ClientOptions, GcpClient, Grant, OperationFamily, Operation, PollSchedule, PostRetry};
+//! use serde_json::json;
+//!
+//! # async fn demo() -> Result<(), sluice_gcp::GcpError> {
+//! let client = GcpClient::new(ClientOptions::emulator("http://127.0.0.1:8085", "test-token", 1.0)).await?;
+//! let started = client
+//!     .post(&Api::ServiceUsage, "v1/projects/sluice-demo/services:batchEnable",
+//!           &json!({ "serviceIds": ["iam.googleapis.com"] }), PostRetry::Safe)
+//!     .await?;
+//! let family = OperationFamily::ServiceUsage;
+//! let done = client
+//!     .poll_operation(&family, Operation::from_json(&started)?, PollSchedule::for_family(&family), 30)
+//!     .await?;
+//! assert!(done.error.is_none());
+//! client
+//!     .add_project_grants("sluice-demo", &[Grant::new("roles/viewer", "user:ops@example.com")])
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod client;
+mod error;
+mod iam;
+mod operations;
+mod options;
+mod retry;
+
+pub use auth::SCOPE;
+pub use client::{GcpClient, PostRetry, USER_AGENT};
+pub use error::{parse_duration, GcpError};
+pub use iam::{Grant, IamHook};
+pub use operations::{Operation, OperationError, OperationFamily, PollSchedule, DONE_OPERATION};
+pub use options::{Api, ClientOptions, Credentials, RetryConfig, Secret};

@@ -1,0 +1,183 @@
+//! What a client is built from: endpoints, credentials, the quota project, retry settings and
+//! the time scale. Nothing here talks to the network.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::GcpError;
+
+/// Everything [`crate::GcpClient::new`] needs.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// One base URL for every API (the emulator, a proxy); `None` uses Google's hosts.
+    /// Plain `http://` is accepted only for loopback hosts.
+    pub endpoint: Option<String>,
+    pub credentials: Credentials,
+    /// Sent as `x-goog-user-project`: the project billed and charged quota for the calls.
+    pub quota_project: Option<String>,
+    pub retry: RetryConfig,
+    /// Multiplies every client-side wait (retry backoff, RetryInfo / Retry-After, poll delays,
+    /// the IAM member window). 1.0 against Google; the emulator's `time_scale` in tests.
+    pub time_scale: f64,
+}
+
+impl Default for ClientOptions {
+    /// Google's hosts, application default credentials, default retries, real time.
+    fn default() -> Self {
+        ClientOptions {
+            endpoint: None,
+            credentials: Credentials::ApplicationDefault,
+            quota_project: None,
+            retry: RetryConfig::default(),
+            time_scale: 1.0,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Options for the emulator (or any loopback server) at `base_url` with a fixed token.
+    pub fn emulator(base_url: impl Into<String>, token: impl Into<String>, time_scale: f64) -> Self {
+        ClientOptions {
+            endpoint: Some(base_url.into()),
+            credentials: Credentials::StaticToken(Secret::new(token)),
+            time_scale,
+            ..ClientOptions::default()
+        }
+    }
+}
+
+/// Where access tokens come from. Every token is requested with the `cloud-platform` scope.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Google's application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
+    /// user credentials, the metadata server).
+    ApplicationDefault,
+    /// A service-account key file (`--credentials KEY.json`).
+    KeyFile(PathBuf),
+    /// A token sent as is (the emulator accepts any non-empty bearer token).
+    StaticToken(Secret),
+}
+
+/// A secret string (an access token). `Debug` and `Display` print `<redacted>`; only
+/// [`Secret::expose`] reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself: only for the `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How failed calls are retried (429, 500, 502, 503, 504 and transport errors), and how long
+/// IAM waits for a member that does not exist yet. Durations are unscaled: the client
+/// multiplies them by [`ClientOptions::time_scale`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Attempts per call, the first included (1 = no retry).
+    pub max_attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+    pub multiplier: f64,
+    /// Randomise each delay by ±50 % (the `backoff` crate's randomization factor 0.5).
+    pub jitter: bool,
+    /// No retry starts after this much time since the first attempt; `None` = no limit.
+    pub max_elapsed: Option<Duration>,
+    /// How long an IAM policy write keeps retrying a member that "does not exist" yet (a
+    /// service agent just created); Google does not say how long that lasts.
+    pub member_wait: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 6,
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: true,
+            max_elapsed: Some(Duration::from_secs(120)),
+            member_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The Google APIs Sluice calls; each has its own host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Api {
+    ServiceUsage,
+    Iam,
+    ResourceManager,
+    NetworkServices,
+    /// Vertex AI is regional: `https://{region}-aiplatform.googleapis.com`.
+    VertexAi {
+        region: String,
+    },
+    AgentRegistry,
+    OrgPolicy,
+}
+
+impl Api {
+    /// Google's base URL for this API (no trailing slash).
+    pub fn google_base_url(&self) -> String {
+        let host = match self {
+            Api::ServiceUsage => "serviceusage",
+            Api::Iam => "iam",
+            Api::ResourceManager => "cloudresourcemanager",
+            Api::NetworkServices => "networkservices",
+            Api::VertexAi { region } if region == "global" || region.is_empty() => "aiplatform",
+            Api::VertexAi { region } => return format!("https://{region}-aiplatform.googleapis.com"),
+            Api::AgentRegistry => "agentregistry",
+            Api::OrgPolicy => "orgpolicy",
+        };
+        format!("https://{host}.googleapis.com")
+    }
+}
+
+/// Checks an `--endpoint` override: https anywhere, plain http only on loopback. Returns it
+/// without a trailing slash.
+pub(crate) fn check_endpoint(endpoint: &str) -> Result<String, GcpError> {
+    let refuse = |why: String| Err(GcpError::config(format!("endpoint {endpoint:?}: {why}")));
+    let url = match reqwest::Url::parse(endpoint) {
+        Ok(url) => url,
+        Err(error) => return refuse(format!("not a URL ({error}); write it like https://host:port")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let host = url.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return refuse(
+                    "plain http would send the access token unencrypted, so it is refused except on \
+                     loopback (127.0.0.1, ::1, localhost); use https:// or a loopback address"
+                        .into(),
+                );
+            }
+        }
+        other => return refuse(format!("scheme {other}:// is not supported; use https://")),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return refuse("a base URL takes no query or fragment".into());
+    }
+    Ok(endpoint.trim_end_matches('/').to_string())
+}

@@ -1,0 +1,92 @@
+//! Shared set-up: an emulator in-process on 127.0.0.1:0, a client for it with the static token
+//! "test-token", and the emulator's admin API (clock, request log, faults).
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use sluice_gcp::{ClientOptions, GcpClient};
+
+pub const PROJECT: &str = "sluice-demo";
+pub const NUMBER: &str = "100000000001";
+
+pub struct Env {
+    pub emulator: EmulatorHandle,
+    pub client: GcpClient,
+    pub admin: Admin,
+}
+
+#[derive(Clone)]
+pub struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// An emulator with `services` enabled in the demo project, and a client at `client_scale`.
+pub async fn start(mut config: EmulatorConfig, services: &[&str], client_scale: f64) -> Env {
+    config.organizations[0].projects[0].enabled_services =
+        services.iter().map(|s| format!("{s}.googleapis.com")).collect();
+    let emulator = Emulator::start(config).await.unwrap();
+    let client = GcpClient::new(ClientOptions::emulator(&emulator.base_url, "test-token", client_scale))
+        .await
+        .unwrap();
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        base: emulator.base_url.clone(),
+    };
+    Env { emulator, client, admin }
+}
+
+impl Admin {
+    pub async fn advance(&self, seconds: f64) {
+        let response = self
+            .http
+            .post(format!("{}/_emulator/clock", self.base))
+            .json(&json!({ "advance_seconds": seconds }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// Every API call the emulator received: `{method, path, status, atSeconds}`.
+    pub async fn requests(&self) -> Vec<Value> {
+        let response = self.http.get(format!("{}/_emulator/requests", self.base)).send().await.unwrap();
+        response.json::<Vec<Value>>().await.unwrap()
+    }
+
+    /// The calls whose path ends with `suffix`, as (method, status).
+    pub async fn calls_to(&self, suffix: &str) -> Vec<(String, u64)> {
+        self.requests()
+            .await
+            .into_iter()
+            .filter(|r| r["path"].as_str().unwrap().ends_with(suffix))
+            .map(|r| (r["method"].as_str().unwrap().to_string(), r["status"].as_u64().unwrap()))
+            .collect()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let response = self
+            .http
+            .post(format!("{}/_emulator/faults", self.base))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// A raw authenticated API call (for set-up behind the client's back).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}/{path}", self.base))
+            .bearer_auth("test-token")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
