@@ -60,7 +60,8 @@ const GATHER_YIELDS: usize = 8;
 
 impl GcpClient {
     /// Adds the grants (unconditional bindings) to the project's IAM policy and returns those
-    /// that were absent when the policy was first read (already-present ones are not returned).
+    /// that were absent when the policy was first read, in the order given (already-present
+    /// ones are not returned).
     ///
     /// Keeps everything else: other members, conditional bindings, auditConfigs; sends the
     /// etag and version 3. ABORTED (a concurrent change) restarts the whole get/set cycle with
@@ -129,9 +130,15 @@ impl GcpClient {
             let wanted: BTreeSet<Grant> = batch.iter().flat_map(|w| w.grants.iter().cloned()).collect();
             let result = self.grant_cycle(&project, &wanted).await;
             for waiter in batch {
-                let answer = result.clone().map(|added| {
-                    let mine: BTreeSet<&Grant> = waiter.grants.iter().collect();
-                    added.iter().filter(|g| mine.contains(g)).cloned().collect()
+                let answer = result.as_ref().map_err(Clone::clone).map(|added| {
+                    // In the caller's order, each grant once.
+                    let mut seen = BTreeSet::new();
+                    waiter
+                        .grants
+                        .iter()
+                        .filter(|g| added.contains(g) && seen.insert(*g))
+                        .cloned()
+                        .collect()
                 });
                 let _ = waiter.reply.send(answer);
             }
@@ -139,7 +146,11 @@ impl GcpClient {
     }
 
     /// get → add what is missing → set, until the set succeeds or fails for good.
-    async fn grant_cycle(&self, project: &str, wanted: &BTreeSet<Grant>) -> Answer {
+    async fn grant_cycle(
+        &self,
+        project: &str,
+        wanted: &BTreeSet<Grant>,
+    ) -> Result<BTreeSet<Grant>, GcpError> {
         let scale = self.inner.time_scale;
         let mut aborted = Retry::new(&self.inner.retry, scale);
         let member_config = RetryConfig {
@@ -148,12 +159,14 @@ impl GcpClient {
             ..self.inner.retry.clone()
         };
         let mut member = Retry::new(&member_config, scale);
-        let mut first_missing: Option<Vec<Grant>> = None;
+        let mut first_missing: Option<BTreeSet<Grant>> = None;
         let set_path = format!("v3/projects/{project}:setIamPolicy");
         for cycle in 0u32.. {
             let mut policy = self.project_policy(project).await?;
             let missing = missing_grants(&policy, wanted);
-            let added = first_missing.get_or_insert_with(|| missing.clone()).clone();
+            let added = first_missing
+                .get_or_insert_with(|| missing.iter().cloned().collect())
+                .clone();
             if missing.is_empty() {
                 return Ok(added);
             }
