@@ -113,6 +113,13 @@ impl GcpClient {
     }
 
     async fn lead(self, project: String) {
+        // If this task dies (a panic, or its runtime shutting down), the project is freed and
+        // the waiters' senders are dropped, so they get an error instead of waiting forever.
+        let mut guard = LeaderGuard {
+            coalescer: &self.inner.iam,
+            project: &project,
+            finished: false,
+        };
         for _ in 0..GATHER_YIELDS {
             tokio::task::yield_now().await;
         }
@@ -123,6 +130,7 @@ impl GcpClient {
                     Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
                     _ => {
                         projects.remove(&project);
+                        guard.finished = true;
                         return;
                     }
                 }
@@ -201,6 +209,20 @@ impl GcpClient {
             }
         }
         unreachable!("the cycle loop returns")
+    }
+}
+
+struct LeaderGuard<'a> {
+    coalescer: &'a Coalescer,
+    project: &'a str,
+    finished: bool,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.coalescer.lock().remove(self.project);
+        }
     }
 }
 

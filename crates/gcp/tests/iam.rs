@@ -117,7 +117,7 @@ async fn grants_ready_together_cost_one_get_and_one_set() {
     assert_eq!(env.admin.calls_to(GET).await, [("POST".to_string(), 200)]);
     assert_eq!(env.admin.calls_to(SET).await, [("POST".to_string(), 200)]);
 
-    // Spawned tasks on the multi-thread runtime coalesce the same way.
+    // Spawned tasks that are ready together coalesce the same way.
     let tasks: Vec<_> = (5..9)
         .map(|n| {
             let client = env.client.clone();
@@ -127,6 +127,8 @@ async fn grants_ready_together_cost_one_get_and_one_set() {
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap().len(), 1);
     }
+    assert_eq!(env.admin.calls_to(GET).await.len(), 2);
+    assert_eq!(env.admin.calls_to(SET).await.len(), 2);
     let policy = env.client.project_policy(PROJECT).await.unwrap();
     assert_eq!(members(&policy, "roles/viewer").len(), 8);
 }
