@@ -60,7 +60,8 @@ const GATHER_YIELDS: usize = 8;
 
 impl GcpClient {
     /// Adds the grants (unconditional bindings) to the project's IAM policy and returns those
-    /// that were absent when the policy was first read (already-present ones are not returned).
+    /// that were absent when the policy was first read, in the order given (already-present
+    /// ones are not returned).
     ///
     /// Keeps everything else: other members, conditional bindings, auditConfigs; sends the
     /// etag and version 3. ABORTED (a concurrent change) restarts the whole get/set cycle with
@@ -112,6 +113,13 @@ impl GcpClient {
     }
 
     async fn lead(self, project: String) {
+        // If this task dies (a panic, or its runtime shutting down), the project is freed and
+        // the waiters' senders are dropped, so they get an error instead of waiting forever.
+        let mut guard = LeaderGuard {
+            coalescer: &self.inner.iam,
+            project: &project,
+            finished: false,
+        };
         for _ in 0..GATHER_YIELDS {
             tokio::task::yield_now().await;
         }
@@ -122,6 +130,7 @@ impl GcpClient {
                     Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
                     _ => {
                         projects.remove(&project);
+                        guard.finished = true;
                         return;
                     }
                 }
@@ -129,9 +138,15 @@ impl GcpClient {
             let wanted: BTreeSet<Grant> = batch.iter().flat_map(|w| w.grants.iter().cloned()).collect();
             let result = self.grant_cycle(&project, &wanted).await;
             for waiter in batch {
-                let answer = result.clone().map(|added| {
-                    let mine: BTreeSet<&Grant> = waiter.grants.iter().collect();
-                    added.iter().filter(|g| mine.contains(g)).cloned().collect()
+                let answer = result.as_ref().map_err(Clone::clone).map(|added| {
+                    // In the caller's order, each grant once.
+                    let mut seen = BTreeSet::new();
+                    waiter
+                        .grants
+                        .iter()
+                        .filter(|g| added.contains(g) && seen.insert(*g))
+                        .cloned()
+                        .collect()
                 });
                 let _ = waiter.reply.send(answer);
             }
@@ -139,7 +154,11 @@ impl GcpClient {
     }
 
     /// get → add what is missing → set, until the set succeeds or fails for good.
-    async fn grant_cycle(&self, project: &str, wanted: &BTreeSet<Grant>) -> Answer {
+    async fn grant_cycle(
+        &self,
+        project: &str,
+        wanted: &BTreeSet<Grant>,
+    ) -> Result<BTreeSet<Grant>, GcpError> {
         let scale = self.inner.time_scale;
         let mut aborted = Retry::new(&self.inner.retry, scale);
         let member_config = RetryConfig {
@@ -148,12 +167,14 @@ impl GcpClient {
             ..self.inner.retry.clone()
         };
         let mut member = Retry::new(&member_config, scale);
-        let mut first_missing: Option<Vec<Grant>> = None;
+        let mut first_missing: Option<BTreeSet<Grant>> = None;
         let set_path = format!("v3/projects/{project}:setIamPolicy");
         for cycle in 0u32.. {
             let mut policy = self.project_policy(project).await?;
             let missing = missing_grants(&policy, wanted);
-            let added = first_missing.get_or_insert_with(|| missing.clone()).clone();
+            let added = first_missing
+                .get_or_insert_with(|| missing.iter().cloned().collect())
+                .clone();
             if missing.is_empty() {
                 return Ok(added);
             }
@@ -188,6 +209,20 @@ impl GcpClient {
             }
         }
         unreachable!("the cycle loop returns")
+    }
+}
+
+struct LeaderGuard<'a> {
+    coalescer: &'a Coalescer,
+    project: &'a str,
+    finished: bool,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.coalescer.lock().remove(self.project);
+        }
     }
 }
 

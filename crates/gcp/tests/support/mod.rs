@@ -27,14 +27,22 @@ pub async fn start(mut config: EmulatorConfig, services: &[&str], client_scale: 
     config.organizations[0].projects[0].enabled_services =
         services.iter().map(|s| format!("{s}.googleapis.com")).collect();
     let emulator = Emulator::start(config).await.unwrap();
-    let client = GcpClient::new(ClientOptions::emulator(&emulator.base_url, "test-token", client_scale))
-        .await
-        .unwrap();
+    let client = GcpClient::new(ClientOptions::emulator(
+        &emulator.base_url,
+        "test-token",
+        client_scale,
+    ))
+    .await
+    .unwrap();
     let admin = Admin {
         http: reqwest::Client::new(),
         base: emulator.base_url.clone(),
     };
-    Env { emulator, client, admin }
+    Env {
+        emulator,
+        client,
+        admin,
+    }
 }
 
 impl Admin {
@@ -51,7 +59,12 @@ impl Admin {
 
     /// Every API call the emulator received: `{method, path, status, atSeconds}`.
     pub async fn requests(&self) -> Vec<Value> {
-        let response = self.http.get(format!("{}/_emulator/requests", self.base)).send().await.unwrap();
+        let response = self
+            .http
+            .get(format!("{}/_emulator/requests", self.base))
+            .send()
+            .await
+            .unwrap();
         response.json::<Vec<Value>>().await.unwrap()
     }
 
@@ -61,7 +74,12 @@ impl Admin {
             .await
             .into_iter()
             .filter(|r| r["path"].as_str().unwrap().ends_with(suffix))
-            .map(|r| (r["method"].as_str().unwrap().to_string(), r["status"].as_u64().unwrap()))
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap().to_string(),
+                    r["status"].as_u64().unwrap(),
+                )
+            })
             .collect()
     }
 

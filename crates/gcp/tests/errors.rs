@@ -1,0 +1,80 @@
+//! Google's error envelope, typed: NOT_FOUND, ABORTED (stale etag), SERVICE_DISABLED.
+
+mod support;
+
+use serde_json::json;
+use sluice_emulator::EmulatorConfig;
+use sluice_gcp::{Api, PostRetry};
+use support::{start, PROJECT};
+
+#[tokio::test]
+async fn a_missing_resource_is_not_found_with_its_path() {
+    let env = start(EmulatorConfig::default(), &["iam"], 0.001).await;
+    let error = env
+        .client
+        .get(&Api::Iam, &format!("v1/projects/{PROJECT}/roles/nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.http_status, Some(404));
+    assert!(error.is_not_found(), "{error}");
+    assert_eq!(error.url, format!("/v1/projects/{PROJECT}/roles/nope"));
+    assert!(!error.message.is_empty());
+    assert!(!error.is_retryable());
+    assert_eq!(env.client.calls(), 1, "a 404 is not retried");
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_aborted() {
+    let env = start(EmulatorConfig::default(), &["cloudresourcemanager"], 0.001).await;
+    let policy = env.client.project_policy(PROJECT).await.unwrap();
+    let set = format!("v3/projects/{PROJECT}:setIamPolicy");
+    let mut changed = policy.clone();
+    changed["bindings"] = json!([{ "role": "roles/viewer", "members": ["user:a@example.com"] }]);
+    env.client
+        .post(
+            &Api::ResourceManager,
+            &set,
+            &json!({ "policy": changed }),
+            PostRetry::Safe,
+        )
+        .await
+        .unwrap();
+    let error = env
+        .client
+        .post(
+            &Api::ResourceManager,
+            &set,
+            &json!({ "policy": changed }),
+            PostRetry::Safe,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((error.http_status, error.status.as_str()), (Some(409), "ABORTED"));
+    assert!(error.is_aborted() && !error.is_already_exists(), "{error}");
+    assert!(error.message.contains("concurrent policy changes"), "{error}");
+}
+
+#[tokio::test]
+async fn an_api_not_enabled_is_service_disabled_with_its_error_info() {
+    let env = start(EmulatorConfig::default(), &[], 0.001).await;
+    let error = env
+        .client
+        .get(&Api::Iam, &format!("v1/projects/{PROJECT}/roles"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.http_status, Some(403));
+    assert!(error.is_permission_denied(), "{error}");
+    assert!(error.is_service_disabled(), "{error}");
+    assert_eq!(error.reason.as_deref(), Some("SERVICE_DISABLED"));
+    let info = error
+        .details
+        .iter()
+        .find(|d| d["@type"].as_str().unwrap_or_default().ends_with("ErrorInfo"))
+        .expect("ErrorInfo kept in details");
+    assert_eq!(info["metadata"]["service"], "iam.googleapis.com");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("SERVICE_DISABLED") && !shown.contains("test-token"),
+        "{shown}"
+    );
+}
