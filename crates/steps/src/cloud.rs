@@ -1,0 +1,89 @@
+//! [`Cloud`]: the client every kind shares, built on first use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_engine::{PollPolicy, StepError};
+use sluice_gcp::{ClientOptions, GcpClient};
+use tokio::sync::OnceCell;
+
+/// How the `gcp.*` kinds reach Google Cloud (or the emulator). Cheap to clone.
+#[derive(Clone)]
+pub struct Cloud {
+    options: Arc<ClientOptions>,
+    client: Arc<OnceCell<GcpClient>>,
+}
+
+impl std::fmt::Debug for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cloud")
+            .field("endpoint", &self.options.endpoint)
+            .field("time_scale", &self.options.time_scale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cloud {
+    /// A cloud whose client is built from `options` when a `gcp.*` step first needs it.
+    pub fn new(options: ClientOptions) -> Self {
+        Cloud {
+            options: Arc::new(options),
+            client: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// A cloud around a client already built (tests, embedders).
+    pub fn from_client(client: GcpClient) -> Self {
+        let options = ClientOptions {
+            time_scale: client.time_scale(),
+            ..ClientOptions::default()
+        };
+        Cloud {
+            options: Arc::new(options),
+            client: Arc::new(OnceCell::new_with(Some(client))),
+        }
+    }
+
+    /// The client, built on first use. Bad credentials fail the step permanently, naming the fix.
+    pub async fn client(&self) -> Result<&GcpClient, StepError> {
+        self.client
+            .get_or_try_init(|| GcpClient::new((*self.options).clone()))
+            .await
+            .map_err(|error| {
+                StepError::permanent(format!(
+                    "cannot reach Google Cloud: {error}. Pass --credentials KEY.json, run \
+                     `gcloud auth application-default login`, or use --emulator"
+                ))
+            })
+    }
+
+    /// Real seconds per emulated second of the server (1.0 against Google).
+    pub fn time_scale(&self) -> f64 {
+        self.options.time_scale
+    }
+
+    /// `d` as this cloud's time runs.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        Duration::from_secs_f64(d.as_secs_f64() * self.time_scale().max(0.0))
+    }
+
+    /// Polling for operations read by GET: from 1 s doubling to 20 s, scaled; no jitter.
+    pub fn get_poll_policy(&self) -> PollPolicy {
+        PollPolicy {
+            first_delay: self.scaled(Duration::from_secs(1)),
+            multiplier: 2.0,
+            max_delay: self.scaled(Duration::from_secs(20)),
+            deadline: self.scaled(Duration::from_secs(60 * 60)),
+        }
+    }
+
+    /// Polling for Vertex AI operations: the `:wait` long poll paces itself, so no pause between.
+    pub fn long_poll_policy(&self) -> PollPolicy {
+        PollPolicy {
+            first_delay: Duration::ZERO,
+            multiplier: 1.0,
+            max_delay: Duration::ZERO,
+            deadline: self.scaled(Duration::from_secs(2 * 60 * 60)),
+        }
+    }
+}

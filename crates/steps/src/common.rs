@@ -1,0 +1,226 @@
+//! What every `gcp.*` kind shares: parameters, the mapping of Google errors to step error
+//! classes, and operation handles.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_engine::{OperationHandle, PollOutcome, StepContext, StepError};
+use sluice_gcp::{GcpError, Operation, OperationFamily};
+
+use crate::cloud::Cloud;
+
+/// A required, non-empty string parameter.
+pub fn text<'a>(cx: &'a StepContext, name: &str) -> Result<&'a str, StepError> {
+    let value = cx.str_param(name)?;
+    if value.trim().is_empty() {
+        return Err(StepError::permanent(format!(
+            "step `{}`: parameter `{name}` is empty; give it a value",
+            cx.step_id
+        )));
+    }
+    Ok(value)
+}
+
+/// An optional string parameter; empty counts as absent.
+pub fn optional_text<'a>(cx: &'a StepContext, name: &str) -> Option<&'a str> {
+    cx.params
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// A list-of-strings parameter (absent = empty).
+pub fn strings(cx: &StepContext, name: &str) -> Result<Vec<String>, StepError> {
+    match cx.params.get(name) {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+                other => Err(StepError::permanent(format!(
+                    "step `{}`: parameter `{name}` must be a list of non-empty strings, found {other}",
+                    cx.step_id
+                ))),
+            })
+            .collect(),
+        Some(other) => Err(StepError::permanent(format!(
+            "step `{}`: parameter `{name}` must be a list of strings, found {other}",
+            cx.step_id
+        ))),
+    }
+}
+
+/// A boolean parameter with a default.
+pub fn flag(cx: &StepContext, name: &str, default: bool) -> Result<bool, StepError> {
+    match cx.params.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        Some(other) => Err(StepError::permanent(format!(
+            "step `{}`: parameter `{name}` must be true or false, found {other}",
+            cx.step_id
+        ))),
+    }
+}
+
+/// Classifies a failed call for the engine: transient → retryable (with the server's delay),
+/// eventual consistency → not yet, anything else → permanent. `doing` says what the step was
+/// doing ("reading custom role X"), so the message stands alone.
+pub fn classify(cloud: &Cloud, doing: &str, error: GcpError) -> StepError {
+    let delay = error.retry_delay.map(|d| cloud.scaled(d));
+    if error.is_service_disabled() {
+        return StepError::NotYet {
+            message: format!(
+                "{doing}: the API is not usable in the project yet (enabling takes minutes): {error}"
+            ),
+            delay: Some(cloud.scaled(Duration::from_secs(5))),
+        };
+    }
+    if error.is_member_missing() {
+        return StepError::NotYet {
+            message: format!("{doing}: a member does not exist yet (service agents appear late): {error}"),
+            delay: Some(cloud.scaled(Duration::from_secs(5))),
+        };
+    }
+    if error.is_retryable() || error.is_aborted() {
+        return StepError::Retryable {
+            message: format!("{doing}: {error}"),
+            delay,
+        };
+    }
+    if error.is_permission_denied() || error.status == "UNAUTHENTICATED" {
+        return StepError::permanent(format!(
+            "{doing}: {error}. The caller lacks a permission this step needs; README \"Permissions\" lists them"
+        ));
+    }
+    StepError::permanent(format!("{doing}: {error}"))
+}
+
+/// The persisted handle of a Google operation: its family and name.
+pub fn handle(family: &OperationFamily, name: &str) -> OperationHandle {
+    let (family, region) = match family {
+        OperationFamily::ServiceUsage => ("service_usage", None),
+        OperationFamily::NetworkServices => ("network_services", None),
+        OperationFamily::VertexAi { region } => ("vertex_ai", Some(region.clone())),
+        OperationFamily::AgentRegistry => ("agent_registry", None),
+    };
+    OperationHandle(json!({ "family": family, "region": region, "name": name }))
+}
+
+/// Reads a handle back; a damaged one is a permanent error naming it.
+pub fn family_and_name(
+    cx: &StepContext,
+    handle: &OperationHandle,
+) -> Result<(OperationFamily, String), StepError> {
+    let bad = || {
+        StepError::permanent(format!(
+            "step `{}`: operation handle {} is not one this kind wrote",
+            cx.step_id, handle.0
+        ))
+    };
+    let name = handle.0["name"].as_str().ok_or_else(bad)?.to_string();
+    let family = match handle.0["family"].as_str() {
+        Some("service_usage") => OperationFamily::ServiceUsage,
+        Some("network_services") => OperationFamily::NetworkServices,
+        Some("agent_registry") => OperationFamily::AgentRegistry,
+        Some("vertex_ai") => OperationFamily::VertexAi {
+            region: handle.0["region"].as_str().ok_or_else(bad)?.to_string(),
+        },
+        _ => return Err(bad()),
+    };
+    Ok((family, name))
+}
+
+/// One look at an operation (a long poll for Vertex AI): pending, or its finished result.
+/// A finished operation's error is classified like a call's: a not-usable-yet or permission
+/// problem inside it sends the step back to observe.
+pub async fn poll_once(
+    cloud: &Cloud,
+    cx: &StepContext,
+    handle: &OperationHandle,
+) -> Result<Result<Value, PollOutcome>, StepError> {
+    let (family, name) = family_and_name(cx, handle)?;
+    let client = cloud.client().await?;
+    let operation = client
+        .wait_operation(&family, &name, Duration::from_secs(60))
+        .await
+        .map_err(|e| classify(cloud, &format!("reading operation {name}"), e))?;
+    Ok(finished(cloud, operation))
+}
+
+/// `Ok(response)` for a finished successful operation; otherwise what to tell the engine.
+pub fn finished(cloud: &Cloud, operation: Operation) -> Result<Value, PollOutcome> {
+    if !operation.done {
+        let progress = operation
+            .metadata
+            .as_ref()
+            .and_then(|m| m["verb"].as_str().or(m["statusMessage"].as_str()))
+            .map(|v| format!("{v}: {}", operation.name))
+            .or_else(|| Some(operation.name.clone()));
+        return Err(PollOutcome::Pending { progress });
+    }
+    match operation.error {
+        None => Ok(operation.response.unwrap_or(Value::Null)),
+        Some(error) => {
+            let message = format!(
+                "operation {} failed: code {} {}",
+                operation.name, error.code, error.message
+            );
+            // 13 INTERNAL, 14 UNAVAILABLE, 10 ABORTED: Google's own transient failures.
+            let outcome = match error.code {
+                13 | 14 | 10 | 4 => StepError::Retryable {
+                    message,
+                    delay: Some(cloud.scaled(Duration::from_secs(2))),
+                },
+                // 9 FAILED_PRECONDITION, 7 PERMISSION_DENIED: usually a grant still propagating.
+                9 | 7 => StepError::NotYet {
+                    message,
+                    delay: Some(cloud.scaled(Duration::from_secs(10))),
+                },
+                _ => StepError::permanent(message),
+            };
+            Err(PollOutcome::Failed(outcome))
+        }
+    }
+}
+
+/// The number in `projects/123…` (Resource Manager names projects by number).
+pub fn number_of(name: &str) -> Option<String> {
+    name.strip_prefix("projects/")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+}
+
+/// A stable, label-safe token for an idempotency key (16 lowercase hex digits).
+pub fn key_token(key: &str) -> String {
+    // FNV-1a 64: stable across versions and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_tokens_are_stable_and_label_safe() {
+        assert_eq!(key_token("abc/step"), key_token("abc/step"));
+        assert_ne!(key_token("abc/step"), key_token("abc/other"));
+        let token = key_token("x");
+        assert_eq!(token.len(), 16);
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn project_numbers_come_from_names() {
+        assert_eq!(number_of("projects/123").as_deref(), Some("123"));
+        assert_eq!(number_of("projects/demo"), None);
+        assert_eq!(number_of("folders/1"), None);
+    }
+}

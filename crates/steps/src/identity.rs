@@ -1,0 +1,144 @@
+//! `gcp.service_identity`: the Vertex AI service agents exist (generateServiceIdentity).
+//!
+//! - **Guarantees:** outputs the emails of the Vertex AI service agent
+//!   (`service-N@gcp-sa-aiplatform`), the Reasoning Engine service agent (`…-re`) and the
+//!   Service Extensions service agent (`…@gcp-sa-dep`) of project number N.
+//! - **Assumptions:** generateServiceIdentity is idempotent (Google returns the same identity
+//!   again), so the call is retried safely; it answers an operation that is already done, which
+//!   is never polled.
+//! - **Caveats:** Google offers no read of a service agent. The step counts the agents as
+//!   existing once the Reasoning Engine agent is a member of the project's IAM policy (which the
+//!   binding steps make it), so a first run calls generateServiceIdentity and a re-run only reads
+//!   the policy. A freshly generated agent is not usable in IAM policies for a while; the
+//!   binding steps wait for that.
+
+use serde_json::json;
+use sluice_engine::{
+    async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
+    StepError, StepKind,
+};
+use sluice_gcp::{Api, PostRetry};
+
+use crate::cloud::Cloud;
+use crate::common::{classify, text};
+
+pub struct ServiceIdentity {
+    cloud: Cloud,
+}
+
+impl ServiceIdentity {
+    pub fn new(cloud: Cloud) -> Self {
+        ServiceIdentity { cloud }
+    }
+}
+
+fn emails(number: &str) -> Outputs {
+    Outputs::from([
+        (
+            "aiplatform_agent".to_string(),
+            json!(format!(
+                "service-{number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+            )),
+        ),
+        (
+            "reasoning_engine_agent".to_string(),
+            json!(format!(
+                "service-{number}@gcp-sa-aiplatform-re.iam.gserviceaccount.com"
+            )),
+        ),
+        (
+            "service_extensions_agent".to_string(),
+            json!(format!("service-{number}@gcp-sa-dep.iam.gserviceaccount.com")),
+        ),
+    ])
+}
+
+#[async_trait]
+impl StepKind for ServiceIdentity {
+    fn schema(&self) -> KindSchema {
+        KindSchema {
+            description: "ensures the Vertex AI service agents exist (generateServiceIdentity)",
+            params: vec![
+                ParamSpec::required("project", ParamType::String, "project id"),
+                ParamSpec::required(
+                    "project_number",
+                    ParamType::Int,
+                    "project number (from gcp.project)",
+                ),
+            ],
+            outputs: vec![
+                "aiplatform_agent",
+                "reasoning_engine_agent",
+                "service_extensions_agent",
+            ],
+        }
+    }
+
+    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
+        let project = text(cx, "project")?;
+        let number = cx.u64_param("project_number", 0)?.to_string();
+        let outputs = emails(&number);
+        let agent = format!(
+            "serviceAccount:{}",
+            outputs["reasoning_engine_agent"].as_str().unwrap_or_default()
+        );
+        let policy = self
+            .cloud
+            .client()
+            .await?
+            .project_policy(project)
+            .await
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
+        let known = policy["bindings"].as_array().is_some_and(|bindings| {
+            bindings.iter().any(|b| {
+                b["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m.as_str() == Some(agent.as_str())))
+            })
+        });
+        Ok(if known {
+            Observation::Converged(outputs)
+        } else {
+            Observation::Diverged(
+                Change::create(format!("generate the Vertex AI service agents of {project}"))
+                    .predicting(outputs),
+            )
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
+        let project = text(cx, "project")?;
+        let number = cx.u64_param("project_number", 0)?.to_string();
+        let answer = self
+            .cloud
+            .client()
+            .await?
+            .post(
+                &Api::ServiceUsage,
+                &format!(
+                    "v1beta1/projects/{project}/services/aiplatform.googleapis.com:generateServiceIdentity"
+                ),
+                &json!({}),
+                PostRetry::Safe,
+            )
+            .await
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("generating the service agents of {project}"),
+                    e,
+                )
+            })?;
+        // Done when returned (`finished.DONE_OPERATION`): never polled.
+        if let Some(email) = answer["response"]["email"].as_str() {
+            let expected = emails(&number);
+            if expected["aiplatform_agent"] != email {
+                return Err(StepError::permanent(format!(
+                    "generateServiceIdentity answered {email}, not the agent of project number {number}: \
+                     is `project_number` the number of `{project}`?"
+                )));
+            }
+        }
+        Ok(Applied::Done(emails(&number)))
+    }
+}

@@ -1,0 +1,56 @@
+//! # sluice-steps
+//!
+//! The Google Cloud step kinds (`gcp.*`) that route Vertex AI Agent Runtime through Agent
+//! Gateway: each is a reconciler built on [`sluice_engine::StepKind`] (observe / apply / poll)
+//! and [`sluice_gcp::GcpClient`].
+//!
+//! **What it must never do:** mutate in `observe`; create anything twice (every create is found
+//! again by a name the step chooses or a label carrying the run's idempotency key); sleep for a
+//! fixed time to wait out eventual consistency (it reports `not_yet` on the specific error and
+//! the engine retries within a bounded window); hold or print a secret.
+//!
+//! ## Principal types
+//! - [`Cloud`]: how kinds reach Google — a lazily built [`sluice_gcp::GcpClient`] (so plans
+//!   without `gcp.*` steps never need credentials) and the time scale of every wait.
+//! - [`register`] adds every kind to a [`sluice_engine::Registry`].
+//!
+//! ## The one non-obvious decision
+//! Eventual consistency is an error class, not a delay: an API enabled but not usable yet
+//! (`SERVICE_DISABLED`), a service agent that does not exist yet, a grant not yet propagated —
+//! each maps to [`sluice_engine::StepError::NotYet`], which the engine retries with backoff until
+//! the step's not-yet window closes. No step waits a fixed time.
+//!
+//! ## Example
+//! ```no_run
+//! use sluice_engine::Registry;
+//! use sluice_gcp::ClientOptions;
+//! use sluice_steps::{register, Cloud};
+//!
+//! let mut registry = Registry::with_builtins();
+//! register(&mut registry, Cloud::new(ClientOptions::default()));
+//! assert!(registry.get("gcp.reasoning_engine").is_some());
+//! ```
+
+mod bindings;
+mod cloud;
+mod common;
+mod identity;
+mod project;
+mod role;
+mod services;
+
+pub use cloud::Cloud;
+
+use sluice_engine::Registry;
+
+/// Adds every `gcp.*` kind, all sharing `cloud`.
+pub fn register(registry: &mut Registry, cloud: Cloud) {
+    registry.register("gcp.services", services::Services::new(cloud.clone()));
+    registry.register("gcp.project", project::Project::new(cloud.clone()));
+    registry.register(
+        "gcp.service_identity",
+        identity::ServiceIdentity::new(cloud.clone()),
+    );
+    registry.register("gcp.custom_role", role::CustomRole::new(cloud.clone()));
+    registry.register("gcp.iam_binding", bindings::IamBinding::new(cloud.clone()));
+}

@@ -1,0 +1,77 @@
+//! `gcp.project`: looks a project up by id (read only), so plans never ask for its number.
+//!
+//! - **Guarantees:** outputs `project_id`, `project_number` and `parent`
+//!   (`organizations/N` or `folders/N`); makes no mutation, ever.
+//! - **Assumptions:** the project exists and the caller may read it
+//!   (`resourcemanager.projects.get`).
+//! - **Caveats:** a project that cannot be read fails the step: nothing here can create one.
+
+use serde_json::json;
+use sluice_engine::{
+    async_trait, Applied, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepError,
+    StepKind,
+};
+use sluice_gcp::Api;
+
+use crate::cloud::Cloud;
+use crate::common::{classify, number_of, text};
+
+pub struct Project {
+    cloud: Cloud,
+}
+
+impl Project {
+    pub fn new(cloud: Cloud) -> Self {
+        Project { cloud }
+    }
+}
+
+#[async_trait]
+impl StepKind for Project {
+    fn schema(&self) -> KindSchema {
+        KindSchema {
+            description: "looks a project up by id: its number and parent (read only)",
+            params: vec![ParamSpec::required("project", ParamType::String, "project id")],
+            outputs: vec!["project_id", "project_number", "parent"],
+        }
+    }
+
+    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
+        let project = text(cx, "project")?;
+        let client = self.cloud.client().await?;
+        let found = client
+            .get(&Api::ResourceManager, &format!("v3/projects/{project}"))
+            .await
+            .map_err(|e| {
+                if !e.is_service_disabled() && (e.is_not_found() || e.is_permission_denied()) {
+                    StepError::permanent(format!(
+                        "project `{project}` does not exist or the caller cannot read it \
+                         (resourcemanager.projects.get): {e}"
+                    ))
+                } else {
+                    classify(&self.cloud, &format!("reading project {project}"), e)
+                }
+            })?;
+        let name = found["name"].as_str().unwrap_or_default();
+        let number = number_of(name).ok_or_else(|| {
+            StepError::permanent(format!(
+                "project `{project}`: the answer names no number ({name:?})"
+            ))
+        })?;
+        Ok(Observation::Converged(Outputs::from([
+            (
+                "project_id".to_string(),
+                json!(found["projectId"].as_str().unwrap_or(project)),
+            ),
+            ("project_number".to_string(), json!(number)),
+            ("parent".to_string(), found["parent"].clone()),
+        ])))
+    }
+
+    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
+        Err(StepError::permanent(format!(
+            "step `{}`: gcp.project only reads; it never changes anything",
+            cx.step_id
+        )))
+    }
+}

@@ -1,0 +1,144 @@
+//! `gcp.services`: the APIs a project needs, enabled.
+//!
+//! - **Guarantees:** every listed API is ENABLED when the step succeeds; one `batchGet` per 30
+//!   APIs to observe, one `batchEnable` per 20 to apply (enabling an enabled API is harmless,
+//!   so the call is retried safely).
+//! - **Assumptions:** the caller may enable services (`serviceusage.services.enable`).
+//! - **Caveats:** ENABLED is not yet usable: an API answers `SERVICE_DISABLED` for minutes
+//!   after. Later steps treat that answer as "not yet" and retry within their window, so this
+//!   step does not wait for it.
+
+use serde_json::json;
+use sluice_engine::{
+    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
+    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
+};
+use sluice_gcp::{Api, OperationFamily, PostRetry};
+
+use crate::cloud::Cloud;
+use crate::common::{self, classify, strings, text};
+
+pub struct Services {
+    cloud: Cloud,
+}
+
+impl Services {
+    pub fn new(cloud: Cloud) -> Self {
+        Services { cloud }
+    }
+
+    /// The listed APIs that are not ENABLED.
+    async fn disabled(&self, project: &str, wanted: &[String]) -> Result<Vec<String>, StepError> {
+        let client = self.cloud.client().await?;
+        let mut disabled = Vec::new();
+        for chunk in wanted.chunks(30) {
+            let names: Vec<String> = chunk
+                .iter()
+                .map(|s| format!("names=projects/{project}/services/{s}"))
+                .collect();
+            let path = format!("v1/projects/{project}/services:batchGet?{}", names.join("&"));
+            let answer = client
+                .get(&Api::ServiceUsage, &path)
+                .await
+                .map_err(|e| classify(&self.cloud, &format!("reading the APIs of project {project}"), e))?;
+            let states = answer["services"].as_array().cloned().unwrap_or_default();
+            for service in chunk {
+                let enabled = states.iter().any(|s| {
+                    s["name"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with(&format!("/services/{service}")))
+                        && s["state"] == "ENABLED"
+                });
+                if !enabled {
+                    disabled.push(service.clone());
+                }
+            }
+        }
+        Ok(disabled)
+    }
+}
+
+fn outputs(project: &str, services: &[String]) -> Outputs {
+    Outputs::from([
+        ("project".to_string(), json!(project)),
+        ("services".to_string(), json!(services)),
+    ])
+}
+
+#[async_trait]
+impl StepKind for Services {
+    fn schema(&self) -> KindSchema {
+        KindSchema {
+            description: "enables APIs in a project (Service Usage batchEnable)",
+            params: vec![
+                ParamSpec::required("project", ParamType::String, "project id"),
+                ParamSpec::required("services", ParamType::List, "API names, like iam.googleapis.com"),
+            ],
+            outputs: vec!["project", "services"],
+        }
+    }
+
+    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
+        let project = text(cx, "project")?;
+        let wanted = strings(cx, "services")?;
+        let disabled = self.disabled(project, &wanted).await?;
+        Ok(if disabled.is_empty() {
+            Observation::Converged(outputs(project, &wanted))
+        } else {
+            Observation::Diverged(
+                Change::create(format!("enable {} in {project}", disabled.join(", ")))
+                    .predicting(outputs(project, &wanted)),
+            )
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
+        let project = text(cx, "project")?;
+        let wanted = strings(cx, "services")?;
+        let disabled = self.disabled(project, &wanted).await?;
+        let client = self.cloud.client().await?;
+        // batchEnable takes at most 20 ids; plans name fewer, so one operation is waited on and
+        // any further chunk is enabled by the re-observe that follows.
+        let Some(chunk) = disabled.chunks(20).next() else {
+            return Ok(Applied::Done(outputs(project, &wanted)));
+        };
+        let answer = client
+            .post(
+                &Api::ServiceUsage,
+                &format!("v1/projects/{project}/services:batchEnable"),
+                &json!({ "serviceIds": chunk }),
+                PostRetry::Safe,
+            )
+            .await
+            .map_err(|e| classify(&self.cloud, &format!("enabling APIs in {project}"), e))?;
+        let name = answer["name"].as_str().unwrap_or_default();
+        if answer["done"] == true || name.is_empty() {
+            return Ok(Applied::Done(outputs(project, &wanted)));
+        }
+        Ok(Applied::Started(common::handle(
+            &OperationFamily::ServiceUsage,
+            name,
+        )))
+    }
+
+    fn poll_policy(&self) -> Option<PollPolicy> {
+        Some(self.cloud.get_poll_policy())
+    }
+
+    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
+        let project = text(cx, "project")?;
+        let wanted = strings(cx, "services")?;
+        match common::poll_once(&self.cloud, cx, handle).await? {
+            Err(outcome) => Ok(outcome),
+            Ok(_) => {
+                // More than 20 APIs: the rest are enabled by observing again.
+                if !self.disabled(project, &wanted).await?.is_empty() {
+                    return Ok(PollOutcome::Failed(StepError::retryable(format!(
+                        "some APIs of {project} are still disabled; enabling the rest"
+                    ))));
+                }
+                Ok(PollOutcome::Done(outputs(project, &wanted)))
+            }
+        }
+    }
+}
