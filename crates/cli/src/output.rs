@@ -123,3 +123,74 @@ fn human_duration(duration: Duration) -> String {
         format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
     }
 }
+
+/// What an `--emulator` run left in the emulated world, one line per resource.
+pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
+    let state = emulator.state();
+    let mut lines = Vec::new();
+    for (name, role) in state["iamRoles"].as_object().into_iter().flatten() {
+        let permissions = role["includedPermissions"].as_array().map_or(0, Vec::len);
+        lines.push(format!("custom role      {name} ({permissions} permissions)"));
+    }
+    for project in state["projects"].as_array().into_iter().flatten() {
+        let enabled = project["services"].as_object().map_or(0, |s| s.len());
+        if enabled > 0 {
+            lines.push(format!(
+                "project          {}: {enabled} APIs enabled",
+                project["id"].as_str().unwrap_or("?")
+            ));
+        }
+        for grant in project["iamGrants"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "IAM grant        {} → {} on {}",
+                grant["role"].as_str().unwrap_or("?"),
+                grant["member"].as_str().unwrap_or("?"),
+                project["id"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    for gateway in state["agentGateways"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "agent gateway    {} ({})",
+            gateway["name"].as_str().unwrap_or("?"),
+            gateway["googleManaged"]["governedAccessPath"]
+                .as_str()
+                .unwrap_or("?")
+        ));
+    }
+    for engine in state["reasoningEngines"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "reasoning engine {} \"{}\"",
+            engine["name"].as_str().unwrap_or("?"),
+            engine["displayName"].as_str().unwrap_or("")
+        ));
+    }
+    let registry = &state["agentRegistry"];
+    for agent in registry["runtimeAgents"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "registered agent {}",
+            agent["name"].as_str().unwrap_or("?")
+        ));
+    }
+    for service in registry["services"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "registry service {}",
+            service["name"].as_str().unwrap_or("?")
+        ));
+    }
+    let policy = &state["orgPolicy"];
+    for constraint in policy["customConstraints"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "constraint       {}",
+            constraint["name"].as_str().unwrap_or("?")
+        ));
+    }
+    for p in policy["policies"].as_array().into_iter().flatten() {
+        lines.push(format!("org policy       {}", p["name"].as_str().unwrap_or("?")));
+    }
+    let calls = emulator.requests().as_array().map_or(0, Vec::len);
+    println!("\nin the emulated world ({calls} API calls):");
+    for line in lines {
+        println!("  {line}");
+    }
+}

@@ -1,5 +1,7 @@
 //! The admin API under `/_emulator/` (no authentication; loopback only):
-//! - `GET state`: every project, its services and agents, and the operation count;
+//! - `GET state`: every resource: projects (services, service agents, IAM grants), custom roles,
+//!   agent gateways, reasoning engines, Agent Registry services and agents, custom constraints
+//!   and policies, and the operation count;
 //! - `GET requests`: the log of calls (method, path, status, emulated time in seconds), the
 //!   most recent `request_log_limit` of them (`GET state` says how many older ones were dropped);
 //!   a call whose connection was dropped by a fault (`dropped_connection` or `answer_lost`) is

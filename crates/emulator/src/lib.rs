@@ -86,11 +86,25 @@ struct RequestLog {
 pub struct EmulatorHandle {
     pub base_url: String,
     pub addr: SocketAddr,
+    emulator: Arc<Emulator>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl EmulatorHandle {
+    /// Every resource, as `GET /_emulator/state` answers it.
+    pub fn state(&self) -> Value {
+        let now = self.emulator.clock.now();
+        let mut state = self.emulator.world().to_json(now);
+        state["nowSeconds"] = json!(now.as_secs_f64());
+        state
+    }
+
+    /// The API-call log, as `GET /_emulator/requests` answers it.
+    pub fn requests(&self) -> Value {
+        self.emulator.requests()
+    }
+
     /// Stops accepting calls and waits for the server to end.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
@@ -119,7 +133,8 @@ impl Emulator {
     pub async fn serve(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<EmulatorHandle> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let app = router::router(Arc::new(Emulator::new(config)));
+        let emulator = Arc::new(Emulator::new(config));
+        let app = router::router(Arc::clone(&emulator));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -131,6 +146,7 @@ impl Emulator {
         Ok(EmulatorHandle {
             base_url: format!("http://{addr}"),
             addr,
+            emulator,
             stop,
             server,
         })

@@ -160,6 +160,33 @@ impl World {
                 })
             })
             .collect();
-        json!({ "projects": projects, "operations": self.operations.count() })
+        let roles: BTreeMap<&String, Value> = self
+            .iam_roles
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name,
+                    json!({ "title": r.title, "includedPermissions": r.included_permissions,
+                               "stage": r.stage, "deleted": r.deleted_at.is_some() }),
+                )
+            })
+            .collect();
+        let gateways: Vec<&Value> = self.agent_gateways.values().map(|g| &g.body).collect();
+        let engines: Vec<&Value> = self
+            .vertex_ai
+            .engines
+            .values()
+            .filter(|e| e.gone_at.is_none_or(|at| now < at))
+            .map(|e| &e.body)
+            .collect();
+        json!({
+            "projects": projects,
+            "operations": self.operations.count(),
+            "iamRoles": roles,
+            "agentGateways": gateways,
+            "reasoningEngines": engines,
+            "agentRegistry": crate::api::agent_registry::state(self, now),
+            "orgPolicy": crate::api::org_policy::state(self, now),
+        })
     }
 }

@@ -175,7 +175,7 @@ async fn preview_step(
         }
         Err(error) => (
             Preview::Unknown {
-                not_yet: error.class() == "not_yet",
+                not_yet: error.class() == "not-yet",
                 error: error.message().to_string(),
             },
             Known::Unknown,

@@ -68,4 +68,4 @@ pub use client::{GcpClient, PostRetry, USER_AGENT};
 pub use error::{parse_duration, GcpError};
 pub use iam::{Grant, IamHook};
 pub use operations::{Operation, OperationError, OperationFamily, PollSchedule, DONE_OPERATION};
-pub use options::{Api, ClientOptions, Credentials, RetryConfig, Secret};
+pub use options::{check_endpoint, Api, ClientOptions, Credentials, RetryConfig, Secret};

@@ -153,7 +153,7 @@ impl Api {
 
 /// Checks an `--endpoint` override: https anywhere, plain http only on loopback. Returns it
 /// without a trailing slash.
-pub(crate) fn check_endpoint(endpoint: &str) -> Result<String, GcpError> {
+pub fn check_endpoint(endpoint: &str) -> Result<String, GcpError> {
     let refuse = |why: String| Err(GcpError::config(format!("endpoint {endpoint:?}: {why}")));
     let url = match reqwest::Url::parse(endpoint) {
         Ok(url) => url,

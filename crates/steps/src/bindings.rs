@@ -19,7 +19,7 @@ use sluice_engine::{
 use sluice_gcp::Grant;
 
 use crate::cloud::Cloud;
-use crate::common::{classify, strings, text};
+use crate::common::{absent_if_disabled, classify, strings, text};
 
 pub struct IamBinding {
     cloud: Cloud,
@@ -80,13 +80,10 @@ impl StepKind for IamBinding {
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let (project, grants, outputs) = wanted(cx)?;
-        let policy = self
-            .cloud
-            .client()
-            .await?
-            .project_policy(&project)
-            .await
-            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
+        let policy = self.cloud.client().await?.project_policy(&project).await;
+        let policy = absent_if_disabled(policy)
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?
+            .unwrap_or_default();
         let missing: Vec<&Grant> = grants
             .iter()
             .filter(|grant| {

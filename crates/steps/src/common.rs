@@ -51,6 +51,7 @@ pub fn strings(cx: &StepContext, name: &str) -> Result<Vec<String>, StepError> {
 }
 
 /// A boolean parameter with a default.
+#[allow(dead_code)] // used by the gateway and policy kinds
 pub fn flag(cx: &StepContext, name: &str, default: bool) -> Result<bool, StepError> {
     match cx.params.get(name) {
         None | Some(Value::Null) => Ok(default),
@@ -69,9 +70,15 @@ pub fn flag(cx: &StepContext, name: &str, default: bool) -> Result<bool, StepErr
 pub fn classify(cloud: &Cloud, doing: &str, error: GcpError) -> StepError {
     let delay = error.retry_delay.map(|d| cloud.scaled(d));
     if error.is_service_disabled() {
+        let service = error
+            .details
+            .iter()
+            .find_map(|d| d["metadata"]["service"].as_str())
+            .unwrap_or("the API");
         return StepError::NotYet {
             message: format!(
-                "{doing}: the API is not usable in the project yet (enabling takes minutes): {error}"
+                "{doing}: {service} is not usable in the project yet (SERVICE_DISABLED; it takes minutes \
+                 after being enabled)"
             ),
             delay: Some(cloud.scaled(Duration::from_secs(5))),
         };
@@ -94,6 +101,17 @@ pub fn classify(cloud: &Cloud, doing: &str, error: GcpError) -> StepError {
         ));
     }
     StepError::permanent(format!("{doing}: {error}"))
+}
+
+/// A read that answers "API not usable" counts as finding nothing: nothing of that API can
+/// exist in a project where it was never enabled, and where it was just enabled a create fails
+/// the same way and is retried as not yet. So `sluice plan` can list a fresh project's creates.
+pub fn absent_if_disabled<T>(result: Result<T, GcpError>) -> Result<Option<T>, GcpError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_service_disabled() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The persisted handle of a Google operation: its family and name.
@@ -191,6 +209,7 @@ pub fn number_of(name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+#[allow(dead_code)] // used by the reasoning-engine kind
 /// A stable, label-safe token for an idempotency key (16 lowercase hex digits).
 pub fn key_token(key: &str) -> String {
     // FNV-1a 64: stable across versions and platforms, unlike std's hasher.

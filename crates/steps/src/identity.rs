@@ -20,7 +20,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{classify, text};
+use crate::common::{absent_if_disabled, classify, text};
 
 pub struct ServiceIdentity {
     cloud: Cloud,
@@ -82,13 +82,10 @@ impl StepKind for ServiceIdentity {
             "serviceAccount:{}",
             outputs["reasoning_engine_agent"].as_str().unwrap_or_default()
         );
-        let policy = self
-            .cloud
-            .client()
-            .await?
-            .project_policy(project)
-            .await
-            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
+        let policy = self.cloud.client().await?.project_policy(project).await;
+        let policy = absent_if_disabled(policy)
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?
+            .unwrap_or_default();
         let known = policy["bindings"].as_array().is_some_and(|bindings| {
             bindings.iter().any(|b| {
                 b["members"]

@@ -31,6 +31,9 @@
 //! assert!(registry.get("gcp.reasoning_engine").is_some());
 //! ```
 
+// `GcpError` is a plain 144-byte struct passed by value on the error path only.
+#![allow(clippy::result_large_err)]
+
 mod bindings;
 mod cloud;
 mod common;

@@ -1,7 +1,8 @@
 //! `gcp.project`: looks a project up by id (read only), so plans never ask for its number.
 //!
 //! - **Guarantees:** outputs `project_id`, `project_number` and `parent`
-//!   (`organizations/N` or `folders/N`); makes no mutation, ever.
+//!   (`organizations/N` or `folders/N`; empty while Resource Manager is not usable yet in the
+//!   project, when the number comes from Service Usage instead); makes no mutation, ever.
 //! - **Assumptions:** the project exists and the caller may read it
 //!   (`resourcemanager.projects.get`).
 //! - **Caveats:** a project that cannot be read fails the step: nothing here can create one.
@@ -24,6 +25,17 @@ impl Project {
     pub fn new(cloud: Cloud) -> Self {
         Project { cloud }
     }
+
+    fn failure(&self, project: &str, e: sluice_gcp::GcpError) -> StepError {
+        if e.is_not_found() || e.is_permission_denied() {
+            StepError::permanent(format!(
+                "project `{project}` does not exist or the caller cannot read it \
+                 (resourcemanager.projects.get): {e}"
+            ))
+        } else {
+            classify(&self.cloud, &format!("reading project {project}"), e)
+        }
+    }
 }
 
 #[async_trait]
@@ -39,19 +51,23 @@ impl StepKind for Project {
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let project = text(cx, "project")?;
         let client = self.cloud.client().await?;
-        let found = client
+        let found = match client
             .get(&Api::ResourceManager, &format!("v3/projects/{project}"))
             .await
-            .map_err(|e| {
-                if !e.is_service_disabled() && (e.is_not_found() || e.is_permission_denied()) {
-                    StepError::permanent(format!(
-                        "project `{project}` does not exist or the caller cannot read it \
-                         (resourcemanager.projects.get): {e}"
-                    ))
-                } else {
-                    classify(&self.cloud, &format!("reading project {project}"), e)
-                }
-            })?;
+        {
+            Ok(found) => found,
+            // Resource Manager not usable yet in a fresh project: Service Usage (always on)
+            // names the project by number too; only the parent stays unknown.
+            Err(e) if e.is_service_disabled() => {
+                let path = format!("v1/projects/{project}/services/serviceusage.googleapis.com");
+                let service = client
+                    .get(&Api::ServiceUsage, &path)
+                    .await
+                    .map_err(|e| self.failure(project, e))?;
+                json!({ "name": service["parent"], "projectId": project, "parent": "" })
+            }
+            Err(e) => return Err(self.failure(project, e)),
+        };
         let name = found["name"].as_str().unwrap_or_default();
         let number = number_of(name).ok_or_else(|| {
             StepError::permanent(format!(

@@ -18,7 +18,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, GcpError, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{classify, optional_text, strings, text};
+use crate::common::{absent_if_disabled, classify, optional_text, strings, text};
 
 /// What the seed grants the Reasoning Engine service agent.
 pub const GATEWAY_PERMISSIONS: [&str; 3] = [
@@ -111,9 +111,10 @@ enum Found {
 impl CustomRole {
     async fn read(&self, wanted: &Wanted) -> Result<Found, StepError> {
         let client = self.cloud.client().await?;
-        match client.get(&Api::Iam, &wanted.path()).await {
-            Ok(role) if role["deleted"] == true => Ok(Found::Deleted(role)),
-            Ok(role) => Ok(Found::Live(role)),
+        match absent_if_disabled(client.get(&Api::Iam, &wanted.path()).await) {
+            Ok(Some(role)) if role["deleted"] == true => Ok(Found::Deleted(role)),
+            Ok(Some(role)) => Ok(Found::Live(role)),
+            Ok(None) => Ok(Found::Missing),
             Err(e) if e.is_not_found() => Ok(Found::Missing),
             Err(e) => Err(classify(
                 &self.cloud,

@@ -1,5 +1,6 @@
 //! One module per group of subcommands; each returns the process exit code.
 
+mod cloud;
 mod emulator;
 mod inspect;
 mod plan_file;
@@ -16,14 +17,24 @@ use crate::exit;
 pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
     let store_dir = cli.store.clone().unwrap_or_else(crate::store_path::default_store);
     match cli.command {
-        Command::Run { plan, vars, exec } => {
-            run::run(&plan, &vars, &exec, &store_dir, cli.log_format, hooks).await
+        Command::Run {
+            plan,
+            vars,
+            exec,
+            cloud,
+        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+        Command::Resume { run, exec, cloud } => {
+            run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
         }
-        Command::Resume { run, exec } => run::resume(&run, &exec, &store_dir, cli.log_format, hooks).await,
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),
         Command::Validate { plan, vars } => plan_file::validate(&plan, &vars),
-        Command::Plan { plan, vars, json } => preview::plan(&plan, &vars, json).await,
+        Command::Plan {
+            plan,
+            vars,
+            json,
+            cloud,
+        } => preview::plan(&plan, &vars, &cloud, json).await,
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
         Command::Emulator { port, config, seed } => emulator::run(port, config.as_deref(), seed).await,

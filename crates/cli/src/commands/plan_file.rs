@@ -12,9 +12,25 @@ use crate::exit;
 
 /// Reads, parses and validates a plan with its variables; prints every problem on failure.
 pub fn load(plan_path: &Path, vars: &VarArgs, registry: &Registry) -> Result<ValidatedPlan, u8> {
+    load_with_defaults(plan_path, vars, registry, &BTreeMap::new())
+}
+
+/// [`load`], with `defaults` for variables the plan declares and the command line leaves out
+/// (`--emulator` fills in its demo project this way).
+pub fn load_with_defaults(
+    plan_path: &Path,
+    vars: &VarArgs,
+    registry: &Registry,
+    defaults: &BTreeMap<String, String>,
+) -> Result<ValidatedPlan, u8> {
     let source = plan_path.display().to_string();
     let plan = read_plan(plan_path)?;
-    let given = read_vars(vars)?;
+    let mut given = read_vars(vars)?;
+    for (name, value) in defaults {
+        if plan.vars.contains_key(name) && !given.contains_key(name) {
+            given.insert(name.clone(), VarInput::Text(value.clone()));
+        }
+    }
     validate_plan(plan, &source, registry, &given).map_err(|problems| report(&problems))
 }
 
@@ -70,7 +86,7 @@ fn report(problems: &[Problem]) -> u8 {
 }
 
 pub fn validate(plan_path: &Path, vars: &VarArgs) -> u8 {
-    let registry = crate::commands::run::registry();
+    let registry = crate::commands::cloud::offline_registry();
     match load(plan_path, vars, &registry) {
         Ok(validated) => {
             let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();

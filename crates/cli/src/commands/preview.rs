@@ -5,12 +5,16 @@ use std::path::Path;
 use sluice_engine::{Engine, Preview, StepPreview};
 
 use super::plan_file;
-use crate::args::VarArgs;
+use crate::args::{CloudArgs, VarArgs};
 use crate::exit;
 
-pub async fn plan(plan_path: &Path, vars: &VarArgs, json: bool) -> u8 {
-    let registry = super::run::registry();
-    let validated = match plan_file::load(plan_path, vars, &registry) {
+pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json: bool) -> u8 {
+    let target = match super::cloud::target(cloud_args).await {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
+    let registry = super::cloud::registry(target.cloud.clone());
+    let validated = match plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars) {
         Ok(validated) => validated,
         Err(code) => return code,
     };

@@ -7,34 +7,43 @@ use std::time::Duration;
 use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
+use super::cloud::{self, Target};
 use super::{engine_failure, open_store, plan_file};
-use crate::args::{ExecArgs, LogFormat, VarArgs};
+use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::{exit, output};
 
-/// Every step kind this binary knows.
-pub fn registry() -> Registry {
-    Registry::with_builtins()
-}
-
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan_path: &Path,
     vars: &VarArgs,
     exec: &ExecArgs,
+    cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
 ) -> u8 {
-    let registry = registry();
+    let target = match cloud::target(cloud_args).await {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
+    let registry = cloud::registry(target.cloud.clone());
     // Validation comes first: a bad plan or variable never opens (or creates) the store.
-    let validated = match plan_file::load(plan_path, vars, &registry) {
+    let validated = match plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars) {
         Ok(validated) => validated,
         Err(code) => return code,
     };
+    // The embedded emulator's world lives only in this process: its runs get a store of their
+    // own, so a run against it can never be continued against Google Cloud (or vice versa).
+    let scratch = match emulator_store(&target) {
+        Ok(scratch) => scratch,
+        Err(code) => return code,
+    };
+    let store_dir = scratch.as_ref().map_or(store_dir, |dir| dir.path());
     let store = match open_store(store_dir) {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let engine = build_engine(registry, Arc::new(store), exec, hooks);
+    let engine = build_engine(registry, Arc::new(store), exec, &target, hooks);
     let started = match engine.start(&validated, &plan_path.display().to_string()) {
         Ok(started) => started,
         Err(error) => return engine_failure(&error),
@@ -47,16 +56,46 @@ pub async fn run(
     } else {
         eprintln!("new run {}", started.run_id);
     }
-    drive(engine, &started.run_id, format).await
+    let code = drive(engine, &started.run_id, format).await;
+    if let Some(emulator) = &target.emulator {
+        output::print_emulated_world(emulator);
+    }
+    code
+}
+
+fn emulator_store(target: &Target) -> Result<Option<tempfile::TempDir>, u8> {
+    if target.emulator.is_none() {
+        return Ok(None);
+    }
+    tempfile::Builder::new()
+        .prefix("sluice-emulator-run-")
+        .tempdir()
+        .map(Some)
+        .map_err(|error| {
+            eprintln!("error: cannot create a scratch store for the --emulator run: {error}");
+            exit::STORE_UNUSABLE
+        })
 }
 
 pub async fn resume(
     run_id: &str,
     exec: &ExecArgs,
+    cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
 ) -> u8 {
+    if cloud_args.emulator {
+        eprintln!(
+            "error: --emulator runs live in a throw-away store with the emulator inside the process; \
+             they cannot be resumed. Run the plan again with --emulator"
+        );
+        return exit::BAD_INPUT;
+    }
+    let target = match cloud::target(cloud_args).await {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
     let store = match open_store(store_dir) {
         Ok(store) => store,
         Err(code) => return code,
@@ -77,7 +116,13 @@ pub async fn resume(
         Err(error) => return super::store_failure(&error),
     }
     eprintln!("resuming run {run_id}");
-    let engine = build_engine(registry(), Arc::new(store), exec, hooks);
+    let engine = build_engine(
+        cloud::registry(target.cloud.clone()),
+        Arc::new(store),
+        exec,
+        &target,
+        hooks,
+    );
     drive(engine, run_id, format).await
 }
 
@@ -85,11 +130,13 @@ fn build_engine(
     registry: Registry,
     store: Arc<dyn Store>,
     exec: &ExecArgs,
+    target: &Target,
     hooks: Option<Arc<dyn Hooks>>,
 ) -> Engine {
     let config = EngineConfig {
         concurrency: usize::from(exec.concurrency),
         grace_period: Duration::from_secs(exec.grace),
+        retry: cloud::retry_policy(target.time_scale),
         ..EngineConfig::default()
     };
     let engine = Engine::new(registry, store).with_config(config);

@@ -662,6 +662,19 @@ fn get_agent(emulator: &Emulator, project: &str, location: &str, id: &str) -> Re
         .ok_or_else(|| not_found(&name))
 }
 
+/// Services and runtime agents, for the admin API's state.
+pub fn state(world: &World, now: Duration) -> Value {
+    let services: Vec<&Value> = world.agent_registry.services.values().map(|s| &s.body).collect();
+    let agents: Vec<&Value> = world
+        .agent_registry
+        .runtime_agents
+        .values()
+        .filter(|(_, visible_at)| *visible_at <= now)
+        .map(|(agent, _)| agent)
+        .collect();
+    json!({ "services": services, "runtimeAgents": agents })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -746,6 +746,22 @@ fn answer_has_macros(condition: &str, resource: &Value) -> String {
     out
 }
 
+/// Custom constraints and policies, for the admin API's state.
+pub fn state(world: &World, now: Duration) -> Value {
+    let constraints: Vec<&Map<String, Value>> =
+        world.org_policy.constraints.values().map(|c| &c.body).collect();
+    let policies: Vec<Value> = world
+        .org_policy
+        .policies
+        .iter()
+        .map(|(name, p)| {
+            json!({ "name": name, "spec": p.content.spec, "dryRunSpec": p.content.dry_run_spec,
+                    "enforced": p.in_force_at <= now })
+        })
+        .collect();
+    json!({ "customConstraints": constraints, "policies": policies })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
