@@ -19,6 +19,7 @@
 mod args;
 mod commands;
 mod output;
+mod progress;
 mod store_path;
 
 use std::ffi::OsString;

@@ -52,3 +52,46 @@ async fn the_request_log_keeps_the_most_recent_calls_and_counts_the_dropped() {
     let (_, state) = client.send(Method::GET, "_emulator/state", None, None).await;
     assert_eq!(state["requestsDropped"], Value::from(0));
 }
+
+#[tokio::test]
+async fn state_lists_every_resource() {
+    let mut config = EmulatorConfig::default();
+    config.organizations[0].projects[0].enabled_services = vec![
+        "iam.googleapis.com".into(),
+        "networkservices.googleapis.com".into(),
+        "aiplatform.googleapis.com".into(),
+    ];
+    let (_emulator, client) = Client::start_with(config).await;
+    let role = serde_json::json!({ "roleId": "gwUser", "role": { "title": "t",
+        "includedPermissions": ["networkservices.agentGateways.get"] } });
+    assert_eq!(
+        client
+            .call(Method::POST, "v1/projects/sluice-demo/roles", Some(role))
+            .await
+            .0,
+        200
+    );
+    let gateway = serde_json::json!({ "googleManaged": { "governedAccessPath": "AGENT_TO_ANYWHERE" } });
+    let path = "v1/projects/sluice-demo/locations/us-central1/agentGateways?agentGatewayId=egress";
+    assert_eq!(client.call(Method::POST, path, Some(gateway)).await.0, 200);
+    let engine = serde_json::json!({ "displayName": "bot" });
+    let path = "v1/projects/sluice-demo/locations/us-central1/reasoningEngines";
+    assert_eq!(client.call(Method::POST, path, Some(engine)).await.0, 200);
+
+    let (_, state) = client.send(Method::GET, "_emulator/state", None, None).await;
+    let role = &state["iamRoles"]["projects/sluice-demo/roles/gwUser"];
+    assert_eq!(
+        role["includedPermissions"],
+        serde_json::json!(["networkservices.agentGateways.get"])
+    );
+    assert_eq!(role["deleted"], false);
+    assert_eq!(
+        state["agentGateways"][0]["name"],
+        "projects/sluice-demo/locations/us-central1/agentGateways/egress"
+    );
+    assert_eq!(state["reasoningEngines"][0]["displayName"], "bot");
+    for key in ["agentRegistry", "orgPolicy", "projects", "operations"] {
+        assert!(!state[key].is_null(), "{key} in {state}");
+    }
+    assert_eq!(state["operations"], 2, "the gateway's and the engine's");
+}

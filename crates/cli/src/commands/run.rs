@@ -149,7 +149,13 @@ fn build_engine(
 async fn drive(engine: Engine, run_id: &str, format: LogFormat) -> u8 {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
-    let printer = tokio::spawn(output::print_events(events_rx, format));
+    // On a terminal, live lines per active step; otherwise (CI, logs) plain lines.
+    let live = format == LogFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let printer = if live {
+        tokio::spawn(crate::progress::show(events_rx))
+    } else {
+        tokio::spawn(output::print_events(events_rx, format))
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(watch_signals(stop_tx));
     let result = engine.execute(run_id, stop_rx).await;
