@@ -443,6 +443,64 @@ mod tests {
         }
     }
 
+    fn context(params: Value) -> StepContext {
+        StepContext {
+            run_id: "run".into(),
+            step_id: "egress_constraint".into(),
+            params: params.as_object().cloned().unwrap(),
+            idempotency_key: "key".into(),
+            attempt: 1,
+        }
+    }
+
+    fn error(params: Value) -> String {
+        match Wanted::from(&context(params)) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.message().to_string(),
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked_with_clear_messages() {
+        let good = json!({ "organization": "123456789012", "constraint_id": "custom.egress",
+                           "mode": "egress", "allowed_gateways": [A, B] });
+        let wanted = Wanted::from(&context(good.clone())).unwrap();
+        assert_eq!(
+            wanted.name(),
+            "organizations/123456789012/customConstraints/custom.egress"
+        );
+        assert_eq!(wanted.description, DEFAULT_DESCRIPTION);
+        assert_eq!(
+            wanted.display_name,
+            "Restrict Reasoning Engine Egress to Approved Agent Gateways"
+        );
+        let with = |key: &str, value: Value| {
+            let mut params = good.clone();
+            params[key] = value;
+            params
+        };
+        let message = error(with("allowed_gateways", json!([A, "projects/p/agentGateways/x"])));
+        assert!(message.starts_with("step `egress_constraint`"), "{message}");
+        assert!(
+            message.contains("`projects/p/agentGateways/x`"),
+            "names the bad one: {message}"
+        );
+        let message = error(with("organization", json!("acme")));
+        assert!(message.contains("numeric organisation id"), "{message}");
+        let message = error(with("mode", json!("both")));
+        assert!(message.contains("`egress` or `ingress`"), "{message}");
+        let message = error(with("constraint_id", json!("allowlisted")));
+        assert!(message.contains("must start with `custom.`"), "{message}");
+        let long: Vec<String> = (0..30)
+            .map(|i| format!("projects/p/locations/us-central1/agentGateways/gateway-{i:03}"))
+            .collect();
+        let message = error(with("allowed_gateways", json!(long)));
+        assert!(message.contains("only the first"), "{message}");
+        // An empty list is allowed: nothing is approved.
+        let none = Wanted::from(&context(with("allowed_gateways", json!([])))).unwrap();
+        assert!(none.condition.ends_with("in [])"), "{}", none.condition);
+    }
+
     #[test]
     fn modes_name_their_fields() {
         assert_eq!(field_of("egress"), Some("agentToAnywhereConfig"));

@@ -363,6 +363,49 @@ mod tests {
         }
     }
 
+    fn context(params: Value) -> StepContext {
+        StepContext {
+            run_id: "run".into(),
+            step_id: "egress_policy".into(),
+            params: params.as_object().cloned().unwrap(),
+            idempotency_key: "key".into(),
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked_with_clear_messages() {
+        let wanted = Wanted::from(&context(json!({ "parent": "projects/sluice-demo",
+            "constraint": "custom.egress" })))
+        .unwrap();
+        assert!(wanted.enforce && !wanted.wait, "defaults: enforce, do not wait");
+        assert_eq!(wanted.name(), "projects/sluice-demo/policies/custom.egress");
+        let error = |params: Value| match Wanted::from(&context(params)) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.message().to_string(),
+        };
+        let message = error(json!({ "parent": "sluice-demo", "constraint": "custom.egress" }));
+        assert!(
+            message.starts_with("step `egress_policy`") && message.contains("`sluice-demo`"),
+            "{message}"
+        );
+        let message =
+            error(json!({ "parent": "projects/p", "constraint": "custom.egress", "enforce": "yes" }));
+        assert!(message.contains("`enforce` must be true or false"), "{message}");
+    }
+
+    #[test]
+    fn handles_carry_what_poll_needs() {
+        let wanted = Wanted::from(&context(json!({ "parent": "folders/55",
+            "constraint": "custom.egress", "enforce": false, "wait_until_effective": true })))
+        .unwrap();
+        assert_eq!(
+            wanted.handle().0,
+            json!({ "kind": "org_policy_effective", "parent": "folders/55",
+                    "constraint": "custom.egress", "enforce": false })
+        );
+    }
+
     #[test]
     fn constraints_are_bare_names() {
         assert!(check_constraint("custom.allowlistedEgressAgentGatewaysForAgentEngine").is_ok());

@@ -199,3 +199,65 @@ async fn the_enforced_policy_refuses_an_unapproved_gateway() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains(CONSTRAINT), "names the constraint: {message}");
 }
+
+#[tokio::test]
+async fn a_drifted_policy_is_patched_back() {
+    let world = world().await;
+    assert_succeeded(&world.run(&plan(), &vars(&[APPROVED])).await);
+    let set = policy(&world).await;
+    // Someone turns enforcement off by hand.
+    let (status, body) = world
+        .call(
+            Method::PATCH,
+            &format!("v2/projects/sluice-demo/policies/{CONSTRAINT}"),
+            Some(json!({
+                "name": format!("projects/sluice-demo/policies/{CONSTRAINT}"),
+                "spec": { "rules": [{ "enforce": false }] },
+                "etag": set["etag"],
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = world.mutations().await.len();
+
+    assert_succeeded(&world.run(&plan(), &vars(&[APPROVED])).await);
+    let changes: Vec<_> = world.mutations().await.split_off(before);
+    assert_eq!(
+        changes,
+        [(
+            "PATCH".to_string(),
+            format!("/v2/projects/sluice-demo/policies/{CONSTRAINT}"),
+            200
+        )],
+        "exactly one PATCH of the policy"
+    );
+    assert_eq!(
+        policy(&world).await["spec"]["rules"],
+        json!([{ "enforce": true }])
+    );
+}
+
+#[tokio::test]
+async fn an_empty_allowlist_is_a_valid_constraint_and_the_policy_can_wait() {
+    let world = world().await;
+    let plan = json!({
+        "name": "wait",
+        "steps": [
+            { "id": "constraint", "kind": "gcp.custom_constraint", "with": { "organization": ORG,
+              "constraint_id": CONSTRAINT, "mode": "egress", "allowed_gateways": [] } },
+            { "id": "policy", "kind": "gcp.org_policy", "with": { "parent": "projects/sluice-demo",
+              "constraint": "${steps.constraint.outputs.constraint_id}", "wait_until_effective": true } }
+        ]
+    });
+    let summary = world.run(&plan, &[]).await;
+    assert_succeeded(&summary);
+    assert_eq!(constraint(&world).await["condition"], expected_condition(&[]));
+    assert_eq!(outputs(&summary, "policy")["enforced"], true);
+    let reads = world
+        .requests()
+        .await
+        .into_iter()
+        .filter(|(m, p, s)| m == "GET" && p.ends_with(":getEffectivePolicy") && *s == 200)
+        .count();
+    assert!(reads >= 1, "poll read the effective policy");
+}
