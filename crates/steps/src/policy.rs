@@ -7,7 +7,9 @@
 //!   whose rules already match is left alone, and a patch keeps the policy's `dryRunSpec`.
 //!   With `wait_until_effective`, the step finishes only once `getEffectivePolicy` on `parent`
 //!   shows the constraint enforced (or not) as asked; its operation handle is
-//!   `{"kind": "org_policy_effective", "parent": P, "constraint": C, "enforce": bool}`.
+//!   `{"kind": "org_policy_effective", "parent": P, "constraint": C, "enforce": bool}`
+//!   (re-read from the step's parameters; the handle only marks it as this kind's). A policy
+//!   that already matches converges in `observe` without that wait.
 //! - **Assumptions:** the policy is ours to set: other rules on it (conditions, allow/deny
 //!   values, `inheritFromParent`, `reset`) are replaced by the single rule. A `custom.*`
 //!   constraint must already exist in the parent's organisation (a `gcp.custom_constraint` step
