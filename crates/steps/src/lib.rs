@@ -37,7 +37,9 @@
 mod bindings;
 mod cloud;
 mod common;
+mod constraint;
 mod identity;
+mod policy;
 mod project;
 mod role;
 mod services;
@@ -56,4 +58,9 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
     );
     registry.register("gcp.custom_role", role::CustomRole::new(cloud.clone()));
     registry.register("gcp.iam_binding", bindings::IamBinding::new(cloud.clone()));
+    registry.register(
+        "gcp.custom_constraint",
+        constraint::CustomConstraint::new(cloud.clone()),
+    );
+    registry.register("gcp.org_policy", policy::OrgPolicy::new(cloud.clone()));
 }
