@@ -137,7 +137,8 @@ pub struct ExecArgs {
 pub struct CloudArgs {
     /// Run against an embedded Google Cloud emulator (a demo organisation 123456789012 with the
     /// fresh project `sluice-demo`, time 100x faster, 1 % faults) in a throw-away store; fills in
-    /// `project` and `organization` when the plan declares them and they are not given.
+    /// `project`, `organization`, `policy_parent`, `pickle_gcs_uri` and `model_armor_project`
+    /// when the plan declares them and they are not given.
     #[arg(long, conflicts_with_all = ["endpoint", "credentials", "access_token"])]
     pub emulator: bool,
     /// One base URL for every Google API, e.g. a `sluice emulator` (plain http only on loopback).

@@ -25,7 +25,8 @@ pub struct Target {
     pub cloud: Cloud,
     /// The embedded emulator (`--emulator`); stopped when dropped with the runtime.
     pub emulator: Option<EmulatorHandle>,
-    /// Values `--emulator` fills in for variables the command line leaves out.
+    /// Values `--emulator` fills in for variables the plan declares and the command line leaves
+    /// out: the demo project and organisation, a package URI, the Model Armor project.
     pub default_vars: BTreeMap<String, String>,
     pub time_scale: f64,
 }
@@ -38,6 +39,8 @@ pub fn demo_emulator_config() -> EmulatorConfig {
         time_scale: DEMO_TIME_SCALE,
         ..EmulatorConfig::default()
     };
+    // An organisation admin's project: Org Policy calls are made with it enabled.
+    config.organizations[0].projects[0].enabled_services = vec!["orgpolicy.googleapis.com".into()];
     config.organizations[0].projects.push(ProjectConfig {
         id: DEMO_MODEL_ARMOR_PROJECT.into(),
         number: 100_000_000_002,
@@ -70,6 +73,9 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
         let default_vars = BTreeMap::from([
             ("project".to_string(), DEMO_PROJECT.to_string()),
             ("organization".to_string(), DEMO_ORGANIZATION.to_string()),
+            ("policy_parent".to_string(), format!("projects/{DEMO_PROJECT}")),
+            ("pickle_gcs_uri".to_string(), "gs://sluice-demo-agents/agent.pkl".to_string()),
+            ("model_armor_project".to_string(), DEMO_MODEL_ARMOR_PROJECT.to_string()),
         ]);
         return Ok(Target {
             cloud: Cloud::new(options),
