@@ -158,6 +158,10 @@ pub struct CloudArgs {
     /// Project billed and charged quota for the calls (x-goog-user-project).
     #[arg(long, value_name = "PROJECT")]
     pub quota_project: Option<String>,
+    /// Real seconds per second of the server's clock: the `time_scale` of a `sluice emulator`
+    /// behind --endpoint. Scales every wait (retries, polls); leave at 1 for Google.
+    #[arg(long, value_name = "SCALE", default_value_t = 1.0, requires = "endpoint")]
+    pub time_scale: f64,
 }
 
 impl std::fmt::Debug for CloudArgs {
@@ -169,6 +173,7 @@ impl std::fmt::Debug for CloudArgs {
             .field("credentials", &self.credentials)
             .field("access_token", &self.access_token.as_ref().map(|_| "<redacted>"))
             .field("quota_project", &self.quota_project)
+            .field("time_scale", &self.time_scale)
             .finish()
     }
 }

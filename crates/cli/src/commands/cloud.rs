@@ -74,8 +74,14 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
             ("project".to_string(), DEMO_PROJECT.to_string()),
             ("organization".to_string(), DEMO_ORGANIZATION.to_string()),
             ("policy_parent".to_string(), format!("projects/{DEMO_PROJECT}")),
-            ("pickle_gcs_uri".to_string(), "gs://sluice-demo-agents/agent.pkl".to_string()),
-            ("model_armor_project".to_string(), DEMO_MODEL_ARMOR_PROJECT.to_string()),
+            (
+                "pickle_gcs_uri".to_string(),
+                "gs://sluice-demo-agents/agent.pkl".to_string(),
+            ),
+            (
+                "model_armor_project".to_string(),
+                DEMO_MODEL_ARMOR_PROJECT.to_string(),
+            ),
         ]);
         return Ok(Target {
             cloud: Cloud::new(options),
@@ -104,17 +110,25 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
             return Err(exit::BAD_INPUT);
         }
     }
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+        eprintln!(
+            "error: --time-scale must be a positive number, got {}",
+            args.time_scale
+        );
+        return Err(exit::BAD_INPUT);
+    }
     let options = ClientOptions {
         endpoint: args.endpoint.clone(),
         credentials,
         quota_project: args.quota_project.clone(),
+        time_scale: args.time_scale,
         ..ClientOptions::default()
     };
     Ok(Target {
         cloud: Cloud::new(options),
         emulator: None,
         default_vars: BTreeMap::new(),
-        time_scale: 1.0,
+        time_scale: args.time_scale,
     })
 }
 

@@ -1,0 +1,232 @@
+//! The shipped Google Cloud plans through the `sluice` binary against an emulator on loopback
+//! (time scaled 1,000×): `sluice plan` on a fresh project lists every resource and mutates
+//! nothing; `sluice run` converges; a second run makes no mutating call.
+
+use std::process::Output;
+
+use serde_json::Value;
+use sluice_emulator::config::ProjectConfig;
+use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use sluice_tests::{stderr, stdout, Sandbox};
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
+const SCALE: f64 = 0.001;
+
+/// An emulator on its own runtime, outliving the CLI processes that call it.
+struct Cloud {
+    emulator: EmulatorHandle,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Cloud {
+    fn start() -> Cloud {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut config = EmulatorConfig {
+            time_scale: SCALE,
+            ..EmulatorConfig::default()
+        };
+        config.organizations[0].projects[0].enabled_services = vec!["orgpolicy.googleapis.com".into()];
+        config.organizations[0].projects.push(ProjectConfig {
+            id: "sluice-armor".into(),
+            number: 100_000_000_002,
+            enabled_services: vec![],
+        });
+        let emulator = runtime.block_on(Emulator::start(config)).unwrap();
+        Cloud {
+            emulator,
+            _runtime: runtime,
+        }
+    }
+
+    fn sluice(&self, sandbox: &Sandbox, command: &str, plan: &str, vars: &[&str]) -> Output {
+        let plan = format!("{}/../plans/{plan}", env!("CARGO_MANIFEST_DIR"));
+        let mut args = vec![command, plan.as_str()];
+        let scale = SCALE.to_string();
+        args.extend([
+            "--endpoint",
+            self.emulator.base_url.as_str(),
+            "--access-token",
+            "test-token",
+            "--time-scale",
+            scale.as_str(),
+        ]);
+        for var in vars {
+            args.extend(["--var", var]);
+        }
+        sandbox.run(HARNESS, &args)
+    }
+
+    /// Calls that change something: not GET, getIamPolicy or a long poll.
+    fn mutations(&self) -> Vec<String> {
+        self.emulator
+            .requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                let (method, path) = (e["method"].as_str().unwrap(), e["path"].as_str().unwrap());
+                method != "GET" && !path.ends_with(":getIamPolicy") && !path.ends_with(":wait")
+            })
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["method"].as_str().unwrap(),
+                    e["path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    fn state(&self) -> Value {
+        self.emulator.state()
+    }
+}
+
+/// plan → nothing mutated and every step listed; run → converged; run again → no mutation.
+fn converges_and_reruns_without_mutation(plan: &str, vars: &[&str], creates: &[&str]) -> Cloud {
+    let cloud = Cloud::start();
+    let sandbox = Sandbox::new();
+    let preview = cloud.sluice(&sandbox, "plan", plan, vars);
+    assert!(preview.status.success(), "{}", stderr(&preview));
+    let text = stdout(&preview);
+    for step in creates {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("+ {step} "))),
+            "`{step}` listed as a create:\n{text}"
+        );
+    }
+    assert_eq!(cloud.mutations(), Vec::<String>::new(), "plan mutates nothing");
+
+    let first = cloud.sluice(&sandbox, "run", plan, vars);
+    assert!(first.status.success(), "{}\n{}", stdout(&first), stderr(&first));
+    let made = cloud.mutations().len();
+    assert!(made > 0);
+    let again = cloud.sluice(&sandbox, "run", plan, vars);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        cloud.mutations()[made..],
+        [] as [String; 0],
+        "a second run only reads"
+    );
+    cloud
+}
+
+fn names(state: &Value, key: &str) -> Vec<String> {
+    state[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn egress_plan_converges_on_a_fresh_project() {
+    let vars = ["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"];
+    let creates = [
+        "apis",
+        "service_agents",
+        "gateway_role",
+        "gateway_role_binding",
+        "egress_gateway",
+    ];
+    let cloud = converges_and_reruns_without_mutation("agent-gateway-egress.json", &vars, &creates);
+    let state = cloud.state();
+    assert_eq!(
+        names(&state, "agentGateways"),
+        ["projects/sluice-demo/locations/us-central1/agentGateways/agent-egress"]
+    );
+    let engines = state["reasoningEngines"].as_array().unwrap();
+    assert_eq!(engines.len(), 1, "{engines:?}");
+    assert_eq!(
+        engines[0]["spec"]["deploymentSpec"]["agentGatewayConfig"]["agentToAnywhereConfig"]["agentGateway"],
+        "projects/sluice-demo/locations/us-central1/agentGateways/agent-egress"
+    );
+    assert_eq!(engines[0]["spec"]["identityType"], "AGENT_IDENTITY");
+    let grants = state["projects"][0]["iamGrants"].as_array().unwrap();
+    let holds = |role: &str, member: &str| grants.iter().any(|g| g["role"] == role && g["member"] == member);
+    assert!(holds(
+        "projects/sluice-demo/roles/agentGatewayUser",
+        "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com"
+    ));
+    assert!(
+        holds("roles/owner", "user:owner@example.com"),
+        "unrelated bindings kept"
+    );
+}
+
+#[test]
+fn ingress_plan_converges_on_a_fresh_project() {
+    let vars = ["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"];
+    let creates = ["apis", "gateway_role", "ingress_gateway"];
+    let cloud = converges_and_reruns_without_mutation("agent-gateway-ingress.json", &vars, &creates);
+    let state = cloud.state();
+    assert_eq!(
+        state["agentGateways"][0]["googleManaged"]["governedAccessPath"],
+        "CLIENT_TO_AGENT"
+    );
+    assert_eq!(state["reasoningEngines"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn both_plan_with_model_armor_in_another_project_converges() {
+    let vars = [
+        "project=sluice-demo",
+        "pickle_gcs_uri=gs://agents/agent.pkl",
+        "model_armor_project=sluice-armor",
+    ];
+    let creates = [
+        "egress_gateway",
+        "ingress_gateway",
+        "model_armor_callout",
+        "model_armor_user",
+    ];
+    let cloud = converges_and_reruns_without_mutation("agent-gateway-both.json", &vars, &creates);
+    let state = cloud.state();
+    assert_eq!(state["agentGateways"].as_array().unwrap().len(), 2);
+    let armor = state["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "sluice-armor")
+        .unwrap();
+    let members: Vec<&str> = armor["iamGrants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["role"] == "roles/modelarmor.user")
+        .map(|g| g["member"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        members,
+        [
+            "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com",
+            "serviceAccount:service-100000000001@gcp-sa-dep.iam.gserviceaccount.com"
+        ]
+    );
+}
+
+#[test]
+fn approved_gateways_policy_plan_converges() {
+    let vars = [
+        "organization=123456789012",
+        "policy_parent=projects/sluice-demo",
+        "egress_gateways=projects/sluice-demo/locations/us-central1/agentGateways/agent-egress",
+    ];
+    let creates = ["egress_constraint", "egress_policy"];
+    let cloud = converges_and_reruns_without_mutation("approved-gateways-policy.json", &vars, &creates);
+    let state = cloud.state();
+    assert_eq!(
+        state["orgPolicy"]["customConstraints"][0]["name"],
+        "organizations/123456789012/customConstraints/custom.allowlistedEgressAgentGatewaysForAgentEngine"
+    );
+    assert_eq!(
+        state["orgPolicy"]["policies"][0]["spec"]["rules"][0]["enforce"],
+        true
+    );
+}
