@@ -31,11 +31,15 @@
 //! assert!(registry.get("gcp.reasoning_engine").is_some());
 //! ```
 
+mod archive;
 mod bindings;
 mod cloud;
 mod common;
+mod engine;
+mod gateway;
 mod identity;
 mod project;
+mod registration;
 mod role;
 mod services;
 
@@ -53,4 +57,13 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
     );
     registry.register("gcp.custom_role", role::CustomRole::new(cloud.clone()));
     registry.register("gcp.iam_binding", bindings::IamBinding::new(cloud.clone()));
+    registry.register("gcp.agent_gateway", gateway::AgentGateway::new(cloud.clone()));
+    registry.register(
+        "gcp.reasoning_engine",
+        engine::ReasoningEngine::new(cloud.clone()),
+    );
+    registry.register(
+        "gcp.agent_registration",
+        registration::AgentRegistration::new(cloud.clone()),
+    );
 }
