@@ -363,3 +363,78 @@ async fn a_lost_deploy_answer_never_makes_a_second_engine() {
     }
     panic!("no seed lost a deploy answer");
 }
+
+#[tokio::test]
+async fn a_gateway_outside_the_organisation_allowlist_is_a_permanent_error() {
+    let mut config = enabled();
+    config.organizations[0].projects[0]
+        .enabled_services
+        .push("orgpolicy.googleapis.com".into());
+    config.delays.policy_propagation = 0.0;
+    let world = World::start(config).await;
+    let org = "123456789012";
+    let (status, body) = world
+        .call(
+            Method::POST,
+            &format!("v2/organizations/{org}/customConstraints"),
+            Some(json!({
+                "name": format!("organizations/{org}/customConstraints/custom.approvedGateways"),
+                "resourceTypes": ["aiplatform.googleapis.com/ReasoningEngine"],
+                "methodTypes": ["CREATE", "UPDATE"],
+                "condition": "has(resource.spec.deploymentSpec.agentGatewayConfig.agentToAnywhereConfig.agentGateway) && resource.spec.deploymentSpec.agentGatewayConfig.agentToAnywhereConfig.agentGateway in ['projects/p/locations/us-central1/agentGateways/g',]",
+                "actionType": "ALLOW",
+                "displayName": "Approved gateways",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = world
+        .call(
+            Method::POST,
+            "v2/projects/sluice-demo/policies",
+            Some(
+                json!({ "name": "projects/sluice-demo/policies/custom.approvedGateways",
+                         "spec": { "rules": [{ "enforce": true }] } }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let summary = world.run(&plan("0s"), &project()).await;
+    assert_eq!(summary.state, RunState::Failed);
+    let error = error_of(&summary, "engine");
+    assert!(error.contains("allowlist"), "{error}");
+    assert!(
+        error.contains("customConstraints/custom.approvedGateways"),
+        "{error}"
+    );
+    assert!(engines(&world).await.is_empty());
+    let refused = engine_writes(&world).await;
+    assert_eq!(refused.len(), 1, "refused once, not retried: {refused:?}");
+}
+
+#[tokio::test]
+async fn a_source_directory_is_sent_inline_as_a_tar_gz() {
+    let world = World::start(enabled()).await;
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("agent.py"), "root_agent = object()\n").unwrap();
+    std::fs::write(source.path().join("requirements.txt"), "google-adk\n").unwrap();
+    let plan = json!({
+        "name": "source",
+        "steps": [
+            { "id": "engine", "kind": "gcp.reasoning_engine", "with": { "project": "sluice-demo", "region": REGION,
+              "display_name": "from-source", "source_dir": source.path().display().to_string(),
+              "python_version": "3.12", "entrypoint_module": "agent", "entrypoint_object": "root_agent",
+              "requirements_file": "requirements.txt", "labels": { "team": "agents" } } }
+        ]
+    });
+    let summary = world.run(&plan, &[]).await;
+    assert_succeeded(&summary);
+    let deployed = engines(&world).await;
+    assert_eq!(deployed.len(), 1);
+    let spec = &deployed[0]["spec"]["sourceCodeSpec"];
+    assert!(!spec["inlineSource"]["sourceArchive"].as_str().unwrap().is_empty());
+    assert_eq!(spec["pythonSpec"]["entrypointModule"], "agent");
+    assert_eq!(spec["pythonSpec"]["version"], "3.12");
+    assert_eq!(deployed[0]["labels"]["team"], "agents");
+}
