@@ -51,7 +51,6 @@ pub fn strings(cx: &StepContext, name: &str) -> Result<Vec<String>, StepError> {
 }
 
 /// A boolean parameter with a default.
-#[allow(dead_code)] // used by the gateway and policy kinds
 pub fn flag(cx: &StepContext, name: &str, default: bool) -> Result<bool, StepError> {
     match cx.params.get(name) {
         None | Some(Value::Null) => Ok(default),
@@ -209,7 +208,6 @@ pub fn number_of(name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-#[allow(dead_code)] // used by the reasoning-engine kind
 /// A stable, label-safe token for an idempotency key (16 lowercase hex digits).
 pub fn key_token(key: &str) -> String {
     // FNV-1a 64: stable across versions and platforms, unlike std's hasher.

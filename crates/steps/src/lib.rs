@@ -34,13 +34,17 @@
 // `GcpError` is a plain 144-byte struct passed by value on the error path only.
 #![allow(clippy::result_large_err)]
 
+mod archive;
 mod bindings;
 mod cloud;
 mod common;
 mod constraint;
+mod engine;
+mod gateway;
 mod identity;
 mod policy;
 mod project;
+mod registration;
 mod role;
 mod services;
 
@@ -58,6 +62,15 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
     );
     registry.register("gcp.custom_role", role::CustomRole::new(cloud.clone()));
     registry.register("gcp.iam_binding", bindings::IamBinding::new(cloud.clone()));
+    registry.register("gcp.agent_gateway", gateway::AgentGateway::new(cloud.clone()));
+    registry.register(
+        "gcp.reasoning_engine",
+        engine::ReasoningEngine::new(cloud.clone()),
+    );
+    registry.register(
+        "gcp.agent_registration",
+        registration::AgentRegistration::new(cloud.clone()),
+    );
     registry.register(
         "gcp.custom_constraint",
         constraint::CustomConstraint::new(cloud.clone()),

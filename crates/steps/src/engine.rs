@@ -1,0 +1,546 @@
+//! `gcp.reasoning_engine`: an agent deployed to Vertex AI Agent Runtime (a reasoning engine),
+//! optionally bound to Agent Gateways, running as its own agent identity.
+//!
+//! - **Guarantees:** when the step succeeds, exactly one engine of this step exists in the
+//!   project and region (display name `display_name`), bound to exactly the wanted gateways
+//!   (`egress_gateway` → `agentToAnywhereConfig`, `ingress_gateway` → `clientToAgentConfig`),
+//!   with `spec.identityType: AGENT_IDENTITY`. Outputs `name` as the server names it
+//!   (`projects/NUMBER/locations/L/reasoningEngines/ID`), `engine_id` and
+//!   `effective_identity`. The engine is never created twice: Google chooses its id, so the
+//!   create is sent once (`PostRetry::Unsafe`) and `apply` observes again right before it; a
+//!   lost answer is found afterwards by the `sluice-key` label (the run's idempotency key) or
+//!   the display name.
+//! - **Assumptions:** within a project and region, the display name identifies the agent:
+//!   an engine with this display name (or this step's `sluice-key` label) is this step's
+//!   engine, whichever plan version created it. Code is given as `package` (pickled object
+//!   and files in Cloud Storage) or `source_dir` (a local directory, sent inline as a tar.gz).
+//!   An existing engine's code, labels and description are not compared or updated.
+//! - **Caveats:** Google cannot unbind or re-bind an engine from its gateway: an existing
+//!   engine bound differently from what the plan asks is a permanent error raised before any
+//!   call that changes anything; the fix is to delete that engine or give the step a new
+//!   `display_name` (a second engine). A deploy that fails because the service agent's grant on
+//!   the gateway has not propagated yet, or the gateway is not there yet (operation error 9 or
+//!   7), sends the step back to observe: the failed engine is gone by then and a new one is
+//!   created. An organisation policy refusing the gateway is a permanent error naming the
+//!   constraint. An engine found while its create is still running counts as deployed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use sluice_engine::{
+    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
+    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
+};
+use sluice_gcp::{Api, OperationFamily, PostRetry};
+
+use crate::cloud::Cloud;
+use crate::common::{self, absent_if_disabled, classify, key_token, optional_text, text};
+use crate::gateway::encode;
+
+/// The label carrying the step's idempotency key (as [`key_token`]).
+pub const KEY_LABEL: &str = "sluice-key";
+
+pub struct ReasoningEngine {
+    cloud: Cloud,
+}
+
+impl ReasoningEngine {
+    pub fn new(cloud: Cloud) -> Self {
+        ReasoningEngine { cloud }
+    }
+}
+
+/// The `package` parameter's keys and their names on the wire (`spec.packageSpec`).
+const PACKAGE_FIELDS: [(&str, &str); 4] = [
+    ("pickle_object_gcs_uri", "pickleObjectGcsUri"),
+    ("dependency_files_gcs_uri", "dependencyFilesGcsUri"),
+    ("requirements_gcs_uri", "requirementsGcsUri"),
+    ("python_version", "pythonVersion"),
+];
+
+struct Wanted {
+    project: String,
+    region: String,
+    display_name: String,
+    egress: Option<String>,
+    ingress: Option<String>,
+    token: String,
+    labels: Map<String, Value>,
+    description: Option<String>,
+}
+
+impl Wanted {
+    fn from(cx: &StepContext) -> Result<Self, StepError> {
+        let token = key_token(&cx.idempotency_key);
+        let mut labels = match cx.params.get("labels") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(labels)) => {
+                for (key, value) in labels {
+                    if !value.is_string() {
+                        return Err(StepError::permanent(format!(
+                            "step `{}`: label `{key}` must be a string, found {value}",
+                            cx.step_id
+                        )));
+                    }
+                }
+                labels.clone()
+            }
+            Some(other) => {
+                return Err(StepError::permanent(format!(
+                    "step `{}`: `labels` must be an object of strings, found {other}",
+                    cx.step_id
+                )))
+            }
+        };
+        labels.insert(KEY_LABEL.to_string(), json!(token));
+        Ok(Wanted {
+            project: text(cx, "project")?.to_string(),
+            region: text(cx, "region")?.to_string(),
+            display_name: text(cx, "display_name")?.to_string(),
+            egress: optional_text(cx, "egress_gateway").map(str::to_string),
+            ingress: optional_text(cx, "ingress_gateway").map(str::to_string),
+            token,
+            labels,
+            description: optional_text(cx, "description").map(str::to_string),
+        })
+    }
+    fn parent(&self) -> String {
+        format!("projects/{}/locations/{}", self.project, self.region)
+    }
+    fn family(&self) -> OperationFamily {
+        OperationFamily::VertexAi {
+            region: self.region.clone(),
+        }
+    }
+    fn api(&self) -> Api {
+        self.family().api()
+    }
+    /// The wanted gateway config, as `spec.deploymentSpec.agentGatewayConfig`.
+    fn gateway_config(&self) -> Option<Value> {
+        if self.egress.is_none() && self.ingress.is_none() {
+            return None;
+        }
+        let mut config = json!({});
+        if let Some(egress) = &self.egress {
+            config["agentToAnywhereConfig"] = json!({ "agentGateway": egress });
+        }
+        if let Some(ingress) = &self.ingress {
+            config["clientToAgentConfig"] = json!({ "agentGateway": ingress });
+        }
+        Some(config)
+    }
+    fn describe_gateways(egress: &Option<String>, ingress: &Option<String>) -> String {
+        let one = |g: &Option<String>| g.clone().unwrap_or_else(|| "none".into());
+        format!("egress {}, ingress {}", one(egress), one(ingress))
+    }
+}
+
+/// The (egress, ingress) gateways an engine is bound to.
+fn bound(engine: &Value) -> (Option<String>, Option<String>) {
+    let config = &engine["spec"]["deploymentSpec"]["agentGatewayConfig"];
+    let name = |v: &Value| {
+        v["agentGateway"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    (
+        name(&config["agentToAnywhereConfig"]),
+        name(&config["clientToAgentConfig"]),
+    )
+}
+
+/// A gateway name without its project (`locations/L/agentGateways/ID`): Google may name the
+/// project by number where the plan used its id, and a gateway must be in the engine's project.
+fn gateway_key(name: &Option<String>) -> Option<String> {
+    name.as_ref().map(|n| match n.find("/locations/") {
+        Some(at) if n.starts_with("projects/") => n[at + 1..].to_string(),
+        _ => n.clone(),
+    })
+}
+
+fn outputs_of(engine: &Value) -> Outputs {
+    let name = engine["name"].as_str().unwrap_or_default();
+    Outputs::from([
+        ("name".to_string(), json!(name)),
+        (
+            "engine_id".to_string(),
+            json!(name.rsplit('/').next().unwrap_or_default()),
+        ),
+        (
+            "effective_identity".to_string(),
+            engine["spec"]["effectiveIdentity"].clone(),
+        ),
+    ])
+}
+
+/// The constraint named in an Org Policy refusal (`customConstraints/…`), if any.
+fn constraint_in(message: &str) -> Option<String> {
+    let at = message.find("customConstraints/")?;
+    let name: String = message[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
+        .collect();
+    Some(name)
+}
+
+/// Builds `spec.packageSpec` or `spec.sourceCodeSpec` from the parameters.
+fn code_spec(cx: &StepContext) -> Result<(&'static str, Value), StepError> {
+    let package = cx.params.get("package").filter(|p| !p.is_null());
+    let source_dir = optional_text(cx, "source_dir");
+    match (package, source_dir) {
+        (Some(_), Some(_)) | (None, None) => Err(StepError::permanent(format!(
+            "step `{}`: give exactly one of `package` (code in Cloud Storage) and `source_dir` \
+             (a local directory)",
+            cx.step_id
+        ))),
+        (Some(package), None) => {
+            let Some(object) = package.as_object() else {
+                return Err(StepError::permanent(format!(
+                    "step `{}`: `package` must be an object with {}",
+                    cx.step_id,
+                    PACKAGE_FIELDS.map(|(k, _)| k).join(", ")
+                )));
+            };
+            let mut spec = Map::new();
+            for (key, value) in object {
+                let Some((_, wire)) = PACKAGE_FIELDS.iter().find(|(k, _)| k == key) else {
+                    return Err(StepError::permanent(format!(
+                        "step `{}`: `package.{key}` is unknown; the keys are {}",
+                        cx.step_id,
+                        PACKAGE_FIELDS.map(|(k, _)| k).join(", ")
+                    )));
+                };
+                match value.as_str() {
+                    Some(text) if !text.trim().is_empty() => {
+                        spec.insert(wire.to_string(), json!(text));
+                    }
+                    // Empty or null leaves the field out (plans pass optional URIs as "").
+                    Some(_) => {}
+                    None if value.is_null() => {}
+                    _ => {
+                        return Err(StepError::permanent(format!(
+                            "step `{}`: `package.{key}` must be a non-empty string",
+                            cx.step_id
+                        )))
+                    }
+                }
+            }
+            if !spec.contains_key("pickleObjectGcsUri") {
+                return Err(StepError::permanent(format!(
+                    "step `{}`: `package.pickle_object_gcs_uri` is required (gs://… of the pickled agent)",
+                    cx.step_id
+                )));
+            }
+            Ok(("packageSpec", Value::Object(spec)))
+        }
+        (None, Some(dir)) => {
+            let archive = crate::archive::tar_gz_base64(Path::new(dir)).map_err(|e| {
+                StepError::permanent(format!(
+                    "step `{}`: cannot pack `source_dir` {dir}: {e}",
+                    cx.step_id
+                ))
+            })?;
+            let mut python = Map::new();
+            for (param, wire) in [
+                ("python_version", "version"),
+                ("entrypoint_module", "entrypointModule"),
+                ("entrypoint_object", "entrypointObject"),
+                ("requirements_file", "requirementsFile"),
+            ] {
+                if let Some(value) = optional_text(cx, param) {
+                    python.insert(wire.to_string(), json!(value));
+                }
+            }
+            Ok((
+                "sourceCodeSpec",
+                json!({
+                    "inlineSource": { "sourceArchive": archive },
+                    "pythonSpec": python,
+                }),
+            ))
+        }
+    }
+}
+
+impl ReasoningEngine {
+    /// Engines matching `filter` (all pages), by name.
+    async fn list(
+        &self,
+        wanted: &Wanted,
+        filter: &str,
+        into: &mut BTreeMap<String, Value>,
+    ) -> Result<(), StepError> {
+        let client = self.cloud.client().await?;
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = format!(
+                "v1/{}/reasoningEngines?pageSize=100&filter={}",
+                wanted.parent(),
+                encode(filter)
+            );
+            if let Some(token) = &token {
+                path.push_str(&format!("&pageToken={}", encode(token)));
+            }
+            let page = absent_if_disabled(client.get(&wanted.api(), &path).await).map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("listing the reasoning engines of {}", wanted.parent()),
+                    e,
+                )
+            })?;
+            // A disabled API has nothing in it (see `absent_if_disabled`).
+            let Some(page) = page else {
+                return Ok(());
+            };
+            for engine in page["reasoningEngines"].as_array().into_iter().flatten() {
+                if let Some(name) = engine["name"].as_str() {
+                    into.insert(name.to_string(), engine.clone());
+                }
+            }
+            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// This step's engine, if one exists; a permanent error when it cannot be used as is.
+    async fn find(&self, cx: &StepContext, wanted: &Wanted) -> Result<Option<Value>, StepError> {
+        let mut found = BTreeMap::new();
+        self.list(
+            wanted,
+            &format!("labels.{KEY_LABEL}=\"{}\"", wanted.token),
+            &mut found,
+        )
+        .await?;
+        self.list(
+            wanted,
+            &format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\"")),
+            &mut found,
+        )
+        .await?;
+        let engines: Vec<Value> = found.into_values().collect();
+        if engines.len() > 1 {
+            let names: Vec<&str> = engines.iter().filter_map(|e| e["name"].as_str()).collect();
+            return Err(StepError::permanent(format!(
+                "step `{}`: {} reasoning engines are named `{}` or carry this step's label \
+                 {KEY_LABEL}={}: {}. Delete the extra ones so one remains",
+                cx.step_id,
+                engines.len(),
+                wanted.display_name,
+                wanted.token,
+                names.join(", ")
+            )));
+        }
+        let Some(engine) = engines.into_iter().next() else {
+            return Ok(None);
+        };
+        let (egress, ingress) = bound(&engine);
+        if gateway_key(&egress) != gateway_key(&wanted.egress)
+            || gateway_key(&ingress) != gateway_key(&wanted.ingress)
+        {
+            let name = engine["name"].as_str().unwrap_or_default();
+            return Err(StepError::permanent(format!(
+                "step `{}`: reasoning engine {name} is bound to {}, but the plan asks for {}. Google \
+                 cannot unbind an engine from its gateway or re-bind it to another, so nothing was \
+                 changed. To use the new gateway, delete {name} and run again, or give this step a \
+                 new `display_name` to deploy a second engine (the old one stays bound until deleted)",
+                cx.step_id,
+                Wanted::describe_gateways(&egress, &ingress),
+                Wanted::describe_gateways(&wanted.egress, &wanted.ingress),
+            )));
+        }
+        Ok(Some(engine))
+    }
+
+    fn body(&self, cx: &StepContext, wanted: &Wanted) -> Result<Value, StepError> {
+        let (field, code) = code_spec(cx)?;
+        let mut spec = json!({ "identityType": "AGENT_IDENTITY" });
+        spec[field] = code;
+        if let Some(config) = wanted.gateway_config() {
+            spec["deploymentSpec"] = json!({ "agentGatewayConfig": config });
+        }
+        let mut body = json!({
+            "displayName": wanted.display_name,
+            "labels": wanted.labels,
+            "spec": spec,
+        });
+        if let Some(description) = &wanted.description {
+            body["description"] = json!(description);
+        }
+        Ok(body)
+    }
+}
+
+#[async_trait]
+impl StepKind for ReasoningEngine {
+    fn schema(&self) -> KindSchema {
+        KindSchema {
+            description: "an agent on Vertex AI Agent Runtime (reasoning engine), bound to Agent Gateways",
+            params: vec![
+                ParamSpec::required("project", ParamType::String, "project id"),
+                ParamSpec::required("region", ParamType::String, "region, like us-central1"),
+                ParamSpec::required(
+                    "display_name",
+                    ParamType::String,
+                    "display name; identifies the engine",
+                ),
+                ParamSpec::optional("description", ParamType::String, "description"),
+                ParamSpec::optional(
+                    "egress_gateway",
+                    ParamType::String,
+                    "full name of an egress (AGENT_TO_ANYWHERE) gateway",
+                ),
+                ParamSpec::optional(
+                    "ingress_gateway",
+                    ParamType::String,
+                    "full name of an ingress (CLIENT_TO_AGENT) gateway",
+                ),
+                ParamSpec::optional(
+                    "package",
+                    ParamType::Object,
+                    "code in Cloud Storage: pickle_object_gcs_uri, dependency_files_gcs_uri, \
+                     requirements_gcs_uri, python_version",
+                ),
+                ParamSpec::optional(
+                    "source_dir",
+                    ParamType::String,
+                    "local source directory, sent inline",
+                ),
+                ParamSpec::optional(
+                    "python_version",
+                    ParamType::String,
+                    "with source_dir: Python version",
+                ),
+                ParamSpec::optional("entrypoint_module", ParamType::String, "with source_dir: module"),
+                ParamSpec::optional("entrypoint_object", ParamType::String, "with source_dir: object"),
+                ParamSpec::optional(
+                    "requirements_file",
+                    ParamType::String,
+                    "with source_dir: requirements file",
+                ),
+                ParamSpec::optional("labels", ParamType::Object, "labels (sluice-key is added)"),
+            ],
+            outputs: vec!["name", "engine_id", "effective_identity"],
+        }
+    }
+
+    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
+        let wanted = Wanted::from(cx)?;
+        // Parameters are checked before anything is reported as a change.
+        code_spec(cx)?;
+        Ok(match self.find(cx, &wanted).await? {
+            Some(engine) => Observation::Converged(outputs_of(&engine)),
+            None => Observation::Diverged(Change::create(format!(
+                "deploy reasoning engine `{}` in {} ({})",
+                wanted.display_name,
+                wanted.parent(),
+                Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
+            ))),
+        })
+    }
+
+    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
+        let wanted = Wanted::from(cx)?;
+        // A lost create answer must never lead to a second engine: look again first.
+        if let Some(engine) = self.find(cx, &wanted).await? {
+            return Ok(Applied::Done(outputs_of(&engine)));
+        }
+        let body = self.body(cx, &wanted)?;
+        let client = self.cloud.client().await?;
+        let answer = client
+            .post(
+                &wanted.api(),
+                &format!("v1/{}/reasoningEngines", wanted.parent()),
+                &body,
+                // Google chooses the id: a repeat would deploy a second engine.
+                PostRetry::Unsafe,
+            )
+            .await
+            .map_err(|e| {
+                if e.is_failed_precondition() {
+                    if let Some(constraint) = constraint_in(&e.message) {
+                        return StepError::permanent(format!(
+                            "deploying reasoning engine `{}`: the organisation policy {constraint} refused \
+                             it: the gateway ({}) is not on the organisation's allowlist. Ask an \
+                             organisation policy administrator to allow it in {constraint}. {e}",
+                            wanted.display_name,
+                            Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
+                        ));
+                    }
+                }
+                classify(
+                    &self.cloud,
+                    &format!("deploying reasoning engine `{}`", wanted.display_name),
+                    e,
+                )
+            })?;
+        let operation = answer["name"].as_str().unwrap_or_default();
+        if answer["done"] == true || operation.is_empty() {
+            return match common::finished(
+                &self.cloud,
+                sluice_gcp::Operation::from_json(&answer)
+                    .map_err(|e| classify(&self.cloud, "reading the deploy answer", e))?,
+            ) {
+                Ok(response) => Ok(Applied::Done(outputs_of(&response))),
+                Err(PollOutcome::Failed(error)) => Err(error),
+                Err(_) => Err(StepError::retryable(
+                    "the deploy answer is not finished; observing again",
+                )),
+            };
+        }
+        Ok(Applied::Started(common::handle(&wanted.family(), operation)))
+    }
+
+    fn poll_policy(&self) -> Option<PollPolicy> {
+        Some(self.cloud.long_poll_policy())
+    }
+
+    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
+        match common::poll_once(&self.cloud, cx, handle).await? {
+            Err(outcome) => Ok(outcome),
+            Ok(response) if response["name"].is_string() => Ok(PollOutcome::Done(outputs_of(&response))),
+            Ok(_) => {
+                let wanted = Wanted::from(cx)?;
+                match self.find(cx, &wanted).await? {
+                    Some(engine) => Ok(PollOutcome::Done(outputs_of(&engine))),
+                    None => Ok(PollOutcome::Failed(StepError::retryable(format!(
+                        "the deploy of `{}` finished but the engine is not listed; observing again",
+                        wanted.display_name
+                    )))),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_names_compare_without_the_project() {
+        assert_eq!(
+            gateway_key(&Some("projects/demo/locations/r/agentGateways/g".into())),
+            gateway_key(&Some("projects/100/locations/r/agentGateways/g".into()))
+        );
+        assert_ne!(
+            gateway_key(&Some("projects/demo/locations/r/agentGateways/g".into())),
+            gateway_key(&None)
+        );
+    }
+
+    #[test]
+    fn constraints_are_read_from_refusals() {
+        assert_eq!(
+            constraint_in(
+                "Operation denied by org policy on resource 'projects/1': [\"customConstraints/custom.egress\"]."
+            )
+            .as_deref(),
+            Some("customConstraints/custom.egress")
+        );
+        assert_eq!(constraint_in("nothing here"), None);
+    }
+}
