@@ -2,89 +2,10 @@
 //! (time scaled 1,000×): `sluice plan` on a fresh project lists every resource and mutates
 //! nothing; `sluice run` converges; a second run makes no mutating call.
 
-use std::process::Output;
+mod support;
 
-use serde_json::Value;
-use sluice_emulator::config::ProjectConfig;
-use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use sluice_tests::{stderr, stdout, Sandbox};
-
-const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
-const SCALE: f64 = 0.001;
-
-/// An emulator on its own runtime, outliving the CLI processes that call it.
-struct Cloud {
-    emulator: EmulatorHandle,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Cloud {
-    fn start() -> Cloud {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut config = EmulatorConfig {
-            time_scale: SCALE,
-            ..EmulatorConfig::default()
-        };
-        config.organizations[0].projects[0].enabled_services = vec!["orgpolicy.googleapis.com".into()];
-        config.organizations[0].projects.push(ProjectConfig {
-            id: "sluice-armor".into(),
-            number: 100_000_000_002,
-            enabled_services: vec![],
-        });
-        let emulator = runtime.block_on(Emulator::start(config)).unwrap();
-        Cloud {
-            emulator,
-            _runtime: runtime,
-        }
-    }
-
-    fn sluice(&self, sandbox: &Sandbox, command: &str, plan: &str, vars: &[&str]) -> Output {
-        let plan = format!("{}/../plans/{plan}", env!("CARGO_MANIFEST_DIR"));
-        let mut args = vec![command, plan.as_str()];
-        let scale = SCALE.to_string();
-        args.extend([
-            "--endpoint",
-            self.emulator.base_url.as_str(),
-            "--access-token",
-            "test-token",
-            "--time-scale",
-            scale.as_str(),
-        ]);
-        for var in vars {
-            args.extend(["--var", var]);
-        }
-        sandbox.run(HARNESS, &args)
-    }
-
-    /// Calls that change something: not GET, getIamPolicy or a long poll.
-    fn mutations(&self) -> Vec<String> {
-        self.emulator
-            .requests()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| {
-                let (method, path) = (e["method"].as_str().unwrap(), e["path"].as_str().unwrap());
-                method != "GET" && !path.ends_with(":getIamPolicy") && !path.ends_with(":wait")
-            })
-            .map(|e| {
-                format!(
-                    "{} {}",
-                    e["method"].as_str().unwrap(),
-                    e["path"].as_str().unwrap()
-                )
-            })
-            .collect()
-    }
-
-    fn state(&self) -> Value {
-        self.emulator.state()
-    }
-}
+use support::{names, Cloud};
 
 /// plan → nothing mutated and every step listed; run → converged; run again → no mutation.
 fn converges_and_reruns_without_mutation(plan: &str, vars: &[&str], creates: &[&str]) -> Cloud {
@@ -114,15 +35,6 @@ fn converges_and_reruns_without_mutation(plan: &str, vars: &[&str], creates: &[&
         "a second run only reads"
     );
     cloud
-}
-
-fn names(state: &Value, key: &str) -> Vec<String> {
-    state[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]

@@ -1,0 +1,98 @@
+//! Every shipped Google Cloud plan converges when 10 % of calls fail (429, 503 and dropped
+//! connections, seeded), and the world holds one of everything. Runs go one step at a time so
+//! each seed meets the same faults every time; the seeds are ones whose fault stream hits early
+//! (each test asserts that faults were met).
+
+mod support;
+
+use sluice_emulator::config::FaultConfig;
+use sluice_tests::{stderr, stdout, Sandbox};
+use support::{faulty, Cloud, EGRESS_VARS};
+
+fn ten_percent() -> FaultConfig {
+    FaultConfig {
+        error_429: 0.04,
+        error_503: 0.04,
+        dropped_connection: 0.02,
+        ..FaultConfig::default()
+    }
+}
+
+/// Runs `plan` one step at a time, so the calls (and the seeded faults they meet) come in the
+/// same order every time.
+fn converges(seed: u64, plan: &str, vars: &[&str]) -> Cloud {
+    let cloud = Cloud::start_with(faulty(seed, ten_percent()));
+    let sandbox = Sandbox::new();
+    let output = cloud
+        .command(&sandbox, "run", plan, vars)
+        .args(["--concurrency", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "seed {seed}, {plan}:\n{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let log = cloud.emulator.requests();
+    let failed = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e["status"].as_u64(), Some(0 | 429 | 503)))
+        .count();
+    let statuses: std::collections::BTreeMap<u64, usize> =
+        log.as_array()
+            .unwrap()
+            .iter()
+            .fold(Default::default(), |mut m, e| {
+                *m.entry(e["status"].as_u64().unwrap()).or_default() += 1;
+                m
+            });
+    assert!(failed > 0, "seed {seed}: some calls met a fault: {statuses:?}");
+    cloud
+}
+
+#[test]
+fn the_agent_plans_converge_with_ten_percent_faults() {
+    for seed in [1, 2, 8] {
+        let cloud = converges(seed, "agent-gateway-egress.json", &EGRESS_VARS);
+        let state = cloud.state();
+        assert_eq!(
+            state["reasoningEngines"].as_array().unwrap().len(),
+            1,
+            "seed {seed}"
+        );
+        assert_eq!(state["agentGateways"].as_array().unwrap().len(), 1, "seed {seed}");
+    }
+    let cloud = converges(10, "agent-gateway-ingress.json", &EGRESS_VARS);
+    assert_eq!(cloud.state()["reasoningEngines"].as_array().unwrap().len(), 1);
+    let both = [
+        "project=sluice-demo",
+        "pickle_gcs_uri=gs://agents/agent.pkl",
+        "model_armor_project=sluice-armor",
+    ];
+    let cloud = converges(6, "agent-gateway-both.json", &both);
+    let state = cloud.state();
+    assert_eq!(state["reasoningEngines"].as_array().unwrap().len(), 1);
+    assert_eq!(state["agentGateways"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn the_policy_plan_converges_with_ten_percent_faults() {
+    // Seeds whose call sequence meets faults (checked by the assertion below).
+    const SEEDS: [u64; 3] = [6, 10, 14];
+    let vars = [
+        "organization=123456789012",
+        "policy_parent=projects/sluice-demo",
+        "egress_gateways=projects/sluice-demo/locations/us-central1/agentGateways/agent-egress",
+        "ingress=true",
+    ];
+    for seed in SEEDS {
+        let cloud = converges(seed, "approved-gateways-policy.json", &vars);
+        assert_eq!(
+            cloud.state()["orgPolicy"]["policies"].as_array().unwrap().len(),
+            2
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! An emulator on its own runtime for end-to-end tests of the `sluice` binary, and how to call
+//! the binary against it.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sluice_emulator::config::{FaultConfig, ProjectConfig};
+use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use sluice_tests::Sandbox;
+
+pub const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
+pub const SCALE: f64 = 0.001;
+
+pub const EGRESS_VARS: [&str; 2] = ["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"];
+
+/// The emulator the tests use: the demo organisation, `sluice-demo` (Org Policy enabled, for an
+/// admin) and a Model Armor project `sluice-armor`, time scaled 1,000×.
+pub fn config() -> EmulatorConfig {
+    let mut config = EmulatorConfig {
+        time_scale: SCALE,
+        ..EmulatorConfig::default()
+    };
+    config.organizations[0].projects[0].enabled_services = vec!["orgpolicy.googleapis.com".into()];
+    config.organizations[0].projects.push(ProjectConfig {
+        id: "sluice-armor".into(),
+        number: 100_000_000_002,
+        enabled_services: vec![],
+    });
+    config
+}
+
+/// `config()` with `fault` on every API.
+pub fn faulty(seed: u64, fault: FaultConfig) -> EmulatorConfig {
+    let mut config = config();
+    config.seed = seed;
+    config.faults.insert("*".into(), fault);
+    config
+}
+
+/// An emulator on its own runtime, outliving the CLI processes that call it.
+pub struct Cloud {
+    pub emulator: EmulatorHandle,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Cloud {
+    pub fn start() -> Cloud {
+        Self::start_with(config())
+    }
+
+    pub fn start_with(config: EmulatorConfig) -> Cloud {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let emulator = runtime.block_on(Emulator::start(config)).unwrap();
+        Cloud {
+            emulator,
+            _runtime: runtime,
+        }
+    }
+
+    /// `sluice COMMAND plans/PLAN --var …` against this emulator, in `sandbox`'s store.
+    pub fn command(&self, sandbox: &Sandbox, command: &str, plan: &str, vars: &[&str]) -> Command {
+        let plan = format!("{}/../plans/{plan}", env!("CARGO_MANIFEST_DIR"));
+        let scale = SCALE.to_string();
+        let mut args = vec![
+            command,
+            plan.as_str(),
+            "--endpoint",
+            self.emulator.base_url.as_str(),
+            "--access-token",
+            "test-token",
+            "--time-scale",
+            scale.as_str(),
+        ];
+        for var in vars {
+            args.extend(["--var", var]);
+        }
+        sandbox.command(HARNESS, &args)
+    }
+
+    pub fn sluice(&self, sandbox: &Sandbox, command: &str, plan: &str, vars: &[&str]) -> Output {
+        self.command(sandbox, command, plan, vars)
+            .output()
+            .expect("harness runs")
+    }
+
+    /// Calls that change something: not GET, getIamPolicy or a long poll.
+    pub fn mutations(&self) -> Vec<String> {
+        self.emulator
+            .requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                let (method, path) = (e["method"].as_str().unwrap(), e["path"].as_str().unwrap());
+                method != "GET" && !path.ends_with(":getIamPolicy") && !path.ends_with(":wait")
+            })
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["method"].as_str().unwrap(),
+                    e["path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    pub fn state(&self) -> Value {
+        self.emulator.state()
+    }
+
+    /// Whether `member` holds `role` in project `project`'s policy.
+    pub fn holds(&self, project: &str, role: &str, member: &str) -> bool {
+        let state = self.state();
+        state["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["id"] == project)
+            .flat_map(|p| p["iamGrants"].as_array().unwrap().iter())
+            .any(|g| g["role"] == role && g["member"] == member)
+    }
+}
+
+pub fn names(state: &Value, key: &str) -> Vec<String> {
+    state[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
