@@ -13,7 +13,8 @@ pub enum StepError {
         delay: Option<Duration>,
     },
     /// A precondition that becomes true with time (an identity not yet usable, a grant not yet
-    /// propagated): retried until the step's not-yet window closes.
+    /// propagated): retried until the step's not-yet window closes — every `delay` when the kind
+    /// gives one (a steady look at a condition, no backoff growth), else with backoff.
     #[error("{message}")]
     NotYet {
         message: String,

@@ -113,6 +113,24 @@ pub fn absent_if_disabled<T>(result: Result<T, GcpError>) -> Result<Option<T>, G
     }
 }
 
+/// How a step reads: `observe` counts a disabled API as finding nothing (so `sluice plan` lists
+/// creates); `apply` re-reads strictly, so a disabled API is a not-yet error before any
+/// mutation is sent, instead of a create that is bound to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    Observe,
+    Apply,
+}
+
+impl Reading {
+    pub fn tolerate<T>(self, result: Result<T, GcpError>) -> Result<Option<T>, GcpError> {
+        match self {
+            Reading::Observe => absent_if_disabled(result),
+            Reading::Apply => result.map(Some),
+        }
+    }
+}
+
 /// The persisted handle of a Google operation: its family and name.
 pub fn handle(family: &OperationFamily, name: &str) -> OperationHandle {
     let (family, region) = match family {
@@ -159,7 +177,7 @@ pub async fn poll_once(
     let (family, name) = family_and_name(cx, handle)?;
     let client = cloud.client().await?;
     let operation = client
-        .wait_operation(&family, &name, Duration::from_secs(60))
+        .wait_operation(&family, &name, Duration::from_secs(300))
         .await
         .map_err(|e| classify(cloud, &format!("reading operation {name}"), e))?;
     Ok(finished(cloud, operation))

@@ -35,7 +35,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{self, absent_if_disabled, classify, key_token, optional_text, text};
+use crate::common::{self, classify, key_token, optional_text, text, Reading};
 use crate::gateway::encode;
 
 /// The label carrying the step's idempotency key (as [`key_token`]).
@@ -270,6 +270,7 @@ impl ReasoningEngine {
         &self,
         wanted: &Wanted,
         filter: &str,
+        reading: Reading,
         into: &mut BTreeMap<String, Value>,
     ) -> Result<(), StepError> {
         let client = self.cloud.client().await?;
@@ -283,14 +284,16 @@ impl ReasoningEngine {
             if let Some(token) = &token {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
-            let page = absent_if_disabled(client.get(&wanted.api(), &path).await).map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("listing the reasoning engines of {}", wanted.parent()),
-                    e,
-                )
-            })?;
-            // A disabled API has nothing in it (see `absent_if_disabled`).
+            let page = reading
+                .tolerate(client.get(&wanted.api(), &path).await)
+                .map_err(|e| {
+                    classify(
+                        &self.cloud,
+                        &format!("listing the reasoning engines of {}", wanted.parent()),
+                        e,
+                    )
+                })?;
+            // Observing, a disabled API has nothing in it (see `Reading`).
             let Some(page) = page else {
                 return Ok(());
             };
@@ -307,17 +310,24 @@ impl ReasoningEngine {
     }
 
     /// This step's engine, if one exists; a permanent error when it cannot be used as is.
-    async fn find(&self, cx: &StepContext, wanted: &Wanted) -> Result<Option<Value>, StepError> {
+    async fn find(
+        &self,
+        cx: &StepContext,
+        wanted: &Wanted,
+        reading: Reading,
+    ) -> Result<Option<Value>, StepError> {
         let mut found = BTreeMap::new();
         self.list(
             wanted,
             &format!("labels.{KEY_LABEL}=\"{}\"", wanted.token),
+            reading,
             &mut found,
         )
         .await?;
         self.list(
             wanted,
             &format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\"")),
+            reading,
             &mut found,
         )
         .await?;
@@ -431,7 +441,7 @@ impl StepKind for ReasoningEngine {
         let wanted = Wanted::from(cx)?;
         // Parameters are checked before anything is reported as a change.
         code_spec(cx)?;
-        Ok(match self.find(cx, &wanted).await? {
+        Ok(match self.find(cx, &wanted, Reading::Observe).await? {
             Some(engine) => Observation::Converged(outputs_of(&engine)),
             None => Observation::Diverged(Change::create(format!(
                 "deploy reasoning engine `{}` in {} ({})",
@@ -445,7 +455,7 @@ impl StepKind for ReasoningEngine {
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
         let wanted = Wanted::from(cx)?;
         // A lost create answer must never lead to a second engine: look again first.
-        if let Some(engine) = self.find(cx, &wanted).await? {
+        if let Some(engine) = self.find(cx, &wanted, Reading::Apply).await? {
             return Ok(Applied::Done(outputs_of(&engine)));
         }
         let body = self.body(cx, &wanted)?;
@@ -504,7 +514,7 @@ impl StepKind for ReasoningEngine {
             Ok(response) if response["name"].is_string() => Ok(PollOutcome::Done(outputs_of(&response))),
             Ok(_) => {
                 let wanted = Wanted::from(cx)?;
-                match self.find(cx, &wanted).await? {
+                match self.find(cx, &wanted, Reading::Apply).await? {
                     Some(engine) => Ok(PollOutcome::Done(outputs_of(&engine))),
                     None => Ok(PollOutcome::Failed(StepError::retryable(format!(
                         "the deploy of `{}` finished but the engine is not listed; observing again",

@@ -22,7 +22,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{self, absent_if_disabled, classify, flag, optional_text, text};
+use crate::common::{self, classify, flag, optional_text, text, Reading};
 
 pub struct AgentGateway {
     cloud: Cloud,
@@ -120,7 +120,7 @@ fn mode_of(gateway: &Value) -> &str {
 
 impl AgentGateway {
     /// Every gateway in the project and region (all pages).
-    async fn list(&self, wanted: &Wanted) -> Result<Vec<Value>, StepError> {
+    async fn list(&self, wanted: &Wanted, reading: Reading) -> Result<Vec<Value>, StepError> {
         let client = self.cloud.client().await?;
         let mut gateways = Vec::new();
         let mut token: Option<String> = None;
@@ -129,14 +129,16 @@ impl AgentGateway {
             if let Some(token) = &token {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
-            let page = absent_if_disabled(client.get(&Api::NetworkServices, &path).await).map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("listing the agent gateways of {}", wanted.parent()),
-                    e,
-                )
-            })?;
-            // A disabled API has nothing in it (see `absent_if_disabled`).
+            let page = reading
+                .tolerate(client.get(&Api::NetworkServices, &path).await)
+                .map_err(|e| {
+                    classify(
+                        &self.cloud,
+                        &format!("listing the agent gateways of {}", wanted.parent()),
+                        e,
+                    )
+                })?;
+            // Observing, a disabled API has nothing in it (see `Reading`).
             let Some(page) = page else {
                 return Ok(gateways);
             };
@@ -148,8 +150,8 @@ impl AgentGateway {
         }
     }
 
-    async fn find(&self, cx: &StepContext, wanted: &Wanted) -> Result<Found, StepError> {
-        let gateways = self.list(wanted).await?;
+    async fn find(&self, cx: &StepContext, wanted: &Wanted, reading: Reading) -> Result<Found, StepError> {
+        let gateways = self.list(wanted, reading).await?;
         let ours = wanted.name();
         if let Some(gateway) = gateways.iter().find(|g| g["name"] == ours.as_str()) {
             let mode = mode_of(gateway);
@@ -244,7 +246,7 @@ impl StepKind for AgentGateway {
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let wanted = Wanted::from(cx)?;
-        let found = self.find(cx, &wanted).await?;
+        let found = self.find(cx, &wanted, Reading::Observe).await?;
         Ok(match self.converged(&wanted, found) {
             Some(outputs) => Observation::Converged(outputs),
             None => Observation::Diverged(
@@ -262,7 +264,7 @@ impl StepKind for AgentGateway {
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
         let wanted = Wanted::from(cx)?;
         // Re-read: the adoption rule is checked again right before creating.
-        let found = self.find(cx, &wanted).await?;
+        let found = self.find(cx, &wanted, Reading::Apply).await?;
         if let Some(outputs) = self.converged(&wanted, found) {
             return Ok(Applied::Done(outputs));
         }
@@ -295,7 +297,7 @@ impl StepKind for AgentGateway {
             }
             Err(e) if e.is_already_exists() => {
                 // A create whose answer was lost: adopt what it made.
-                match self.find(cx, &wanted).await? {
+                match self.find(cx, &wanted, Reading::Apply).await? {
                     Found::Ours => Ok(Applied::Done(wanted.outputs(&name, false))),
                     _ => Err(StepError::retryable(format!(
                         "gateway {name} already exists but is not listed yet; reading again"
@@ -325,7 +327,7 @@ impl StepKind for AgentGateway {
                     Some(name) => name.to_string(),
                     None => {
                         // No gateway in the answer: read it back.
-                        match self.find(cx, &wanted).await? {
+                        match self.find(cx, &wanted, Reading::Apply).await? {
                             Found::Ours => wanted.name(),
                             _ => {
                                 return Ok(PollOutcome::Failed(StepError::retryable(format!(

@@ -18,7 +18,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, GcpError, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{absent_if_disabled, classify, optional_text, strings, text};
+use crate::common::{classify, optional_text, strings, text, Reading};
 
 /// What the seed grants the Reasoning Engine service agent.
 pub const GATEWAY_PERMISSIONS: [&str; 3] = [
@@ -109,9 +109,9 @@ enum Found {
 }
 
 impl CustomRole {
-    async fn read(&self, wanted: &Wanted) -> Result<Found, StepError> {
+    async fn read(&self, wanted: &Wanted, reading: Reading) -> Result<Found, StepError> {
         let client = self.cloud.client().await?;
-        match absent_if_disabled(client.get(&Api::Iam, &wanted.path()).await) {
+        match reading.tolerate(client.get(&Api::Iam, &wanted.path()).await) {
             Ok(Some(role)) if role["deleted"] == true => Ok(Found::Deleted(role)),
             Ok(Some(role)) => Ok(Found::Live(role)),
             Ok(None) => Ok(Found::Missing),
@@ -163,7 +163,7 @@ impl StepKind for CustomRole {
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let wanted = Wanted::from(cx)?;
         let name = wanted.name();
-        Ok(match self.read(&wanted).await? {
+        Ok(match self.read(&wanted, Reading::Observe).await? {
             Found::Missing => Observation::Diverged(
                 Change::create(format!(
                     "create role {name} with {}",
@@ -195,7 +195,7 @@ impl StepKind for CustomRole {
         let wanted = Wanted::from(cx)?;
         let name = wanted.name();
         let client = self.cloud.client().await?;
-        let role = match self.read(&wanted).await? {
+        let role = match self.read(&wanted, Reading::Apply).await? {
             Found::Missing => {
                 let body = json!({ "roleId": wanted.role_id, "role": wanted.body() });
                 let created = client
@@ -211,7 +211,7 @@ impl StepKind for CustomRole {
                     Ok(_) => return Ok(Applied::Done(wanted.outputs())),
                     Err(e) if e.is_already_exists() => {
                         // A create whose answer was lost: adopt it and check it.
-                        match self.read(&wanted).await? {
+                        match self.read(&wanted, Reading::Apply).await? {
                             Found::Live(role) => role,
                             _ => {
                                 return Err(StepError::retryable(format!(

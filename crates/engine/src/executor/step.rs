@@ -367,10 +367,13 @@ impl StepDriver {
             }
             StepError::Retryable { .. } => None,
         };
-        let delay = if give_up.is_some() {
-            Duration::ZERO
-        } else {
-            self.backoff.next_delay(error.server_delay())
+        let delay = match &error {
+            _ if give_up.is_some() => Duration::ZERO,
+            // Waiting for a condition, not backing off from load: the kind's interval, steady.
+            StepError::NotYet {
+                delay: Some(delay), ..
+            } => *delay,
+            _ => self.backoff.next_delay(error.server_delay()),
         };
         let event = JournalEvent::AttemptFailed {
             attempt: self.record.attempts,
