@@ -113,6 +113,33 @@ pub fn absent_if_disabled<T>(result: Result<T, GcpError>) -> Result<Option<T>, G
     }
 }
 
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// GET `path` on `api`: the resource, or `None` when it does not exist (404).
+pub async fn read_optional(
+    cloud: &Cloud,
+    api: &sluice_gcp::Api,
+    path: &str,
+    doing: &str,
+) -> Result<Option<Value>, StepError> {
+    match cloud.client().await?.get(api, path).await {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(classify(cloud, doing, e)),
+    }
+}
+
 /// How a step reads: `observe` counts a disabled API as finding nothing (so `sluice plan` lists
 /// creates); `apply` re-reads strictly, so a disabled API is a not-yet error before any
 /// mutation is sent, instead of a create that is bound to fail.

@@ -27,7 +27,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{classify, optional_text, strings, text};
+use crate::common::{classify, optional_text, read_optional, strings, text};
 
 /// The resource type the seed's constraints govern.
 pub const REASONING_ENGINE: &str = "aiplatform.googleapis.com/ReasoningEngine";
@@ -236,16 +236,8 @@ impl Wanted {
 
 impl CustomConstraint {
     async fn read(&self, wanted: &Wanted) -> Result<Option<Value>, StepError> {
-        let client = self.cloud.client().await?;
-        match client.get(&Api::OrgPolicy, &wanted.path()).await {
-            Ok(live) => Ok(Some(live)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(classify(
-                &self.cloud,
-                &format!("reading custom constraint {}", wanted.name()),
-                e,
-            )),
-        }
+        let doing = format!("reading custom constraint {}", wanted.name());
+        read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
     }
 
     /// Overwrites the constraint unless it already matches.

@@ -35,8 +35,8 @@ use sluice_engine::{
 use sluice_gcp::{Api, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
+use crate::common::encode;
 use crate::common::{self, classify, key_token, optional_text, text, Reading};
-use crate::gateway::encode;
 
 /// The label carrying the step's idempotency key (as [`key_token`]).
 pub const KEY_LABEL: &str = "sluice-key";

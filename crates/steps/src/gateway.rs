@@ -22,7 +22,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{self, classify, flag, optional_text, text, Reading};
+use crate::common::{self, classify, encode, flag, optional_text, text, Reading};
 
 pub struct AgentGateway {
     cloud: Cloud,
@@ -198,19 +198,6 @@ impl AgentGateway {
             Found::Missing => None,
         }
     }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-pub(crate) fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[async_trait]

@@ -30,7 +30,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::{classify, flag, text};
+use crate::common::{classify, flag, read_optional, text};
 
 const HANDLE_KIND: &str = "org_policy_effective";
 const PROPAGATION: &str = "enforcement takes up to 15 minutes after the policy is set";
@@ -156,16 +156,8 @@ impl Wanted {
 
 impl OrgPolicy {
     async fn read(&self, wanted: &Wanted) -> Result<Option<Value>, StepError> {
-        let client = self.cloud.client().await?;
-        match client.get(&Api::OrgPolicy, &wanted.path()).await {
-            Ok(live) => Ok(Some(live)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(classify(
-                &self.cloud,
-                &format!("reading org policy {}", wanted.name()),
-                e,
-            )),
-        }
+        let doing = format!("reading org policy {}", wanted.name());
+        read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
     }
 
     /// Patches the policy with its current etag unless its rules already match.
