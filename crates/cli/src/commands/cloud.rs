@@ -132,6 +132,21 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
     })
 }
 
+/// When the plan has `gcp.*` steps, builds the client now (credentials read, key file parsed),
+/// so bad credentials are bad input (exit 2) found before any store is opened or run started.
+pub async fn check_credentials(target: &Target, validated: &sluice_engine::ValidatedPlan) -> Result<(), u8> {
+    if !validated.plan.steps.iter().any(|s| s.kind.starts_with("gcp.")) {
+        return Ok(());
+    }
+    match target.cloud.client().await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            eprintln!("error: {}", error.message());
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
 /// Every step kind this binary knows, the `gcp.*` ones calling `cloud`.
 pub fn registry(cloud: Cloud) -> Registry {
     let mut registry = Registry::with_builtins();

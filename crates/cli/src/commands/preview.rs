@@ -18,6 +18,9 @@ pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json
         Ok(validated) => validated,
         Err(code) => return code,
     };
+    if let Err(code) = super::cloud::check_credentials(&target, &validated).await {
+        return code;
+    }
     let previews = Engine::preview(&registry, &validated).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&previews).unwrap_or_default());

@@ -32,6 +32,9 @@ pub async fn run(
         Ok(validated) => validated,
         Err(code) => return code,
     };
+    if let Err(code) = cloud::check_credentials(&target, &validated).await {
+        return code;
+    }
     // The embedded emulator's world lives only in this process: its runs get a store of their
     // own, so a run against it can never be continued against Google Cloud (or vice versa).
     let scratch = match emulator_store(&target) {
