@@ -11,13 +11,16 @@ use crate::args::{Cli, LogFormat};
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.log_format, cli.verbose) {
         (LogFormat::Json, 0) | (_, 1) => "info",
-        // Human progress comes from engine events; tracing adds only errors unless asked.
-        (_, 0) => "error",
+        // Human progress comes from engine events; tracing adds errors, and the notices the
+        // Google Cloud kinds give (an adopted gateway, a fallback registration, the 15-minute
+        // wait for an org policy).
+        (_, 0) => "error,sluice_steps=info",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Human => builder.with_target(false).try_init(),
