@@ -142,3 +142,24 @@ fn approved_gateways_policy_plan_converges() {
         true
     );
 }
+
+#[test]
+fn model_armor_grants_are_skipped_when_the_templates_live_in_the_agent_project() {
+    let cloud = Cloud::start();
+    let sandbox = Sandbox::new();
+    let vars = [
+        "project=sluice-demo",
+        "pickle_gcs_uri=gs://agents/agent.pkl",
+        "model_armor_project=sluice-demo",
+    ];
+    let preview = cloud.sluice(&sandbox, "plan", "agent-gateway-both.json", &vars);
+    assert!(preview.status.success(), "{}", stderr(&preview));
+    let text = stdout(&preview);
+    for step in ["model_armor_apis", "model_armor_callout", "model_armor_user"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("- {step} "))),
+            "`{step}` skipped:\n{text}"
+        );
+    }
+}

@@ -100,3 +100,88 @@ async fn a_fresh_project_converges_and_a_second_run_only_reads() {
         &after[before..]
     );
 }
+
+fn role_plan() -> Value {
+    json!({
+        "name": "role",
+        "steps": [
+            { "id": "apis", "kind": "gcp.services", "with": { "project": "sluice-demo",
+              "services": ["iam.googleapis.com"] } },
+            { "id": "role", "kind": "gcp.custom_role", "after": ["apis"],
+              "with": { "project": "sluice-demo", "role_id": "agentGatewayUser" } }
+        ]
+    })
+}
+
+async fn permissions(world: &World) -> (Vec<String>, bool) {
+    let (status, role) = world
+        .call(
+            reqwest::Method::GET,
+            "v1/projects/sluice-demo/roles/agentGatewayUser",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{role}");
+    let mut list: Vec<String> = role["includedPermissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    list.sort();
+    (list, role["deleted"] == true)
+}
+
+#[tokio::test]
+async fn a_drifted_role_is_patched_and_a_deleted_one_undeleted() {
+    let mut config = config();
+    config.organizations[0].projects[0].enabled_services = vec!["iam.googleapis.com".into()];
+    let world = World::start(config).await;
+    // Someone made the role with one permission too few and one too many.
+    let drifted = json!({ "roleId": "agentGatewayUser", "role": { "title": "old",
+        "includedPermissions": ["networkservices.agentGateways.get", "networkservices.agentGateways.list"] } });
+    let (status, _) = world
+        .call(
+            reqwest::Method::POST,
+            "v1/projects/sluice-demo/roles",
+            Some(drifted),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let wanted = vec![
+        "networkservices.agentGateways.get".to_string(),
+        "networkservices.agentGateways.use".to_string(),
+        "networkservices.operations.get".to_string(),
+    ];
+    assert_succeeded(&world.run(&role_plan(), &[]).await);
+    assert_eq!(permissions(&world).await, (wanted.clone(), false));
+    let patches = world
+        .mutations()
+        .await
+        .iter()
+        .filter(|(m, _, _)| m == "PATCH")
+        .count();
+    assert_eq!(patches, 1, "one patch, no create");
+
+    let (status, _) = world
+        .call(
+            reqwest::Method::DELETE,
+            "v1/projects/sluice-demo/roles/agentGatewayUser",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(permissions(&world).await.1, "soft-deleted");
+    assert_succeeded(&world.run(&role_plan(), &[]).await);
+    assert_eq!(permissions(&world).await, (wanted, false), "undeleted");
+    let undeletes = world
+        .mutations()
+        .await
+        .iter()
+        .filter(|(_, p, _)| p.ends_with(":undelete"))
+        .count();
+    assert_eq!(undeletes, 1);
+    let before = world.mutations().await.len();
+    assert_succeeded(&world.run(&role_plan(), &[]).await);
+    assert_eq!(world.mutations().await.len(), before, "converged: no mutation");
+}
