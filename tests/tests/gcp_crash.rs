@@ -1,4 +1,4 @@
-//! The egress plan SIGKILLed at every step boundary and inside every operation, then continued:
+//! The egress plan SIGKILLed at every step boundary and inside every operation, then resumed:
 //! exactly one reasoning engine, one gateway, the desired bindings, and the project's other
 //! bindings untouched.
 
@@ -22,13 +22,20 @@ const STEPS: [&str; 8] = [
 const OPERATIONS: [&str; 4] = ["apis", "egress_gateway", "agent", "registration"];
 const AGENT_RE: &str = "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com";
 
-/// Kills a run at `step:point`, continues it with `sluice run`, and checks the world. Returns
-/// whether the run reached the point (a step that only observes never reaches after-intent).
-fn crash_and_continue(step: &str, point: &str) -> bool {
+/// Kills a run at `step:point`, continues it (`sluice resume RUN`, or `sluice run` with the same
+/// plan and variables, alternately), and checks the world. Returns whether the run reached the
+/// point (a step that only observes never reaches after-intent).
+fn crash_and_continue(step: &str, point: &str, by_resume: bool) -> bool {
     let cloud = Cloud::start();
     let sandbox = Sandbox::new();
     let reached = run_and_kill_at(cloud.command(&sandbox, "run", PLAN, &EGRESS_VARS), step, point);
-    let resumed = cloud.sluice(&sandbox, "run", PLAN, &EGRESS_VARS);
+    let resumed = if by_resume {
+        let runs = run_ids(&sandbox);
+        assert_eq!(runs.len(), 1, "{step}:{point}: the killed run is in the store");
+        cloud.resume(&sandbox, &runs[0])
+    } else {
+        cloud.sluice(&sandbox, "run", PLAN, &EGRESS_VARS)
+    };
     assert!(
         resumed.status.success(),
         "{step}:{point}: the continued run failed:\n{}",
@@ -64,9 +71,24 @@ fn crash_and_continue(step: &str, point: &str) -> bool {
     reached
 }
 
+fn run_ids(sandbox: &Sandbox) -> Vec<String> {
+    let output = sandbox.run(support::HARNESS, &["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    runs.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn matrix(cases: Vec<(&'static str, &'static str)>) -> usize {
     // Cases are independent (an emulator and a store each): run them on 3 threads.
-    let chunks: Vec<Vec<(&str, &str)>> = (0..3)
+    let cases: Vec<(&str, &str, bool)> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (step, point))| (step, point, i % 2 == 1))
+        .collect();
+    let chunks: Vec<Vec<(&str, &str, bool)>> = (0..3)
         .map(|k| cases.iter().copied().skip(k).step_by(3).collect())
         .collect();
     std::thread::scope(|scope| {
@@ -76,7 +98,7 @@ fn matrix(cases: Vec<(&'static str, &'static str)>) -> usize {
                 scope.spawn(move || {
                     chunk
                         .into_iter()
-                        .filter(|(step, point)| crash_and_continue(step, point))
+                        .filter(|(step, point, by_resume)| crash_and_continue(step, point, *by_resume))
                         .count()
                 })
             })

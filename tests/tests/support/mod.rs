@@ -83,6 +83,22 @@ impl Cloud {
         sandbox.command(HARNESS, &args)
     }
 
+    /// `sluice resume RUN` against this emulator.
+    pub fn resume(&self, sandbox: &Sandbox, run: &str) -> Output {
+        let scale = SCALE.to_string();
+        let args = [
+            "resume",
+            run,
+            "--endpoint",
+            self.emulator.base_url.as_str(),
+            "--access-token",
+            "test-token",
+            "--time-scale",
+            scale.as_str(),
+        ];
+        sandbox.run(HARNESS, &args)
+    }
+
     pub fn sluice(&self, sandbox: &Sandbox, command: &str, plan: &str, vars: &[&str]) -> Output {
         self.command(sandbox, command, plan, vars)
             .output()
