@@ -163,3 +163,49 @@ fn model_armor_grants_are_skipped_when_the_templates_live_in_the_agent_project()
         );
     }
 }
+
+#[test]
+fn an_operator_resumes_a_refused_deploy_once_the_gateway_is_approved() {
+    let cloud = Cloud::start();
+    let sandbox = Sandbox::new();
+    let admin = Sandbox::new();
+    let allowlist = |gateways: &str| {
+        [
+            "organization=123456789012".to_string(),
+            "policy_parent=projects/sluice-demo".to_string(),
+            format!("egress_gateways={gateways}"),
+        ]
+    };
+    // The organisation allows only another project's gateway, and the policy is in force.
+    let other = allowlist("projects/other/locations/us-central1/agentGateways/approved");
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    let output = cloud.sluice(&admin, "run", "approved-gateways-policy.json", &other);
+    assert!(output.status.success(), "{}", stderr(&output));
+    cloud.emulator.advance(std::time::Duration::from_secs(901));
+
+    let vars = ["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"];
+    let refused = cloud.sluice(&sandbox, "run", "agent-gateway-egress.json", &vars);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let text = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(
+        text.contains("allowlist"),
+        "the refusal names the allowlist: {text}"
+    );
+    assert!(cloud.state()["reasoningEngines"].as_array().unwrap().is_empty());
+    let run = text
+        .split("sluice resume ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the failure says how to resume")
+        .to_string();
+
+    // The admin approves our gateway; once that is in force the operator resumes.
+    let ours = allowlist("projects/sluice-demo/locations/us-central1/agentGateways/agent-egress");
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let output = cloud.sluice(&admin, "run", "approved-gateways-policy.json", &ours);
+    assert!(output.status.success(), "{}", stderr(&output));
+    cloud.emulator.advance(std::time::Duration::from_secs(901));
+    let resumed = cloud.resume(&sandbox, &run);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(cloud.state()["reasoningEngines"].as_array().unwrap().len(), 1);
+}

@@ -100,6 +100,11 @@ impl EmulatorHandle {
         state
     }
 
+    /// Makes `by` of emulated time pass at once, as `POST /_emulator/clock` does.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.emulator.clock.advance(by);
+    }
+
     /// The API-call log, as `GET /_emulator/requests` answers it.
     pub fn requests(&self) -> Value {
         self.emulator.requests()
