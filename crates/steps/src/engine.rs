@@ -35,8 +35,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::encode;
-use crate::common::{self, classify, key_token, optional_text, text, Reading};
+use crate::common::{self, classify, encode, key_token, optional_text, text, Reading};
 
 /// The label carrying the step's idempotency key (as [`key_token`]).
 pub const KEY_LABEL: &str = "sluice-key";

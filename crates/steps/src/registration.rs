@@ -30,8 +30,7 @@ use sluice_engine::{
 use sluice_gcp::{Api, PostRetry};
 
 use crate::cloud::Cloud;
-use crate::common::encode;
-use crate::common::{absent_if_disabled, classify, key_token, optional_text, text};
+use crate::common::{absent_if_disabled, classify, encode, key_token, optional_text, text};
 
 /// The attribute Agent Runtime sets on the agents it registers.
 pub const RUNTIME_REFERENCE: &str = "agentregistry.googleapis.com/system/RuntimeReference";
