@@ -59,7 +59,7 @@ pub async fn run(
     } else {
         eprintln!("new run {}", started.run_id);
     }
-    let code = drive(engine, &started.run_id, format).await;
+    let code = drive(engine, &started.run_id, format, target.emulator.is_none()).await;
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
     }
@@ -126,7 +126,7 @@ pub async fn resume(
         &target,
         hooks,
     );
-    drive(engine, run_id, format).await
+    drive(engine, run_id, format, true).await
 }
 
 fn build_engine(
@@ -149,7 +149,8 @@ fn build_engine(
     }
 }
 
-async fn drive(engine: Engine, run_id: &str, format: LogFormat) -> u8 {
+/// `resumable`: false for `--emulator` runs, whose world ends with the process.
+async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool) -> u8 {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
     // On a terminal, live lines per active step; otherwise (CI, logs) plain lines.
@@ -171,11 +172,19 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat) -> u8 {
             match summary.state {
                 RunState::Succeeded => exit::SUCCESS,
                 RunState::Interrupted => {
-                    eprintln!("interrupted; continue with: sluice resume {run_id}");
+                    if resumable {
+                        eprintln!("interrupted; continue with: sluice resume {run_id}");
+                    } else {
+                        eprintln!("interrupted; the embedded emulator's world ends with this process");
+                    }
                     exit::INTERRUPTED
                 }
                 RunState::Failed | RunState::Running => {
-                    eprintln!("run {run_id} failed; fix the cause, then: sluice resume {run_id}");
+                    if resumable {
+                        eprintln!("run {run_id} failed; fix the cause, then: sluice resume {run_id}");
+                    } else {
+                        eprintln!("run {run_id} failed (see above); run the plan again with --emulator");
+                    }
                     exit::RUN_FAILED
                 }
             }
