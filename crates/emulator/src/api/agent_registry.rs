@@ -26,6 +26,8 @@ use crate::error::ApiError;
 use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
+
+use super::resources::{page, page_size, resume_after, settable_fields, top_level_mask};
 use crate::Emulator;
 
 /// How long a `requestId` de-duplicates retries, in emulated seconds (Google: at least 60 minutes).
@@ -39,9 +41,6 @@ const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
 /// The attribute naming the resource hosting a runtime agent.
 #[cfg_attr(not(test), allow(dead_code))]
 pub const RUNTIME_REFERENCE: &str = "agentregistry.googleapis.com/system/RuntimeReference";
-
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1000;
 
 /// The fields a caller may set on a Service; everything else is output only.
 const UPDATABLE: &[&str] = &[
@@ -227,21 +226,6 @@ fn uid(world: &mut World) -> String {
     )
 }
 
-/// The caller's settable fields of `body`, refusing anything but an object.
-fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Null => Ok(Map::new()),
-        Value::Object(object) => Ok(object
-            .iter()
-            .filter(|(k, _)| UPDATABLE.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()),
-        other => Err(ApiError::invalid_argument(format!(
-            "Invalid JSON payload received. Expected a Service object, got {other}"
-        ))),
-    }
-}
-
 /// The rules the schema's descriptions state for a Service's settable fields.
 fn check_service(service: &Value) -> Result<(), ApiError> {
     let specs = ["agentSpec", "mcpServerSpec", "endpointSpec"]
@@ -348,7 +332,7 @@ fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Re
         )));
     }
     let request = request_id(call)?;
-    let fields = input(&call.body)?;
+    let fields = settable_fields(&call.body, UPDATABLE, "a Service")?;
     let now = emulator.clock.now();
     let mut world = emulator.world();
     let parent = parent(&mut world, project, location)?;
@@ -396,52 +380,10 @@ fn get_service(emulator: &Emulator, project: &str, location: &str, id: &str) -> 
         .ok_or_else(|| not_found(&name))
 }
 
-/// `pageSize` and the name a `pageToken` resumes after.
-fn paging(call: &Call, prefix: &str) -> Result<(usize, Option<String>), ApiError> {
-    let page_size = match call.query("pageSize") {
-        None | Some("") => DEFAULT_PAGE_SIZE,
-        Some(size) => match size.parse::<i32>() {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
-            _ => {
-                return Err(ApiError::invalid_argument(format!(
-                    "Invalid value for pageSize: \"{size}\""
-                )))
-            }
-        },
-    };
-    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(token) => Some(
-            token
-                .strip_prefix("after:")
-                .filter(|name| name.starts_with(prefix))
-                .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))?
-                .to_string(),
-        ),
-    };
-    Ok((page_size, after))
-}
-
-/// One page of `items` (sorted by name) under `key`, with `nextPageToken` when more remain.
-fn page(items: Vec<(String, Value)>, key: &str, page_size: usize, after: Option<String>) -> Value {
-    let matching: Vec<(String, Value)> = items
-        .into_iter()
-        .filter(|(name, _)| after.as_ref().is_none_or(|after| name > after))
-        .collect();
-    let more = matching.len() > page_size;
-    let page = &matching[..matching.len().min(page_size)];
-    let mut out = json!({ key: page.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>() });
-    if let (true, Some((last, _))) = (more, page.last()) {
-        out["nextPageToken"] = json!(format!("after:{last}"));
-    }
-    out
-}
-
 fn list_services(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
     let mut world = emulator.world();
     let prefix = format!("{}/services/", parent(&mut world, project, location)?);
-    let (page_size, after) = paging(call, &prefix)?;
+    let (page_size, after) = (page_size(call)?, resume_after(call, &prefix)?);
     let items = world
         .agent_registry
         .services
@@ -452,28 +394,6 @@ fn list_services(emulator: &Emulator, project: &str, location: &str, call: &Call
     Ok(page(items, "services", page_size, after))
 }
 
-/// The top-level fields an `updateMask` names (a nested path selects its top-level field).
-fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
-    let Some(mask) = call.query("updateMask").filter(|m| !m.trim().is_empty()) else {
-        return Ok(UPDATABLE.to_vec());
-    };
-    mask.split(',')
-        .map(str::trim)
-        .map(|path| {
-            let top = path.split('.').next().unwrap_or_default();
-            let top = crate::discovery::camel_case_keys(json!({ top: null }))
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_default();
-            UPDATABLE.iter().copied().find(|f| *f == top).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
-                    "Invalid field mask path \"{path}\": not an updatable field of Service."
-                ))
-            })
-        })
-        .collect()
-}
-
 fn patch(
     emulator: &Emulator,
     project: &str,
@@ -481,9 +401,9 @@ fn patch(
     id: &str,
     call: &Call,
 ) -> Result<Value, ApiError> {
-    let mask = update_mask(call)?;
+    let mask = top_level_mask(call, UPDATABLE, "Service")?;
     let request = request_id(call)?;
-    let fields = input(&call.body)?;
+    let fields = settable_fields(&call.body, UPDATABLE, "a Service")?;
     let now = emulator.clock.now();
     let mut world = emulator.world();
     let parent = parent(&mut world, project, location)?;
@@ -642,7 +562,10 @@ fn agents(world: &World, parent: &str, location: &str, now: Duration) -> Vec<(St
 fn list_agents(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
     let mut world = emulator.world();
     let parent = parent(&mut world, project, location)?;
-    let (page_size, after) = paging(call, &format!("{parent}/agents/"))?;
+    let (page_size, after) = (
+        page_size(call)?,
+        resume_after(call, &format!("{parent}/agents/"))?,
+    );
     Ok(page(
         agents(&world, &parent, location, emulator.clock.now()),
         "agents",

@@ -8,6 +8,7 @@ pub mod network_services;
 pub mod oauth2;
 pub mod org_policy;
 mod resource_manager;
+mod resources;
 mod service_usage;
 pub mod vertex_ai;
 

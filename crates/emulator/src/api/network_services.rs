@@ -14,13 +14,15 @@
 //! leaves the previous gateway, a failing delete leaves the gateway.
 
 use axum::http::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::encoding::timestamp;
 use crate::error::ApiError;
 use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
+
+use super::resources::{new_etag, page, page_size, resume_after, settable_fields, top_level_mask};
 use crate::Emulator;
 
 /// The API's service name, under which its faults are configured.
@@ -28,9 +30,6 @@ const SERVICE: &str = "networkservices.googleapis.com";
 const GATEWAY_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.AgentGateway";
 const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.OperationMetadata";
 const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
-
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1000;
 
 /// The fields a caller may set; everything else on a gateway is output only.
 const UPDATABLE: &[&str] = &[
@@ -123,25 +122,6 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
-fn new_etag(world: &mut World) -> String {
-    format!("{:016x}", world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15))
-}
-
-/// The caller's settable fields of `body`, refusing anything but an object.
-fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Null => Ok(Map::new()),
-        Value::Object(object) => Ok(object
-            .iter()
-            .filter(|(k, _)| UPDATABLE.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()),
-        other => Err(ApiError::invalid_argument(format!(
-            "Invalid JSON payload received. Expected an AgentGateway object, got {other}"
-        ))),
-    }
-}
-
 /// Starts an operation on `target` that finishes after `delays.gateway_operation`.
 fn start_operation(
     emulator: &Emulator,
@@ -207,7 +187,7 @@ fn create(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Re
              letter, and contain only lowercase letters, digits and hyphens, not ending with a hyphen."
         )));
     }
-    let fields = input(&call.body)?;
+    let fields = settable_fields(&call.body, UPDATABLE, "an AgentGateway")?;
     let now = emulator.clock.now();
     let mut world = emulator.world();
     let (parent, number) = parent(&mut world, project, location)?;
@@ -253,68 +233,18 @@ fn get(emulator: &Emulator, project: &str, location: &str, id: &str) -> Result<V
 }
 
 fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
-    let page_size = match call.query("pageSize") {
-        None | Some("") => DEFAULT_PAGE_SIZE,
-        Some(size) => match size.parse::<i32>() {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
-            _ => {
-                return Err(ApiError::invalid_argument(format!(
-                    "Invalid value for pageSize: \"{size}\""
-                )))
-            }
-        },
-    };
+    let page_size = page_size(call)?;
     let mut world = emulator.world();
     let (parent, _) = parent(&mut world, project, location)?;
     let prefix = format!("{parent}/agentGateways/");
-    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(token) => Some(
-            token
-                .strip_prefix("after:")
-                .filter(|name| name.starts_with(&prefix))
-                .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))?
-                .to_string(),
-        ),
-    };
-    let matching: Vec<(&String, &StoredGateway)> = world
+    let after = resume_after(call, &prefix)?;
+    let items = world
         .agent_gateways
         .iter()
         .filter(|(name, _)| name.starts_with(&prefix))
-        .filter(|(name, _)| after.as_ref().is_none_or(|after| *name > after))
+        .map(|(name, g)| (name.clone(), g.body.clone()))
         .collect();
-    let more = matching.len() > page_size;
-    let page = &matching[..matching.len().min(page_size)];
-    let mut out = json!({
-        "agentGateways": page.iter().map(|(_, g)| g.body.clone()).collect::<Vec<_>>(),
-    });
-    if let (true, Some((last, _))) = (more, page.last()) {
-        out["nextPageToken"] = json!(format!("after:{last}"));
-    }
-    Ok(out)
-}
-
-/// The top-level fields an `updateMask` names (a nested path selects its top-level field).
-fn update_mask(call: &Call) -> Result<Vec<&'static str>, ApiError> {
-    let Some(mask) = call.query("updateMask").filter(|m| !m.trim().is_empty()) else {
-        return Ok(UPDATABLE.to_vec());
-    };
-    mask.split(',')
-        .map(str::trim)
-        .map(|path| {
-            let top = path.split('.').next().unwrap_or_default();
-            let top = crate::discovery::camel_case_keys(json!({ top: null }))
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_default();
-            UPDATABLE.iter().copied().find(|f| *f == top).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
-                    "Invalid field mask path \"{path}\": not an updatable field of AgentGateway."
-                ))
-            })
-        })
-        .collect()
+    Ok(page(items, "agentGateways", page_size, after))
 }
 
 fn patch(
@@ -324,8 +254,8 @@ fn patch(
     id: &str,
     call: &Call,
 ) -> Result<Value, ApiError> {
-    let mask = update_mask(call)?;
-    let fields = input(&call.body)?;
+    let mask = top_level_mask(call, UPDATABLE, "AgentGateway")?;
+    let fields = settable_fields(&call.body, UPDATABLE, "an AgentGateway")?;
     let given_etag = call.body["etag"].as_str().filter(|e| !e.is_empty());
     let now = emulator.clock.now();
     let mut world = emulator.world();

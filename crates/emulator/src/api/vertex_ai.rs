@@ -36,21 +36,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::http::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::encoding::timestamp;
 use crate::error::ApiError;
 use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
+
+use super::resources::{new_etag, page, page_size, resume_after, settable_fields};
 use crate::Emulator;
 
 /// The API's service name, under which its faults are configured.
 const SERVICE: &str = "aiplatform.googleapis.com";
 const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
-
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1000;
 
 /// The fields a caller may set; everything else on an engine is output only.
 const UPDATABLE: &[&str] = &[
@@ -145,31 +144,12 @@ fn aborted(name: &str) -> ApiError {
     ))
 }
 
-fn new_etag(world: &mut World) -> String {
-    format!("{:016x}", world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15))
-}
-
 /// Drops engines whose failing create has finished.
 fn purge(world: &mut World, now: Duration) {
     world
         .vertex_ai
         .engines
         .retain(|_, engine| engine.gone_at.is_none_or(|at| now < at));
-}
-
-/// The caller's settable fields of `body`, refusing anything but an object.
-fn input(body: &Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Null => Ok(Map::new()),
-        Value::Object(object) => Ok(object
-            .iter()
-            .filter(|(k, _)| UPDATABLE.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()),
-        other => Err(ApiError::invalid_argument(format!(
-            "Invalid JSON payload received. Expected a ReasoningEngine object, got {other}"
-        ))),
-    }
 }
 
 fn type_prefix(version: &str) -> String {
@@ -331,7 +311,7 @@ fn create(
     location: &str,
     call: &Call,
 ) -> Result<Value, ApiError> {
-    let fields = input(&call.body)?;
+    let fields = settable_fields(&call.body, UPDATABLE, "a ReasoningEngine")?;
     if fields
         .get("displayName")
         .and_then(Value::as_str)
@@ -442,51 +422,23 @@ fn matches_filter(engine: &Value, terms: &[Term]) -> bool {
 }
 
 fn list(emulator: &Emulator, project: &str, location: &str, call: &Call) -> Result<Value, ApiError> {
-    let page_size = match call.query("pageSize") {
-        None | Some("") => DEFAULT_PAGE_SIZE,
-        Some(size) => match size.parse::<i32>() {
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(n) if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
-            _ => {
-                return Err(ApiError::invalid_argument(format!(
-                    "Invalid value for pageSize: \"{size}\""
-                )))
-            }
-        },
-    };
+    let page_size = page_size(call)?;
     let terms = parse_filter(call.query("filter").unwrap_or_default())?;
     let now = emulator.clock.now();
     let mut world = emulator.world();
     purge(&mut world, now);
     let (parent, _, _) = parent(&mut world, project, location)?;
     let prefix = format!("{parent}/reasoningEngines/");
-    let after = match call.query("pageToken").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(token) => Some(
-            token
-                .strip_prefix("after:")
-                .filter(|name| name.starts_with(&prefix))
-                .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))?
-                .to_string(),
-        ),
-    };
-    let matching: Vec<(&String, &StoredEngine)> = world
+    let after = resume_after(call, &prefix)?;
+    let items = world
         .vertex_ai
         .engines
         .iter()
         .filter(|(name, _)| name.starts_with(&prefix))
-        .filter(|(name, _)| after.as_ref().is_none_or(|after| *name > after))
         .filter(|(_, engine)| matches_filter(&engine.body, &terms))
+        .map(|(name, e)| (name.clone(), e.body.clone()))
         .collect();
-    let more = matching.len() > page_size;
-    let page = &matching[..matching.len().min(page_size)];
-    let mut out = json!({
-        "reasoningEngines": page.iter().map(|(_, e)| e.body.clone()).collect::<Vec<_>>(),
-    });
-    if let (true, Some((last, _))) = (more, page.last()) {
-        out["nextPageToken"] = json!(format!("after:{last}"));
-    }
-    Ok(out)
+    Ok(page(items, "reasoningEngines", page_size, after))
 }
 
 /// The `updateMask` paths, camelCased segment by segment; each must start with an updatable field.
@@ -554,7 +506,7 @@ fn patch(
     call: &Call,
 ) -> Result<Value, ApiError> {
     let mask = update_mask(call)?;
-    let fields = Value::Object(input(&call.body)?);
+    let fields = Value::Object(settable_fields(&call.body, UPDATABLE, "a ReasoningEngine")?);
     let given_etag = call.body["etag"].as_str().filter(|e| !e.is_empty());
     let now = emulator.clock.now();
     let mut world = emulator.world();

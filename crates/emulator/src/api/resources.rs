@@ -1,0 +1,105 @@
+//! What the resource APIs (Network Services, Vertex AI, Agent Registry) answer alike: Google's
+//! list paging (`pageSize`, an opaque `pageToken` naming the last resource served), a body's
+//! settable fields, a top-level `updateMask`, and etags.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::router::Call;
+use crate::world::World;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// `pageSize`: 50 when absent or 0, at most 1,000; a negative or non-number is refused.
+pub fn page_size(call: &Call) -> Result<usize, ApiError> {
+    match call.query("pageSize") {
+        None | Some("") => Ok(DEFAULT_PAGE_SIZE),
+        Some(size) => match size.parse::<i32>() {
+            Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+            Ok(n) if n > 0 => Ok((n as usize).min(MAX_PAGE_SIZE)),
+            _ => Err(ApiError::invalid_argument(format!(
+                "Invalid value for pageSize: \"{size}\""
+            ))),
+        },
+    }
+}
+
+/// The resource name a `pageToken` resumes after; the token must come from a list under
+/// `prefix`.
+pub fn resume_after(call: &Call, prefix: &str) -> Result<Option<String>, ApiError> {
+    let Some(token) = call.query("pageToken").filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    token
+        .strip_prefix("after:")
+        .filter(|name| name.starts_with(prefix))
+        .map(|name| Some(name.to_string()))
+        .ok_or_else(|| ApiError::invalid_argument(format!("Invalid page token \"{token}\"")))
+}
+
+/// One page of `items` (sorted by name) under `key`, with `nextPageToken` when more remain.
+pub fn page(items: Vec<(String, Value)>, key: &str, page_size: usize, after: Option<String>) -> Value {
+    let matching: Vec<(String, Value)> = items
+        .into_iter()
+        .filter(|(name, _)| after.as_ref().is_none_or(|after| name > after))
+        .collect();
+    let more = matching.len() > page_size;
+    let page = &matching[..matching.len().min(page_size)];
+    let mut out = json!({ key: page.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>() });
+    if let (true, Some((last, _))) = (more, page.last()) {
+        out["nextPageToken"] = json!(format!("after:{last}"));
+    }
+    out
+}
+
+/// The `updatable` fields of `body` (a `type_name` object), refusing anything but an object.
+pub fn settable_fields(
+    body: &Value,
+    updatable: &[&str],
+    type_name: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok(object
+            .iter()
+            .filter(|(k, _)| updatable.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()),
+        other => Err(ApiError::invalid_argument(format!(
+            "Invalid JSON payload received. Expected {type_name} object, got {other}"
+        ))),
+    }
+}
+
+/// The top-level fields an `updateMask` names (a nested path selects its top-level field);
+/// every updatable field when there is no mask.
+pub fn top_level_mask(
+    call: &Call,
+    updatable: &[&'static str],
+    type_name: &str,
+) -> Result<Vec<&'static str>, ApiError> {
+    let Some(mask) = call.query("updateMask").filter(|m| !m.trim().is_empty()) else {
+        return Ok(updatable.to_vec());
+    };
+    mask.split(',')
+        .map(str::trim)
+        .map(|path| {
+            let top = path.split('.').next().unwrap_or_default();
+            let top = crate::discovery::camel_case_keys(json!({ top: null }))
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default();
+            updatable.iter().copied().find(|f| *f == top).ok_or_else(|| {
+                ApiError::invalid_argument(format!(
+                    "Invalid field mask path \"{path}\": not an updatable field of {type_name}."
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A fresh opaque etag.
+pub fn new_etag(world: &mut World) -> String {
+    format!("{:016x}", world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
