@@ -100,13 +100,23 @@ impl ApiError {
         }
     }
 
-    /// The bare `Status` used inside a failed operation.
+    /// The bare `Status` used inside a failed operation. `details` is left out when empty, as
+    /// Google's proto3 JSON leaves out every empty list.
     pub fn to_status(&self) -> Value {
-        json!({ "code": self.rpc_code(), "message": self.message, "details": self.details })
+        let mut status = json!({ "code": self.rpc_code(), "message": self.message });
+        if !self.details.is_empty() {
+            status["details"] = json!(self.details);
+        }
+        status
     }
 
+    /// The JSON envelope of a failed call; `details` is left out when empty, as on Google.
     pub fn to_envelope(&self) -> Value {
-        json!({ "error": { "code": self.http, "message": self.message, "status": self.status, "details": self.details } })
+        let mut error = json!({ "code": self.http, "message": self.message, "status": self.status });
+        if !self.details.is_empty() {
+            error["details"] = json!(self.details);
+        }
+        json!({ "error": error })
     }
 }
 

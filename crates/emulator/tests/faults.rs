@@ -65,6 +65,46 @@ async fn run(seed: u64, faults: &FaultConfig) -> Vec<u16> {
     statuses(&client, 40).await
 }
 
+/// Google's proto3 JSON leaves empty lists out: an error with no detail messages has no
+/// `details` key (the old emulator wrote `"details": []`), one with details keeps them.
+#[tokio::test]
+async fn an_error_without_details_leaves_the_details_key_out() {
+    let (_emulator, client) = Client::start_with(config(
+        1,
+        &[(
+            "iam.googleapis.com",
+            FaultConfig {
+                error_500: 1.0,
+                ..FaultConfig::default()
+            },
+        )],
+    ))
+    .await;
+    let (status, internal) = client
+        .call(Method::GET, "v1/projects/sluice-demo/roles", None)
+        .await;
+    assert_eq!(status, 500, "{internal}");
+    assert_eq!(internal["error"]["status"], "INTERNAL");
+    assert!(internal["error"].get("details").is_none(), "{internal}");
+    let (status, invalid) = client
+        .call(Method::GET, "v1/projects/sluice-demo/services:batchGet", None)
+        .await;
+    assert_eq!(status, 400, "{invalid}");
+    assert!(invalid["error"].get("details").is_none(), "{invalid}");
+    let (status, disabled) = client
+        .call(
+            Method::GET,
+            "v1/projects/sluice-demo/locations/global/agentGateways",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{disabled}");
+    assert_eq!(
+        disabled["error"]["details"][0]["reason"], "SERVICE_DISABLED",
+        "{disabled}"
+    );
+}
+
 #[tokio::test]
 async fn the_same_seed_meets_the_same_faults() {
     let flaky = FaultConfig {
@@ -170,6 +210,10 @@ fn assert_failed(done: &serde_json::Value) {
     assert_eq!(done["done"], true, "{done}");
     assert_eq!(done["error"]["code"], 13, "{done}");
     assert_eq!(done["error"]["message"], "Internal error encountered.");
+    assert!(
+        done["error"].get("details").is_none(),
+        "no details: proto3 JSON leaves the empty list out: {done}"
+    );
     assert!(done.get("response").is_none(), "{done}");
 }
 

@@ -121,7 +121,10 @@ async fn create_answers_the_role_synchronously_and_get_reads_it_back() {
         ]),
         "sorted, without duplicates"
     );
-    assert_eq!(created["stage"], "GA", "the default stage");
+    assert!(
+        created.get("stage").is_none(),
+        "no stage given: ALPHA, which Google leaves out: {created}"
+    );
     assert!(
         created.get("deleted").is_none(),
         "a live role has no `deleted`: {created}"
@@ -639,4 +642,45 @@ async fn iam_needs_the_api_enabled_and_a_reset_forgets_every_role() {
         .await;
     assert_eq!(error(&unknown_method), (404, "NOT_FOUND"));
     handle.shutdown().await.unwrap();
+}
+
+/// iam.v1 `Role.stage`: ALPHA is the enum's first value (proto3's default), and "if the `ALPHA`
+/// launch stage has been selected for a role, the `stage` field will not be included". A role
+/// created without a stage, or patched with `stage` in the mask and none given, is ALPHA: a
+/// later patch to BETA shows BETA, so the stage really was ALPHA and not merely hidden.
+#[tokio::test]
+async fn a_role_created_without_a_stage_is_alpha_not_ga() {
+    let (_emulator, client) = start().await;
+    let created = create(
+        &client,
+        "noStage",
+        json!({ "title": "No stage", "includedPermissions": ["iam.roles.get"] }),
+    )
+    .await;
+    assert!(created.get("stage").is_none(), "ALPHA is not shown: {created}");
+    let (status, read) = client.call(Method::GET, &role("noStage"), None).await;
+    assert_eq!(status, 200, "{read}");
+    assert!(read.get("stage").is_none(), "still ALPHA when read: {read}");
+
+    create(&client, "wasGa", gateway_user()).await;
+    let (status, cleared) = client
+        .call(
+            Method::PATCH,
+            &format!("{}?updateMask=stage", role("wasGa")),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert!(
+        cleared.get("stage").is_none(),
+        "a stage cleared through the mask is ALPHA, not GA: {cleared}"
+    );
+    let (status, beta) = client
+        .call(
+            Method::PATCH,
+            &format!("{}?updateMask=stage", role("noStage")),
+            Some(json!({ "stage": "BETA" })),
+        )
+        .await;
+    assert_eq!((status, &beta["stage"]), (200, &json!("BETA")), "{beta}");
 }

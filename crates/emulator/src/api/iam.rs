@@ -12,8 +12,11 @@
 //! lowerCamelCase and snake_case names and refuses unknown fields. Permissions are checked against
 //! [`KNOWN_PERMISSIONS`], a small stand-in for Google's catalogue.
 //!
-//! Modelling choices (Google documents none of these): a role created or patched without a stage is
-//! `GA`; a patch without `updateMask` replaces all four updatable fields; etags are 8 bytes of
+//! A role created without a stage, or patched with `stage` in the mask and none given, is `ALPHA`:
+//! the first value of `Role.stage` in the discovery document, proto3's default, and the stage
+//! Google leaves out of its answers.
+//!
+//! Modelling choices (Google documents none of these): a patch without `updateMask` replaces all four updatable fields; etags are 8 bytes of
 //! base64 drawn from the world's id sequence, new on every write.
 //!
 //! State: `World::iam_roles` maps each full role name to its [`StoredRole`], so a reset clears it.
@@ -40,7 +43,8 @@ const MAX_PAGE_SIZE: usize = 1000;
 const MAX_TITLE_BYTES: usize = 100;
 /// `Role.stage`, in the discovery document's order.
 const STAGES: [&str; 6] = ["ALPHA", "BETA", "GA", "DEPRECATED", "DISABLED", "EAP"];
-const DEFAULT_STAGE: &str = "GA";
+/// An unset stage: proto3's zero value, the first of [`STAGES`].
+const DEFAULT_STAGE: &str = STAGES[0];
 /// The fields an update mask may name, as (lowerCamelCase, snake_case).
 const UPDATABLE: [(&str, &str); 4] = [
     ("title", "title"),
