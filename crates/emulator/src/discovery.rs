@@ -238,23 +238,61 @@ pub fn check_type_url(type_url: &str, value: &Value) -> Option<Vec<String>> {
     check_anywhere(short, value).or_else(|| check_anywhere(&prefixed, value))
 }
 
-/// Google accepts snake_case field names on input; this rewrites them to lowerCamelCase.
-pub fn camel_case_keys(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(key, v)| {
-                    let camel = if key.starts_with('@') {
-                        key
-                    } else {
-                        snake_to_camel(&key)
-                    };
-                    (camel, camel_case_keys(v))
-                })
+/// Google's front end accepts a field by its proto name (`display_name`) as well as its JSON name
+/// (`displayName`). This rewrites the field names of a request body for `http_method` and `path`
+/// to the JSON names its discovery schema declares, and nothing else: a key is renamed only when
+/// its lowerCamelCase form is a declared property and the key itself is not. Map keys
+/// (`additionalProperties`, such as `labels`) and free-form content (`type: any`, Struct, and
+/// objects whose schema declares no properties, such as a reasoning engine's `classMethods`) are
+/// left exactly as sent. A body for a method no document describes is left as sent.
+pub fn camel_case_request(http_method: &str, path: &str, body: Value) -> Value {
+    let Some(found) = find_method(http_method, path) else {
+        return body;
+    };
+    let Some(schema) = found.request.as_deref() else {
+        return body;
+    };
+    let Some((_, doc)) = documents().docs.iter().find(|(name, _)| *name == found.document) else {
+        return body;
+    };
+    camel_case_fields(doc, &serde_json::json!({ "$ref": schema }), body)
+}
+
+fn camel_case_fields(doc: &Value, schema: &Value, value: Value) -> Value {
+    if let Some(name) = schema["$ref"].as_str() {
+        return camel_case_fields(doc, &doc["schemas"][name], value);
+    }
+    match (schema["type"].as_str(), value) {
+        (Some("object"), Value::Object(map)) => {
+            let properties = schema["properties"].as_object();
+            let values = &schema["additionalProperties"];
+            Value::Object(
+                map.into_iter()
+                    .map(|(key, v)| {
+                        if let Some(property) = properties.and_then(|p| p.get(&key)) {
+                            return (key, camel_case_fields(doc, property, v));
+                        }
+                        let camel = snake_to_camel(&key);
+                        match properties.and_then(|p| p.get(&camel)) {
+                            Some(property) if !key.starts_with('@') => {
+                                (camel, camel_case_fields(doc, property, v))
+                            }
+                            // A map key, free-form content, or a field the schema lacks (which
+                            // the request check then refuses under the name it was sent as).
+                            _ if values.is_object() => (key, camel_case_fields(doc, values, v)),
+                            _ => (key, v),
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        (Some("array"), Value::Array(items)) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| camel_case_fields(doc, &schema["items"], item))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.into_iter().map(camel_case_keys).collect()),
-        other => other,
+        (_, other) => other,
     }
 }
 
@@ -318,13 +356,38 @@ mod tests {
     }
 
     #[test]
-    fn snake_case_input_becomes_camel_case() {
-        let value = super::camel_case_keys(
-            json!({"service_ids": ["a"], "@type": "t", "spec": {"agent_gateway_config": {}}}),
+    fn declared_snake_case_fields_become_camel_case_and_map_keys_stay() {
+        let value = super::camel_case_request(
+            "POST",
+            "v1/projects/p/services:batchEnable",
+            json!({"service_ids": ["a_b"]}),
+        );
+        assert_eq!(value, json!({"serviceIds": ["a_b"]}));
+        let value = super::camel_case_request(
+            "POST",
+            "v1/projects/p/locations/l/reasoningEngines",
+            json!({
+                "display_name": "x",
+                "labels": {"team_name": "a_b"},
+                "spec": {"agent_framework": "custom", "class_methods": [{"api_mode": "", "snake_key": {"x_y": 1}}],
+                         "deployment_spec": {"resource_limits": {"cpu_count": "4"}}},
+                "not_a_field": {"x_y": 1},
+            }),
         );
         assert_eq!(
             value,
-            json!({"serviceIds": ["a"], "@type": "t", "spec": {"agentGatewayConfig": {}}})
+            json!({
+                "displayName": "x",
+                "labels": {"team_name": "a_b"},
+                "spec": {"agentFramework": "custom", "classMethods": [{"api_mode": "", "snake_key": {"x_y": 1}}],
+                         "deploymentSpec": {"resourceLimits": {"cpu_count": "4"}}},
+                "not_a_field": {"x_y": 1},
+            })
+        );
+        let unknown = json!({"some_field": {"x_y": 1}});
+        assert_eq!(
+            super::camel_case_request("POST", "v9/nowhere", unknown.clone()),
+            unknown
         );
     }
 }

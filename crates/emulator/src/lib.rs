@@ -21,7 +21,8 @@
 //! ## Status
 //! Emulated, with tests:
 //! - authentication by bearer token, and request bodies checked against the discovery schemas
-//!   (snake_case accepted);
+//!   (declared fields accepted by their snake_case proto names; map keys and free-form content
+//!   kept as sent);
 //! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;

@@ -173,8 +173,9 @@ fn api_call(
             }
         }
     };
-    // Google accepts snake_case on input and refuses fields its schema does not have.
-    let body = discovery::camel_case_keys(body);
+    // Google accepts proto (snake_case) field names on input, and refuses fields its schema does
+    // not have; map keys and free-form content are kept exactly as sent.
+    let body = discovery::camel_case_request(method.as_str(), path, body);
     if let Some(problem) = request_problem(method.as_str(), path, &body) {
         return ApiError::invalid_argument(format!("Invalid JSON payload received. {problem}"))
             .into_response();

@@ -658,3 +658,84 @@ async fn registry_agents(client: &Client) -> Vec<Value> {
     assert_eq!(status, 200, "{body}");
     body["agents"].as_array().cloned().unwrap_or_default()
 }
+
+/// The body the Vertex AI SDK sends for `reasoning_engines.ReasoningEngine.create`: proto
+/// (snake_case) field names, labels with snake_case keys, and `class_methods` whose items are
+/// free-form OpenAPI objects (`type: object`, `additionalProperties: any`). Google converts only
+/// the field names its schema declares, so the labels and the class methods come back exactly as
+/// sent (the old router camelCased them all: `team_name` became `teamName`, `api_mode` became
+/// `apiMode`), while the declared fields given by their proto names are accepted and answered by
+/// their JSON names.
+#[tokio::test]
+async fn a_vertex_sdk_snake_case_create_keeps_label_keys_and_class_methods_as_sent() {
+    let (_emulator, client) = start().await;
+    let labels = json!({ "team_name": "sluice", "cost_center": "r_and_d" });
+    let class_methods = json!([
+        {
+            "name": "query",
+            "api_mode": "",
+            "description": "Runs the agent",
+            "parameters": {
+                "type": "object",
+                "properties": { "input": { "type": "string" }, "max_tokens": { "type": "integer" } },
+                "required": ["input"],
+            },
+        },
+        { "name": "stream_query", "api_mode": "stream", "parameters": { "additional_properties": true } },
+    ]);
+    let (status, op) = create(
+        &client,
+        PARENT,
+        json!({
+            "display_name": "sdk-agent",
+            "description": "deployed by the Vertex AI SDK",
+            "labels": labels,
+            "spec": {
+                "agent_framework": "langchain",
+                "package_spec": {
+                    "pickle_object_gcs_uri": "gs://bucket/agent.pkl",
+                    "dependency_files_gcs_uri": "gs://bucket/dependencies.tar.gz",
+                    "requirements_gcs_uri": "gs://bucket/requirements.txt",
+                    "python_version": "3.12",
+                },
+                "class_methods": class_methods,
+            },
+        }),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "declared fields by their proto names are accepted: {op}"
+    );
+    let (status, got) = client
+        .call(Method::GET, &format!("v1/{}", engine_of(&op)), None)
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["labels"], labels, "map keys are not field names");
+    assert_eq!(
+        got["spec"]["classMethods"], class_methods,
+        "free-form content is kept exactly"
+    );
+    assert_eq!(got["displayName"], "sdk-agent");
+    assert_eq!(got["spec"]["agentFramework"], "langchain");
+    assert_eq!(
+        got["spec"]["packageSpec"]["pickleObjectGcsUri"],
+        "gs://bucket/agent.pkl"
+    );
+    assert_eq!(got["spec"]["packageSpec"]["pythonVersion"], "3.12");
+    assert!(got.get("display_name").is_none(), "{got}");
+
+    // The label is found again under the key it was created with.
+    let (status, listed) = client
+        .call(
+            Method::GET,
+            &format!("{PARENT}/reasoningEngines?filter=labels.team_name%3D%22sluice%22"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["reasoningEngines"][0]["displayName"], "sdk-agent",
+        "{listed}"
+    );
+}

@@ -86,10 +86,7 @@ pub fn top_level_mask(
         .map(str::trim)
         .map(|path| {
             let top = path.split('.').next().unwrap_or_default();
-            let top = crate::discovery::camel_case_keys(json!({ top: null }))
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_default();
+            let top = crate::discovery::snake_to_camel(top);
             updatable.iter().copied().find(|f| *f == top).ok_or_else(|| {
                 ApiError::invalid_argument(format!(
                     "Invalid field mask path \"{path}\": not an updatable field of {type_name}."

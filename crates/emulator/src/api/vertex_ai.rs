@@ -449,15 +449,7 @@ fn update_mask(call: &Call) -> Result<Vec<Vec<String>>, ApiError> {
     mask.split(',')
         .map(str::trim)
         .map(|path| {
-            let segments: Vec<String> = path
-                .split('.')
-                .map(|segment| {
-                    crate::discovery::camel_case_keys(json!({ segment: null }))
-                        .as_object()
-                        .and_then(|o| o.keys().next().cloned())
-                        .unwrap_or_default()
-                })
-                .collect();
+            let segments: Vec<String> = path.split('.').map(crate::discovery::snake_to_camel).collect();
             if UPDATABLE.contains(&segments[0].as_str()) {
                 Ok(segments)
             } else {
