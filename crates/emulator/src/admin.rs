@@ -26,6 +26,7 @@ pub fn handle(emulator: &Emulator, method: &Method, path: &str, body: &[u8]) -> 
             let mut state = emulator.world().to_json(now);
             state["nowSeconds"] = json!(now.as_secs_f64());
             state["requestsDropped"] = json!(emulator.request_log().dropped);
+            state["waitingCalls"] = json!(emulator.clock.waiting());
             axum::Json(state).into_response()
         }
         ("GET", "requests") => axum::Json(emulator.requests()).into_response(),

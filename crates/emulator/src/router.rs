@@ -82,9 +82,11 @@ async fn handle(
         Some((name, _)) => emulator.faults.draw(name),
         None => (None, std::time::Duration::ZERO),
     };
+    // Latency, and a stall (extra latency), are emulated time: they follow the time scale and
+    // end as soon as an advance of the clock carries emulated time past them.
     let latency = std::time::Duration::from_secs_f64(emulator.config.latency_ms.max(0.0) / 1000.0) + extra;
     if !latency.is_zero() {
-        tokio::time::sleep(emulator.clock.real(latency)).await;
+        emulator.clock.sleep_until(emulator.clock.now() + latency).await;
     }
     let (error, lost) = match fault {
         Some(Fault::Error(error)) => (Some(error), false),
@@ -283,13 +285,19 @@ async fn long_poll(
     let deadline = emulator.clock.after(timeout);
     loop {
         let now = emulator.clock.now();
-        let Some(operation) = emulator.world().operations.get(name).map(|op| op.to_json(now)) else {
+        let Some((operation, done_at)) = emulator
+            .world()
+            .operations
+            .get(name)
+            .map(|op| (op.to_json(now), op.done_at))
+        else {
             return ApiError::not_found(format!("Operation {name} not found.")).into_response();
         };
         if operation["done"] == true || now >= deadline {
             return axum::Json(operation).into_response();
         }
-        let remaining = emulator.clock.real(deadline.saturating_sub(now));
-        tokio::time::sleep(remaining.min(std::time::Duration::from_millis(5))).await;
+        // An operation is done once emulated time reaches `done_at`: wait for that or the
+        // timeout, in emulated time, then look again.
+        emulator.clock.sleep_until(deadline.min(done_at)).await;
     }
 }

@@ -430,3 +430,66 @@ async fn the_same_seed_drops_the_same_calls() {
         assert!(first.contains(&outcome), "{outcome:?} in {first:?}");
     }
 }
+
+/// A config whose every API call stalls for 300 emulated seconds before it is handled.
+fn stalling(time_scale: f64) -> EmulatorConfig {
+    EmulatorConfig {
+        time_scale,
+        latency_ms: 300_000.0,
+        ..EmulatorConfig::default()
+    }
+}
+
+/// The emulated time (`atSeconds`) at which the request log saw each call answered.
+async fn answered_at(client: &Client) -> Vec<f64> {
+    let (_, log) = client.call(Method::GET, "_emulator/requests", None).await;
+    log.as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["atSeconds"].as_f64().unwrap())
+        .collect()
+}
+
+/// A stall is emulated time, like every wait in the emulator: with emulated time all but frozen
+/// (a million real seconds per emulated second), a call stalled for 300 s is answered as soon
+/// as the admin API advances the clock past its end, at exactly that emulated time, instead of
+/// waiting out a real-time delay.
+#[tokio::test]
+async fn a_stalled_call_ends_once_emulated_time_passes_its_end() {
+    let (_emulator, client) = Client::start_with(stalling(1e6)).await;
+    let driver = async {
+        // Waits (without sleeping) until the call is parked on the emulated clock.
+        let started = loop {
+            let (_, state) = client.call(Method::GET, "_emulator/state", None).await;
+            if state["waitingCalls"] == 1 {
+                break state["nowSeconds"].as_f64().unwrap();
+            }
+            tokio::task::yield_now().await;
+        };
+        client.advance(300.0).await;
+        started
+    };
+    let ((status, body), started) = tokio::join!(client.call(Method::GET, SERVICE, None), driver);
+    assert_eq!(status, 200, "{body}");
+    let at = answered_at(&client).await;
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert!(
+        at[0] >= started + 300.0 && at[0] < started + 301.0,
+        "answered when emulated time reached the stall's end ({started} + 300 s), at {}",
+        at[0]
+    );
+    let (_, state) = client.call(Method::GET, "_emulator/state", None).await;
+    assert_eq!(state["waitingCalls"], 0, "{state}");
+}
+
+/// Under a small time scale (1,000× faster than real time) a 300 s stall passes by itself, and
+/// the emulator's clock shows the call was held for the stall's emulated length.
+#[tokio::test]
+async fn a_stalled_call_under_a_small_time_scale_ends_after_its_emulated_length() {
+    let (_emulator, client) = Client::start_with(stalling(0.001)).await;
+    let (status, body) = client.call(Method::GET, SERVICE, None).await;
+    assert_eq!(status, 200, "{body}");
+    let at = answered_at(&client).await;
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert!(at[0] >= 300.0, "held for 300 emulated seconds: {at:?}");
+}

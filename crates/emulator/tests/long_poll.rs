@@ -55,3 +55,38 @@ async fn wait_answers_at_its_timeout_or_when_the_operation_is_done() {
         .await;
     assert_eq!(status, 401);
 }
+
+/// The long poll waits on the emulated clock, not on a real-time tick: with emulated time all but
+/// frozen (a million real seconds per emulated second), a `:wait` on a 300 s deploy answers the
+/// finished operation once the admin API advances the clock past the deploy's end.
+#[tokio::test]
+async fn wait_answers_when_an_advance_of_the_clock_finishes_the_operation() {
+    let mut config = EmulatorConfig {
+        time_scale: 1e6,
+        latency_ms: 0.0,
+        ..EmulatorConfig::default()
+    };
+    config.organizations[0].projects[0].enabled_services = vec!["aiplatform.googleapis.com".into()];
+    let (_emulator, client) = Client::start_with(config).await;
+    let engine = json!({ "displayName": "advanced", "spec": { "packageSpec": { "pickleObjectGcsUri": "gs://b/a.pkl" } } });
+    let (status, operation) = client
+        .call(Method::POST, &format!("{PARENT}/reasoningEngines"), Some(engine))
+        .await;
+    assert_eq!(status, 200, "{operation}");
+    let name = operation["name"].as_str().unwrap();
+    let driver = async {
+        loop {
+            let (_, state) = client.call(Method::GET, "_emulator/state", None).await;
+            if state["waitingCalls"] == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        client.advance(300.0).await;
+    };
+    let wait = format!("v1/{name}:wait?timeout=600s");
+    let ((status, done), ()) = tokio::join!(client.call(Method::POST, &wait, None), driver);
+    assert_eq!(status, 200);
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(done["response"]["displayName"], "advanced");
+}
