@@ -27,6 +27,70 @@ pub struct EmulatorConfig {
     pub service_account_keys: Vec<ServiceAccountKeyConfig>,
     /// How many API calls the request log keeps (the oldest are dropped first).
     pub request_log_limit: usize,
+    /// Which project each API's enablement is checked in, by service name: the project the call
+    /// targets (`resource_based`), or the caller's quota project (`client_based`). An API not
+    /// listed is resource-based. A config that sets this map replaces the defaults whole.
+    ///
+    /// Defaults follow Google. "About the quota project"
+    /// (<https://cloud.google.com/docs/quotas/quota-project>): for a *resource-based* API the
+    /// quota project is the project holding the resource and cannot be changed; an API that is
+    /// not resource-based is *client-based*, and its quota project is, in order, the one named
+    /// in the request (`x-goog-user-project`), the API key's project, or the project of the
+    /// service account making the call ("Set the quota project",
+    /// <https://cloud.google.com/docs/quotas/set-quota-project>). Google publishes no list of
+    /// which APIs are which; the client-based defaults here are the ones whose calls are seen
+    /// refused with SERVICE_DISABLED naming the caller's project rather than the target:
+    /// Cloud Resource Manager (hashicorp/terraform-provider-google#11435: enabling it in a
+    /// project needs it enabled in the caller's), Org Policy (pulumi/pulumi-gcp#2032), and,
+    /// following issue 8, IAM's role management (`iam.googleapis.com`; one third-party account,
+    /// jpassing.com "Which project's quota are my API calls charged against?", 2022, calls the
+    /// IAM API resource-oriented, so this default is the least certain). Service Usage is
+    /// client-based too, but every project is modelled with it enabled (Google enables it in new
+    /// projects), so its calls are never refused for enablement. The rest (Vertex AI, Network
+    /// Services, Agent Registry) are resource-based.
+    pub api_kinds: BTreeMap<String, ApiKind>,
+    /// The quota project of a call to a client-based API that names none (`x-goog-user-project`)
+    /// and whose token was not issued by `POST /token` to a service account of a project in the
+    /// world. `None`: the project the call targets. A modelling choice: Google would refuse the
+    /// call, or use the gcloud CLI's shared project.
+    pub default_quota_project: Option<String>,
+}
+
+/// Where Google checks that an API is enabled for a call (see [`EmulatorConfig::api_kinds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKind {
+    /// In the project holding the resource the call is about.
+    ResourceBased,
+    /// In the caller's quota project.
+    ClientBased,
+}
+
+impl EmulatorConfig {
+    /// How `service` is checked for enablement: client-based only when configured so.
+    pub fn api_kind(&self, service: &str) -> ApiKind {
+        self.api_kinds
+            .get(service)
+            .copied()
+            .unwrap_or(ApiKind::ResourceBased)
+    }
+}
+
+/// Google's classification of the APIs the emulator serves (sources on
+/// [`EmulatorConfig::api_kinds`]).
+pub fn default_api_kinds() -> BTreeMap<String, ApiKind> {
+    [
+        ("cloudresourcemanager.googleapis.com", ApiKind::ClientBased),
+        ("iam.googleapis.com", ApiKind::ClientBased),
+        ("orgpolicy.googleapis.com", ApiKind::ClientBased),
+        ("serviceusage.googleapis.com", ApiKind::ClientBased),
+        ("aiplatform.googleapis.com", ApiKind::ResourceBased),
+        ("networkservices.googleapis.com", ApiKind::ResourceBased),
+        ("agentregistry.googleapis.com", ApiKind::ResourceBased),
+    ]
+    .into_iter()
+    .map(|(service, kind)| (service.to_string(), kind))
+    .collect()
 }
 
 /// The public half of a service-account key, as the token endpoint checks signatures with it.
@@ -144,6 +208,8 @@ impl Default for EmulatorConfig {
                 public_key_pem: crate::test_key::TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM.into(),
             }],
             request_log_limit: 200_000,
+            api_kinds: default_api_kinds(),
+            default_quota_project: None,
             organizations: vec![OrganizationConfig {
                 id: "123456789012".into(),
                 folders: vec![],
@@ -154,5 +220,32 @@ impl Default for EmulatorConfig {
                 }],
             }],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiKind, EmulatorConfig};
+
+    #[test]
+    fn api_kinds_default_to_googles_and_a_config_file_overrides_them() {
+        let config = EmulatorConfig::default();
+        assert_eq!(config.api_kind("iam.googleapis.com"), ApiKind::ClientBased);
+        assert_eq!(
+            config.api_kind("aiplatform.googleapis.com"),
+            ApiKind::ResourceBased
+        );
+        assert_eq!(config.api_kind("unlisted.googleapis.com"), ApiKind::ResourceBased);
+        let config: EmulatorConfig = serde_json::from_str(
+            r#"{"api_kinds": {"iam.googleapis.com": "resource_based"}, "default_quota_project": "p"}"#,
+        )
+        .unwrap();
+        assert_eq!(config.api_kind("iam.googleapis.com"), ApiKind::ResourceBased);
+        assert_eq!(
+            config.api_kind("orgpolicy.googleapis.com"),
+            ApiKind::ResourceBased,
+            "the map is replaced whole"
+        );
+        assert_eq!(config.default_quota_project.as_deref(), Some("p"));
     }
 }

@@ -73,6 +73,9 @@ pub struct Emulator {
     faults: faults::Faults,
     /// Access tokens issued by `POST /token`, numbering each one.
     tokens_issued: std::sync::atomic::AtomicU64,
+    /// The service account (`client_email`) each access token was issued to, so a call's
+    /// quota project can default to that account's project.
+    token_accounts: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// The most recent API calls (at most `request_log_limit`), and how many older ones were dropped.
@@ -126,6 +129,7 @@ impl Emulator {
             requests: Mutex::new(RequestLog::default()),
             faults: faults::Faults::new(config.seed, config.faults.clone(), config.quotas.clone()),
             tokens_issued: std::sync::atomic::AtomicU64::new(0),
+            token_accounts: Mutex::new(std::collections::HashMap::new()),
             config,
         }
     }
@@ -185,6 +189,32 @@ impl Emulator {
         *self.world() = world::World::from_config(&self.config);
         self.faults.reset(self.config.seed, self.config.faults.clone());
         *self.request_log() = RequestLog::default();
+    }
+
+    /// Remembers that `token` was issued to the service account `email`.
+    fn issued(&self, token: &str, email: &str) {
+        self.token_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.to_string(), email.to_string());
+    }
+
+    /// The project of the service account `token` was issued to, when `POST /token` issued it
+    /// and the account's project (`NAME@PROJECT.iam.gserviceaccount.com`) is in the world.
+    fn token_project(&self, token: &str) -> Option<String> {
+        let email = self
+            .token_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()?;
+        let project = email
+            .split_once('@')?
+            .1
+            .strip_suffix(".iam.gserviceaccount.com")?
+            .to_string();
+        self.world().project_mut(&project).ok()?;
+        Some(project)
     }
 
     /// Ok when `service` is enabled and usable in `project`; otherwise Google's 403.

@@ -24,6 +24,10 @@ pub struct Call {
     pub query: Vec<(String, String)>,
     /// The JSON body; `Null` when there is none.
     pub body: Value,
+    /// The caller's quota project, when the call says it: `x-goog-user-project`, else the
+    /// project of the service account its token was issued to. Client-based APIs check their
+    /// enablement there ([`crate::config::ApiKind`]).
+    pub quota_project: Option<String>,
 }
 
 impl Call {
@@ -203,6 +207,7 @@ fn api_call(
         verb,
         query,
         body,
+        quota_project: quota_project(emulator, headers),
     };
     match api::dispatch(emulator, &call) {
         Some(Ok(value)) => axum::Json(value).into_response(),
@@ -234,13 +239,33 @@ fn request_problem(method: &str, path: &str, body: &Value) -> Option<String> {
     })
 }
 
-fn authenticate(headers: &HeaderMap) -> Result<(), ApiError> {
-    let bearer = headers
+/// The call's bearer token, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| !token.trim().is_empty());
-    if bearer {
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// The quota project a client-based API charges, as Google finds it ("Set the quota project":
+/// the project named in the request, else the service account's project): `x-goog-user-project`,
+/// else the project of the service account `POST /token` issued the call's token to.
+fn quota_project(emulator: &Emulator, headers: &HeaderMap) -> Option<String> {
+    let named = headers
+        .get("x-goog-user-project")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    match named {
+        Some(project) => Some(project.to_string()),
+        None => emulator.token_project(bearer(headers)?),
+    }
+}
+
+fn authenticate(headers: &HeaderMap) -> Result<(), ApiError> {
+    if bearer(headers).is_some() {
         Ok(())
     } else {
         Err(ApiError::unauthenticated(

@@ -14,6 +14,7 @@ pub mod vertex_ai;
 
 use serde_json::Value;
 
+use crate::config::ApiKind;
 use crate::error::ApiError;
 use crate::router::Call;
 use crate::Emulator;
@@ -23,7 +24,9 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         return Some(result);
     }
     if let Some((service, project)) = owning_api(call) {
-        if let Err(disabled) = emulator.require_usable(project, service) {
+        if let Err(disabled) =
+            emulator.require_usable(enablement_project(emulator, call, service, project), service)
+        {
             return Some(Err(disabled));
         }
     }
@@ -46,6 +49,7 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         return Some(result);
     }
     let (service, project) = owning_api(call)?;
+    let project = enablement_project(emulator, call, service, project);
     Some(emulator.require_usable(project, service).and_then(|()| {
         Err(ApiError::unimplemented(format!(
             "{service} is not emulated yet ({} {})",
@@ -53,6 +57,20 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
             call.segments.join("/")
         )))
     }))
+}
+
+/// The project in which `service` must be enabled for `call`, which targets `target`: the target
+/// for a resource-based API; for a client-based one the caller's quota project, else the
+/// configured default, else the target ([`crate::config::EmulatorConfig::api_kinds`]).
+fn enablement_project(emulator: &Emulator, call: &Call, service: &str, target: String) -> String {
+    match emulator.config.api_kind(service) {
+        ApiKind::ResourceBased => target,
+        ApiKind::ClientBased => call
+            .quota_project
+            .clone()
+            .or_else(|| emulator.config.default_quota_project.clone())
+            .unwrap_or(target),
+    }
 }
 
 /// Which API a project-scoped path belongs to, and the project it names.

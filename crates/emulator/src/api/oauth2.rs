@@ -82,8 +82,10 @@ fn grant(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value,
         &ring::digest::SHA256,
         format!("{}\n{number}\n{}\n{scope}", emulator.config.seed, jwt.issuer).as_bytes(),
     );
+    let access_token = format!("ya29.emulator-{}", encoding::hex(digest.as_ref()));
+    emulator.issued(&access_token, &jwt.issuer);
     Ok(json!({
-        "access_token": format!("ya29.emulator-{}", encoding::hex(digest.as_ref())),
+        "access_token": access_token,
         "expires_in": EXPIRES_IN,
         "token_type": "Bearer",
     }))
