@@ -20,7 +20,8 @@ pub struct EmulatorConfig {
     pub latency_ms: f64,
     /// Faults by API service name (`iam.googleapis.com`), or `*` for every API.
     pub faults: BTreeMap<String, FaultConfig>,
-    /// Requests per emulated minute per API per project; an API not listed is unlimited.
+    /// Requests per emulated minute per API per project (the caller's quota project for a
+    /// client-based API, see `api_kinds`); an API not listed is unlimited.
     pub quotas: BTreeMap<String, u32>,
     /// Service-account keys the OAuth2 token endpoint (`POST /token`) accepts: a JWT-bearer
     /// assertion must be signed by the private half of one of these public keys.

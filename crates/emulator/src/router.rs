@@ -163,8 +163,11 @@ fn api_call(
     if let Some(fault) = fault {
         return fault.into_response();
     }
+    // Quota is charged to the consumer: the caller's quota project for a client-based API.
+    let quota_project = quota_project(emulator, headers);
     if let Some((name, Some(project))) = &service {
-        if let Err(exhausted) = emulator.faults.charge(name, project, emulator.clock.now()) {
+        let consumer = api::consumer_project(emulator, name, project.clone(), quota_project.as_deref());
+        if let Err(exhausted) = emulator.faults.charge(name, &consumer, emulator.clock.now()) {
             return exhausted.into_response();
         }
     }
@@ -207,7 +210,7 @@ fn api_call(
         verb,
         query,
         body,
-        quota_project: quota_project(emulator, headers),
+        quota_project,
     };
     match api::dispatch(emulator, &call) {
         Some(Ok(value)) => axum::Json(value).into_response(),

@@ -185,3 +185,21 @@ async fn an_api_configured_resource_based_ignores_the_quota_project() {
     let (status, body) = get(&client, &roles(), Some(BILLING)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// A client-based API's per-minute quota is the quota project's: two calls about two different
+/// projects, both naming the same quota project, share one quota.
+#[tokio::test]
+async fn a_client_based_api_charges_its_quota_to_the_quota_project() {
+    let mut config = world(&[], &["iam.googleapis.com"]);
+    config.quotas.insert("iam.googleapis.com".into(), 1);
+    let (_emulator, client) = Client::start_with(config).await;
+    let (status, body) = get(&client, &roles(), Some(BILLING)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&client, "v1/projects/sluice-demo/roles", Some(BILLING)).await;
+    assert_eq!(status, 429, "the quota project's minute is used up: {body}");
+    assert_eq!(
+        body["error"]["details"][0]["metadata"]["consumer"],
+        format!("projects/{BILLING}"),
+        "{body}"
+    );
+}

@@ -59,15 +59,25 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
     }))
 }
 
-/// The project in which `service` must be enabled for `call`, which targets `target`: the target
-/// for a resource-based API; for a client-based one the caller's quota project, else the
-/// configured default, else the target ([`crate::config::EmulatorConfig::api_kinds`]).
+/// The project that must have `service` enabled for `call`, which targets `target`.
 fn enablement_project(emulator: &Emulator, call: &Call, service: &str, target: String) -> String {
+    consumer_project(emulator, service, target, call.quota_project.as_deref())
+}
+
+/// The project a call of `service` targeting `target` is checked and charged against (its
+/// enablement, its quota): the target for a resource-based API; for a client-based one the
+/// caller's `quota_project`, else the configured default, else the target
+/// ([`crate::config::EmulatorConfig::api_kinds`]).
+pub fn consumer_project(
+    emulator: &Emulator,
+    service: &str,
+    target: String,
+    quota_project: Option<&str>,
+) -> String {
     match emulator.config.api_kind(service) {
         ApiKind::ResourceBased => target,
-        ApiKind::ClientBased => call
-            .quota_project
-            .clone()
+        ApiKind::ClientBased => quota_project
+            .map(str::to_string)
             .or_else(|| emulator.config.default_quota_project.clone())
             .unwrap_or(target),
     }
