@@ -39,16 +39,18 @@ pub struct EmulatorConfig {
     /// in the request (`x-goog-user-project`), the API key's project, or the project of the
     /// service account making the call ("Set the quota project",
     /// <https://cloud.google.com/docs/quotas/set-quota-project>). Google publishes no list of
-    /// which APIs are which; the client-based defaults here are the ones whose calls are seen
-    /// refused with SERVICE_DISABLED naming the caller's project rather than the target:
-    /// Cloud Resource Manager (hashicorp/terraform-provider-google#11435: enabling it in a
-    /// project needs it enabled in the caller's), Org Policy (pulumi/pulumi-gcp#2032), and,
-    /// following issue 8, IAM's role management (`iam.googleapis.com`; one third-party account,
-    /// jpassing.com "Which project's quota are my API calls charged against?", 2022, calls the
-    /// IAM API resource-oriented, so this default is the least certain). Service Usage is
-    /// client-based too, but every project is modelled with it enabled (Google enables it in new
-    /// projects), so its calls are never refused for enablement. The rest (Vertex AI, Network
-    /// Services, Agent Registry) are resource-based.
+    /// which APIs are which, so the client-based defaults rest on reports of calls refused with
+    /// SERVICE_DISABLED or a missing quota project for the caller's project rather than the
+    /// target: Cloud Resource Manager (jpassing.com, "Which project's quota are my API calls
+    /// charged against?", 2022, names it non-resource-oriented;
+    /// hashicorp/terraform-provider-google#11435), Org Policy (pulumi/pulumi-gcp#2032, which
+    /// needs a quota project for an org policy on a project), and IAM's role management
+    /// (`iam.googleapis.com`, as issue 8 lists it; the same jpassing.com article calls the IAM
+    /// API resource-oriented, so this default is the least certain and is configurable). Service
+    /// Usage is client-based too, but every project is modelled with it enabled (Google enables
+    /// it in new projects), so its calls are never refused for enablement; its quota is charged
+    /// to the quota project. Vertex AI, Network Services and Agent Registry are resource-based
+    /// (their resources live in the project the path names).
     pub api_kinds: BTreeMap<String, ApiKind>,
     /// The quota project of a call to a client-based API that names none (`x-goog-user-project`)
     /// and whose token was not issued by `POST /token` to a service account of a project in the

@@ -461,6 +461,7 @@ async fn a_stalled_call_ends_once_emulated_time_passes_its_end() {
         // Waits (without sleeping) until the call is parked on the emulated clock.
         let started = loop {
             let (_, state) = client.call(Method::GET, "_emulator/state", None).await;
+            assert!(state["waitingCalls"].is_u64(), "state counts waiting calls");
             if state["waitingCalls"] == 1 {
                 break state["nowSeconds"].as_f64().unwrap();
             }

@@ -77,6 +77,7 @@ async fn wait_answers_when_an_advance_of_the_clock_finishes_the_operation() {
     let driver = async {
         loop {
             let (_, state) = client.call(Method::GET, "_emulator/state", None).await;
+            assert!(state["waitingCalls"].is_u64(), "state counts waiting calls");
             if state["waitingCalls"] == 1 {
                 break;
             }
