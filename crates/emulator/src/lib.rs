@@ -37,7 +37,11 @@
 //!   signature is verified against the public key configured for its `iss`, so a service-account
 //!   key file whose `token_uri` points at the emulator works through gcp_auth unchanged. The
 //!   committed test-only key ([`test_service_account_key_json`]) is registered by default. API
-//!   calls still accept any non-empty bearer token.
+//!   calls still accept any non-empty bearer token;
+//! - API enablement checked where Google checks it: in the target project for resource-based
+//!   APIs, in the caller's quota project (`x-goog-user-project`, else the token's service
+//!   account's project) for client-based ones ([`config::EmulatorConfig::api_kinds`]);
+//! - every wait (latency, stalls, long polls) in emulated time, ended early by clock advances.
 
 mod admin;
 mod api;
