@@ -3,10 +3,13 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use sluice_engine::store::Batch;
+use sluice_engine::{parse_plan, validate, OperationHandle, StepRecord, StepState, Store};
 use support::{assert_succeeded, config, outputs, World};
 
 const REGION: &str = "us-central1";
@@ -134,4 +137,30 @@ async fn an_adopted_engine_without_agent_identity_is_given_it() {
     let again = world.run(&plan(), &[]).await;
     assert_succeeded(&again);
     assert_eq!(world.mutations().await.len(), before, "then no change");
+}
+
+#[tokio::test]
+async fn a_stored_operation_google_no_longer_knows_is_let_go_and_the_step_observes_again() {
+    let world = World::start(vertex_ai(300.0)).await;
+    let plan = parse_plan(&plan().to_string(), "plan.json").unwrap();
+    let validated = validate(plan, "plan.json", &world.registry, &BTreeMap::new()).unwrap();
+    let engine = world.engine();
+    let run = engine.start(&validated, "plan.json").unwrap();
+    // An earlier session failed while waiting on an operation that has since expired.
+    let mut record = StepRecord::pending("engine");
+    record.state = StepState::Failed;
+    record.handle = Some(OperationHandle(json!({
+        "family": "vertex_ai", "region": REGION,
+        "name": "projects/100000000001/locations/us-central1/reasoningEngines/1/operations/2",
+    })));
+    let batch = Batch {
+        steps: vec![record],
+        ..Batch::default()
+    };
+    world.store.commit(&run.run_id, batch).unwrap();
+
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let summary = engine.execute(&run.run_id, shutdown).await.unwrap();
+    assert_succeeded(&summary);
+    assert_eq!(engines(&world).await.len(), 1, "deployed once observed again");
 }
