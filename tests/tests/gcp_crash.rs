@@ -5,7 +5,7 @@
 mod support;
 
 use sluice_tests::{run_and_kill_at, stderr, Sandbox};
-use support::{names, Cloud, EGRESS_VARS};
+use support::{names, run_ids, Cloud, EGRESS_VARS};
 
 const PLAN: &str = "agent-gateway-egress.json";
 const STEPS: [&str; 8] = [
@@ -69,16 +69,6 @@ fn crash_and_continue(step: &str, point: &str, by_resume: bool) -> bool {
         registry["runtimeAgents"].as_array().unwrap().len() + registry["services"].as_array().unwrap().len();
     assert!(registered >= 1, "{step}:{point}: the agent is registered");
     reached
-}
-
-fn run_ids(sandbox: &Sandbox) -> Vec<String> {
-    let output = sandbox.run(support::HARNESS, &["runs", "--json"]);
-    let runs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-    runs.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["id"].as_str().map(str::to_string))
-        .collect()
 }
 
 fn matrix(cases: Vec<(&'static str, &'static str)>) -> usize {

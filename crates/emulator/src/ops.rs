@@ -55,6 +55,17 @@ impl Operations {
         self.by_name.get(name)
     }
 
+    /// The operations whose names start with `prefix`, sorted by name.
+    pub fn under(&self, prefix: &str) -> Vec<&Operation> {
+        let mut found: Vec<&Operation> = self
+            .by_name
+            .values()
+            .filter(|op| op.name.starts_with(prefix))
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found
+    }
+
     pub fn count(&self) -> usize {
         self.by_name.len()
     }

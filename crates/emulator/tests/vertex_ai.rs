@@ -739,3 +739,51 @@ async fn a_vertex_sdk_snake_case_create_keeps_label_keys_and_class_methods_as_se
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn operations_list_shows_an_engines_running_and_finished_operations_in_pages() {
+    let (_emulator, client) = start().await;
+    let (_, create_op) = create(&client, PARENT, engine("listed")).await;
+    let name = engine_of(&create_op);
+    let list = format!("v1/{name}/operations");
+    let (status, listed) = client.call(Method::GET, &list, None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["operations"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["operations"][0]["name"], create_op["name"]);
+    assert!(
+        listed["operations"][0].get("done").is_none(),
+        "still running: {listed}"
+    );
+
+    client.advance(OPERATION_SECONDS).await;
+    let (_, patch_op) = client
+        .call(
+            Method::PATCH,
+            &format!("v1/{name}?updateMask=displayName"),
+            Some(json!({ "displayName": "renamed" })),
+        )
+        .await;
+    let (_, first) = client
+        .call(Method::GET, &format!("{list}?pageSize=1"), None)
+        .await;
+    assert_eq!(first["operations"][0]["name"], create_op["name"]);
+    assert_eq!(first["operations"][0]["done"], true, "{first}");
+    let token = first["nextPageToken"].as_str().expect("a second page");
+    let (_, second) = client
+        .call(
+            Method::GET,
+            &format!("{list}?pageSize=1&pageToken={}", urlencode(token)),
+            None,
+        )
+        .await;
+    assert_eq!(second["operations"][0]["name"], patch_op["name"]);
+    assert!(second["operations"][0].get("done").is_none(), "{second}");
+    assert!(second.get("nextPageToken").is_none(), "{second}");
+
+    let (status, _) = client
+        .call(Method::GET, &format!("{list}?filter=done%3Dfalse"), None)
+        .await;
+    assert_eq!(status, 400);
+    let missing = format!("{PARENT}/reasoningEngines/404/operations");
+    assert_eq!(client.call(Method::GET, &missing, None).await.0, 404);
+}

@@ -203,10 +203,20 @@ pub async fn poll_once(
 ) -> Result<Result<Value, PollOutcome>, StepError> {
     let (family, name) = family_and_name(cx, handle)?;
     let client = cloud.client().await?;
-    let operation = client
+    let operation = match client
         .wait_operation(&family, &name, Duration::from_secs(300))
         .await
-        .map_err(|e| classify(cloud, &format!("reading operation {name}"), e))?;
+    {
+        Ok(operation) => operation,
+        // Google no longer knows it (operations expire): nothing is left to wait on, so the
+        // step observes again rather than failing on it for good.
+        Err(e) if e.is_not_found() => {
+            return Ok(Err(PollOutcome::Failed(StepError::retryable(format!(
+                "operation {name} is no longer known ({e}); observing again"
+            )))))
+        }
+        Err(e) => return Err(classify(cloud, &format!("reading operation {name}"), e)),
+    };
     Ok(finished(cloud, operation))
 }
 

@@ -4,7 +4,8 @@
 //! - **Guarantees:** when the step succeeds, exactly one engine of this step exists in the
 //!   project and region (display name `display_name`), bound to exactly the wanted gateways
 //!   (`egress_gateway` → `agentToAnywhereConfig`, `ingress_gateway` → `clientToAgentConfig`),
-//!   with `spec.identityType: AGENT_IDENTITY`. Outputs `name` as the server names it
+//!   with `spec.identityType: AGENT_IDENTITY`, and no create, update or delete of it still
+//!   running. Outputs `name` as the server names it
 //!   (`projects/NUMBER/locations/L/reasoningEngines/ID`), `engine_id` and
 //!   `effective_identity`. The engine is never created twice: Google chooses its id, so the
 //!   create is sent once (`PostRetry::Unsafe`) and `apply` observes again right before it; a
@@ -22,7 +23,13 @@
 //!   the gateway has not propagated yet, or the gateway is not there yet (operation error 9 or
 //!   7), sends the step back to observe: the failed engine is gone by then and a new one is
 //!   created. An organisation policy refusing the gateway is a permanent error naming the
-//!   constraint. An engine found while its create is still running counts as deployed.
+//!   constraint. An engine found while an operation on it (its create, an update, a delete) is
+//!   still running is not deployed yet: the step waits on that operation (listed with
+//!   `reasoningEngines.operations.list`), then observes again, so a create that fails is never
+//!   taken for a deployed engine. An existing engine without agent identity (another
+//!   `identityType`, or none) is drift: it is patched (`updateMask=spec.identityType`, and
+//!   `spec.serviceAccount`, which agent identity must not have); should Vertex AI refuse that
+//!   patch, the step fails permanently, naming the engine and how to replace it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +39,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, OperationFamily, PostRetry};
+use sluice_gcp::{Api, GcpClient, GcpError, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, optional_text, text, Reading};
@@ -263,7 +270,39 @@ fn code_spec(cx: &StepContext) -> Result<(&'static str, Value), StepError> {
     }
 }
 
+/// Whether an engine runs as its own agent identity.
+fn has_agent_identity(engine: &Value) -> bool {
+    engine["spec"]["identityType"] == "AGENT_IDENTITY"
+}
+
 impl ReasoningEngine {
+    /// Every item under `key` of the list at `path` (which has a query already), all pages.
+    /// Observing, a disabled API has nothing in it (`Ok(None)`, see `Reading`).
+    async fn pages(
+        client: &GcpClient,
+        wanted: &Wanted,
+        path: &str,
+        key: &str,
+        reading: Reading,
+    ) -> Result<Option<Vec<Value>>, GcpError> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut page_path = path.to_string();
+            if let Some(token) = &token {
+                page_path.push_str(&format!("&pageToken={}", encode(token)));
+            }
+            let Some(page) = reading.tolerate(client.get(&wanted.api(), &page_path).await)? else {
+                return Ok(None);
+            };
+            items.extend(page[key].as_array().into_iter().flatten().cloned());
+            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(Some(items)),
+            }
+        }
+    }
+
     /// Engines matching `filter` (all pages), by name.
     async fn list(
         &self,
@@ -272,40 +311,60 @@ impl ReasoningEngine {
         reading: Reading,
         into: &mut BTreeMap<String, Value>,
     ) -> Result<(), StepError> {
+        let path = format!(
+            "v1/{}/reasoningEngines?pageSize=100&filter={}",
+            wanted.parent(),
+            encode(filter)
+        );
         let client = self.cloud.client().await?;
-        let mut token: Option<String> = None;
-        loop {
-            let mut path = format!(
-                "v1/{}/reasoningEngines?pageSize=100&filter={}",
-                wanted.parent(),
-                encode(filter)
-            );
-            if let Some(token) = &token {
-                path.push_str(&format!("&pageToken={}", encode(token)));
-            }
-            let page = reading
-                .tolerate(client.get(&wanted.api(), &path).await)
-                .map_err(|e| {
-                    classify(
-                        &self.cloud,
-                        &format!("listing the reasoning engines of {}", wanted.parent()),
-                        e,
-                    )
-                })?;
-            // Observing, a disabled API has nothing in it (see `Reading`).
-            let Some(page) = page else {
-                return Ok(());
-            };
-            for engine in page["reasoningEngines"].as_array().into_iter().flatten() {
-                if let Some(name) = engine["name"].as_str() {
-                    into.insert(name.to_string(), engine.clone());
-                }
-            }
-            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next.to_string()),
-                None => return Ok(()),
+        let engines = Self::pages(client, wanted, &path, "reasoningEngines", reading)
+            .await
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("listing the reasoning engines of {}", wanted.parent()),
+                    e,
+                )
+            })?;
+        for engine in engines.into_iter().flatten() {
+            if let Some(name) = engine["name"].as_str() {
+                into.insert(name.to_string(), engine);
             }
         }
+        Ok(())
+    }
+
+    /// The handle of an operation on `engine` still running (its create, an update, a delete),
+    /// if there is one: until it ends, the engine is not known to be deployed.
+    async fn running_operation(
+        &self,
+        wanted: &Wanted,
+        engine: &Value,
+    ) -> Result<Option<OperationHandle>, StepError> {
+        let name = engine["name"].as_str().unwrap_or_default();
+        let path = format!("v1/{name}/operations?pageSize=100");
+        let client = self.cloud.client().await?;
+        let operations = match Self::pages(client, wanted, &path, "operations", Reading::Apply).await {
+            Ok(operations) => operations.unwrap_or_default(),
+            // Listed a moment ago: a failed create has just ended and taken the engine with it.
+            Err(e) if e.is_not_found() => {
+                return Err(StepError::retryable(format!(
+                    "reasoning engine {name} disappeared while it was read; observing again"
+                )))
+            }
+            Err(e) => {
+                return Err(classify(
+                    &self.cloud,
+                    &format!("listing the operations of reasoning engine {name}"),
+                    e,
+                ))
+            }
+        };
+        Ok(operations
+            .iter()
+            .filter(|op| op["done"] != true)
+            .find_map(|op| op["name"].as_str())
+            .map(|op| common::handle(&wanted.family(), op)))
     }
 
     /// This step's engine, if one exists; a permanent error when it cannot be used as is.
@@ -381,6 +440,96 @@ impl ReasoningEngine {
         }
         Ok(body)
     }
+
+    /// A refused deploy or update, classified; an organisation policy refusal names its
+    /// constraint and what to ask for.
+    fn refusal(&self, wanted: &Wanted, doing: &str, e: GcpError) -> StepError {
+        if e.is_failed_precondition() {
+            if let Some(constraint) = constraint_in(&e.message) {
+                return StepError::permanent(format!(
+                    "{doing}: the organisation policy {constraint} refused it: the gateway ({}) is not \
+                     on the organisation's allowlist. Ask an organisation policy administrator to allow \
+                     it in {constraint}. {e}",
+                    Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
+                ));
+            }
+        }
+        classify(&self.cloud, doing, e)
+    }
+
+    /// The operation a create or patch answered: waited on, or its result if it is done.
+    fn started(&self, wanted: &Wanted, answer: &Value) -> Result<Applied, StepError> {
+        let operation = answer["name"].as_str().unwrap_or_default();
+        if answer["done"] == true || operation.is_empty() {
+            return match common::finished(
+                &self.cloud,
+                sluice_gcp::Operation::from_json(answer)
+                    .map_err(|e| classify(&self.cloud, "reading the operation's answer", e))?,
+            ) {
+                Ok(response) => Ok(Applied::Done(outputs_of(&response))),
+                Err(PollOutcome::Failed(error)) => Err(error),
+                Err(_) => Err(StepError::retryable(
+                    "the operation's answer is not finished; observing again",
+                )),
+            };
+        }
+        Ok(Applied::Started(common::handle(&wanted.family(), operation)))
+    }
+
+    /// Switches an existing engine to agent identity (dropping any service account, which agent
+    /// identity must not have), or refuses permanently, naming the engine and the way out.
+    async fn give_agent_identity(
+        &self,
+        cx: &StepContext,
+        wanted: &Wanted,
+        engine: &Value,
+    ) -> Result<Applied, StepError> {
+        let name = engine["name"].as_str().unwrap_or_default();
+        let mut mask = vec!["spec.identityType"];
+        if engine["spec"].get("serviceAccount").is_some() {
+            mask.push("spec.serviceAccount");
+        }
+        let mut body = json!({ "spec": { "identityType": "AGENT_IDENTITY" } });
+        if let Some(etag) = engine["etag"].as_str() {
+            body["etag"] = json!(etag);
+        }
+        let client = self.cloud.client().await?;
+        let doing = format!("giving reasoning engine {name} agent identity");
+        let answer = client
+            .patch(
+                &wanted.api(),
+                &format!("v1/{name}?updateMask={}", encode(&mask.join(","))),
+                &body,
+            )
+            .await
+            .map_err(|e| {
+                if e.status == "INVALID_ARGUMENT"
+                    || (e.is_failed_precondition() && constraint_in(&e.message).is_none())
+                {
+                    return StepError::permanent(format!(
+                        "step `{}`: reasoning engine {name} does not run as its agent identity ({}), \
+                         and Vertex AI refused to switch it to AGENT_IDENTITY: {e}. Nothing was \
+                         changed. Delete {name} and run again to deploy it with agent identity, or \
+                         give this step a new `display_name` to deploy a second engine",
+                        cx.step_id,
+                        identity_of(engine)
+                    ));
+                }
+                self.refusal(wanted, &doing, e)
+            })?;
+        self.started(wanted, &answer)
+    }
+}
+
+/// How an engine's identity reads in a message.
+fn identity_of(engine: &Value) -> String {
+    let kind = engine["spec"]["identityType"]
+        .as_str()
+        .unwrap_or("no identityType");
+    match engine["spec"]["effectiveIdentity"].as_str() {
+        Some(identity) => format!("{kind}, running as {identity}"),
+        None => kind.to_string(),
+    }
 }
 
 #[async_trait]
@@ -440,21 +589,37 @@ impl StepKind for ReasoningEngine {
         let wanted = Wanted::from(cx)?;
         // Parameters are checked before anything is reported as a change.
         code_spec(cx)?;
-        Ok(match self.find(cx, &wanted, Reading::Observe).await? {
-            Some(engine) => Observation::Converged(outputs_of(&engine)),
-            None => Observation::Diverged(Change::create(format!(
+        let Some(engine) = self.find(cx, &wanted, Reading::Observe).await? else {
+            return Ok(Observation::Diverged(Change::create(format!(
                 "deploy reasoning engine `{}` in {} ({})",
                 wanted.display_name,
                 wanted.parent(),
                 Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
-            ))),
-        })
+            ))));
+        };
+        if let Some(handle) = self.running_operation(&wanted, &engine).await? {
+            return Ok(Observation::InProgress(handle));
+        }
+        if !has_agent_identity(&engine) {
+            return Ok(Observation::Diverged(Change::update(format!(
+                "give reasoning engine {} agent identity (spec.identityType AGENT_IDENTITY; it has {})",
+                engine["name"].as_str().unwrap_or_default(),
+                identity_of(&engine)
+            ))));
+        }
+        Ok(Observation::Converged(outputs_of(&engine)))
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
         let wanted = Wanted::from(cx)?;
         // A lost create answer must never lead to a second engine: look again first.
         if let Some(engine) = self.find(cx, &wanted, Reading::Apply).await? {
+            if let Some(handle) = self.running_operation(&wanted, &engine).await? {
+                return Ok(Applied::Started(handle));
+            }
+            if !has_agent_identity(&engine) {
+                return self.give_agent_identity(cx, &wanted, &engine).await;
+            }
             return Ok(Applied::Done(outputs_of(&engine)));
         }
         let body = self.body(cx, &wanted)?;
@@ -469,38 +634,13 @@ impl StepKind for ReasoningEngine {
             )
             .await
             .map_err(|e| {
-                if e.is_failed_precondition() {
-                    if let Some(constraint) = constraint_in(&e.message) {
-                        return StepError::permanent(format!(
-                            "deploying reasoning engine `{}`: the organisation policy {constraint} refused \
-                             it: the gateway ({}) is not on the organisation's allowlist. Ask an \
-                             organisation policy administrator to allow it in {constraint}. {e}",
-                            wanted.display_name,
-                            Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
-                        ));
-                    }
-                }
-                classify(
-                    &self.cloud,
+                self.refusal(
+                    &wanted,
                     &format!("deploying reasoning engine `{}`", wanted.display_name),
                     e,
                 )
             })?;
-        let operation = answer["name"].as_str().unwrap_or_default();
-        if answer["done"] == true || operation.is_empty() {
-            return match common::finished(
-                &self.cloud,
-                sluice_gcp::Operation::from_json(&answer)
-                    .map_err(|e| classify(&self.cloud, "reading the deploy answer", e))?,
-            ) {
-                Ok(response) => Ok(Applied::Done(outputs_of(&response))),
-                Err(PollOutcome::Failed(error)) => Err(error),
-                Err(_) => Err(StepError::retryable(
-                    "the deploy answer is not finished; observing again",
-                )),
-            };
-        }
-        Ok(Applied::Started(common::handle(&wanted.family(), operation)))
+        self.started(&wanted, &answer)
     }
 
     fn poll_policy(&self) -> Option<PollPolicy> {
@@ -508,20 +648,28 @@ impl StepKind for ReasoningEngine {
     }
 
     async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        match common::poll_once(&self.cloud, cx, handle).await? {
-            Err(outcome) => Ok(outcome),
-            Ok(response) if response["name"].is_string() => Ok(PollOutcome::Done(outputs_of(&response))),
-            Ok(_) => {
-                let wanted = Wanted::from(cx)?;
-                match self.find(cx, &wanted, Reading::Apply).await? {
-                    Some(engine) => Ok(PollOutcome::Done(outputs_of(&engine))),
-                    None => Ok(PollOutcome::Failed(StepError::retryable(format!(
-                        "the deploy of `{}` finished but the engine is not listed; observing again",
-                        wanted.display_name
-                    )))),
-                }
-            }
-        }
+        let response = match common::poll_once(&self.cloud, cx, handle).await? {
+            Err(outcome) => return Ok(outcome),
+            Ok(response) => response,
+        };
+        let wanted = Wanted::from(cx)?;
+        let engine = match response["name"].is_string() {
+            true => Some(response),
+            // A delete, or an answer without the engine: read it.
+            false => self.find(cx, &wanted, Reading::Apply).await?,
+        };
+        Ok(match engine {
+            // The operation waited on may be another tool's, leaving the engine as it wanted.
+            Some(engine) if has_agent_identity(&engine) => PollOutcome::Done(outputs_of(&engine)),
+            Some(engine) => PollOutcome::Failed(StepError::retryable(format!(
+                "the operation on reasoning engine {} finished without agent identity; observing again",
+                engine["name"].as_str().unwrap_or_default()
+            ))),
+            None => PollOutcome::Failed(StepError::retryable(format!(
+                "the operation on `{}` finished but the engine is not listed; observing again",
+                wanted.display_name
+            ))),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -42,7 +43,7 @@ pub fn faulty(seed: u64, fault: FaultConfig) -> EmulatorConfig {
 /// An emulator on its own runtime, outliving the CLI processes that call it.
 pub struct Cloud {
     pub emulator: EmulatorHandle,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Cloud {
@@ -57,15 +58,17 @@ impl Cloud {
             .build()
             .unwrap();
         let emulator = runtime.block_on(Emulator::start(config)).unwrap();
-        Cloud {
-            emulator,
-            _runtime: runtime,
-        }
+        Cloud { emulator, runtime }
     }
 
     /// `sluice COMMAND plans/PLAN --var …` against this emulator, in `sandbox`'s store.
     pub fn command(&self, sandbox: &Sandbox, command: &str, plan: &str, vars: &[&str]) -> Command {
-        let plan = format!("{}/../plans/{plan}", env!("CARGO_MANIFEST_DIR"));
+        self.command_at(sandbox, command, &shipped_plan(plan), vars)
+    }
+
+    /// `sluice COMMAND PLAN --var …` with a plan file at any path.
+    pub fn command_at(&self, sandbox: &Sandbox, command: &str, plan: &Path, vars: &[&str]) -> Command {
+        let plan = plan.display().to_string();
         let scale = SCALE.to_string();
         let mut args = vec![
             command,
@@ -130,6 +133,23 @@ impl Cloud {
         self.emulator.state()
     }
 
+    /// A call to the emulator (an API or `_emulator/…`) as the test's own client: the status
+    /// and the JSON answer.
+    pub fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}/{path}", self.emulator.base_url);
+        self.runtime.block_on(async {
+            let mut request = reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth("test-token");
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.expect("the emulator answers");
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
     /// Whether `member` holds `role` in project `project`'s policy.
     pub fn holds(&self, project: &str, role: &str, member: &str) -> bool {
         let state = self.state();
@@ -141,6 +161,22 @@ impl Cloud {
             .flat_map(|p| p["iamGrants"].as_array().unwrap().iter())
             .any(|g| g["role"] == role && g["member"] == member)
     }
+}
+
+/// The ids of the runs in `sandbox`'s store (`sluice runs --json`).
+pub fn run_ids(sandbox: &Sandbox) -> Vec<String> {
+    let output = sandbox.run(HARNESS, &["runs", "--json"]);
+    let runs: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    runs.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The path of a shipped plan (`plans/NAME`).
+pub fn shipped_plan(name: &str) -> PathBuf {
+    PathBuf::from(format!("{}/../plans/{name}", env!("CARGO_MANIFEST_DIR")))
 }
 
 pub fn names(state: &Value, key: &str) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! Vertex AI reasoningEngines v1 / v1beta1 (`aiplatform.v1.json`, `.v1beta1.json`):
 //! reasoningEngines.create / get / list / patch / delete, and
-//! `projects.locations.reasoningEngines.operations.get`.
+//! `projects.locations.reasoningEngines.operations.get` / `.list`.
 //!
 //! Create, patch and delete answer operations named
 //! `projects/{NUMBER}/locations/{l}/reasoningEngines/{id}/operations/{op}` that finish after
@@ -30,6 +30,10 @@
 //! - Org Policy (`org_policy::check_reasoning_engine`) is consulted for CREATE / UPDATE before the
 //!   request is accepted; a refusal is the call's own error, not the operation's.
 //! - Delete's `force` is accepted and ignored (engines have no child resources here).
+//! - operations.list answers an existing engine's operations, running and finished, sorted by
+//!   name, with `pageSize` / `pageToken` paging; an engine that does not exist is NOT_FOUND.
+//!   `filter` is supported only empty, and `returnPartialSuccess` is UNIMPLEMENTED (as the
+//!   discovery document says it is by default).
 //! - `:wait` on operations is a long poll served by the router (it must be async), not here.
 
 use std::collections::BTreeMap;
@@ -120,6 +124,11 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
             ["v1" | "v1beta1", "projects", p, "locations", l, "reasoningEngines", id, "operations", op],
             None,
         ) => get_operation(emulator, p, l, id, op),
+        (
+            &Method::GET,
+            ["v1" | "v1beta1", "projects", p, "locations", l, "reasoningEngines", id, "operations"],
+            None,
+        ) => list_operations(emulator, p, l, id, call),
         _ => return None,
     })
 }
@@ -605,4 +614,42 @@ fn get_operation(
         .get(&name)
         .map(|operation| operation.to_json(now))
         .ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")))
+}
+
+/// An engine's operations (`reasoningEngines.operations.list`).
+fn list_operations(
+    emulator: &Emulator,
+    project: &str,
+    location: &str,
+    id: &str,
+    call: &Call,
+) -> Result<Value, ApiError> {
+    let page_size = page_size(call)?;
+    if call.query("filter").is_some_and(|f| !f.trim().is_empty()) {
+        return Err(ApiError::invalid_argument(
+            "Unsupported filter: operations of a reasoning engine are listed unfiltered.",
+        ));
+    }
+    if call.query("returnPartialSuccess") == Some("true") {
+        return Err(ApiError::unimplemented(
+            "returnPartialSuccess is not supported for reasoning engine operations.",
+        ));
+    }
+    let now = emulator.clock.now();
+    let mut world = emulator.world();
+    purge(&mut world, now);
+    let (parent, _, _) = parent(&mut world, project, location)?;
+    let engine = format!("{parent}/reasoningEngines/{id}");
+    if !world.vertex_ai.engines.contains_key(&engine) {
+        return Err(not_found(&engine));
+    }
+    let prefix = format!("{engine}/operations/");
+    let after = resume_after(call, &prefix)?;
+    let items = world
+        .operations
+        .under(&prefix)
+        .into_iter()
+        .map(|op| (op.name.clone(), op.to_json(now)))
+        .collect();
+    Ok(page(items, "operations", page_size, after))
 }

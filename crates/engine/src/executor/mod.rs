@@ -389,7 +389,9 @@ async fn schedule(
     mut shutdown: watch::Receiver<bool>,
 ) -> ScheduleOutcome {
     let count = records.len();
-    let is_final: Vec<bool> = records.iter().map(|r| r.state.is_final()).collect();
+    // Only skipped steps are settled for good: a succeeded one is observed again when its run
+    // continues, and its dependents wait for that.
+    let is_final: Vec<bool> = records.iter().map(|r| r.state == StepState::Skipped).collect();
     let mut waiting_on: Vec<usize> = (0..count)
         .map(|i| graph.dependencies(i).iter().filter(|&&d| !is_final[d]).count())
         .collect();

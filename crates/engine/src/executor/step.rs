@@ -62,6 +62,9 @@ pub(crate) struct StepDriver {
     attempts_here: u32,
     not_yet_since: Option<Instant>,
     applied: bool,
+    /// The stored record says succeeded and nothing has been committed this session: a
+    /// re-observation that finds it still converged, with the same outputs, writes nothing.
+    stored_success: bool,
     /// Journal entries not yet committed: the `observing` transition protects nothing on its
     /// own, so it rides along with whatever the step commits next.
     deferred: Vec<JournalEvent>,
@@ -79,6 +82,7 @@ impl StepDriver {
         let retry = shared.retry[index].clone();
         let poll = kind.poll_policy().unwrap_or(shared.config.poll);
         let backoff = retry.backoff();
+        let stored_success = record.state == StepState::Succeeded;
         StepDriver {
             shared,
             index,
@@ -90,6 +94,7 @@ impl StepDriver {
             attempts_here: 0,
             not_yet_since: None,
             applied: false,
+            stored_success,
             deferred: Vec::new(),
         }
     }
@@ -141,9 +146,14 @@ impl StepDriver {
             self.record.attempts += 1;
             let span = tracing::info_span!("attempt", n = self.record.attempts);
             let result = match self.record.state {
-                StepState::Succeeded => return StepEnd::Succeeded,
                 StepState::Skipped => return StepEnd::Skipped,
                 StepState::Waiting => self.wait().instrument(span).await,
+                // INVARIANT: an operation a previous attempt started is settled (polled until it
+                // is done or failed) before anything else, whatever ended that attempt: a step
+                // timeout, a failure, an interrupt or a crash all leave its handle stored.
+                _ if self.record.handle.is_some() => self.settle().instrument(span).await,
+                // A succeeded step is observed again (never applied blindly) when its run
+                // continues: what drifted since is repaired before its dependents run.
                 _ => self.observe_then_apply().instrument(span).await,
             };
             match result {
@@ -168,23 +178,27 @@ impl StepDriver {
         }
     }
 
+    /// Commits the step record with `events`, after any deferred entries.
+    fn commit(&mut self, events: Vec<JournalEvent>) -> Result<(), StoreError> {
+        let mut all = std::mem::take(&mut self.deferred);
+        all.extend(events);
+        self.stored_success = false;
+        self.shared.commit_step(&self.record, all)
+    }
+
     /// Journals `event`, together with any deferred entries (and then the step record too).
     fn note(&mut self, event: JournalEvent) -> Result<(), StoreError> {
         if self.deferred.is_empty() {
             return self.shared.commit_journal(Some(&self.record.step_id), event);
         }
-        let mut events = std::mem::take(&mut self.deferred);
-        events.push(event);
-        self.shared.commit_step(&self.record, events)
+        self.commit(vec![event])
     }
 
     async fn transition(&mut self, to: StepState, durable: bool) -> Result<(), StoreError> {
         let from = self.record.state;
         tracing::debug!(from = from.as_str(), to = to.as_str(), durable, "transition");
         self.record.state = to;
-        let mut events = std::mem::take(&mut self.deferred);
-        events.push(JournalEvent::Transition { from, to });
-        self.shared.commit_step(&self.record, events)?;
+        self.commit(vec![JournalEvent::Transition { from, to }])?;
         if durable {
             self.shared.flush().await?;
         }
@@ -247,6 +261,13 @@ impl StepDriver {
         }
         match self.kind.observe(&cx).await? {
             // INVARIANT: a step observed as converged makes no mutation.
+            Observation::Converged(outputs) if self.stored_success && outputs == self.record.outputs => {
+                // Re-observed as its run continues, and still as recorded: nothing to write.
+                tracing::info!("re-observed; still converged");
+                self.deferred.clear();
+                self.record.state = StepState::Succeeded;
+                Ok(StepEnd::Succeeded)
+            }
             Observation::Converged(outputs) => {
                 tracing::info!("converged; no change");
                 self.succeed(outputs).await
@@ -281,6 +302,23 @@ impl StepDriver {
         // INVARIANT: the operation handle is durable before the first poll.
         self.transition(StepState::Waiting, true).await?;
         self.shared.hook(CrashPoint::WhileWaiting, &cx.step_id);
+        self.wait().await
+    }
+
+    /// Waits on the operation a previous attempt left stored, from whatever state it ended in.
+    /// Its handle is durable already, so the `waiting` transition rides along with the first
+    /// poll's journal entry.
+    async fn settle(&mut self) -> Result<StepEnd, Halt> {
+        let from = self.record.state;
+        tracing::info!(
+            from = from.as_str(),
+            "settling the operation a previous attempt started"
+        );
+        self.record.state = StepState::Waiting;
+        self.deferred.push(JournalEvent::Transition {
+            from,
+            to: StepState::Waiting,
+        });
         self.wait().await
     }
 
