@@ -83,7 +83,10 @@ impl GcpClient {
         let tokens = TokenSource::new(&options.credentials).await?;
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(crate::retry::scaled_timeout(
+                crate::retry::CONNECT_TIMEOUT,
+                options.time_scale,
+            ))
             .build()
             .map_err(|e| GcpError::config(format!("cannot build the HTTP client: {e}")))?;
         Ok(GcpClient {
@@ -215,7 +218,9 @@ impl GcpClient {
             .http
             .request(method.clone(), url)
             .header(AUTHORIZATION, bearer)
-            .timeout(timeout.unwrap_or(Duration::from_secs(300)));
+            .timeout(timeout.unwrap_or_else(|| {
+                crate::retry::scaled_timeout(crate::retry::CALL_TIMEOUT, self.inner.time_scale)
+            }));
         if let Some(project) = &self.inner.quota_project {
             request = request.header("x-goog-user-project", project.clone());
         }

@@ -153,7 +153,8 @@ impl GcpClient {
         };
         let seconds = timeout.as_secs().max(1);
         let path = format!("v1/{name}:wait?timeout={seconds}s");
-        let http_timeout = crate::retry::scaled(timeout, self.time_scale()) + Duration::from_secs(60);
+        // The server holds the call for `timeout`; the exchange may take a minute more (emulated).
+        let http_timeout = crate::retry::scaled_timeout(timeout + Duration::from_secs(60), self.time_scale());
         let value = self
             .call(
                 Method::POST,

@@ -64,6 +64,22 @@ pub(crate) fn combine(backoff: Duration, hint: Option<Duration>, scale: f64) -> 
     scaled(backoff.max(hint.unwrap_or_default()), scale)
 }
 
+/// How long one HTTP exchange may take when the caller names no other limit, in emulated (server)
+/// time: Google's front ends end a call after about this long.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a connection may take to open, in emulated time.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least real time a timeout is given however fast time runs: below it a loaded machine
+/// would time out calls that are merely slow.
+pub(crate) const MIN_REAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A timeout of `duration` emulated time in real time: scaled like every other wait, so a
+/// stalled call against a 1,000× faster emulator ends after 2 s, not 300 s; never below
+/// [`MIN_REAL_TIMEOUT`] (a time scale of 0 means no waiting, not no time to answer).
+pub(crate) fn scaled_timeout(duration: Duration, scale: f64) -> Duration {
+    scaled(duration, scale).max(MIN_REAL_TIMEOUT)
+}
+
 pub(crate) fn scaled(duration: Duration, scale: f64) -> Duration {
     if scale.is_finite() && scale > 0.0 {
         duration.mul_f64(scale)
@@ -75,6 +91,15 @@ pub(crate) fn scaled(duration: Duration, scale: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_follow_the_time_scale_with_a_real_floor() {
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, 1.0), CALL_TIMEOUT);
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, 0.1), Duration::from_secs(30));
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, 0.001), MIN_REAL_TIMEOUT);
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, 0.0), MIN_REAL_TIMEOUT);
+        assert_eq!(scaled_timeout(Duration::from_secs(1), 1.0), MIN_REAL_TIMEOUT);
+    }
 
     fn config(jitter: bool) -> RetryConfig {
         RetryConfig {

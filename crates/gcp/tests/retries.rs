@@ -146,3 +146,22 @@ async fn a_refused_connection_is_a_transport_error_retried_even_for_an_unsafe_po
     );
     assert_eq!(error.url, "/v1/projects/p/roles");
 }
+
+/// A call the server never answers ends after the client's timeout, which follows the time
+/// scale (300 s emulated, at least 2 s real), instead of a fixed 300 s of real time.
+#[tokio::test]
+async fn a_stalled_call_times_out_on_the_scaled_clock_not_after_300_real_seconds() {
+    let config = EmulatorConfig {
+        time_scale: 1.0,
+        latency_ms: 3_600_000.0,
+        ..EmulatorConfig::default()
+    };
+    let env = start(config, &[], 0.001).await;
+    let client = GcpClient::new(client_options(&env.emulator.base_url, 1))
+        .await
+        .unwrap();
+    let path = format!("v1/projects/{PROJECT}/services/iam.googleapis.com");
+    let error = client.get(&Api::ServiceUsage, &path).await.unwrap_err();
+    assert_eq!(error.status, "TRANSPORT", "{error}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+}
