@@ -46,16 +46,22 @@ fn open_store(dir: &std::path::Path) -> Result<SledStore, u8> {
     SledStore::open(dir).map_err(|error| store_failure(&error))
 }
 
-/// Opens a store that must already exist: reading commands never create one.
+/// Opens a store that must already exist: commands that read or continue never create one.
 fn open_existing_store(dir: &std::path::Path) -> Result<SledStore, u8> {
+    require_store(dir)?;
+    open_store(dir)
+}
+
+/// Refuses (exit 2, creating nothing) a directory that holds no store.
+fn require_store(dir: &std::path::Path) -> Result<(), u8> {
     if !SledStore::exists(dir) {
         eprintln!(
-            "error: no sluice store at {}; nothing has run there yet (pass --store or set SLUICE_STORE)",
+            "error: no sluice store at {}; nothing has run there yet. Pass the --store (or SLUICE_STORE) the run used; `sluice run PLAN` creates a store",
             dir.display()
         );
         return Err(exit::BAD_INPUT);
     }
-    open_store(dir)
+    Ok(())
 }
 
 fn store_failure(error: &StoreError) -> u8 {

@@ -8,7 +8,7 @@ use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
-use super::{engine_failure, open_store, plan_file};
+use super::{engine_failure, open_existing_store, open_store, plan_file};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::{exit, output};
 
@@ -95,16 +95,17 @@ pub async fn resume(
         );
         return exit::BAD_INPUT;
     }
+    // `resume` continues what is there: a missing store is a mistake, never created.
+    let store = match open_existing_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
     let target = match cloud::target(cloud_args).await {
         Ok(target) => target,
         Err(code) => return code,
     };
-    let store = match open_store(store_dir) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
     match store.run(run_id) {
-        Ok(Some(run)) if run.state == RunState::Succeeded => {
+        Ok(Some(run)) if run.is_finished() => {
             eprintln!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)");
             return exit::SUCCESS;
         }

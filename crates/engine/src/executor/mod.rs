@@ -135,7 +135,7 @@ impl Engine {
     pub fn start(&self, validated: &ValidatedPlan, source: &str) -> Result<StartedRun, EngineError> {
         let run_key = Self::run_key(validated);
         if let Some(run) = self.store.latest_run_for_key(&run_key)? {
-            if run.state != RunState::Succeeded {
+            if !run.is_finished() {
                 return Ok(StartedRun {
                     run_id: run.id,
                     continued: true,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{decode, encode, Batch, JournalEntry, RunRecord, RunState, StepRecord, Store, FORMAT_VERSION};
+use super::{decode, encode, Batch, JournalEntry, RunRecord, StepRecord, Store, FORMAT_VERSION};
 use crate::error::StoreError;
 
 const LOCK_FILE: &str = "sluice.lock";
@@ -114,16 +114,15 @@ impl SledStore {
         dir_size(&self.path.join(DB_DIR))
     }
 
-    /// Removes every finished run but the newest `keep` (unfinished runs are always kept), then
-    /// rewrites the database so the space is returned to the file system.
+    /// Removes every finished run ([`RunRecord::is_finished`]) but the newest `keep`, then
+    /// rewrites the database so the space is returned to the file system. A run that `run` or
+    /// `resume` could continue (running, failed, interrupted) is always kept.
     pub fn compact(dir: &Path, keep: usize) -> Result<CompactReport, StoreError> {
         let store = SledStore::open(dir)?;
         let bytes_before = store.size_on_disk();
-        let runs = store.runs()?;
-        let finished: Vec<&RunRecord> = runs.iter().filter(|r| r.state != RunState::Running).collect();
-        let remove = finished.len().saturating_sub(keep);
+        let runs_before = store.runs()?.len();
         let mut removed_ids = Vec::new();
-        for run in finished.iter().take(remove) {
+        for run in store.runs_to_compact(keep)? {
             for prefix in [format!("step/{}/", run.id), format!("{JOURNAL}{}/", run.id)] {
                 let mut batch = sled::Batch::default();
                 for key in store.db.scan_prefix(prefix.as_bytes()).keys() {
@@ -172,7 +171,7 @@ impl SledStore {
         drop(lock);
         Ok(CompactReport {
             runs_removed: removed_ids.len(),
-            runs_kept: runs.len() - removed_ids.len(),
+            runs_kept: runs_before - removed_ids.len(),
             bytes_before,
             bytes_after: dir_size(&dir.join(DB_DIR)),
         })
