@@ -16,6 +16,21 @@
 //! | 3 | the store cannot be used: held by another process, unknown format, damaged, or not a sluice store |
 //! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
 
+/// `println!` for a line that may hold text from plans, variables, the store or servers: the
+/// whole line goes through [`output::clean`], so control characters are printed escaped.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::output::clean(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` through [`output::clean`], as [`outln!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::output::clean(&format!($($arg)*)))
+    };
+}
+
 mod args;
 mod commands;
 mod output;
@@ -61,7 +76,7 @@ where
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            errln!("error: cannot start the async runtime: {error}");
             return ExitCode::from(exit::RUN_FAILED);
         }
     };

@@ -288,3 +288,75 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
         "a plan no kept run uses goes"
     );
 }
+
+/// Garbles every 7th byte of a file.
+fn garble(file: &std::path::Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    assert!(!bytes.is_empty(), "{} is empty", file.display());
+    for i in (0..bytes.len()).step_by(7) {
+        bytes[i] ^= 0x5a;
+    }
+    std::fs::write(file, bytes).unwrap();
+}
+
+fn expect_damaged(result: Result<impl Sized, StoreError>, path: &std::path::Path, what: &str) {
+    match result {
+        Err(error @ StoreError::Damaged { .. }) => {
+            let text = error.to_string();
+            for wanted in [
+                path.display().to_string().as_str(),
+                what,
+                "backup",
+                "move it aside",
+            ] {
+                assert!(text.contains(wanted), "`{wanted}` missing from: {text}");
+            }
+            assert!(!text.contains("backtrace"), "{text}");
+        }
+        Err(other) => panic!("expected Damaged, got {other:?}"),
+        Ok(_) => panic!("expected Damaged, got a store"),
+    }
+}
+
+#[test]
+fn a_damaged_sled_store_is_refused_naming_its_path_and_never_taken_for_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh");
+    // A store whose creation stopped right after sled made its files is still a new store.
+    drop(sled::open(fresh.join("db")).unwrap());
+    SledStore::open(&fresh).unwrap();
+
+    let write_one_run = |path: &std::path::Path| {
+        let store = SledStore::open(path).unwrap();
+        let batch = Batch {
+            plan: Some(("d".into(), plan())),
+            run: Some(run("r1", "k", 1, RunState::Failed)),
+            ..Batch::default()
+        };
+        store.commit("r1", batch).unwrap();
+        store.flush().unwrap();
+    };
+    // Its log garbled: sled recovers nothing, which must not pass for an empty new store.
+    let log = dir.path().join("log");
+    write_one_run(&log);
+    garble(&log.join("db/db"));
+    expect_damaged(SledStore::open(&log), &log, "recovered no records");
+    // Still refused: no format key was written, so it never turns into a new, empty store.
+    expect_damaged(SledStore::open(&log), &log, "recovered no records");
+    // Its configuration garbled: sled reports corruption.
+    let conf = dir.path().join("conf");
+    write_one_run(&conf);
+    garble(&conf.join("db/conf"));
+    expect_damaged(SledStore::open(&conf), &conf, "fail sled's checksums");
+    // A record that does not decode.
+    let record = dir.path().join("record");
+    write_one_run(&record);
+    {
+        let db = sled::open(record.join("db")).unwrap();
+        db.insert(b"run/r2", b"{not json".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(&record).unwrap();
+    expect_damaged(store.runs(), &record, "the record `run/r2` cannot be read");
+    expect_damaged(store.run("r2"), &record, "the record `run/r2` cannot be read");
+}

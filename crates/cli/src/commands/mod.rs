@@ -55,7 +55,7 @@ fn open_existing_store(dir: &std::path::Path) -> Result<SledStore, u8> {
 /// Refuses (exit 2, creating nothing) a directory that holds no store.
 fn require_store(dir: &std::path::Path) -> Result<(), u8> {
     if !SledStore::exists(dir) {
-        eprintln!(
+        errln!(
             "error: no sluice store at {}; nothing has run there yet. Pass the --store (or SLUICE_STORE) the run used; `sluice run PLAN` creates a store",
             dir.display()
         );
@@ -65,7 +65,7 @@ fn require_store(dir: &std::path::Path) -> Result<(), u8> {
 }
 
 fn store_failure(error: &StoreError) -> u8 {
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     exit::STORE_UNUSABLE
 }
 
@@ -73,7 +73,7 @@ fn engine_failure(error: &EngineError) -> u8 {
     match error {
         EngineError::Store(store) => store_failure(store),
         EngineError::UnknownRun(_) | EngineError::StoredPlanInvalid { .. } => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             exit::BAD_INPUT
         }
     }
