@@ -264,10 +264,19 @@ fn a_damaged_store_is_exit_3_naming_the_store_and_what_to_do() {
 #[test]
 fn a_display_name_holding_an_escape_is_shown_escaped_in_what_the_emulated_world_holds() {
     let sandbox = Sandbox::new();
-    let plan = format!("{}/../plans/agent-gateway-egress.json", env!("CARGO_MANIFEST_DIR"));
+    let plan = format!(
+        "{}/../plans/agent-gateway-egress.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let output = sandbox.run(
         HARNESS,
-        &["run", &plan, "--emulator", "--var", "agent_display_name=agent\u{1b}[2Jname"],
+        &[
+            "run",
+            &plan,
+            "--emulator",
+            "--var",
+            "agent_display_name=agent\u{1b}[2Jname",
+        ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!raw_escapes(&output), "{output:?}");
