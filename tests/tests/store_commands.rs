@@ -77,12 +77,18 @@ fn compact_keeps_interrupted_and_failed_runs_resumable_and_removes_succeeded_one
     // Both continue where they stopped.
     std::fs::write(sandbox.work("slow.txt.op"), r#"{"polls": 0, "needed": 1}"#).unwrap();
     for (_, _, id) in &before[..2] {
+        let run = &status_json(&sandbox, HARNESS, Some(id))["run"];
+        assert!(run["finished_at_ms"].is_null(), "not finished: {run}");
+        let output = sandbox.run(HARNESS, &["status", id]);
+        let hint = format!("not finished; continue with: sluice resume {id}");
+        assert!(stdout(&output).contains(&hint), "{}", stdout(&output));
         let output = sandbox.run(HARNESS, &["resume", id]);
         assert!(output.status.success(), "{id}: {}", stderr(&output));
-        assert_eq!(
-            status_json(&sandbox, HARNESS, Some(id))["run"]["state"],
-            "succeeded"
-        );
+        let run = &status_json(&sandbox, HARNESS, Some(id))["run"];
+        assert_eq!(run["state"], "succeeded");
+        assert!(run["finished_at_ms"].is_u64(), "finished: {run}");
+        let output = sandbox.run(HARNESS, &["status", id]);
+        assert!(!stdout(&output).contains("not finished"), "{}", stdout(&output));
     }
     assert_eq!(std::fs::read_to_string(sandbox.work("slow.txt")).unwrap(), "s");
     // Now finished for good, both may go.

@@ -344,7 +344,7 @@ impl Engine {
             RunState::Failed
         };
         run.updated_at_ms = now_ms();
-        if run.state != RunState::Interrupted {
+        if run.is_finished() {
             run.finished_at_ms = Some(run.updated_at_ms);
         }
         let mut journal = Vec::new();

@@ -56,8 +56,8 @@ pub struct RunRecord {
     pub state: RunState,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
-    /// When the last session ended with the run succeeded or failed. A failed run is not
-    /// finished for good ([`RunRecord::is_finished`]): it can be resumed.
+    /// When the run finished for good ([`RunRecord::is_finished`]); none while it can still be
+    /// continued (running, failed, interrupted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<u64>,
     /// How many times this run has been (re)started by a process.
