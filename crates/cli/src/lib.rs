@@ -12,8 +12,8 @@
 //! |---|---|
 //! | 0 | success (the run succeeded, or the command did its job) |
 //! | 1 | the run finished with failed steps (`sluice status RUN` says why; `sluice resume RUN` retries) |
-//! | 2 | bad input: flags, plan file, variables, credentials or endpoint, or run id; nothing was changed |
-//! | 3 | the store cannot be used: held by another process, unknown format, damaged, or not a sluice store |
+//! | 2 | bad input: flags, plan file, variables, credentials or endpoint, unknown run id, or no store; nothing was changed |
+//! | 3 | the store cannot be used: held by another process, unknown format, damaged (its path and what to do are printed), or not a sluice store |
 //! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
 
 /// `println!` for a line that may hold text from plans, variables, the store or servers: the
