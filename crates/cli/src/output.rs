@@ -38,6 +38,10 @@ fn unsafe_char(c: char) -> bool {
 /// DEL, C1 controls and bidirectional overrides, which it leaves raw (they can only be inside
 /// strings), are written as `\uXXXX` too, so the output stays the same JSON.
 pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
+    println!("{}", json_text(value, pretty));
+}
+
+fn json_text(value: &impl serde::Serialize, pretty: bool) -> String {
     let text = if pretty {
         serde_json::to_string_pretty(value)
     } else {
@@ -52,7 +56,7 @@ pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
             out.push(c);
         }
     }
-    println!("{out}");
+    out
 }
 
 pub fn init_logging(cli: &Cli) {
@@ -247,5 +251,32 @@ pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
     outln!("in the emulated world ({calls} API calls):");
     for line in lines {
         outln!("  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_controls_and_bidi_overrides_and_keeps_other_text() {
+        assert_eq!(clean("plain → ü"), "plain → ü");
+        assert!(matches!(clean("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            clean("a\u{1b}[2Jb\u{7}\nc\td\u{9b}e\u{202e}f\u{7f}"),
+            "a\\u{1b}[2Jb\\u{7}\\nc\\td\\u{9b}e\\u{202e}f\\u{7f}"
+        );
+    }
+
+    #[test]
+    fn json_output_stays_json_with_every_control_escaped() {
+        let value = serde_json::json!({"name": "a\u{1b}b\u{9b}c\u{202e}d\u{7f}"});
+        for pretty in [false, true] {
+            let text = json_text(&value, pretty);
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(!text.contains('\u{202e}'), "{text:?}");
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, value);
+        }
     }
 }

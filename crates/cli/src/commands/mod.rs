@@ -65,15 +65,26 @@ fn require_store(dir: &std::path::Path) -> Result<(), u8> {
 }
 
 fn store_failure(error: &StoreError) -> u8 {
-    errln!("error: {error}");
+    print_error(error);
     exit::STORE_UNUSABLE
+}
+
+/// `error: …`, line by line: each line escaped, the engine's own line breaks kept.
+fn print_error(error: &dyn std::fmt::Display) {
+    for (i, line) in error.to_string().lines().enumerate() {
+        if i == 0 {
+            errln!("error: {line}");
+        } else {
+            errln!("{line}");
+        }
+    }
 }
 
 fn engine_failure(error: &EngineError) -> u8 {
     match error {
         EngineError::Store(store) => store_failure(store),
         EngineError::UnknownRun(_) | EngineError::StoredPlanInvalid { .. } => {
-            errln!("error: {error}");
+            print_error(error);
             exit::BAD_INPUT
         }
     }
