@@ -121,6 +121,31 @@ fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
     }
 }
 
+/// Starts `command`, waits until it prints a line on stderr containing `waiting_for`, then sends
+/// it SIGTERM and waits for it to stop. Returns its exit code and what it printed on stderr
+/// after the signal. Panics if it ends without printing that line.
+pub fn run_and_sigterm_after(mut command: Command, waiting_for: &str) -> (Option<i32>, Vec<String>) {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("harness starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr"))
+        .lines()
+        .map_while(Result::ok);
+    assert!(
+        lines.any(|l| l.contains(waiting_for)),
+        "the process never printed `{waiting_for}`"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.collect();
+    (child.wait().expect("harness ends").code(), rest)
+}
+
 /// Starts the harness frozen at `STEP:POINT`, waits for it to say so, and SIGKILLs it.
 /// Returns false if the process ended without reaching the point.
 pub fn run_and_kill_at(mut command: Command, step: &str, point: &str) -> bool {

@@ -1,12 +1,9 @@
 //! Run lifecycle through the CLI: re-runs that only observe, failure and resume, retries,
 //! skipped steps, graceful shutdown on SIGTERM, timeouts and store refusals.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use serde_json::{json, Value};
 use sluice_engine::{JournalEvent, SledStore, StepState, Store};
-use sluice_tests::{status_json, stderr, stdout, Sandbox};
+use sluice_tests::{run_and_sigterm_after, status_json, stderr, stdout, Sandbox};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
 
@@ -219,26 +216,11 @@ fn sigterm_stops_gracefully_and_resume_finishes_with_one_operation() {
         {"id": "slow", "kind": "local.operation", "with": {"path": sandbox.work("slow.txt").to_str().unwrap(), "content": "s", "polls": 1000000, "effects_log": sandbox.effects_log().to_str().unwrap()}}
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let mut child = sandbox
-        .command(HARNESS, &["run", path.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    assert!(
-        lines.any(|l| l.contains("waiting on operation")),
-        "the step never waited"
+    let (code, rest) = run_and_sigterm_after(
+        sandbox.command(HARNESS, &["run", path.to_str().unwrap()]),
+        "waiting on operation",
     );
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let rest: Vec<String> = lines.collect();
-    assert_eq!(child.wait().unwrap().code(), Some(4), "{rest:?}");
+    assert_eq!(code, Some(4), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("sluice resume")), "{rest:?}");
     let status = status_json(&sandbox, HARNESS, None);
     assert_eq!(status["run"]["state"], "interrupted");

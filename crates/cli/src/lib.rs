@@ -12,9 +12,24 @@
 //! |---|---|
 //! | 0 | success (the run succeeded, or the command did its job) |
 //! | 1 | the run finished with failed steps (`sluice status RUN` says why; `sluice resume RUN` retries) |
-//! | 2 | bad input: flags, plan file, variables, credentials or endpoint, or run id; nothing was changed |
-//! | 3 | the store cannot be used: held by another process, unknown format, damaged, or not a sluice store |
+//! | 2 | bad input: flags, plan file, variables, credentials or endpoint, unknown run id, or no store; nothing was changed |
+//! | 3 | the store cannot be used: held by another process, unknown format, damaged (its path and what to do are printed), or not a sluice store |
 //! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
+
+/// `println!` for a line that may hold text from plans, variables, the store or servers: the
+/// whole line goes through [`output::clean`], so control characters are printed escaped.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::output::clean(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` through [`output::clean`], as [`outln!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::output::clean(&format!($($arg)*)))
+    };
+}
 
 mod args;
 mod commands;
@@ -61,7 +76,7 @@ where
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            errln!("error: cannot start the async runtime: {error}");
             return ExitCode::from(exit::RUN_FAILED);
         }
     };

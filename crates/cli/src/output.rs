@@ -1,5 +1,6 @@
 //! What people see: log set-up, progress lines from engine events, and step tables.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use sluice_engine::{Event, RunSummary, StepRecord, StepState};
@@ -7,6 +8,56 @@ use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, LogFormat};
+
+/// Text from plans, variables, the store or servers, made safe to print on a terminal: every
+/// control character (C0 including newlines, DEL, C1) and every bidirectional override is
+/// written as an escape (`\n`, `\u{1b}`), so nothing it holds can move the cursor, clear the
+/// screen, forge a line or reorder what is shown. Other text is returned as it is.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Prints `value` as JSON on one line, or indented. serde_json escapes C0 controls in strings;
+/// DEL, C1 controls and bidirectional overrides, which it leaves raw (they can only be inside
+/// strings), are written as `\uXXXX` too, so the output stays the same JSON.
+pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
+    println!("{}", json_text(value, pretty));
+}
+
+fn json_text(value: &impl serde::Serialize, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_char(c) && u32::from(c) >= 0x7f {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.log_format, cli.verbose) {
@@ -76,19 +127,23 @@ pub async fn print_events(mut events: mpsc::UnboundedReceiver<Event>, format: Lo
             },
             _ => continue,
         };
-        eprintln!("{line}");
+        errln!("{line}");
     }
 }
 
 pub fn print_summary(summary: &RunSummary) {
-    println!("run {}: {}", summary.run_id, summary.state.as_str());
+    outln!("run {}: {}", summary.run_id, summary.state.as_str());
     print_steps(summary.steps.iter());
 }
 
 pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
-    println!(
+    outln!(
         "{:<28} {:<10} {:>8} {:>6} {:>10}  DETAIL",
-        "STEP", "STATE", "ATTEMPTS", "POLLS", "TIME"
+        "STEP",
+        "STATE",
+        "ATTEMPTS",
+        "POLLS",
+        "TIME"
     );
     for step in steps {
         let elapsed = match (step.started_at_ms, step.finished_at_ms) {
@@ -104,7 +159,7 @@ pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "{:<28} {:<10} {:>8} {:>6} {:>10}  {}",
             step.step_id,
             step.state.as_str(),
@@ -192,8 +247,36 @@ pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
         lines.push(format!("org policy       {}", p["name"].as_str().unwrap_or("?")));
     }
     let calls = emulator.requests().as_array().map_or(0, Vec::len);
-    println!("\nin the emulated world ({calls} API calls):");
+    println!();
+    outln!("in the emulated world ({calls} API calls):");
     for line in lines {
-        println!("  {line}");
+        outln!("  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_controls_and_bidi_overrides_and_keeps_other_text() {
+        assert_eq!(clean("plain → ü"), "plain → ü");
+        assert!(matches!(clean("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            clean("a\u{1b}[2Jb\u{7}\nc\td\u{9b}e\u{202e}f\u{7f}"),
+            "a\\u{1b}[2Jb\\u{7}\\nc\\td\\u{9b}e\\u{202e}f\\u{7f}"
+        );
+    }
+
+    #[test]
+    fn json_output_stays_json_with_every_control_escaped() {
+        let value = serde_json::json!({"name": "a\u{1b}b\u{9b}c\u{202e}d\u{7f}"});
+        for pretty in [false, true] {
+            let text = json_text(&value, pretty);
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(!text.contains('\u{202e}'), "{text:?}");
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, value);
+        }
     }
 }

@@ -26,13 +26,13 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
                 session,
                 steps,
             } => {
-                let _ = multi.println(format!("run {run_id}: session {session}, {steps} steps"));
+                let _ = multi.println(safe(format!("run {run_id}: session {session}, {steps} steps")));
             }
             Event::StepStarted { step, kind } => {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(style.clone());
-                bar.set_prefix(step.clone());
-                bar.set_message(format!("observing ({kind})"));
+                bar.set_prefix(safe(step.clone()));
+                bar.set_message(safe(format!("observing ({kind})")));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 lines.insert(step, Line { bar, retries: 0 });
             }
@@ -44,14 +44,17 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
             }
             Event::StepApplying { step, change } => {
                 if let Some(line) = lines.get(&step) {
-                    line.bar.set_message(format!("applying: {}", change.summary));
+                    line.bar
+                        .set_message(safe(format!("applying: {}", change.summary)));
                 }
             }
             Event::StepWaiting { step, poll, progress } => {
                 if let Some(line) = lines.get(&step) {
                     let on = progress.map(|p| format!(" on {p}")).unwrap_or_default();
-                    line.bar
-                        .set_message(format!("waiting{on} (poll {poll}){}", retries(line.retries)));
+                    line.bar.set_message(safe(format!(
+                        "waiting{on} (poll {poll}){}",
+                        retries(line.retries)
+                    )));
                 }
             }
             Event::StepRetrying {
@@ -65,7 +68,7 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
                     line.retries += 1;
                     let short: String = message.chars().take(120).collect();
                     line.bar
-                        .set_message(format!("retrying ({class}, attempt {attempt}): {short}"));
+                        .set_message(safe(format!("retrying ({class}, attempt {attempt}): {short}")));
                 }
             }
             Event::StepFinished {
@@ -86,11 +89,14 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
                         let elapsed = line.bar.elapsed();
                         line.bar.finish_and_clear();
                         multi.remove(&line.bar);
-                        let _ =
-                            multi.println(format!("{text} ({}){}", seconds(elapsed), retries(line.retries)));
+                        let _ = multi.println(safe(format!(
+                            "{text} ({}){}",
+                            seconds(elapsed),
+                            retries(line.retries)
+                        )));
                     }
                     None => {
-                        let _ = multi.println(text);
+                        let _ = multi.println(safe(text));
                     }
                 }
             }
@@ -100,6 +106,11 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
     for (_, line) in lines {
         line.bar.finish_and_clear();
     }
+}
+
+/// Step ids, kinds, changes and errors come from plans and servers: escaped before drawing.
+fn safe(text: String) -> String {
+    crate::output::clean(&text).into_owned()
 }
 
 fn retries(count: u32) -> String {

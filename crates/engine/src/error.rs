@@ -81,6 +81,9 @@ pub enum StoreError {
     Foreign { path: String },
     #[error("the store record `{key}` cannot be read ({reason}); the store is damaged: restore it from a backup or start over with a new --store")]
     Corrupt { key: String, reason: String },
+    /// The store's files are damaged: sled found corrupted data, or a record does not decode.
+    #[error("the store at {path} is damaged: {what}. The cloud side is safe, because every step observes before it changes anything: restore the store directory from a backup, or move it aside and run the plan again with a fresh --store")]
+    Damaged { path: String, what: String },
     #[error("store I/O failed at {path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("store failed: {0}")]
@@ -88,7 +91,15 @@ pub enum StoreError {
 }
 
 impl From<sled::Error> for StoreError {
+    /// Corruption becomes [`StoreError::Damaged`] without a path yet: the store that read it
+    /// adds its own (`SledStore`).
     fn from(error: sled::Error) -> Self {
-        StoreError::Sled(error.to_string())
+        match error {
+            sled::Error::Corruption { .. } => StoreError::Damaged {
+                path: String::new(),
+                what: "its database files fail sled's checksums".into(),
+            },
+            other => StoreError::Sled(other.to_string()),
+        }
     }
 }

@@ -109,6 +109,51 @@ fn contract(store: &dyn Store) {
     assert!(store.steps("r2").unwrap().is_empty());
 }
 
+/// Only a succeeded run is finished: compaction may take it, never a run that `run` or `resume`
+/// could continue (running, perhaps killed; failed; interrupted).
+fn compaction_takes_only_finished_runs(store: &dyn Store) {
+    let states = [
+        RunState::Succeeded,
+        RunState::Interrupted,
+        RunState::Failed,
+        RunState::Succeeded,
+        RunState::Running,
+        RunState::Succeeded,
+    ];
+    for (i, state) in states.into_iter().enumerate() {
+        let id = format!("c{i}");
+        let batch = Batch {
+            run: Some(run(&id, &format!("ck{i}"), 100 + i as u64, state)),
+            ..Batch::default()
+        };
+        store.commit(&id, batch).unwrap();
+    }
+    let ids = |keep| -> Vec<String> {
+        store
+            .runs_to_compact(keep)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(0),
+        ["c0", "c3", "c5"],
+        "every succeeded run, and nothing else"
+    );
+    assert_eq!(ids(1), ["c0", "c3"], "the newest succeeded run is kept");
+    assert!(ids(3).is_empty());
+    let finished: Vec<bool> = states.iter().map(|s| s.is_finished()).collect();
+    assert_eq!(finished, [true, false, false, true, false, true]);
+}
+
+#[test]
+fn compaction_never_takes_a_failed_interrupted_or_running_run_in_either_store() {
+    compaction_takes_only_finished_runs(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    compaction_takes_only_finished_runs(&SledStore::open(&dir.path().join("store")).unwrap());
+}
+
 #[test]
 fn memory_store_meets_the_contract() {
     contract(&MemoryStore::new());
@@ -192,12 +237,11 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
     {
         let store = SledStore::open(&path).unwrap();
         for i in 0..200u64 {
-            let state = if i == 3 {
-                RunState::Failed
-            } else if i == 5 {
-                RunState::Running
-            } else {
-                RunState::Succeeded
+            let state = match i {
+                3 => RunState::Failed,
+                4 => RunState::Interrupted,
+                5 => RunState::Running,
+                _ => RunState::Succeeded,
             };
             let id = format!("r{i:03}");
             let steps = (0..20).map(|s| StepRecord::pending(&format!("s{s}"))).collect();
@@ -218,16 +262,22 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
         store.flush().unwrap();
     }
     let report = SledStore::compact(&path, 10).unwrap();
-    assert_eq!(report.runs_removed, 189, "199 finished runs, 10 kept");
-    assert_eq!(report.runs_kept, 11);
+    assert_eq!(report.runs_removed, 187, "197 finished runs, 10 kept");
+    assert_eq!(report.runs_kept, 13);
     assert!(report.bytes_after < report.bytes_before, "{report:?}");
     let store = SledStore::open(&path).unwrap();
     let ids: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
-    assert!(ids.contains(&"r005".to_string()), "the unfinished run is kept");
-    assert!(
-        !ids.contains(&"r003".to_string()),
-        "an old failed run is finished and may go"
-    );
+    for (id, state) in [("r003", "failed"), ("r004", "interrupted"), ("r005", "running")] {
+        assert!(
+            ids.contains(&id.to_string()),
+            "the old {state} run is resumable and kept"
+        );
+        assert!(!store.steps(id).unwrap().is_empty() && !store.journal(id).unwrap().is_empty());
+        assert!(store
+            .latest_run_for_key(&format!("k{}", &id[1..].trim_start_matches('0')))
+            .unwrap()
+            .is_some());
+    }
     assert!(ids.contains(&"r199".to_string()));
     assert!(store.steps("r000").unwrap().is_empty() && store.journal("r000").unwrap().is_empty());
     assert!(store.latest_run_for_key("k0").unwrap().is_none());
@@ -237,4 +287,76 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
         store.plan("orphan").unwrap().is_none(),
         "a plan no kept run uses goes"
     );
+}
+
+/// Garbles every 7th byte of a file.
+fn garble(file: &std::path::Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    assert!(!bytes.is_empty(), "{} is empty", file.display());
+    for i in (0..bytes.len()).step_by(7) {
+        bytes[i] ^= 0x5a;
+    }
+    std::fs::write(file, bytes).unwrap();
+}
+
+fn expect_damaged(result: Result<impl Sized, StoreError>, path: &std::path::Path, what: &str) {
+    match result {
+        Err(error @ StoreError::Damaged { .. }) => {
+            let text = error.to_string();
+            for wanted in [
+                path.display().to_string().as_str(),
+                what,
+                "backup",
+                "move it aside",
+            ] {
+                assert!(text.contains(wanted), "`{wanted}` missing from: {text}");
+            }
+            assert!(!text.contains("backtrace"), "{text}");
+        }
+        Err(other) => panic!("expected Damaged, got {other:?}"),
+        Ok(_) => panic!("expected Damaged, got a store"),
+    }
+}
+
+#[test]
+fn a_damaged_sled_store_is_refused_naming_its_path_and_never_taken_for_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh");
+    // A store whose creation stopped right after sled made its files is still a new store.
+    drop(sled::open(fresh.join("db")).unwrap());
+    SledStore::open(&fresh).unwrap();
+
+    let write_one_run = |path: &std::path::Path| {
+        let store = SledStore::open(path).unwrap();
+        let batch = Batch {
+            plan: Some(("d".into(), plan())),
+            run: Some(run("r1", "k", 1, RunState::Failed)),
+            ..Batch::default()
+        };
+        store.commit("r1", batch).unwrap();
+        store.flush().unwrap();
+    };
+    // Its log garbled: sled recovers nothing, which must not pass for an empty new store.
+    let log = dir.path().join("log");
+    write_one_run(&log);
+    garble(&log.join("db/db"));
+    expect_damaged(SledStore::open(&log), &log, "recovered no records");
+    // Still refused: no format key was written, so it never turns into a new, empty store.
+    expect_damaged(SledStore::open(&log), &log, "recovered no records");
+    // Its configuration garbled: sled reports corruption.
+    let conf = dir.path().join("conf");
+    write_one_run(&conf);
+    garble(&conf.join("db/conf"));
+    expect_damaged(SledStore::open(&conf), &conf, "fail sled's checksums");
+    // A record that does not decode.
+    let record = dir.path().join("record");
+    write_one_run(&record);
+    {
+        let db = sled::open(record.join("db")).unwrap();
+        db.insert(b"run/r2", b"{not json".as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(&record).unwrap();
+    expect_damaged(store.runs(), &record, "the record `run/r2` cannot be read");
+    expect_damaged(store.run("r2"), &record, "the record `run/r2` cannot be read");
 }

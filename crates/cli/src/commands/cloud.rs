@@ -60,10 +60,10 @@ pub fn demo_emulator_config() -> EmulatorConfig {
 pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
     if args.emulator {
         let emulator = Emulator::start(demo_emulator_config()).await.map_err(|error| {
-            eprintln!("error: cannot start the embedded emulator on 127.0.0.1: {error}");
+            errln!("error: cannot start the embedded emulator on 127.0.0.1: {error}");
             exit::RUN_FAILED
         })?;
-        eprintln!(
+        errln!(
             "embedded Google Cloud emulator at {} (organization {DEMO_ORGANIZATION}, project {DEMO_PROJECT}; \
              time runs {}x faster)",
             emulator.base_url,
@@ -94,7 +94,7 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
         (Some(token), _) => Credentials::StaticToken(Secret::new(token.clone())),
         (None, Some(path)) => {
             if !path.is_file() {
-                eprintln!(
+                errln!(
                     "error: --credentials {}: no such file; give a service-account key file (JSON)",
                     path.display()
                 );
@@ -106,12 +106,12 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
     };
     if let Some(endpoint) = &args.endpoint {
         if let Err(error) = sluice_gcp::check_endpoint(endpoint) {
-            eprintln!("error: --endpoint: {error}");
+            errln!("error: --endpoint: {error}");
             return Err(exit::BAD_INPUT);
         }
     }
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
-        eprintln!(
+        errln!(
             "error: --time-scale must be a positive number, got {}",
             args.time_scale
         );
@@ -141,7 +141,7 @@ pub async fn check_credentials(target: &Target, validated: &sluice_engine::Valid
     match target.cloud.client().await {
         Ok(_) => Ok(()),
         Err(error) => {
-            eprintln!("error: {}", error.message());
+            errln!("error: {}", error.message());
             Err(exit::BAD_INPUT)
         }
     }

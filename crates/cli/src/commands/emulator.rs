@@ -14,14 +14,14 @@ pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> u8
             let text = match std::fs::read_to_string(path) {
                 Ok(text) => text,
                 Err(error) => {
-                    eprintln!("error: cannot read emulator config {}: {error}", path.display());
+                    errln!("error: cannot read emulator config {}: {error}", path.display());
                     return exit::BAD_INPUT;
                 }
             };
             match serde_json::from_str(&text) {
                 Ok(config) => config,
                 Err(error) => {
-                    eprintln!("error: emulator config {}: {error}", path.display());
+                    errln!("error: emulator config {}: {error}", path.display());
                     return exit::BAD_INPUT;
                 }
             }
@@ -31,7 +31,7 @@ pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> u8
         config.seed = seed;
     }
     if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
-        eprintln!(
+        errln!(
             "error: emulator config: time_scale must be a positive number, got {}",
             config.time_scale
         );
@@ -40,14 +40,14 @@ pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> u8
     let handle = match Emulator::serve(config, SocketAddr::from(([127, 0, 0, 1], port))).await {
         Ok(handle) => handle,
         Err(error) => {
-            eprintln!(
+            errln!(
                 "error: cannot listen on 127.0.0.1:{port}: {error}; pick another --port (0 = any free one)"
             );
             return exit::BAD_INPUT;
         }
     };
-    println!("emulator listening on {}", handle.base_url);
-    println!(
+    outln!("emulator listening on {}", handle.base_url);
+    outln!(
         "admin API: {}/_emulator/state, /requests, /clock, /reset",
         handle.base_url
     );
@@ -56,11 +56,11 @@ pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> u8
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
-    eprintln!("emulator stopping");
+    errln!("emulator stopping");
     match handle.shutdown().await {
         Ok(()) => exit::SUCCESS,
         Err(error) => {
-            eprintln!("error: emulator stopped with: {error}");
+            errln!("error: emulator stopped with: {error}");
             exit::RUN_FAILED
         }
     }

@@ -1,11 +1,12 @@
 //! `status`, `runs` and `compact`: reading the store.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::json;
-use sluice_engine::{SledStore, StepRecord, Store};
+use sluice_engine::{SledStore, StepRecord, Store, StoreError};
 
-use super::{open_existing_store, store_failure};
+use super::{open_existing_store, require_store, store_failure};
 use crate::{exit, output};
 
 pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
@@ -22,7 +23,7 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
     let run = match run {
         Ok(Some(run)) => run,
         Ok(None) => {
-            eprintln!(
+            errln!(
                 "error: no such run in {}; `sluice runs` lists the runs",
                 store_dir.display()
             );
@@ -37,30 +38,25 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
     let plan = match store.plan(&run.plan_digest) {
         Ok(Some(plan)) => plan,
         Ok(None) => {
-            eprintln!(
-                "error: the store has no plan for run {} (digest {}); the store is damaged",
-                run.id, run.plan_digest
-            );
-            return exit::STORE_UNUSABLE;
+            return store_failure(&StoreError::Damaged {
+                path: store_dir.display().to_string(),
+                what: format!("run {} has no plan (digest {})", run.id, run.plan_digest),
+            })
         }
         Err(error) => return store_failure(&error),
     };
-    // Steps without a record have not started: they are pending.
+    // Steps without a record have not started: they are pending. One pass over the records,
+    // not a search per step: a 100,000-step run has as many records.
+    let mut by_id: HashMap<String, StepRecord> = steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
     let ordered: Vec<StepRecord> = plan
         .steps
         .iter()
-        .map(|s| {
-            steps
-                .iter()
-                .find(|r| r.step_id == s.id)
-                .cloned()
-                .unwrap_or_else(|| StepRecord::pending(&s.id))
-        })
+        .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
         .collect();
     if as_json {
-        println!("{}", json!({ "run": run, "steps": ordered }));
+        output::print_json(&json!({ "run": run, "steps": ordered }), false);
     } else {
-        println!(
+        outln!(
             "run {}  plan {} ({})  state {}  sessions {}",
             run.id,
             run.plan_name,
@@ -69,6 +65,9 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
             run.sessions
         );
         output::print_steps(ordered.iter());
+        if !run.is_finished() {
+            outln!("not finished; continue with: sluice resume {}", run.id);
+        }
     }
     exit::SUCCESS
 }
@@ -87,19 +86,22 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
             .iter()
             .map(|r| json!({"id": r.id, "plan": r.plan_name, "source": r.plan_source, "state": r.state, "created_at_ms": r.created_at_ms, "updated_at_ms": r.updated_at_ms, "sessions": r.sessions}))
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        output::print_json(&list, false);
         return exit::SUCCESS;
     }
     if runs.is_empty() {
-        println!("no runs in {}", store_dir.display());
+        outln!("no runs in {}", store_dir.display());
         return exit::SUCCESS;
     }
-    println!(
+    outln!(
         "{:<24} {:<12} {:<24} {:<25} PLAN",
-        "RUN", "STATE", "PLAN NAME", "CREATED"
+        "RUN",
+        "STATE",
+        "PLAN NAME",
+        "CREATED"
     );
     for run in &runs {
-        println!(
+        outln!(
             "{:<24} {:<12} {:<24} {:<25} {}",
             run.id,
             run.state.as_str(),
@@ -112,18 +114,17 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
 }
 
 pub fn compact(store_dir: &Path, keep: usize) -> u8 {
-    if !SledStore::exists(store_dir) {
-        eprintln!(
-            "error: no sluice store at {}; nothing to compact",
-            store_dir.display()
-        );
-        return exit::BAD_INPUT;
+    if let Err(code) = require_store(store_dir) {
+        return code;
     }
     match SledStore::compact(store_dir, keep) {
         Ok(report) => {
-            println!(
+            outln!(
                 "removed {} finished runs, kept {}; {} → {} bytes",
-                report.runs_removed, report.runs_kept, report.bytes_before, report.bytes_after
+                report.runs_removed,
+                report.runs_kept,
+                report.bytes_before,
+                report.bytes_after
             );
             exit::SUCCESS
         }

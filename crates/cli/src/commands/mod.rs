@@ -46,28 +46,45 @@ fn open_store(dir: &std::path::Path) -> Result<SledStore, u8> {
     SledStore::open(dir).map_err(|error| store_failure(&error))
 }
 
-/// Opens a store that must already exist: reading commands never create one.
+/// Opens a store that must already exist: commands that read or continue never create one.
 fn open_existing_store(dir: &std::path::Path) -> Result<SledStore, u8> {
+    require_store(dir)?;
+    open_store(dir)
+}
+
+/// Refuses (exit 2, creating nothing) a directory that holds no store.
+fn require_store(dir: &std::path::Path) -> Result<(), u8> {
     if !SledStore::exists(dir) {
-        eprintln!(
-            "error: no sluice store at {}; nothing has run there yet (pass --store or set SLUICE_STORE)",
+        errln!(
+            "error: no sluice store at {}; nothing has run there yet. Pass the --store (or SLUICE_STORE) the run used; `sluice run PLAN` creates a store",
             dir.display()
         );
         return Err(exit::BAD_INPUT);
     }
-    open_store(dir)
+    Ok(())
 }
 
 fn store_failure(error: &StoreError) -> u8 {
-    eprintln!("error: {error}");
+    print_error(error);
     exit::STORE_UNUSABLE
+}
+
+/// `error: …`, line by line: each line escaped, the engine's own line breaks kept.
+fn print_error(error: &dyn std::fmt::Display) {
+    for (i, line) in error.to_string().lines().enumerate() {
+        if i == 0 {
+            errln!("error: {line}");
+        } else {
+            errln!("{line}");
+        }
+    }
 }
 
 fn engine_failure(error: &EngineError) -> u8 {
     match error {
         EngineError::Store(store) => store_failure(store),
         EngineError::UnknownRun(_) | EngineError::StoredPlanInvalid { .. } => {
-            eprintln!("error: {error}");
+            print_error(error);
             exit::BAD_INPUT
         }
     }

@@ -37,7 +37,7 @@ pub fn load_with_defaults(
 fn read_plan(plan_path: &Path) -> Result<Plan, u8> {
     let source = plan_path.display().to_string();
     let text = std::fs::read_to_string(plan_path).map_err(|error| {
-        eprintln!("error: cannot read plan file {source}: {error}");
+        errln!("error: cannot read plan file {source}: {error}");
         exit::BAD_INPUT
     })?;
     parse_plan(&text, &source).map_err(|problems| report(&problems))
@@ -47,15 +47,15 @@ fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
     let mut given = BTreeMap::new();
     if let Some(file) = &args.vars_file {
         let text = std::fs::read_to_string(file).map_err(|error| {
-            eprintln!("error: cannot read --vars-file {}: {error}", file.display());
+            errln!("error: cannot read --vars-file {}: {error}", file.display());
             exit::BAD_INPUT
         })?;
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
-            eprintln!("error: --vars-file {} is not JSON: {error}", file.display());
+            errln!("error: --vars-file {} is not JSON: {error}", file.display());
             exit::BAD_INPUT
         })?;
         let serde_json::Value::Object(map) = value else {
-            eprintln!(
+            errln!(
                 "error: --vars-file {} must hold a JSON object of NAME: VALUE",
                 file.display()
             );
@@ -65,7 +65,7 @@ fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
     }
     for pair in &args.vars {
         let Some((name, value)) = pair.split_once('=') else {
-            eprintln!("error: --var `{pair}` has no `=`: write --var NAME=VALUE");
+            errln!("error: --var `{pair}` has no `=`: write --var NAME=VALUE");
             return Err(exit::BAD_INPUT);
         };
         given.insert(name.trim().to_string(), VarInput::Text(value.to_string()));
@@ -74,13 +74,13 @@ fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
 }
 
 fn report(problems: &[Problem]) -> u8 {
-    eprintln!(
+    errln!(
         "error: the plan is not valid ({} problem{}):",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
     for problem in problems {
-        eprintln!("  {problem}");
+        errln!("  {problem}");
     }
     exit::BAD_INPUT
 }
@@ -90,7 +90,7 @@ pub fn validate(plan_path: &Path, vars: &VarArgs) -> u8 {
     match load(plan_path, vars, &registry) {
         Ok(validated) => {
             let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
-            println!(
+            outln!(
                 "{}: valid ({} steps, {} skipped by `when`, {} variables)",
                 plan_path.display(),
                 validated.plan.steps.len(),
@@ -139,7 +139,9 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> u8 {
                 GraphFormat::Dot => graph.to_dot(&labels),
                 GraphFormat::Mermaid => graph.to_mermaid(&labels),
             };
-            println!("{}", text.trim_end());
+            for line in text.trim_end().lines() {
+                outln!("{line}");
+            }
             exit::SUCCESS
         }
         Err(cycles) => {

@@ -23,7 +23,7 @@ pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json
     }
     let previews = Engine::preview(&registry, &validated).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&previews).unwrap_or_default());
+        crate::output::print_json(&previews, true);
     } else {
         print_lines(&validated.plan.name, &previews);
     }
@@ -31,7 +31,7 @@ pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json
         .iter()
         .any(|p| matches!(p.preview, Preview::Unknown { not_yet: false, .. }));
     if failed {
-        eprintln!("some steps could not be observed (see above); a run would retry or fail them");
+        errln!("some steps could not be observed (see above); a run would retry or fail them");
         exit::RUN_FAILED
     } else {
         exit::SUCCESS
@@ -40,7 +40,7 @@ pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json
 
 fn print_lines(name: &str, previews: &[StepPreview]) {
     let count = |f: fn(&Preview) -> bool| previews.iter().filter(|p| f(&p.preview)).count();
-    println!(
+    outln!(
         "plan {name}: {} to create, {} to update, {} unchanged, {} known once earlier steps run, {} skipped",
         count(|p| matches!(p, Preview::Create { .. })),
         count(|p| matches!(p, Preview::Update { .. })),
@@ -71,7 +71,7 @@ fn print_lines(name: &str, previews: &[StepPreview]) {
             } => ("!", format!("cannot observe: {error}")),
             Preview::Skipped => ("-", "skipped".to_string()),
         };
-        println!("  {mark} {:width$}  {:<22} {text}", p.step_id, p.kind);
+        outln!("  {mark} {:width$}  {:<22} {text}", p.step_id, p.kind);
     }
 }
 

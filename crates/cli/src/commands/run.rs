@@ -8,7 +8,7 @@ use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
-use super::{engine_failure, open_store, plan_file};
+use super::{engine_failure, open_existing_store, open_store, plan_file};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::{exit, output};
 
@@ -52,12 +52,12 @@ pub async fn run(
         Err(error) => return engine_failure(&error),
     };
     if started.continued {
-        eprintln!(
+        errln!(
             "continuing unfinished run {} (same plan and variables)",
             started.run_id
         );
     } else {
-        eprintln!("new run {}", started.run_id);
+        errln!("new run {}", started.run_id);
     }
     let code = drive(engine, &started.run_id, format, target.emulator.is_none()).await;
     if let Some(emulator) = &target.emulator {
@@ -75,7 +75,7 @@ fn emulator_store(target: &Target) -> Result<Option<tempfile::TempDir>, u8> {
         .tempdir()
         .map(Some)
         .map_err(|error| {
-            eprintln!("error: cannot create a scratch store for the --emulator run: {error}");
+            errln!("error: cannot create a scratch store for the --emulator run: {error}");
             exit::STORE_UNUSABLE
         })
 }
@@ -89,28 +89,29 @@ pub async fn resume(
     hooks: Option<Arc<dyn Hooks>>,
 ) -> u8 {
     if cloud_args.emulator {
-        eprintln!(
+        errln!(
             "error: --emulator runs live in a throw-away store with the emulator inside the process; \
              they cannot be resumed. Run the plan again with --emulator"
         );
         return exit::BAD_INPUT;
     }
+    // `resume` continues what is there: a missing store is a mistake, never created.
+    let store = match open_existing_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
     let target = match cloud::target(cloud_args).await {
         Ok(target) => target,
         Err(code) => return code,
     };
-    let store = match open_store(store_dir) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
     match store.run(run_id) {
-        Ok(Some(run)) if run.state == RunState::Succeeded => {
-            eprintln!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)");
+        Ok(Some(run)) if run.is_finished() => {
+            errln!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)");
             return exit::SUCCESS;
         }
         Ok(Some(_)) => {}
         Ok(None) => {
-            eprintln!(
+            errln!(
                 "error: no run `{run_id}` in the store {}; `sluice runs` lists the runs",
                 store_dir.display()
             );
@@ -118,7 +119,7 @@ pub async fn resume(
         }
         Err(error) => return super::store_failure(&error),
     }
-    eprintln!("resuming run {run_id}");
+    errln!("resuming run {run_id}");
     let engine = build_engine(
         cloud::registry(target.cloud.clone()),
         Arc::new(store),
@@ -173,17 +174,17 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool)
                 RunState::Succeeded => exit::SUCCESS,
                 RunState::Interrupted => {
                     if resumable {
-                        eprintln!("interrupted; continue with: sluice resume {run_id}");
+                        errln!("interrupted; continue with: sluice resume {run_id}");
                     } else {
-                        eprintln!("interrupted; the embedded emulator's world ends with this process");
+                        errln!("interrupted; the embedded emulator's world ends with this process");
                     }
                     exit::INTERRUPTED
                 }
                 RunState::Failed | RunState::Running => {
                     if resumable {
-                        eprintln!("run {run_id} failed; fix the cause, then: sluice resume {run_id}");
+                        errln!("run {run_id} failed; fix the cause, then: sluice resume {run_id}");
                     } else {
-                        eprintln!("run {run_id} failed (see above); run the plan again with --emulator");
+                        errln!("run {run_id} failed (see above); run the plan again with --emulator");
                     }
                     exit::RUN_FAILED
                 }
@@ -205,12 +206,12 @@ async fn watch_signals(stop: watch::Sender<bool>) {
             _ = terminate.recv() => {}
         }
         if round == 0 {
-            eprintln!(
+            errln!(
                 "stopping: no new steps start; running steps get the grace period (signal again to exit now)"
             );
             let _ = stop.send(true);
         } else {
-            eprintln!("exiting now; the run is resumable");
+            errln!("exiting now; the run is resumable");
             std::process::exit(i32::from(exit::INTERRUPTED));
         }
     }

@@ -135,7 +135,7 @@ impl Engine {
     pub fn start(&self, validated: &ValidatedPlan, source: &str) -> Result<StartedRun, EngineError> {
         let run_key = Self::run_key(validated);
         if let Some(run) = self.store.latest_run_for_key(&run_key)? {
-            if run.state != RunState::Succeeded {
+            if !run.is_finished() {
                 return Ok(StartedRun {
                     run_id: run.id,
                     continued: true,
@@ -344,7 +344,7 @@ impl Engine {
             RunState::Failed
         };
         run.updated_at_ms = now_ms();
-        if run.state != RunState::Interrupted {
+        if run.is_finished() {
             run.finished_at_ms = Some(run.updated_at_ms);
         }
         let mut journal = Vec::new();

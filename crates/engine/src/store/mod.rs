@@ -42,6 +42,14 @@ pub trait Store: Send + Sync + 'static {
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError>;
     /// The sequence number the run's next journal entry takes (0 for an empty journal).
     fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError>;
+    /// The runs compaction removes when it keeps `keep` finished runs: every finished run
+    /// ([`RunRecord::is_finished`]) but the newest `keep`, oldest first. A run that `run` or
+    /// `resume` could continue is never among them.
+    fn runs_to_compact(&self, keep: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut finished: Vec<RunRecord> = self.runs()?.into_iter().filter(RunRecord::is_finished).collect();
+        finished.truncate(finished.len().saturating_sub(keep));
+        Ok(finished)
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {

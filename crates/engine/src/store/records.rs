@@ -30,6 +30,14 @@ impl RunState {
             RunState::Interrupted => "interrupted",
         }
     }
+
+    /// Finished for good: nothing is left for `run` or `resume` to continue. This is the one
+    /// definition every part uses (the engine's choice of run to continue, `resume`, `compact`,
+    /// `status`): only a succeeded run is finished. A running run (perhaps its process was
+    /// killed), a failed one and an interrupted one can all be continued.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunState::Succeeded)
+    }
 }
 
 /// One run of a plan with its variables.
@@ -48,10 +56,19 @@ pub struct RunRecord {
     pub state: RunState,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// When the run finished for good ([`RunRecord::is_finished`]); none while it can still be
+    /// continued (running, failed, interrupted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<u64>,
     /// How many times this run has been (re)started by a process.
     pub sessions: u32,
+}
+
+impl RunRecord {
+    /// Whether the run is finished for good (see [`RunState::is_finished`]).
+    pub fn is_finished(&self) -> bool {
+        self.state.is_finished()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

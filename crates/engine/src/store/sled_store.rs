@@ -1,7 +1,8 @@
 //! The durable [`Store`] on sled.
 //!
 //! Layout: one directory holding `sluice.lock` (an OS file lock held while the store is open, so
-//! a second process fails at once instead of corrupting anything) and `db/` (sled). Keys in the
+//! a second process fails at once instead of corrupting anything), `db/` (sled) and
+//! `sluice.store` (a marker: the format key is durable, so an empty recovery is damage). Keys in the
 //! default tree: `meta/format`, `plan/{digest}`, `run/{run}`, `key/{run_key}` → run id,
 //! `step/{run}/{step}`, `zjrnl/{run}/{seq as 16 hex digits}`; values are JSON.
 //!
@@ -14,10 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{decode, encode, Batch, JournalEntry, RunRecord, RunState, StepRecord, Store, FORMAT_VERSION};
+use super::{decode, encode, Batch, JournalEntry, RunRecord, StepRecord, Store, FORMAT_VERSION};
 use crate::error::StoreError;
 
 const LOCK_FILE: &str = "sluice.lock";
+/// Written once the format key is durable: from then on, a database sled recovers as empty is
+/// damaged, not new.
+const MARKER: &str = "sluice.store";
 const DB_DIR: &str = "db";
 const FORMAT_KEY: &[u8] = b"meta/format";
 /// Journal keys sort last (see the module docs).
@@ -47,6 +51,10 @@ impl SledStore {
     /// Opens (creating if needed) the store in `dir`. Fails without changing anything when the
     /// directory belongs to something else, another process holds it, or its format is unknown.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_here(dir).map_err(|error| located(error, dir))
+    }
+
+    fn open_here(dir: &Path) -> Result<Self, StoreError> {
         let path_text = dir.display().to_string();
         let io = |source| StoreError::Io {
             path: path_text.clone(),
@@ -74,6 +82,11 @@ impl SledStore {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path_text }),
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
+        // sled reads a log it cannot check as a write torn by a crash, and recovers what came
+        // before it: from a damaged file, often nothing. Once `MARKER` exists the format key
+        // is durable, so an empty recovery is damage, and must not be taken for a new store
+        // (that would write over the evidence).
+        let marked = dir.join(MARKER).exists();
         let db = open_sled(&dir.join(DB_DIR))?;
         match db.get(FORMAT_KEY)? {
             Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
@@ -84,11 +97,28 @@ impl SledStore {
                     supported: FORMAT_VERSION,
                 })
             }
+            None if db.is_empty() && marked => {
+                return Err(StoreError::Damaged {
+                    path: path_text,
+                    what: format!(
+                        "sled recovered no records from its files in {}: its log is unreadable",
+                        dir.join(DB_DIR).display()
+                    ),
+                })
+            }
             None if db.is_empty() => {
                 db.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
                 db.flush()?;
             }
             None => return Err(StoreError::Foreign { path: path_text }),
+        }
+        if !marked {
+            // After the format key is durable; stores made before the marker get it now.
+            std::fs::write(
+                dir.join(MARKER),
+                format!("sluice store, format {FORMAT_VERSION}\n"),
+            )
+            .map_err(io)?;
         }
         Ok(SledStore {
             db,
@@ -114,16 +144,19 @@ impl SledStore {
         dir_size(&self.path.join(DB_DIR))
     }
 
-    /// Removes every finished run but the newest `keep` (unfinished runs are always kept), then
-    /// rewrites the database so the space is returned to the file system.
+    /// Removes every finished run ([`RunRecord::is_finished`]) but the newest `keep`, then
+    /// rewrites the database so the space is returned to the file system. A run that `run` or
+    /// `resume` could continue (running, failed, interrupted) is always kept.
     pub fn compact(dir: &Path, keep: usize) -> Result<CompactReport, StoreError> {
+        Self::compact_here(dir, keep).map_err(|error| located(error, dir))
+    }
+
+    fn compact_here(dir: &Path, keep: usize) -> Result<CompactReport, StoreError> {
         let store = SledStore::open(dir)?;
         let bytes_before = store.size_on_disk();
-        let runs = store.runs()?;
-        let finished: Vec<&RunRecord> = runs.iter().filter(|r| r.state != RunState::Running).collect();
-        let remove = finished.len().saturating_sub(keep);
+        let runs_before = store.runs()?.len();
         let mut removed_ids = Vec::new();
-        for run in finished.iter().take(remove) {
+        for run in store.runs_to_compact(keep)? {
             for prefix in [format!("step/{}/", run.id), format!("{JOURNAL}{}/", run.id)] {
                 let mut batch = sled::Batch::default();
                 for key in store.db.scan_prefix(prefix.as_bytes()).keys() {
@@ -172,7 +205,7 @@ impl SledStore {
         drop(lock);
         Ok(CompactReport {
             runs_removed: removed_ids.len(),
-            runs_kept: runs.len() - removed_ids.len(),
+            runs_kept: runs_before - removed_ids.len(),
             bytes_before,
             bytes_after: dir_size(&dir.join(DB_DIR)),
         })
@@ -199,10 +232,17 @@ impl SledStore {
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        match self.db.get(key.as_bytes())? {
-            Some(bytes) => decode(key.as_bytes(), &bytes).map(Some),
-            None => Ok(None),
+        match self.db.get(key.as_bytes()) {
+            Ok(Some(bytes)) => decode(key.as_bytes(), &bytes).map(Some),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error.into()),
         }
+        .map_err(|error| self.located(error))
+    }
+
+    /// See [`located`].
+    fn located(&self, error: StoreError) -> StoreError {
+        located(error, &self.path)
     }
 
     fn scan<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
@@ -212,14 +252,16 @@ impl SledStore {
                 let (key, value) = item?;
                 decode(&key, &value)
             })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map_err(|error| self.located(error))
     }
 }
 
 impl Store for SledStore {
     fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
         if batch.run.is_none() && batch.plan.is_none() {
-            self.commit_step_writes(run_id, &batch)?;
+            self.commit_step_writes(run_id, &batch)
+                .map_err(|error| self.located(error))?;
             self.committed.fetch_add(1, Ordering::SeqCst);
             return Ok(());
         }
@@ -240,7 +282,9 @@ impl Store for SledStore {
                 encode(entry),
             );
         }
-        self.db.apply_batch(writes)?;
+        self.db
+            .apply_batch(writes)
+            .map_err(|error| self.located(error.into()))?;
         self.committed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -257,7 +301,7 @@ impl Store for SledStore {
             return Ok(());
         }
         let upto = self.committed.load(Ordering::SeqCst);
-        self.db.flush()?;
+        self.db.flush().map_err(|error| self.located(error.into()))?;
         self.durable.fetch_max(upto, Ordering::SeqCst);
         Ok(())
     }
@@ -277,7 +321,11 @@ impl Store for SledStore {
     }
 
     fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
-        match self.db.get(format!("key/{run_key}").as_bytes())? {
+        let found = self
+            .db
+            .get(format!("key/{run_key}").as_bytes())
+            .map_err(|error| self.located(error.into()))?;
+        match found {
             Some(id) => self.run(&String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
@@ -299,12 +347,26 @@ impl Store for SledStore {
             .next_back()
         {
             Some(item) => {
-                let (key, value) = item?;
-                let entry: JournalEntry = decode(&key, &value)?;
+                let (key, value) = item.map_err(|error| self.located(error.into()))?;
+                let entry: JournalEntry = decode(&key, &value).map_err(|error| self.located(error))?;
                 Ok(entry.seq + 1)
             }
             None => Ok(0),
         }
+    }
+}
+
+/// Says which store an error is about: sled's corruption, and records that do not decode,
+/// become [`StoreError::Damaged`] naming `dir`.
+fn located(error: StoreError, dir: &Path) -> StoreError {
+    let path = dir.display().to_string();
+    match error {
+        StoreError::Damaged { path: known, what } if known.is_empty() => StoreError::Damaged { path, what },
+        StoreError::Corrupt { key, reason } => StoreError::Damaged {
+            path,
+            what: format!("the record `{key}` cannot be read ({reason})"),
+        },
+        other => other,
     }
 }
 
