@@ -108,3 +108,5 @@ impl Admin {
         (status, response.json().await.unwrap())
     }
 }
+
+pub mod loopback;
