@@ -23,6 +23,7 @@ pub struct ClientOptions {
     pub impersonate_service_account: Option<String>,
     /// How long application default credentials wait for the metadata server (the last source
     /// they try) before saying none was found. Google's libraries wait about 3 seconds.
+    /// `GCE_METADATA_TIMEOUT` (seconds) overrides it, as in Google's Python library.
     pub metadata_timeout: Duration,
     pub retry: RetryConfig,
     /// Multiplies every client-side wait (retry backoff, RetryInfo / Retry-After, poll delays,

@@ -25,7 +25,7 @@ fn assert_untrusted(error: &sluice_gcp::GcpError, host: &str) {
 #[tokio::test]
 async fn an_untrusted_server_certificate_fails_the_call_at_once_naming_the_host() {
     let (addr, accepted) = support::loopback::untrusted_tls().await;
-    let (client, answer) = support::loopback::get_over_tls(addr).await;
+    let (client, answer) = support::get_over_tls(addr).await;
     let error = answer.unwrap_err();
     assert_untrusted(&error, &addr.to_string());
     assert_eq!(client.calls(), 1, "not retried");

@@ -33,6 +33,9 @@ pub(crate) struct Environment {
     pub gcloud_dir: Option<PathBuf>,
     /// `GCE_METADATA_HOST` (or its old name `GCE_METADATA_ROOT`), `host[:port]`.
     pub metadata_host: String,
+    /// `GCE_METADATA_TIMEOUT`, in seconds as Google's Python library reads it; overrides
+    /// [`crate::ClientOptions::metadata_timeout`].
+    pub metadata_timeout: Option<Duration>,
 }
 
 impl Environment {
@@ -49,7 +52,13 @@ impl Environment {
             .or_else(|| var("GCE_METADATA_ROOT"))
             .and_then(|v| v.into_string().ok())
             .unwrap_or_else(|| DEFAULT_METADATA_HOST.to_string());
+        let metadata_timeout = var("GCE_METADATA_TIMEOUT")
+            .and_then(|v| v.into_string().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64);
         Environment {
+            metadata_timeout,
             credentials_file: var("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from),
             gcloud_dir,
             metadata_host,
@@ -75,6 +84,7 @@ pub(crate) async fn discover(
         Some(path) => tried.push(format!("gcloud's file {} (absent)", path.display())),
         None => tried.push("gcloud's file (neither CLOUDSDK_CONFIG nor HOME is set)".to_string()),
     }
+    let metadata_timeout = env.metadata_timeout.unwrap_or(metadata_timeout);
     let base = format!("http://{}", env.metadata_host.trim_end_matches('/'));
     let flow = Flow::Metadata { base: base.clone() };
     let probe = tokio::time::timeout(metadata_timeout, flows::fetch(http, &flow)).await;

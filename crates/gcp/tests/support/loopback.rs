@@ -1,7 +1,9 @@
 //! Tiny loopback servers for what the emulator cannot be: a metadata server that accepts and
 //! never answers, a server that records the request heads it gets and answers a fixed body
 //! (a subject-token URL, a metadata server, a stand-in API), and a TLS server whose certificate
-//! comes from a CA nobody trusts.
+//! comes from a CA nobody trusts. The end-to-end tests include this file too (`#[path]`).
+
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,12 +92,11 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
 pub async fn untrusted_tls() -> (SocketAddr, Arc<AtomicUsize>) {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata");
-    let certs = CertificateDer::pem_file_iter(format!("{dir}/loopback.cert.pem"))
-        .unwrap()
+    let cert = include_bytes!("../testdata/loopback.cert.pem");
+    let certs = CertificateDer::pem_slice_iter(cert)
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(format!("{dir}/loopback.key.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("../testdata/loopback.key.pem")).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -124,26 +125,4 @@ pub async fn untrusted_tls() -> (SocketAddr, Arc<AtomicUsize>) {
         }
     });
     (addr, accepted)
-}
-
-/// A client with a static token whose every API is at `https://{addr}`, and its answer to one
-/// GET.
-pub async fn get_over_tls(
-    addr: SocketAddr,
-) -> (
-    sluice_gcp::GcpClient,
-    Result<serde_json::Value, sluice_gcp::GcpError>,
-) {
-    use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient, Secret};
-    let client = GcpClient::new(ClientOptions {
-        endpoint: Some(format!("https://{addr}")),
-        credentials: Credentials::StaticToken(Secret::new("test-token")),
-        ..ClientOptions::default()
-    })
-    .await
-    .unwrap();
-    let answer = client
-        .get(&Api::ServiceUsage, "v1/projects/p/services/iam.googleapis.com")
-        .await;
-    (client, answer)
 }
