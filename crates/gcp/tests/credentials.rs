@@ -348,3 +348,22 @@ async fn the_credentials_files_quota_project_is_sent_unless_the_option_overrides
         );
     }
 }
+
+#[tokio::test]
+async fn a_fresh_token_is_reused_by_later_and_concurrent_calls() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = test_key(&emulator, dir.path(), "key.json");
+    let client = GcpClient::new(options(&emulator, Credentials::KeyFile(key)))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        client.get(&Api::ServiceUsage, SERVICE),
+        client.get(&Api::ServiceUsage, SERVICE)
+    );
+    a.unwrap();
+    b.unwrap();
+    client.get(&Api::ServiceUsage, SERVICE).await.unwrap();
+    let tokens = log(&emulator).iter().filter(|(path, _)| path == "/token").count();
+    assert_eq!(tokens, 1, "one token for three calls");
+}

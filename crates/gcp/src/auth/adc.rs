@@ -22,7 +22,7 @@ pub(crate) struct Found {
     pub flow: Flow,
     pub described: String,
     pub quota_project: Option<String>,
-    /// A token fetched while looking (the metadata server's answer), with its expiry.
+    /// A token fetched while looking (the metadata server's answer), with when to renew it.
     pub first_token: Option<(Secret, Instant)>,
 }
 
@@ -94,7 +94,7 @@ pub(crate) async fn discover(
                 flow,
                 described: format!("the metadata server at {base}"),
                 quota_project: None,
-                first_token: Some((token, Instant::now() + lifetime)),
+                first_token: Some((token, Instant::now() + lifetime / 2)),
             })
         }
         Ok(Err(error)) => error.message,

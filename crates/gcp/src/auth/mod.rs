@@ -30,7 +30,8 @@ pub(crate) use flows::{host_of, Flow};
 /// The only OAuth scope Sluice asks for.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-/// A cached token is renewed this long before it expires (Google's libraries: 3 min 45 s).
+/// A cached token is renewed this long before it expires (Google's libraries: 3 min 45 s), or
+/// at half its life when it lives shorter than twice that.
 const RENEW_BEFORE: Duration = Duration::from_secs(225);
 
 #[derive(Clone)]
@@ -57,6 +58,7 @@ pub(crate) struct Fetcher {
     http: reqwest::Client,
     retry: RetryConfig,
     scale: f64,
+    /// The current token and when to renew it.
     cache: tokio::sync::Mutex<Option<(Secret, Instant)>>,
 }
 
@@ -154,8 +156,8 @@ impl Fetcher {
 
     async fn token(&self) -> Result<Secret, GcpError> {
         let mut cache = self.cache.lock().await;
-        if let Some((token, expires)) = cache.as_ref() {
-            if Instant::now() + RENEW_BEFORE < *expires {
+        if let Some((token, renew_at)) = cache.as_ref() {
+            if Instant::now() < *renew_at {
                 return Ok(token.clone());
             }
         }
@@ -163,7 +165,8 @@ impl Fetcher {
         loop {
             match flows::fetch(&self.http, &self.flow).await {
                 Ok((token, lifetime)) => {
-                    *cache = Some((token.clone(), Instant::now() + lifetime));
+                    let usable = lifetime.saturating_sub(RENEW_BEFORE.min(lifetime / 2));
+                    *cache = Some((token.clone(), Instant::now() + usable));
                     return Ok(token);
                 }
                 Err(error) if error.is_retryable() => match retry.next_delay(error.retry_delay) {
