@@ -67,7 +67,7 @@ fn refused_credentials_exit_2_with_the_servers_reason() {
     );
     let text = refused(&sandbox, &mut sandbox.command(HARNESS, &args));
     assert!(
-        text.contains("refused the credentials (HTTP 400): invalid_grant: Invalid JWT Signature."),
+        text.contains("refused the credentials: invalid_grant: Invalid JWT Signature."),
         "{text}"
     );
 }

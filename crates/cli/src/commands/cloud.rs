@@ -138,8 +138,8 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
 /// unusable or refused by the token endpoint (the server's reason in the message), and a server
 /// certificate that is not trusted, are bad input (exit 2). A token endpoint still failing
 /// after retries (5xx, 429, no answer) is a failed run (exit 1): trying later may work.
-pub async fn check_credentials(target: &Target, validated: &sluice_engine::ValidatedPlan) -> Result<(), u8> {
-    if !validated.plan.steps.iter().any(|s| s.kind.starts_with("gcp.")) {
+pub async fn check_credentials(target: &Target, plan: &sluice_engine::Plan) -> Result<(), u8> {
+    if !plan.steps.iter().any(|s| s.kind.starts_with("gcp.")) {
         return Ok(());
     }
     let client = match target.cloud.client().await {

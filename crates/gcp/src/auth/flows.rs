@@ -258,6 +258,7 @@ async fn answer_of(url: &str, request: reqwest::RequestBuilder, what: &str) -> R
 /// or Google's envelope. 429 and 5xx are retryable; anything else refuses the credentials.
 pub(crate) fn refusal_or_retry(url: &str, status: u16, body: &[u8], what: &str) -> GcpError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    // OAuth2's error code (`invalid_grant`) leads the message; it is not an ErrorInfo reason.
     let oauth = parsed.as_ref().and_then(|v| {
         let code = v["error"].as_str()?;
         let description = v["error_description"].as_str().unwrap_or("");
@@ -267,11 +268,10 @@ pub(crate) fn refusal_or_retry(url: &str, status: u16, body: &[u8], what: &str) 
         Some((code, description)) => {
             let mut error = GcpError::from_response(&path_of(url), status, b"", None);
             error.message = if description.is_empty() {
-                code.clone()
+                code
             } else {
                 format!("{code}: {description}")
             };
-            error.reason = Some(code);
             error
         }
         None => GcpError::from_response(&path_of(url), status, body, None),
@@ -283,11 +283,7 @@ pub(crate) fn refusal_or_retry(url: &str, status: u16, body: &[u8], what: &str) 
     error.message = if retryable {
         format!("{what} {} answered HTTP {status}: {}", shown(url), error.message)
     } else {
-        format!(
-            "{what} {} refused the credentials (HTTP {status}): {}",
-            shown(url),
-            error.message
-        )
+        format!("{what} {} refused the credentials: {}", shown(url), error.message)
     };
     error
 }
