@@ -103,9 +103,9 @@ pub(crate) async fn discover(
     tried.push(format!(
         "the metadata server at {base} (GCE_METADATA_HOST; {why})"
     ));
+    // The fix (gcloud login, a file, --credentials) is the caller's to word.
     Err(GcpError::config(format!(
-        "no application default credentials found; tried {}. Run `gcloud auth application-default \
-         login`, set GOOGLE_APPLICATION_CREDENTIALS, or pass --credentials FILE.json",
+        "no application default credentials found; tried {}",
         tried.join(", ")
     )))
 }
