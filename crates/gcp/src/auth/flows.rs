@@ -363,3 +363,37 @@ pub(crate) fn host_of(url: &str) -> String {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_or_retry;
+
+    const URL: &str = "https://oauth2.googleapis.com/token";
+
+    #[test]
+    fn only_429_and_5xx_from_a_token_endpoint_are_retried_and_the_status_stays() {
+        for status in [429, 500, 502, 503, 504] {
+            let error = refusal_or_retry(URL, status, b"<html>busy</html>", "the token endpoint");
+            assert!(error.is_retryable(), "{status}: {error}");
+            assert_eq!(error.http_status, Some(status));
+            assert!(error.message.contains(&format!("HTTP {status}")), "{error}");
+        }
+        let body = br#"{"error": "invalid_client", "error_description": "Unauthorized"}"#;
+        let error = refusal_or_retry(URL, 401, body, "the token endpoint");
+        assert!(!error.is_retryable());
+        assert_eq!(error.status, "UNAUTHENTICATED");
+        assert!(
+            error.message.ends_with(
+                "oauth2.googleapis.com/token refused the credentials: invalid_client: Unauthorized"
+            ),
+            "{error}"
+        );
+        // generateAccessToken refuses with Google's envelope.
+        let body = br#"{"error": {"code": 403, "status": "PERMISSION_DENIED",
+            "message": "Permission 'iam.serviceAccounts.getAccessToken' denied", "details": []}}"#;
+        let error = refusal_or_retry(URL, 403, body, "the token endpoint");
+        assert!(!error.is_retryable());
+        assert_eq!(error.status, "PERMISSION_DENIED");
+        assert!(error.message.contains("getAccessToken' denied"), "{error}");
+    }
+}
