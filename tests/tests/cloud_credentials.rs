@@ -42,8 +42,9 @@ fn run_args<'a>(plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-#[test]
-fn refused_credentials_exit_2_with_the_servers_reason() {
+/// An emulator that knows no service-account key, a sandbox, and the test key file pointed at
+/// the emulator's token endpoint (which will refuse it).
+fn refusing_emulator() -> (Cloud, Sandbox, std::path::PathBuf) {
     let cloud = Cloud::start_with(EmulatorConfig {
         service_account_keys: vec![],
         ..support::config()
@@ -55,6 +56,12 @@ fn refused_credentials_exit_2_with_the_servers_reason() {
         test_service_account_key_json(&format!("{}/token", cloud.emulator.base_url)),
     )
     .unwrap();
+    (cloud, sandbox, key)
+}
+
+#[test]
+fn refused_credentials_exit_2_with_the_servers_reason() {
+    let (cloud, sandbox, key) = refusing_emulator();
     let plan = plan();
     let args = run_args(
         &plan,
@@ -70,6 +77,37 @@ fn refused_credentials_exit_2_with_the_servers_reason() {
         text.contains("refused the credentials: invalid_grant: Invalid JWT Signature."),
         "{text}"
     );
+}
+
+#[test]
+fn resume_with_refused_credentials_exits_2_before_running() {
+    let (cloud, sandbox, key) = refusing_emulator();
+    // A run that fails (the project does not exist), so there is something to resume.
+    let failed = cloud.sluice(
+        &sandbox,
+        "run",
+        "agent-gateway-egress.json",
+        &["project=no-such-project", "pickle_gcs_uri=gs://agents/agent.pkl"],
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    let runs: serde_json::Value =
+        serde_json::from_str(&stdout(&sandbox.run(HARNESS, &["runs", "--json"]))).unwrap();
+    let run = runs[0]["id"].as_str().unwrap().to_string();
+    let before = cloud.emulator.requests().as_array().unwrap().len();
+    let args = [
+        "resume",
+        run.as_str(),
+        "--endpoint",
+        cloud.emulator.base_url.as_str(),
+        "--credentials",
+        key.to_str().unwrap(),
+    ];
+    let output = sandbox.run(HARNESS, &args);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("invalid_grant: Invalid JWT Signature."), "{text}");
+    let calls = cloud.emulator.requests().as_array().unwrap().len();
+    assert_eq!(calls, before + 1, "only the refused token request: {text}");
 }
 
 #[test]
