@@ -182,3 +182,17 @@ fn an_untrusted_token_endpoint_certificate_exits_2_naming_the_host() {
     );
     assert!(text.contains("SSL_CERT_FILE"), "{text}");
 }
+
+#[test]
+fn an_exported_access_token_does_not_stop_emulator_runs() {
+    let sandbox = Sandbox::new();
+    let demo = format!("{}/../plans/demo.json", env!("CARGO_MANIFEST_DIR"));
+    let output = sandbox
+        .command(HARNESS, &["plan", &demo, "--emulator"])
+        .env("SLUICE_ACCESS_TOKEN", "ya29.SECRET-FROM-ENV")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains("SECRET-FROM-ENV"), "{text}");
+}

@@ -139,7 +139,9 @@ pub struct CloudArgs {
     /// fresh project `sluice-demo`, time 100x faster, 1 % faults) in a throw-away store; fills in
     /// `project`, `organization`, `policy_parent`, `pickle_gcs_uri` and `model_armor_project`
     /// when the plan declares them and they are not given.
-    #[arg(long, conflicts_with_all = ["endpoint", "credentials", "access_token", "impersonate_service_account"])]
+    /// The embedded emulator takes no access token: `SLUICE_ACCESS_TOKEN` (or `--access-token`)
+    /// is ignored, so a token exported for other runs does not get in the way.
+    #[arg(long, conflicts_with_all = ["endpoint", "credentials", "impersonate_service_account"])]
     pub emulator: bool,
     /// One base URL for every Google API, e.g. a `sluice emulator` (plain http only on loopback).
     #[arg(long, value_name = "URL", env = "SLUICE_ENDPOINT")]
