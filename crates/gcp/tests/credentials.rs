@@ -367,3 +367,22 @@ async fn a_fresh_token_is_reused_by_later_and_concurrent_calls() {
     let tokens = log(&emulator).iter().filter(|(path, _)| path == "/token").count();
     assert_eq!(tokens, 1, "one token for three calls");
 }
+
+#[tokio::test]
+async fn impersonation_needs_a_service_account_email_not_a_path() {
+    for account in [
+        "deployer",
+        "a/../../x@p.iam.gserviceaccount.com",
+        "x@p.iam.gserviceaccount.com:signJwt",
+    ] {
+        let error = GcpClient::new(ClientOptions {
+            credentials: Credentials::StaticToken(sluice_gcp::Secret::new("t")),
+            impersonate_service_account: Some(account.into()),
+            ..ClientOptions::default()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(error.status, "CONFIG", "{account}: {error}");
+        assert!(error.message.contains("by its email"), "{error}");
+    }
+}

@@ -112,6 +112,15 @@ impl TokenSource {
         } = found;
         let mut first_token = first_token;
         if let Some(account) = setup.impersonate {
+            let email = account.split_once('@');
+            if !email.is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+                || account.contains(['/', '?', '#', '%', ' ', ':'])
+            {
+                return Err(GcpError::config(format!(
+                    "impersonate a service account by its email (NAME@PROJECT.iam.gserviceaccount.com), \
+                     not {account:?}"
+                )));
+            }
             let url = format!(
                 "{}/v1/projects/-/serviceAccounts/{account}:generateAccessToken",
                 setup.iam_credentials_base
