@@ -47,7 +47,7 @@ fn bad_credentials_and_endpoints_are_refused_before_anything_runs() {
     refused(
         &sandbox,
         &["--credentials", bad_key],
-        "is not a usable service-account key",
+        "private_key is not a usable RSA key",
     );
     let missing = sandbox.work("missing.json");
     refused(

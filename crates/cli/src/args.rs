@@ -139,15 +139,24 @@ pub struct CloudArgs {
     /// fresh project `sluice-demo`, time 100x faster, 1 % faults) in a throw-away store; fills in
     /// `project`, `organization`, `policy_parent`, `pickle_gcs_uri` and `model_armor_project`
     /// when the plan declares them and they are not given.
-    #[arg(long, conflicts_with_all = ["endpoint", "credentials", "access_token"])]
+    /// The embedded emulator takes no access token: `SLUICE_ACCESS_TOKEN` (or `--access-token`)
+    /// is ignored, so a token exported for other runs does not get in the way.
+    #[arg(long, conflicts_with_all = ["endpoint", "credentials", "impersonate_service_account"])]
     pub emulator: bool,
     /// One base URL for every Google API, e.g. a `sluice emulator` (plain http only on loopback).
     #[arg(long, value_name = "URL", env = "SLUICE_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// Service-account key file [default: Google application default credentials].
-    #[arg(long, value_name = "KEY.json", conflicts_with = "access_token")]
+    /// Google credentials file of any type: service_account, authorized_user, external_account
+    /// (Workload Identity Federation) or impersonated_service_account [default: application
+    /// default credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud's file, the metadata server].
+    #[arg(long, value_name = "FILE.json", conflicts_with = "access_token")]
     pub credentials: Option<PathBuf>,
+    /// Act as this service account: tokens come from IAM Credentials generateAccessToken
+    /// (needs roles/iam.serviceAccountTokenCreator on it).
+    #[arg(long, value_name = "SA_EMAIL")]
+    pub impersonate_service_account: Option<String>,
     /// An access token to send as is (e.g. for `--endpoint` pointing at `sluice emulator`).
+    /// Prefer the environment variable: a flag's value shows in `ps`.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -155,7 +164,8 @@ pub struct CloudArgs {
         hide_env_values = true
     )]
     pub access_token: Option<String>,
-    /// Project billed and charged quota for the calls (x-goog-user-project).
+    /// Project billed and charged quota for the calls (x-goog-user-project) [default:
+    /// GOOGLE_CLOUD_QUOTA_PROJECT, else the credentials file's quota_project_id].
     #[arg(long, value_name = "PROJECT")]
     pub quota_project: Option<String>,
     /// Real seconds per second of the server's clock: the `time_scale` of a `sluice emulator`
@@ -171,6 +181,7 @@ impl std::fmt::Debug for CloudArgs {
             .field("emulator", &self.emulator)
             .field("endpoint", &self.endpoint)
             .field("credentials", &self.credentials)
+            .field("impersonate_service_account", &self.impersonate_service_account)
             .field("access_token", &self.access_token.as_ref().map(|_| "<redacted>"))
             .field("quota_project", &self.quota_project)
             .field("time_scale", &self.time_scale)

@@ -18,7 +18,9 @@ pub struct EmulatorConfig {
     pub organizations: Vec<OrganizationConfig>,
     /// Latency added to every API call, in emulated milliseconds (scaled like all time).
     pub latency_ms: f64,
-    /// Faults by API service name (`iam.googleapis.com`), or `*` for every API.
+    /// Faults by API service name (`iam.googleapis.com`), or `*` for every API. The token
+    /// endpoints meet faults only when named: `oauth2.googleapis.com` (`POST /token`) and
+    /// `sts.googleapis.com` (`POST /v1/token`).
     pub faults: BTreeMap<String, FaultConfig>,
     /// Requests per emulated minute per API per project (the caller's quota project for a
     /// client-based API, see `api_kinds`); an API not listed is unlimited.
@@ -26,6 +28,12 @@ pub struct EmulatorConfig {
     /// Service-account keys the OAuth2 token endpoint (`POST /token`) accepts: a JWT-bearer
     /// assertion must be signed by the private half of one of these public keys.
     pub service_account_keys: Vec<ServiceAccountKeyConfig>,
+    /// gcloud user credentials (`authorized_user` files) the token endpoint accepts for the
+    /// refresh-token grant.
+    pub authorized_users: Vec<AuthorizedUserConfig>,
+    /// Subject tokens the STS endpoint (`POST /v1/token`) accepts in a token exchange (what a
+    /// Workload Identity pool would trust: a platform's OIDC token, for instance).
+    pub sts_subject_tokens: Vec<String>,
     /// How many API calls the request log keeps (the oldest are dropped first).
     pub request_log_limit: usize,
     /// Which project each API's enablement is checked in, by service name: the project the call
@@ -104,6 +112,16 @@ pub struct ServiceAccountKeyConfig {
     pub client_email: String,
     /// The RSA public key as PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
     pub public_key_pem: String,
+}
+
+/// An OAuth client and a refresh token issued to a user through it (gcloud's
+/// `application_default_credentials.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizedUserConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
 }
 
 /// The chance (0 to 1) of each fault on one call, drawn from the seeded generator.
@@ -210,6 +228,12 @@ impl Default for EmulatorConfig {
                 client_email: crate::test_key::TEST_SERVICE_ACCOUNT_EMAIL.into(),
                 public_key_pem: crate::test_key::TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM.into(),
             }],
+            authorized_users: vec![AuthorizedUserConfig {
+                client_id: crate::test_key::TEST_CLIENT_ID.into(),
+                client_secret: crate::test_key::TEST_CLIENT_SECRET.into(),
+                refresh_token: crate::test_key::TEST_REFRESH_TOKEN.into(),
+            }],
+            sts_subject_tokens: vec![crate::test_key::TEST_SUBJECT_TOKEN.into()],
             request_log_limit: 200_000,
             api_kinds: default_api_kinds(),
             default_quota_project: None,

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-const DOCUMENTS: [(&str, &str); 10] = [
+const DOCUMENTS: [(&str, &str); 11] = [
     (
         "agentregistry.v1",
         include_str!("../discovery/agentregistry.v1.json"),
@@ -25,6 +25,10 @@ const DOCUMENTS: [(&str, &str); 10] = [
         include_str!("../discovery/cloudresourcemanager.v3.json"),
     ),
     ("iam.v1", include_str!("../discovery/iam.v1.json")),
+    (
+        "iamcredentials.v1",
+        include_str!("../discovery/iamcredentials.v1.json"),
+    ),
     (
         "networkservices.v1",
         include_str!("../discovery/networkservices.v1.json"),

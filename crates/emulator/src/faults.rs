@@ -104,6 +104,15 @@ impl Faults {
         (error, latency)
     }
 
+    /// Like [`Faults::draw`], but only when faults are configured under `service` itself (not
+    /// `*`): the token endpoints, whose faults would otherwise change every seeded sequence.
+    pub fn draw_named(&self, service: &str) -> (Option<Fault>, Duration) {
+        if !self.lock().config.contains_key(service) {
+            return (None, Duration::ZERO);
+        }
+        self.draw(service)
+    }
+
     /// The error a long-running operation a call of `service` starts now ends in, if it is to
     /// fail (`operation_error`): INTERNAL, as Google's own failures show. Drawn from the same
     /// stream, only when `operation_error` is set for the API, so other configs keep their

@@ -65,7 +65,8 @@ use serde_json::{json, Value};
 pub use config::EmulatorConfig;
 pub use error::ApiError;
 pub use test_key::{
-    test_service_account_key_json, TEST_SERVICE_ACCOUNT_EMAIL, TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM,
+    test_authorized_user_json, test_service_account_key_json, TEST_CLIENT_ID, TEST_CLIENT_SECRET,
+    TEST_REFRESH_TOKEN, TEST_SERVICE_ACCOUNT_EMAIL, TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM, TEST_SUBJECT_TOKEN,
 };
 
 /// The emulator's state; shared by every request.

@@ -69,9 +69,23 @@ async fn handle(
         // Admin calls are not logged: the log is for counting API calls.
         return admin::handle(&emulator, &method, rest, &body);
     }
-    if path == "/token" {
-        // OAuth2 (oauth2.googleapis.com/token): no bearer token needed to get one.
-        let response = api::oauth2::token(&emulator, &headers, &body);
+    if path == "/token" || path == "/v1/token" {
+        // OAuth2 (oauth2.googleapis.com/token) and STS (sts.googleapis.com/v1/token): no bearer
+        // token needed to get one. Faults only when configured under the endpoint's own name.
+        let service = if path == "/token" {
+            "oauth2.googleapis.com"
+        } else {
+            "sts.googleapis.com"
+        };
+        let response = match emulator.faults.draw_named(service).0 {
+            Some(Fault::Error(error)) => error.into_response(),
+            Some(Fault::Dropped | Fault::AnswerLost) => {
+                emulator.log_request(method.as_str(), &path, 0);
+                return dropped_connection();
+            }
+            None if path == "/token" => api::oauth2::token(&emulator, &headers, &body),
+            None => api::oauth2::sts_token(&emulator, &body),
+        };
         emulator.log_request(method.as_str(), &path, response.status().as_u16());
         return response;
     }

@@ -22,3 +22,24 @@ pub fn test_service_account_key_json(token_uri: &str) -> String {
     key["token_uri"] = Value::String(token_uri.to_string());
     serde_json::to_string_pretty(&key).expect("JSON serialises")
 }
+
+/// **Test-only** gcloud user credentials the default config accepts (refresh-token grant).
+pub const TEST_CLIENT_ID: &str = "sluice-test-client.apps.googleusercontent.com";
+pub const TEST_CLIENT_SECRET: &str = "sluice-test-client-secret";
+pub const TEST_REFRESH_TOKEN: &str = "1//sluice-test-refresh-token";
+/// **Test-only** subject token the default config's STS endpoint accepts.
+pub const TEST_SUBJECT_TOKEN: &str = "sluice-test-subject-token";
+
+/// **Test-only.** An `authorized_user` credentials file (as `gcloud auth application-default
+/// login` writes it) for the test user, with `token_uri` set (Google's files omit it and mean
+/// `https://oauth2.googleapis.com/token`).
+pub fn test_authorized_user_json(token_uri: &str) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "type": "authorized_user",
+        "client_id": TEST_CLIENT_ID,
+        "client_secret": TEST_CLIENT_SECRET,
+        "refresh_token": TEST_REFRESH_TOKEN,
+        "token_uri": token_uri,
+    }))
+    .expect("JSON serialises")
+}

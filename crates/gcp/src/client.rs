@@ -9,7 +9,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::auth::TokenSource;
+use crate::auth::{Setup, TokenSource};
 use crate::error::GcpError;
 use crate::iam::{Coalescer, IamHook};
 use crate::options::{check_endpoint, Api, ClientOptions, RetryConfig};
@@ -62,8 +62,10 @@ impl std::fmt::Debug for GcpClient {
 
 impl GcpClient {
     /// Builds the client: checks the endpoint (plain http only on loopback) and sets up the
-    /// credentials (application default credentials are looked up now; tokens are fetched
-    /// per call and cached by `gcp_auth`).
+    /// credentials (application default credentials are looked up now, the metadata server for
+    /// at most `metadata_timeout`; tokens are fetched when first needed, then cached). The quota
+    /// project is `quota_project`, else `GOOGLE_CLOUD_QUOTA_PROJECT`, else the credentials
+    /// file's `quota_project_id`.
     pub async fn new(options: ClientOptions) -> Result<Self, GcpError> {
         let endpoint = options.endpoint.as_deref().map(check_endpoint).transpose()?;
         if !(options.time_scale.is_finite() && options.time_scale >= 0.0) {
@@ -72,15 +74,6 @@ impl GcpClient {
                 options.time_scale
             )));
         }
-        let quota_project = options
-            .quota_project
-            .as_deref()
-            .map(|p| {
-                HeaderValue::from_str(p)
-                    .map_err(|_| GcpError::config(format!("quota project {p:?} is not a valid header value")))
-            })
-            .transpose()?;
-        let tokens = TokenSource::new(&options.credentials).await?;
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(crate::retry::scaled_timeout(
@@ -89,6 +82,33 @@ impl GcpClient {
             ))
             .build()
             .map_err(|e| GcpError::config(format!("cannot build the HTTP client: {e}")))?;
+        let iam_credentials_base = match &endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => Api::IamCredentials.google_base_url(),
+        };
+        let setup = Setup {
+            http: &http,
+            retry: &options.retry,
+            scale: options.time_scale,
+            metadata_timeout: options.metadata_timeout,
+            iam_credentials_base,
+            impersonate: options
+                .impersonate_service_account
+                .as_deref()
+                .filter(|sa| !sa.is_empty()),
+        };
+        let (tokens, file_quota_project) = TokenSource::new(&options.credentials, setup).await?;
+        let quota_project = options
+            .quota_project
+            .clone()
+            .or_else(|| std::env::var("GOOGLE_CLOUD_QUOTA_PROJECT").ok())
+            .filter(|p| !p.is_empty())
+            .or(file_quota_project)
+            .map(|p| {
+                HeaderValue::from_str(&p)
+                    .map_err(|_| GcpError::config(format!("quota project {p:?} is not a valid header value")))
+            })
+            .transpose()?;
         Ok(GcpClient {
             inner: Arc::new(Inner {
                 http,
@@ -111,6 +131,17 @@ impl GcpClient {
             Some(endpoint) => endpoint.clone(),
             None => api.google_base_url(),
         }
+    }
+
+    /// Gets an access token now (the cached one if fresh), retrying 429 / 5xx / transport
+    /// failures like any call. Callers use it to find refused credentials before starting work.
+    pub async fn authenticate(&self) -> Result<(), GcpError> {
+        self.inner.tokens.token().await.map(|_| ())
+    }
+
+    /// The quota project sent as `x-goog-user-project`, if any.
+    pub fn quota_project(&self) -> Option<&str> {
+        self.inner.quota_project.as_ref().and_then(|v| v.to_str().ok())
     }
 
     /// HTTP requests sent so far, retries included.
@@ -175,8 +206,10 @@ impl GcpClient {
         let url = format!("{}{shown}", self.base_url(api));
         let mut retry = Retry::new(&self.inner.retry, self.inner.time_scale);
         loop {
+            // Token failures are retried inside `token()` with the same policy.
+            let token = self.inner.tokens.token().await?;
             let (error, reached) = match self
-                .attempt(&method, &url, &shown, body, timeout, retry.attempts() + 1)
+                .attempt(&method, &url, &shown, body, timeout, retry.attempts() + 1, &token)
                 .await
             {
                 Ok(value) => return Ok(value),
@@ -196,6 +229,7 @@ impl GcpClient {
     }
 
     /// One HTTP exchange. On failure, also says whether the request may have reached the server.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         method: &Method,
@@ -204,8 +238,8 @@ impl GcpClient {
         body: Option<&Value>,
         timeout: Option<Duration>,
         attempt: u32,
+        token: &crate::options::Secret,
     ) -> Result<Value, (GcpError, bool)> {
-        let token = self.inner.tokens.token().await.map_err(|e| (e, false))?;
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
             (
                 GcpError::config("the access token is not a valid header value"),
@@ -233,7 +267,8 @@ impl GcpClient {
             Err(error) => {
                 tracing::debug!(method = %method, path = %shown, attempt, status = "TRANSPORT", "call failed");
                 let reached = !error.is_connect();
-                return Err((GcpError::transport(shown, describe(error)), reached));
+                let host = crate::auth::host_of(url);
+                return Err((transport_error(shown, &host, error), reached));
             }
         };
         let status = response.status().as_u16();
@@ -265,6 +300,31 @@ impl GcpClient {
             )
         })
     }
+}
+
+/// The error of a request that got no answer. A certificate the client does not trust is not
+/// a transport hiccup: it is final (status `TLS`), and the message names the host and the fix.
+/// Anything else is `TRANSPORT` (retryable).
+pub(crate) fn transport_error(shown: &str, host: &str, error: reqwest::Error) -> GcpError {
+    let text = describe(error);
+    if !text.contains("invalid peer certificate") {
+        return GcpError::transport(shown, text);
+    }
+    let why = if text.contains("UnknownIssuer") {
+        format!(
+            "the TLS certificate of {host} is not trusted: its issuer is not a certificate authority \
+             this machine trusts (a TLS-inspecting proxy or a private CA?). To trust that CA, set \
+             SSL_CERT_FILE to a PEM file holding it; that file replaces the system's CA list, so \
+             include the public roots too"
+        )
+    } else {
+        format!("the TLS certificate of {host} is not acceptable")
+    };
+    GcpError {
+        url: shown.to_string(),
+        ..GcpError::config("")
+    }
+    .with_status("TLS", format!("{why} ({text})"))
 }
 
 /// A transport error and its causes, without the URL (the caller has the path).

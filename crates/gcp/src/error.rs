@@ -8,7 +8,8 @@ use serde_json::Value;
 
 /// A failed call, or a client that cannot be built. `status` is Google's canonical code
 /// (`ABORTED`, `NOT_FOUND`, …), or `TRANSPORT` (no answer), `CONFIG` (bad options / credentials),
-/// `BAD_RESPONSE` (an answer that is not Google's JSON).
+/// `BAD_RESPONSE` (an answer that is not Google's JSON), `TLS` (a server certificate the client
+/// does not trust: final, never retried).
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub struct GcpError {
     pub http_status: Option<u16>,
@@ -53,6 +54,13 @@ impl GcpError {
             details: vec![],
             url: String::new(),
         }
+    }
+
+    /// The same error with another status and message.
+    pub(crate) fn with_status(mut self, status: &str, message: impl Into<String>) -> Self {
+        self.status = status.to_string();
+        self.message = message.into();
+        self
     }
 
     /// Bad options or credentials: the client was not built.

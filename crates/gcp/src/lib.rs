@@ -13,8 +13,9 @@
 //!
 //! ## Principal types
 //! - [`ClientOptions`] → [`GcpClient::new`]: endpoints (one `--endpoint` override for all APIs,
-//!   plain http only on loopback), [`Credentials`] (application default, key file, static token),
-//!   quota project (`x-goog-user-project`), [`RetryConfig`], and `time_scale`.
+//!   plain http only on loopback), [`Credentials`] (application default, a credentials file of
+//!   any Google type, static token), service-account impersonation, quota project
+//!   (`x-goog-user-project`), [`RetryConfig`], and `time_scale`.
 //! - [`GcpClient`]: `get` / `post` / `patch` / `delete` on an [`Api`] and a path, returning JSON.
 //!   A POST says whether repeating it is harmless ([`PostRetry`]).
 //! - [`Operation`], [`OperationFamily`], [`PollSchedule`]: `get_operation`, `wait_operation`

@@ -15,7 +15,16 @@ pub struct ClientOptions {
     pub endpoint: Option<String>,
     pub credentials: Credentials,
     /// Sent as `x-goog-user-project`: the project billed and charged quota for the calls.
+    /// When `None`, `GOOGLE_CLOUD_QUOTA_PROJECT`, then the credentials file's `quota_project_id`,
+    /// as Google's libraries do.
     pub quota_project: Option<String>,
+    /// Act as this service account: every token is exchanged through IAM Credentials
+    /// `generateAccessToken` (the caller needs `roles/iam.serviceAccountTokenCreator` on it).
+    pub impersonate_service_account: Option<String>,
+    /// How long application default credentials wait for the metadata server (the last source
+    /// they try) before saying none was found. Google's libraries wait about 3 seconds.
+    /// `GCE_METADATA_TIMEOUT` (seconds) overrides it, as in Google's Python library.
+    pub metadata_timeout: Duration,
     pub retry: RetryConfig,
     /// Multiplies every client-side wait (retry backoff, RetryInfo / Retry-After, poll delays,
     /// the IAM member window). 1.0 against Google; the emulator's `time_scale` in tests.
@@ -29,6 +38,8 @@ impl Default for ClientOptions {
             endpoint: None,
             credentials: Credentials::ApplicationDefault,
             quota_project: None,
+            impersonate_service_account: None,
+            metadata_timeout: Duration::from_secs(3),
             retry: RetryConfig::default(),
             time_scale: 1.0,
         }
@@ -50,10 +61,13 @@ impl ClientOptions {
 /// Where access tokens come from. Every token is requested with the `cloud-platform` scope.
 #[derive(Debug, Clone)]
 pub enum Credentials {
-    /// Google's application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
-    /// user credentials, the metadata server).
+    /// Google's application default credentials, tried in Google's order: the file named by
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file
+    /// (`$CLOUDSDK_CONFIG` or `~/.config/gcloud`/`application_default_credentials.json`), then
+    /// the metadata server (`GCE_METADATA_HOST`, default `metadata.google.internal`).
     ApplicationDefault,
-    /// A service-account key file (`--credentials KEY.json`).
+    /// A credentials file of any ADC type (`--credentials FILE.json`): `service_account`,
+    /// `authorized_user`, `external_account` or `impersonated_service_account`.
     KeyFile(PathBuf),
     /// A token sent as is (the emulator accepts any non-empty bearer token).
     StaticToken(Secret),
@@ -132,6 +146,8 @@ pub enum Api {
     },
     AgentRegistry,
     OrgPolicy,
+    /// IAM Credentials (`generateAccessToken`, for impersonation).
+    IamCredentials,
 }
 
 impl Api {
@@ -146,6 +162,7 @@ impl Api {
             Api::VertexAi { region } => return format!("https://{region}-aiplatform.googleapis.com"),
             Api::AgentRegistry => "agentregistry",
             Api::OrgPolicy => "orgpolicy",
+            Api::IamCredentials => "iamcredentials",
         };
         format!("https://{host}.googleapis.com")
     }

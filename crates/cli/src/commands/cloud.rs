@@ -95,7 +95,7 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
         (None, Some(path)) => {
             if !path.is_file() {
                 errln!(
-                    "error: --credentials {}: no such file; give a service-account key file (JSON)",
+                    "error: --credentials {}: no such file; give a Google credentials file (JSON)",
                     path.display()
                 );
                 return Err(exit::BAD_INPUT);
@@ -121,6 +121,7 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
         endpoint: args.endpoint.clone(),
         credentials,
         quota_project: args.quota_project.clone(),
+        impersonate_service_account: args.impersonate_service_account.clone(),
         time_scale: args.time_scale,
         ..ClientOptions::default()
     };
@@ -132,16 +133,30 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
     })
 }
 
-/// When the plan has `gcp.*` steps, builds the client now (credentials read, key file parsed),
-/// so bad credentials are bad input (exit 2) found before any store is opened or run started.
-pub async fn check_credentials(target: &Target, validated: &sluice_engine::ValidatedPlan) -> Result<(), u8> {
-    if !validated.plan.steps.iter().any(|s| s.kind.starts_with("gcp.")) {
+/// When the plan has `gcp.*` steps, builds the client now (credentials found and parsed) and
+/// gets a first token, before any store is opened or run started. Credentials that are missing,
+/// unusable or refused by the token endpoint (the server's reason in the message), and a server
+/// certificate that is not trusted, are bad input (exit 2). A token endpoint still failing
+/// after retries (5xx, 429, no answer) is a failed run (exit 1): trying later may work.
+pub async fn check_credentials(target: &Target, plan: &sluice_engine::Plan) -> Result<(), u8> {
+    if !plan.steps.iter().any(|s| s.kind.starts_with("gcp.")) {
         return Ok(());
     }
-    match target.cloud.client().await {
-        Ok(_) => Ok(()),
+    let client = match target.cloud.client().await {
+        Ok(client) => client,
         Err(error) => {
             errln!("error: {}", error.message());
+            return Err(exit::BAD_INPUT);
+        }
+    };
+    match client.authenticate().await {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_retryable() => {
+            errln!("error: cannot get an access token: {error}");
+            Err(exit::RUN_FAILED)
+        }
+        Err(error) => {
+            errln!("error: the credentials cannot be used: {error}");
             Err(exit::BAD_INPUT)
         }
     }

@@ -18,7 +18,7 @@ pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json
         Ok(validated) => validated,
         Err(code) => return code,
     };
-    if let Err(code) = super::cloud::check_credentials(&target, &validated).await {
+    if let Err(code) = super::cloud::check_credentials(&target, &validated.plan).await {
         return code;
     }
     let previews = Engine::preview(&registry, &validated).await;

@@ -32,7 +32,7 @@ pub async fn run(
         Ok(validated) => validated,
         Err(code) => return code,
     };
-    if let Err(code) = cloud::check_credentials(&target, &validated).await {
+    if let Err(code) = cloud::check_credentials(&target, &validated.plan).await {
         return code;
     }
     // The embedded emulator's world lives only in this process: its runs get a store of their
@@ -109,7 +109,14 @@ pub async fn resume(
             errln!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)");
             return exit::SUCCESS;
         }
-        Ok(Some(_)) => {}
+        Ok(Some(run)) => {
+            // As `run`: credentials that cannot be used end the command before anything runs.
+            if let Ok(Some(plan)) = store.plan(&run.plan_digest) {
+                if let Err(code) = cloud::check_credentials(&target, &plan).await {
+                    return code;
+                }
+            }
+        }
         Ok(None) => {
             errln!(
                 "error: no run `{run_id}` in the store {}; `sluice runs` lists the runs",

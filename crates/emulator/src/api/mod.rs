@@ -4,6 +4,7 @@
 
 pub mod agent_registry;
 pub mod iam;
+mod iam_credentials;
 pub mod network_services;
 pub mod oauth2;
 pub mod org_policy;
@@ -46,6 +47,9 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         return Some(result);
     }
     if let Some(result) = org_policy::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = iam_credentials::route(emulator, call) {
         return Some(result);
     }
     let (service, project) = owning_api(call)?;
@@ -116,6 +120,7 @@ pub fn service_of_path(path: &str) -> Option<(&'static str, Option<String>)> {
             "serviceusage.googleapis.com"
         }
         ["v1", "projects", _, "roles", ..] => "iam.googleapis.com",
+        ["v1", "projects", "-", "serviceAccounts", ..] => "iamcredentials.googleapis.com",
         ["v1" | "v3", "projects", _] => "cloudresourcemanager.googleapis.com",
         [_, "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
         [_, "projects", _, "locations", _, "reasoningEngines", ..] => "aiplatform.googleapis.com",

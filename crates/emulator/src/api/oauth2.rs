@@ -1,6 +1,11 @@
-//! Google's OAuth2 token endpoint (`POST /token`, as `https://oauth2.googleapis.com/token`),
-//! JWT-bearer grant only (RFC 7523): a service account signs a short-lived JWT with its private
-//! key and trades it for an access token. The assertion's RS256 signature is verified against the
+//! Google's OAuth2 token endpoint (`POST /token`, as `https://oauth2.googleapis.com/token`)
+//! with two grants: JWT-bearer (RFC 7523), where a service account signs a short-lived JWT with
+//! its private key and trades it for an access token, and refresh-token (RFC 6749 §6), where
+//! gcloud user credentials (`authorized_user`) trade their refresh token; and Google's Security
+//! Token Service (`POST /v1/token`, as `https://sts.googleapis.com/v1/token`), the RFC 8693
+//! token exchange that Workload Identity Federation (`external_account`) uses.
+//!
+//! For the JWT-bearer grant: The assertion's RS256 signature is verified against the
 //! public key configured for its `iss` ([`crate::config::ServiceAccountKeyConfig`]); its times are
 //! checked against wall-clock time (the client signs with real time, not emulated time) and its
 //! audience against this endpoint's URL. Errors are Google's OAuth2 ones (`{"error",
@@ -17,6 +22,9 @@ use serde_json::{json, Value};
 use crate::{encoding, rsa_key, Emulator};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const REFRESH_TOKEN: &str = "refresh_token";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Google's own token URI, which key files carry and assertions name as `aud`.
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Access tokens live an hour; Google answers 3599 seconds.
@@ -30,16 +38,118 @@ const BAD_SIGNATURE: &str = "Invalid JWT Signature.";
 const BAD_TIMES: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.";
 const BAD_AUDIENCE: &str = "Invalid JWT: Failed audience check.";
 
-/// `POST /token` with a form body `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=JWT`.
+/// `POST /token` with a form body `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=JWT`
+/// or `grant_type=refresh_token&client_id=…&client_secret=…&refresh_token=…`.
 pub fn token(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Response {
-    match grant(emulator, headers, body) {
+    answer(grant(emulator, headers, body))
+}
+
+/// `POST /v1/token` (STS): `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with
+/// `audience`, `scope`, `requested_token_type`, `subject_token` and `subject_token_type`.
+pub fn sts_token(emulator: &Emulator, body: &[u8]) -> Response {
+    answer(exchange(emulator, body))
+}
+
+/// OAuth2's answer: the token, or `{error, error_description}` (401 for an unknown client,
+/// 400 otherwise).
+fn answer(result: Result<Value, OAuthError>) -> Response {
+    match result {
         Ok(value) => axum::Json(value).into_response(),
         Err((error, description)) => (
-            StatusCode::BAD_REQUEST,
+            if error == "invalid_client" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            },
             axum::Json(json!({ "error": error, "error_description": description })),
         )
             .into_response(),
     }
+}
+
+/// An access token for `subject` (what the token stands for), numbered and seeded.
+pub(crate) fn issue(emulator: &Emulator, subject: &str, scope: &str) -> String {
+    let number = emulator.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{}\n{number}\n{subject}\n{scope}", emulator.config.seed).as_bytes(),
+    );
+    let token = format!("ya29.emulator-{}", encoding::hex(digest.as_ref()));
+    emulator.issued(&token, subject);
+    token
+}
+
+/// The refresh-token grant of gcloud user credentials.
+fn refresh(emulator: &Emulator, field: &dyn Fn(&str) -> Option<String>) -> Result<Value, OAuthError> {
+    let client_id = field("client_id").unwrap_or_default();
+    let secret = field("client_secret").unwrap_or_default();
+    let refresh_token = field("refresh_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid_request("Missing required parameter: refresh_token"))?;
+    let client = emulator
+        .config
+        .authorized_users
+        .iter()
+        .filter(|user| user.client_id == client_id)
+        .collect::<Vec<_>>();
+    if client.is_empty() || !client.iter().any(|user| user.client_secret == secret) {
+        return Err(("invalid_client", "Unauthorized".into()));
+    }
+    if !client.iter().any(|user| user.refresh_token == refresh_token) {
+        return Err(invalid_grant("Bad Request"));
+    }
+    let scope = "https://www.googleapis.com/auth/cloud-platform openid https://www.googleapis.com/auth/userinfo.email";
+    Ok(json!({
+        "access_token": issue(emulator, &format!("user:{client_id}"), scope),
+        "expires_in": EXPIRES_IN,
+        "scope": scope,
+        "token_type": "Bearer",
+    }))
+}
+
+/// STS token exchange: a subject token the pool trusts for a federated access token.
+fn exchange(emulator: &Emulator, body: &[u8]) -> Result<Value, OAuthError> {
+    let form = form_pairs(body).ok_or_else(|| invalid_request("The request body is not form-encoded."))?;
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let grant_type = field("grant_type").unwrap_or("");
+    if grant_type != TOKEN_EXCHANGE {
+        return Err((
+            "unsupported_grant_type",
+            format!("Invalid value for \"grant_type\": {grant_type}"),
+        ));
+    }
+    let audience = field("audience").unwrap_or("");
+    if !audience.starts_with("//iam.googleapis.com/") {
+        return Err(invalid_request(format!(
+            "Invalid value for \"audience\". This value should be the full resource name of the Identity Provider. {audience:?} is not."
+        )));
+    }
+    if field("requested_token_type") != Some(ACCESS_TOKEN_TYPE) {
+        return Err(invalid_request(format!(
+            "Invalid value for \"requested_token_type\": expected {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    if field("subject_token_type").unwrap_or("").is_empty() {
+        return Err(invalid_request("Missing required parameter: subject_token_type"));
+    }
+    let scope = field("scope").unwrap_or("").trim();
+    if scope.is_empty() {
+        return Err(("invalid_scope", "Missing required parameter: scope".into()));
+    }
+    let subject = field("subject_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid_request("Missing required parameter: subject_token"))?;
+    if !emulator.config.sts_subject_tokens.iter().any(|t| t == subject) {
+        return Err(invalid_grant(
+            "The subject token is not trusted by the workload identity pool provider.",
+        ));
+    }
+    Ok(json!({
+        "access_token": issue(emulator, &format!("principal:{audience}"), scope),
+        "issued_token_type": ACCESS_TOKEN_TYPE,
+        "token_type": "Bearer",
+        "expires_in": EXPIRES_IN,
+    }))
 }
 
 /// An OAuth2 error: its code and description.
@@ -57,6 +167,9 @@ fn grant(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value,
     let form = form_pairs(body).ok_or_else(|| invalid_request("The request body is not form-encoded."))?;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let grant_type = field("grant_type").unwrap_or("");
+    if grant_type == REFRESH_TOKEN {
+        return refresh(emulator, &|name| field(name).map(str::to_string));
+    }
     if grant_type != JWT_BEARER {
         return Err((
             "unsupported_grant_type",
@@ -77,15 +190,8 @@ fn grant(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value,
             "Invalid OAuth scope or ID token audience provided.".into(),
         ));
     }
-    let number = emulator.tokens_issued.fetch_add(1, Ordering::Relaxed);
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{}\n{number}\n{}\n{scope}", emulator.config.seed, jwt.issuer).as_bytes(),
-    );
-    let access_token = format!("ya29.emulator-{}", encoding::hex(digest.as_ref()));
-    emulator.issued(&access_token, &jwt.issuer);
     Ok(json!({
-        "access_token": access_token,
+        "access_token": issue(emulator, &jwt.issuer, scope),
         "expires_in": EXPIRES_IN,
         "token_type": "Bearer",
     }))

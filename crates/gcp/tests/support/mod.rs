@@ -108,3 +108,27 @@ impl Admin {
         (status, response.json().await.unwrap())
     }
 }
+
+pub mod loopback;
+
+/// A client with a static token whose every API is at `https://{addr}`, and its answer to one
+/// GET.
+pub async fn get_over_tls(
+    addr: std::net::SocketAddr,
+) -> (
+    sluice_gcp::GcpClient,
+    Result<serde_json::Value, sluice_gcp::GcpError>,
+) {
+    use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient, Secret};
+    let client = GcpClient::new(ClientOptions {
+        endpoint: Some(format!("https://{addr}")),
+        credentials: Credentials::StaticToken(Secret::new("test-token")),
+        ..ClientOptions::default()
+    })
+    .await
+    .unwrap();
+    let answer = client
+        .get(&Api::ServiceUsage, "v1/projects/p/services/iam.googleapis.com")
+        .await;
+    (client, answer)
+}
