@@ -96,3 +96,64 @@ fn the_policy_plan_converges_with_ten_percent_faults() {
         );
     }
 }
+
+/// IAM and Resource Manager answer some calls with a 200 whose body is `{"done":false,
+/// "metadata":{}}`, without executing them. A run either converges with the role
+/// and the binding truly in the emulator, or fails; it never says succeeded without them.
+#[test]
+fn a_200_with_the_wrong_body_from_iam_never_counts_as_success() {
+    let wrong = FaultConfig {
+        wrong_body: 0.3,
+        ..FaultConfig::default()
+    };
+    let role = "projects/sluice-demo/roles/agentGatewayUser";
+    let agent = "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com";
+    let (mut bad_answers, mut converged) = (0, 0);
+    for seed in [1, 2, 3] {
+        let mut config = support::config();
+        config.seed = seed;
+        for api in ["iam.googleapis.com", "cloudresourcemanager.googleapis.com"] {
+            config.faults.insert(api.into(), wrong.clone());
+        }
+        let cloud = Cloud::start_with(config);
+        let sandbox = Sandbox::new();
+        let output = cloud
+            .command(&sandbox, "run", "agent-gateway-egress.json", &EGRESS_VARS)
+            .args(["--concurrency", "1"])
+            .env("SLUICE_LOG", "error,sluice_gcp=debug")
+            .output()
+            .unwrap();
+        bad_answers += stderr(&output).matches("BAD_RESPONSE").count();
+        let state = cloud.state();
+        let role_present = state["iamRoles"][role].is_object() && state["iamRoles"][role]["deleted"] == false;
+        let table = stdout(&output);
+        let said_succeeded = |step: &str| {
+            table.lines().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(step) && words.next() == Some("succeeded")
+            })
+        };
+        if said_succeeded("gateway_role") {
+            assert!(
+                role_present,
+                "seed {seed}: `gateway_role` succeeded without the role\n{table}"
+            );
+        }
+        if said_succeeded("gateway_role_binding") {
+            assert!(
+                cloud.holds("sluice-demo", role, agent),
+                "seed {seed}: `gateway_role_binding` succeeded without the binding\n{table}"
+            );
+        }
+        if output.status.success() {
+            converged += 1;
+        } else {
+            assert_eq!(output.status.code(), Some(1), "seed {seed}: {}", stderr(&output));
+        }
+    }
+    assert!(bad_answers > 0, "the runs met wrong bodies");
+    assert!(
+        converged > 0,
+        "a wrong body is retried: some runs converge despite it"
+    );
+}

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 /// A failed call, or a client that cannot be built. `status` is Google's canonical code
 /// (`ABORTED`, `NOT_FOUND`, …), or `TRANSPORT` (no answer), `CONFIG` (bad options / credentials),
-/// `BAD_RESPONSE` (an answer that is not Google's JSON).
+/// `BAD_RESPONSE` (a 2xx answer that is not JSON, or lacks the fields its caller relies on:
+/// retried like a 5xx, since a proxy or a server fault answered, not the API's result).
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub struct GcpError {
     pub http_status: Option<u16>,
@@ -76,7 +77,8 @@ impl GcpError {
         }
     }
 
-    /// An answer whose body is not what was expected (not JSON, not an operation, …).
+    /// An answer whose body is not what was expected (not JSON, not an operation, a role
+    /// without its etag, …). Retryable: [`GcpError::is_bad_response`].
     pub fn bad_response(url: &str, http_status: Option<u16>, message: impl Into<String>) -> Self {
         GcpError {
             url: url.to_string(),
@@ -163,9 +165,16 @@ impl GcpError {
             && self.message.contains("does not exist")
             && !self.message.starts_with("Role ")
     }
-    /// Worth another attempt: 429, 500, 502, 503, 504, or no answer.
+    /// A 2xx answer that was not JSON or lacked the fields its caller relies on. It says
+    /// nothing of whether the call took effect: the caller reads again before trusting it.
+    pub fn is_bad_response(&self) -> bool {
+        self.status == "BAD_RESPONSE"
+    }
+    /// Worth another attempt: 429, 500, 502, 503, 504, no answer, or a bad answer.
     pub fn is_retryable(&self) -> bool {
-        self.status == "TRANSPORT" || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
+        self.status == "TRANSPORT"
+            || self.is_bad_response()
+            || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
     }
 }
 

@@ -64,7 +64,8 @@ pub const DONE_OPERATION: &str = "finished.DONE_OPERATION";
 impl Operation {
     pub fn from_json(v: &Value) -> Result<Self, GcpError> {
         let bad = |why: &str| {
-            GcpError::bad_response("", None, format!("not a long-running operation ({why}): {v}"))
+            let shown = crate::answers::bounded(&v.to_string(), 200);
+            GcpError::bad_response("", None, format!("not a long-running operation ({why}): {shown}"))
         };
         let name = v["name"].as_str().ok_or_else(|| bad("no name"))?.to_string();
         let done = match &v["done"] {
@@ -134,8 +135,7 @@ impl GcpClient {
     /// `finished.DONE_OPERATION`: it was done when returned and cannot be read.
     pub async fn get_operation(&self, family: &OperationFamily, name: &str) -> Result<Operation, GcpError> {
         refuse_finished(name)?;
-        let value = self.get(&family.api(), &format!("v1/{name}")).await?;
-        parse(&value, name)
+        self.get_as(&family.api(), &format!("v1/{name}")).await
     }
 
     /// Waits for an operation as the API allows: Vertex AI holds `POST v1/{name}:wait?timeout=Ns`
@@ -154,17 +154,15 @@ impl GcpClient {
         let seconds = timeout.as_secs().max(1);
         let path = format!("v1/{name}:wait?timeout={seconds}s");
         let http_timeout = crate::retry::scaled(timeout, self.time_scale()) + Duration::from_secs(60);
-        let value = self
-            .call(
-                Method::POST,
-                &family.api(),
-                &path,
-                Some(&serde_json::json!({})),
-                true,
-                Some(http_timeout),
-            )
-            .await?;
-        parse(&value, name)
+        self.call(
+            Method::POST,
+            &family.api(),
+            &path,
+            Some(&serde_json::json!({})),
+            true,
+            Some(http_timeout),
+        )
+        .await
     }
 
     /// Polls until the operation is done: `:wait` calls for Vertex AI, otherwise GETs spaced
@@ -210,13 +208,6 @@ fn refuse_finished(name: &str) -> Result<(), GcpError> {
         ));
     }
     Ok(())
-}
-
-fn parse(value: &Value, name: &str) -> Result<Operation, GcpError> {
-    Operation::from_json(value).map_err(|mut e| {
-        e.url = format!("/v1/{name}");
-        e
-    })
 }
 
 #[cfg(test)]

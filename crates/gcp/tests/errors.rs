@@ -26,7 +26,7 @@ async fn a_missing_resource_is_not_found_with_its_path() {
 #[tokio::test]
 async fn a_stale_etag_is_aborted() {
     let env = start(EmulatorConfig::default(), &["cloudresourcemanager"], 0.001).await;
-    let policy = env.client.project_policy(PROJECT).await.unwrap();
+    let policy = env.client.project_policy(PROJECT).await.unwrap().json;
     let set = format!("v3/projects/{PROJECT}:setIamPolicy");
     let mut changed = policy.clone();
     changed["bindings"] = json!([{ "role": "roles/viewer", "members": ["user:a@example.com"] }]);

@@ -82,20 +82,13 @@ impl StepKind for IamBinding {
         let (project, grants, outputs) = wanted(cx)?;
         let policy = self.cloud.client().await?.project_policy(&project).await;
         let policy = absent_if_disabled(policy)
-            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?
-            .unwrap_or_default();
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
         let missing: Vec<&Grant> = grants
             .iter()
             .filter(|grant| {
-                !policy["bindings"].as_array().is_some_and(|bindings| {
-                    bindings.iter().any(|b| {
-                        b["role"] == grant.role.as_str()
-                            && b.get("condition").is_none_or(|c| c.is_null())
-                            && b["members"]
-                                .as_array()
-                                .is_some_and(|m| m.iter().any(|m| m == grant.member.as_str()))
-                    })
-                })
+                !policy
+                    .as_ref()
+                    .is_some_and(|p| p.holds(&grant.role, &grant.member))
             })
             .collect();
         if missing.is_empty() {

@@ -84,15 +84,8 @@ impl StepKind for ServiceIdentity {
         );
         let policy = self.cloud.client().await?.project_policy(project).await;
         let policy = absent_if_disabled(policy)
-            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?
-            .unwrap_or_default();
-        let known = policy["bindings"].as_array().is_some_and(|bindings| {
-            bindings.iter().any(|b| {
-                b["members"]
-                    .as_array()
-                    .is_some_and(|m| m.iter().any(|m| m.as_str() == Some(agent.as_str())))
-            })
-        });
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
+        let known = policy.is_some_and(|p| p.bindings.iter().any(|b| b.members.contains(&agent)));
         Ok(if known {
             Observation::Converged(outputs)
         } else {
