@@ -157,3 +157,44 @@ fn a_200_with_the_wrong_body_from_iam_never_counts_as_success() {
         "a wrong body is retried: some runs converge despite it"
     );
 }
+
+/// Every API answers 10 % of calls with `{"done":false,"metadata":{}}` (unexecuted): a run that
+/// says succeeded has its gateway, engine and binding in the emulator.
+#[test]
+fn a_200_with_the_wrong_body_from_any_api_never_counts_as_success() {
+    let wrong = FaultConfig {
+        wrong_body: 0.1,
+        ..FaultConfig::default()
+    };
+    let mut converged = 0;
+    for seed in [1, 2] {
+        let cloud = Cloud::start_with(faulty(seed, wrong.clone()));
+        let sandbox = Sandbox::new();
+        let output = cloud
+            .command(&sandbox, "run", "agent-gateway-egress.json", &EGRESS_VARS)
+            .args(["--concurrency", "1"])
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            assert_eq!(output.status.code(), Some(1), "seed {seed}: {}", stderr(&output));
+            continue;
+        }
+        converged += 1;
+        let state = cloud.state();
+        assert_eq!(state["agentGateways"].as_array().unwrap().len(), 1, "seed {seed}");
+        assert_eq!(
+            state["reasoningEngines"].as_array().unwrap().len(),
+            1,
+            "seed {seed}"
+        );
+        assert!(cloud.holds(
+            "sluice-demo",
+            "projects/sluice-demo/roles/agentGatewayUser",
+            "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com"
+        ));
+    }
+    assert!(
+        converged > 0,
+        "wrong bodies are retried: runs converge despite them"
+    );
+}

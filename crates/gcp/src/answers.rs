@@ -111,6 +111,29 @@ impl Answer for Policy {
     }
 }
 
+/// A resource answered by a synchronous create or update (org-policy custom constraints and
+/// policies): it must carry its `name`. `json` is the whole answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub name: String,
+    pub json: Value,
+}
+
+impl Answer for Resource {
+    fn from_answer(value: Value) -> Result<Self, String> {
+        match value.get("name").and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => Ok(Resource {
+                name: name.to_string(),
+                json: value,
+            }),
+            _ => Err(format!(
+                "not a resource: no `name` in {}",
+                bounded(&value.to_string(), 200)
+            )),
+        }
+    }
+}
+
 /// At most `limit` characters of `text`, with `…` when cut: what an error may echo of a body.
 pub fn bounded(text: &str, limit: usize) -> String {
     let mut out: String = text.chars().take(limit).collect();

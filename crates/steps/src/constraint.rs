@@ -24,7 +24,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
     StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, PostRetry, Resource};
 
 use crate::cloud::Cloud;
 use crate::common::{classify, optional_text, read_optional, strings, text};
@@ -247,7 +247,7 @@ impl CustomConstraint {
         }
         let client = self.cloud.client().await?;
         client
-            .patch(&Api::OrgPolicy, &wanted.path(), &wanted.body())
+            .patch_as::<Resource>(&Api::OrgPolicy, &wanted.path(), &wanted.body())
             .await
             .map_err(|e| {
                 classify(
@@ -326,7 +326,7 @@ impl StepKind for CustomConstraint {
         }
         let client = self.cloud.client().await?;
         let created = client
-            .post(
+            .post_as::<Resource>(
                 &Api::OrgPolicy,
                 &format!("v2/organizations/{}/customConstraints", wanted.organization),
                 &wanted.body(),

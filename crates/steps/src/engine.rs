@@ -32,7 +32,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, optional_text, text, Reading};
@@ -459,8 +459,8 @@ impl StepKind for ReasoningEngine {
         }
         let body = self.body(cx, &wanted)?;
         let client = self.cloud.client().await?;
-        let answer = client
-            .post(
+        let operation = client
+            .post_as::<Operation>(
                 &wanted.api(),
                 &format!("v1/{}/reasoningEngines", wanted.parent()),
                 &body,
@@ -486,13 +486,8 @@ impl StepKind for ReasoningEngine {
                     e,
                 )
             })?;
-        let operation = answer["name"].as_str().unwrap_or_default();
-        if answer["done"] == true || operation.is_empty() {
-            return match common::finished(
-                &self.cloud,
-                sluice_gcp::Operation::from_json(&answer)
-                    .map_err(|e| classify(&self.cloud, "reading the deploy answer", e))?,
-            ) {
+        if operation.done {
+            return match common::finished(&self.cloud, operation) {
                 Ok(response) => Ok(Applied::Done(outputs_of(&response))),
                 Err(PollOutcome::Failed(error)) => Err(error),
                 Err(_) => Err(StepError::retryable(
@@ -500,7 +495,10 @@ impl StepKind for ReasoningEngine {
                 )),
             };
         }
-        Ok(Applied::Started(common::handle(&wanted.family(), operation)))
+        Ok(Applied::Started(common::handle(
+            &wanted.family(),
+            &operation.name,
+        )))
     }
 
     fn poll_policy(&self) -> Option<PollPolicy> {

@@ -19,7 +19,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, flag, optional_text, text, Reading};
@@ -263,7 +263,7 @@ impl StepKind for AgentGateway {
         );
         let name = wanted.name();
         match client
-            .post(
+            .post_as::<Operation>(
                 &Api::NetworkServices,
                 &path,
                 &wanted.body(),
@@ -272,16 +272,11 @@ impl StepKind for AgentGateway {
             )
             .await
         {
-            Ok(answer) => {
-                let operation = answer["name"].as_str().unwrap_or_default();
-                if answer["done"] == true || operation.is_empty() {
-                    return Ok(Applied::Done(wanted.outputs(&name, false)));
-                }
-                Ok(Applied::Started(common::handle(
-                    &OperationFamily::NetworkServices,
-                    operation,
-                )))
-            }
+            Ok(operation) if operation.done => Ok(Applied::Done(wanted.outputs(&name, false))),
+            Ok(operation) => Ok(Applied::Started(common::handle(
+                &OperationFamily::NetworkServices,
+                &operation.name,
+            ))),
             Err(e) if e.is_already_exists() => {
                 // A create whose answer was lost: adopt what it made.
                 match self.find(cx, &wanted, Reading::Apply).await? {

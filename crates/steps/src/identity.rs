@@ -17,7 +17,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
     StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, Operation, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, text};
@@ -103,7 +103,7 @@ impl StepKind for ServiceIdentity {
             .cloud
             .client()
             .await?
-            .post(
+            .post_as::<Operation>(
                 &Api::ServiceUsage,
                 &format!(
                     "v1beta1/projects/{project}/services/aiplatform.googleapis.com:generateServiceIdentity"
@@ -119,15 +119,25 @@ impl StepKind for ServiceIdentity {
                     e,
                 )
             })?;
-        // Done when returned (`finished.DONE_OPERATION`): never polled.
-        if let Some(email) = answer["response"]["email"].as_str() {
-            let expected = emails(&number);
-            if expected["aiplatform_agent"] != email {
-                return Err(StepError::permanent(format!(
-                    "generateServiceIdentity answered {email}, not the agent of project number {number}: \
-                     is `project_number` the number of `{project}`?"
-                )));
-            }
+        // Done when returned (`finished.DONE_OPERATION`): never polled. An answer without the
+        // agent's email is a bad answer, not a generated agent: the call is made again.
+        let email = answer
+            .response
+            .as_ref()
+            .and_then(|r| r["email"].as_str())
+            .filter(|_| answer.done);
+        let Some(email) = email else {
+            return Err(StepError::retryable(format!(
+                "generateServiceIdentity for {project} answered no service agent email (a bad answer); \
+                 calling it again"
+            )));
+        };
+        let expected = emails(&number);
+        if expected["aiplatform_agent"] != email {
+            return Err(StepError::permanent(format!(
+                "generateServiceIdentity answered {email}, not the agent of project number {number}: \
+                 is `project_number` the number of `{project}`?"
+            )));
         }
         Ok(Applied::Done(emails(&number)))
     }

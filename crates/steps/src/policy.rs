@@ -27,7 +27,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, PostRetry, Resource};
 
 use crate::cloud::Cloud;
 use crate::common::{classify, flag, read_optional, text};
@@ -180,7 +180,7 @@ impl OrgPolicy {
         }
         let client = self.cloud.client().await?;
         client
-            .patch(&Api::OrgPolicy, &wanted.path(), &body)
+            .patch_as::<Resource>(&Api::OrgPolicy, &wanted.path(), &body)
             .await
             .map_err(|e| {
                 // A stale etag answers 409 ABORTED, which `classify` makes retryable: the step
@@ -265,7 +265,7 @@ impl StepKind for OrgPolicy {
         let client = self.cloud.client().await?;
         let body = json!({ "name": name, "spec": wanted.spec() });
         let created = client
-            .post(
+            .post_as::<Resource>(
                 &Api::OrgPolicy,
                 &format!("v2/{}/policies", wanted.parent),
                 &body,

@@ -69,9 +69,11 @@ impl StepKind for Project {
             Err(e) => return Err(self.failure(project, e)),
         };
         let name = found["name"].as_str().unwrap_or_default();
+        // Every project has a number: an answer without one is a bad answer, read again.
         let number = number_of(name).ok_or_else(|| {
-            StepError::permanent(format!(
-                "project `{project}`: the answer names no number ({name:?})"
+            StepError::retryable(format!(
+                "project `{project}`: the answer names no project number ({:?}); reading again",
+                sluice_gcp::bounded(name, 100)
             ))
         })?;
         Ok(Observation::Converged(Outputs::from([

@@ -27,7 +27,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, Operation, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, encode, key_token, optional_text, text};
@@ -230,7 +230,8 @@ impl AgentRegistration {
             wanted.engine
         );
         match client
-            .post(&Api::AgentRegistry, &path, &body, PostRetry::Safe)
+            // An answer that is not an operation is a retried BAD_RESPONSE, not a registration.
+            .post_as::<Operation>(&Api::AgentRegistry, &path, &body, PostRetry::Safe)
             .await
         {
             Ok(_) => Ok(()),

@@ -13,7 +13,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{self, classify, strings, text};
@@ -102,8 +102,9 @@ impl StepKind for Services {
         let Some(chunk) = disabled.chunks(20).next() else {
             return Ok(Applied::Done(outputs(project, &wanted)));
         };
-        let answer = client
-            .post(
+        // An answer that is not an operation (no name) is a retried BAD_RESPONSE, never "done".
+        let operation = client
+            .post_as::<Operation>(
                 &Api::ServiceUsage,
                 &format!("v1/projects/{project}/services:batchEnable"),
                 &json!({ "serviceIds": chunk }),
@@ -111,13 +112,12 @@ impl StepKind for Services {
             )
             .await
             .map_err(|e| classify(&self.cloud, &format!("enabling APIs in {project}"), e))?;
-        let name = answer["name"].as_str().unwrap_or_default();
-        if answer["done"] == true || name.is_empty() {
+        if operation.done {
             return Ok(Applied::Done(outputs(project, &wanted)));
         }
         Ok(Applied::Started(common::handle(
             &OperationFamily::ServiceUsage,
-            name,
+            &operation.name,
         )))
     }
 
