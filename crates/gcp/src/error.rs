@@ -129,7 +129,11 @@ impl GcpError {
         GcpError {
             http_status: Some(http_status),
             status,
-            message: error["message"].as_str().unwrap_or_default().to_string(),
+            // A server may answer with a huge message; it is printed with every retry.
+            message: crate::answers::bounded(
+                error["message"].as_str().unwrap_or_default(),
+                MAX_MESSAGE_CHARS,
+            ),
             reason,
             retry_delay: retry_info.or(retry_after),
             details,
@@ -177,6 +181,10 @@ impl GcpError {
             || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
     }
 }
+
+/// How much of a server's error message is kept (and so printed): Google's own messages are a
+/// sentence or two; anything longer is cut, ending in `…`.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// Google's canonical status for an HTTP code, for bodies without an envelope.
 fn status_of_http(http: u16) -> &'static str {
@@ -247,6 +255,16 @@ mod tests {
         );
         assert_eq!(error.retry_delay, Some(Duration::from_secs(3)));
         assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn a_huge_server_message_is_cut() {
+        let huge = "x".repeat(1_000_000);
+        let body = json!({"error": {"code": 400, "message": huge, "status": "INVALID_ARGUMENT"}});
+        let error = GcpError::from_response("/v1/x", 400, body.to_string().as_bytes(), None);
+        assert_eq!(error.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(error.message.ends_with('…'));
+        assert!(error.to_string().len() < 1200);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use sluice_engine::{
 };
 use sluice_gcp::Grant;
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, strings, text};
 
@@ -76,6 +77,14 @@ impl StepKind for IamBinding {
             ],
             outputs: vec!["project", "role", "members"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("role", &checks::iam_role)
+            .each("members", &checks::member)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

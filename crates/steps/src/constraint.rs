@@ -26,6 +26,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, PostRetry, Resource};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, optional_text, read_optional, strings, text};
 
@@ -291,6 +292,24 @@ impl StepKind for CustomConstraint {
             ],
             outputs: vec!["name", "constraint_id"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("organization", &checks::number)
+            .string("constraint_id", &check_constraint_id)
+            .string("mode", &checks::one_of(&["egress", "ingress"]))
+            .each("allowed_gateways", &check_gateway)
+            // Org Policy: display name ≤ 200 characters, description ≤ 2,000.
+            .string(
+                "display_name",
+                &checks::max_chars(200, "a custom constraint display name"),
+            )
+            .string(
+                "description",
+                &checks::max_chars(2000, "a custom constraint description"),
+            )
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

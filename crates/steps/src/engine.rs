@@ -34,6 +34,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, optional_text, text, Reading};
 
@@ -434,6 +435,24 @@ impl StepKind for ReasoningEngine {
             ],
             outputs: vec!["name", "engine_id", "effective_identity"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("region", &checks::region)
+            .string(
+                "display_name",
+                &checks::max_chars(128, "a Vertex AI display name"),
+            )
+            .string("egress_gateway", &crate::constraint::check_gateway)
+            .string("ingress_gateway", &crate::constraint::check_gateway)
+            .string("package.pickle_object_gcs_uri", &checks::gcs_uri)
+            .string("package.dependency_files_gcs_uri", &checks::gcs_uri)
+            .string("package.requirements_gcs_uri", &checks::gcs_uri)
+            .string("package.python_version", &checks::python_version)
+            .string("python_version", &checks::python_version)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

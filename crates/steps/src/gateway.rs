@@ -21,6 +21,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, flag, optional_text, text, Reading};
 
@@ -229,6 +230,19 @@ impl StepKind for AgentGateway {
             ],
             outputs: vec!["name", "gateway_id", "mode", "adopted"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("region", &checks::region)
+            .string("gateway_id", &checks::resource_id)
+            .string("mode", &checks::one_of(&["egress", "ingress"]))
+            .string(
+                "description",
+                &checks::max_chars(1024, "an Agent Gateway description"),
+            )
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

@@ -19,6 +19,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, Operation, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, text};
 
@@ -72,6 +73,13 @@ impl StepKind for ServiceIdentity {
                 "service_extensions_agent",
             ],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("project_number", &checks::number)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

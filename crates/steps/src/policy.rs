@@ -29,6 +29,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, PostRetry, Resource};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, flag, read_optional, text};
 
@@ -229,6 +230,13 @@ impl StepKind for OrgPolicy {
             ],
             outputs: vec!["name", "constraint", "enforced"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("parent", &check_parent)
+            .string("constraint", &check_constraint)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

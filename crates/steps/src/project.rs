@@ -14,6 +14,7 @@ use sluice_engine::{
 };
 use sluice_gcp::Api;
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, number_of, text};
 
@@ -46,6 +47,12 @@ impl StepKind for Project {
             params: vec![ParamSpec::required("project", ParamType::String, "project id")],
             outputs: vec!["project_id", "project_number", "parent"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

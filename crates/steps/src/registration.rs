@@ -29,6 +29,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, Operation, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, encode, key_token, optional_text, text};
 
@@ -273,6 +274,27 @@ impl StepKind for AgentRegistration {
             ],
             outputs: vec!["agent", "source"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("region", &checks::region)
+            .string("service_id", &|id: &str| {
+                valid_service_id(id).then_some(()).ok_or_else(|| {
+                    format!(
+                        "`{}` is not an Agent Registry service id: 4-63 of [a-z0-9-]",
+                        sluice_gcp::bounded(id, 80)
+                    )
+                })
+            })
+            // Agent Registry: "Can have a maximum length of `63` characters."
+            .string(
+                "display_name",
+                &checks::max_chars(63, "an Agent Registry display name"),
+            )
+            .string("wait_for_automatic", &checks::duration)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

@@ -17,6 +17,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, GcpError, PostRetry, Role};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, optional_text, strings, text, Reading};
 
@@ -155,6 +156,16 @@ impl StepKind for CustomRole {
             ],
             outputs: vec!["name"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("role_id", &checks::role_id)
+            // IAM: "Typically this is limited to 100 UTF-8 bytes."
+            .string("title", &checks::max_chars(100, "an IAM role title"))
+            .each("permissions", &checks::permission)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

@@ -15,6 +15,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, strings, text};
 
@@ -76,6 +77,13 @@ impl StepKind for Services {
             ],
             outputs: vec!["project", "services"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .each("services", &checks::service_name)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
