@@ -83,6 +83,7 @@ fn the_policy_plan_converges_with_ten_percent_faults() {
     // Seeds whose call sequence meets faults (checked by the assertion below).
     const SEEDS: [u64; 3] = [6, 10, 14];
     let vars = [
+        "project=sluice-demo",
         "organization=123456789012",
         "policy_parent=projects/sluice-demo",
         "egress_gateways=projects/sluice-demo/locations/us-central1/agentGateways/agent-egress",

@@ -181,7 +181,8 @@ impl GcpClient {
     }
 
     /// One call with retries. `safe`: may be sent again after reaching the server. A 2xx
-    /// answer that is not JSON, or not a `T`, is a `BAD_RESPONSE` and retried like a 5xx.
+    /// answer that is not JSON, or not a `T`, is a `BAD_RESPONSE` and retried like a 5xx. A
+    /// final `SERVICE_DISABLED` is completed with the API's state (`service_state`).
     pub(crate) async fn call<T: Answer>(
         &self,
         method: Method,
@@ -217,7 +218,7 @@ impl GcpClient {
                 Err(failure) => failure,
             };
             if !(error.is_retryable() && (safe || !reached)) {
-                return Err(error);
+                return Err(self.with_service_state(api, error).await);
             }
             match retry.next_delay(error.retry_delay) {
                 Some(delay) => {
@@ -227,6 +228,25 @@ impl GcpClient {
                 None => return Err(error),
             }
         }
+    }
+
+    /// A `SERVICE_DISABLED` error completed with the state (`ENABLED` / `DISABLED`) Service
+    /// Usage reports for the API it names, in its consumer project (one read, not retried;
+    /// left `None` when it cannot be read). Other errors are returned as they are.
+    async fn with_service_state(&self, api: &Api, mut error: GcpError) -> GcpError {
+        if !error.is_service_disabled() || *api == Api::ServiceUsage {
+            return error;
+        }
+        let (Some(service), Some(consumer)) = (error.error_info("service"), error.error_info("consumer"))
+        else {
+            return error;
+        };
+        let shown = format!("/v1/{consumer}/services/{service}");
+        let url = format!("{}{shown}", self.base_url(&Api::ServiceUsage));
+        if let Ok(answer) = self.attempt(&Method::GET, &url, &shown, None, None, 1).await {
+            error.service_state = answer["state"].as_str().map(str::to_string);
+        }
+        error
     }
 
     /// One HTTP exchange. On failure, also says whether the request may have reached the server.

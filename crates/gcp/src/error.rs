@@ -24,6 +24,10 @@ pub struct GcpError {
     pub details: Vec<Value>,
     /// The URL path (and query) called, without host or credentials; empty when no call was made.
     pub url: String,
+    /// For a `SERVICE_DISABLED` error: the API's state in the consumer project as Service Usage
+    /// reported it just after (`ENABLED`: enabled, not usable yet; `DISABLED`: nobody enabled
+    /// it). `None` when not asked or not known.
+    pub service_state: Option<String>,
 }
 
 impl fmt::Display for GcpError {
@@ -53,6 +57,7 @@ impl GcpError {
             retry_delay: None,
             details: vec![],
             url: String::new(),
+            service_state: None,
         }
     }
 
@@ -138,6 +143,7 @@ impl GcpError {
             retry_delay: retry_info.or(retry_after),
             details,
             url: url.to_string(),
+            service_state: None,
         }
     }
 
@@ -160,6 +166,22 @@ impl GcpError {
     /// The API is not enabled (or not usable yet) in the project.
     pub fn is_service_disabled(&self) -> bool {
         self.reason.as_deref() == Some("SERVICE_DISABLED")
+    }
+    /// SERVICE_DISABLED for an API that Service Usage reports DISABLED: nothing enabled it, so
+    /// waiting cannot help (unlike an API enabled moments ago, which is not usable yet).
+    pub fn is_service_never_enabled(&self) -> bool {
+        self.is_service_disabled() && self.service_state.as_deref() == Some("DISABLED")
+    }
+    /// A field of the `ErrorInfo` metadata (`service`, `consumer`, …).
+    pub fn error_info(&self, key: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .filter(|d| {
+                d["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
+            })
+            .find_map(|d| d["metadata"][key].as_str())
     }
     /// A policy write named a member that does not exist (yet): 400 "… does not exist."
     /// on an IAM policy call.
