@@ -134,6 +134,41 @@ impl Answer for Resource {
     }
 }
 
+/// A page of a list answer (`agentGateways`, `reasoningEngines`, `agents`, batchGet's
+/// `services`): an object whose every field is a list, except `nextPageToken` (a string) and
+/// `totalSize`. Google leaves an empty list out, so `{}` is an empty page; but a body with
+/// anything else (`{"done":false,"metadata":{}}`) is not a page, and must not read as "none".
+/// Indexing reads a field, as on the JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub json: Value,
+}
+
+impl Answer for Page {
+    fn from_answer(value: Value) -> Result<Self, String> {
+        let fields = value.as_object().ok_or("not a list page: not an object")?;
+        let stray = fields.iter().find(|(key, field)| match key.as_str() {
+            "nextPageToken" => !field.is_string(),
+            "totalSize" => !(field.is_number() || field.is_string()),
+            _ => !field.is_array(),
+        });
+        match stray {
+            Some((key, _)) => Err(format!(
+                "not a list page: field `{}` is not a list",
+                bounded(key, 80)
+            )),
+            None => Ok(Page { json: value }),
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Page {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        &self.json[key]
+    }
+}
+
 /// At most `limit` characters of `text`, with `…` when cut: what an error may echo of a body.
 pub fn bounded(text: &str, limit: usize) -> String {
     let mut out: String = text.chars().take(limit).collect();
@@ -162,6 +197,19 @@ mod tests {
         let policy = Policy::from_answer(json!({ "etag": "ACAB", "version": 3 })).unwrap();
         assert!(policy.bindings.is_empty());
         assert_eq!(policy.json["version"], 3);
+    }
+
+    #[test]
+    fn a_page_holds_only_lists_and_paging_fields() {
+        let page =
+            Page::from_answer(json!({ "agentGateways": [{ "name": "g" }], "nextPageToken": "t" })).unwrap();
+        assert_eq!(page["agentGateways"][0]["name"], "g");
+        assert!(
+            Page::from_answer(json!({})).is_ok(),
+            "Google leaves empty lists out"
+        );
+        assert!(Page::from_answer(json!({ "done": false, "metadata": {} })).is_err());
+        assert!(Page::from_answer(json!("text")).is_err());
     }
 
     #[test]

@@ -64,7 +64,7 @@ mod operations;
 mod options;
 mod retry;
 
-pub use answers::{bounded, Answer, Binding, Policy, Resource, Role};
+pub use answers::{bounded, Answer, Binding, Page, Policy, Resource, Role};
 pub use auth::SCOPE;
 pub use client::{GcpClient, PostRetry, USER_AGENT};
 pub use error::{parse_duration, GcpError};

@@ -32,7 +32,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
@@ -285,7 +285,7 @@ impl ReasoningEngine {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
             let page = reading
-                .tolerate(client.get(&wanted.api(), &path).await)
+                .tolerate(client.get_as::<Page>(&wanted.api(), &path).await)
                 .map_err(|e| {
                     classify(
                         &self.cloud,

@@ -19,7 +19,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
@@ -131,7 +131,7 @@ impl AgentGateway {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
             let page = reading
-                .tolerate(client.get(&Api::NetworkServices, &path).await)
+                .tolerate(client.get_as::<Page>(&Api::NetworkServices, &path).await)
                 .map_err(|e| {
                     classify(
                         &self.cloud,

@@ -27,7 +27,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, Operation, PostRetry};
+use sluice_gcp::{Api, Operation, Page, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
@@ -160,13 +160,14 @@ impl AgentRegistration {
             if let Some(token) = &token {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
-            let page = absent_if_disabled(client.get(&Api::AgentRegistry, &path).await).map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("listing the agents of {}", wanted.parent()),
-                    e,
-                )
-            })?;
+            let page =
+                absent_if_disabled(client.get_as::<Page>(&Api::AgentRegistry, &path).await).map_err(|e| {
+                    classify(
+                        &self.cloud,
+                        &format!("listing the agents of {}", wanted.parent()),
+                        e,
+                    )
+                })?;
             // A disabled API has nothing in it (see `absent_if_disabled`).
             let Some(page) = page else {
                 return Ok(None);

@@ -13,7 +13,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
@@ -38,8 +38,9 @@ impl Services {
                 .map(|s| format!("names=projects/{project}/services/{s}"))
                 .collect();
             let path = format!("v1/projects/{project}/services:batchGet?{}", names.join("&"));
+            // A batchGet answer is a page of services: `{"done":false}` is not "none enabled".
             let answer = client
-                .get(&Api::ServiceUsage, &path)
+                .get_as::<Page>(&Api::ServiceUsage, &path)
                 .await
                 .map_err(|e| classify(&self.cloud, &format!("reading the APIs of project {project}"), e))?;
             let states = answer["services"].as_array().cloned().unwrap_or_default();
