@@ -83,6 +83,7 @@ fn the_policy_plan_converges_with_ten_percent_faults() {
     // Seeds whose call sequence meets faults (checked by the assertion below).
     const SEEDS: [u64; 3] = [6, 10, 14];
     let vars = [
+        "project=sluice-demo",
         "organization=123456789012",
         "policy_parent=projects/sluice-demo",
         "egress_gateways=projects/sluice-demo/locations/us-central1/agentGateways/agent-egress",
@@ -95,4 +96,106 @@ fn the_policy_plan_converges_with_ten_percent_faults() {
             2
         );
     }
+}
+
+/// IAM and Resource Manager answer some calls with a 200 whose body is `{"done":false,
+/// "metadata":{}}`, without executing them. A run either converges with the role
+/// and the binding truly in the emulator, or fails; it never says succeeded without them.
+#[test]
+fn a_200_with_the_wrong_body_from_iam_never_counts_as_success() {
+    let wrong = FaultConfig {
+        wrong_body: 0.3,
+        ..FaultConfig::default()
+    };
+    let role = "projects/sluice-demo/roles/agentGatewayUser";
+    let agent = "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com";
+    let (mut bad_answers, mut converged) = (0, 0);
+    for seed in [1, 2, 3] {
+        let mut config = support::config();
+        config.seed = seed;
+        for api in ["iam.googleapis.com", "cloudresourcemanager.googleapis.com"] {
+            config.faults.insert(api.into(), wrong.clone());
+        }
+        let cloud = Cloud::start_with(config);
+        let sandbox = Sandbox::new();
+        let output = cloud
+            .command(&sandbox, "run", "agent-gateway-egress.json", &EGRESS_VARS)
+            .args(["--concurrency", "1"])
+            .env("SLUICE_LOG", "error,sluice_gcp=debug")
+            .output()
+            .unwrap();
+        bad_answers += stderr(&output).matches("BAD_RESPONSE").count();
+        let state = cloud.state();
+        let role_present = state["iamRoles"][role].is_object() && state["iamRoles"][role]["deleted"] == false;
+        let table = stdout(&output);
+        let said_succeeded = |step: &str| {
+            table.lines().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(step) && words.next() == Some("succeeded")
+            })
+        };
+        if said_succeeded("gateway_role") {
+            assert!(
+                role_present,
+                "seed {seed}: `gateway_role` succeeded without the role\n{table}"
+            );
+        }
+        if said_succeeded("gateway_role_binding") {
+            assert!(
+                cloud.holds("sluice-demo", role, agent),
+                "seed {seed}: `gateway_role_binding` succeeded without the binding\n{table}"
+            );
+        }
+        if output.status.success() {
+            converged += 1;
+        } else {
+            assert_eq!(output.status.code(), Some(1), "seed {seed}: {}", stderr(&output));
+        }
+    }
+    assert!(bad_answers > 0, "the runs met wrong bodies");
+    assert!(
+        converged > 0,
+        "a wrong body is retried: some runs converge despite it"
+    );
+}
+
+/// Every API answers 10 % of calls with `{"done":false,"metadata":{}}` (unexecuted): a run that
+/// says succeeded has its gateway, engine and binding in the emulator.
+#[test]
+fn a_200_with_the_wrong_body_from_any_api_never_counts_as_success() {
+    let wrong = FaultConfig {
+        wrong_body: 0.1,
+        ..FaultConfig::default()
+    };
+    let mut converged = 0;
+    for seed in [1, 2] {
+        let cloud = Cloud::start_with(faulty(seed, wrong.clone()));
+        let sandbox = Sandbox::new();
+        let output = cloud
+            .command(&sandbox, "run", "agent-gateway-egress.json", &EGRESS_VARS)
+            .args(["--concurrency", "1"])
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            assert_eq!(output.status.code(), Some(1), "seed {seed}: {}", stderr(&output));
+            continue;
+        }
+        converged += 1;
+        let state = cloud.state();
+        assert_eq!(state["agentGateways"].as_array().unwrap().len(), 1, "seed {seed}");
+        assert_eq!(
+            state["reasoningEngines"].as_array().unwrap().len(),
+            1,
+            "seed {seed}"
+        );
+        assert!(cloud.holds(
+            "sluice-demo",
+            "projects/sluice-demo/roles/agentGatewayUser",
+            "serviceAccount:service-100000000001@gcp-sa-aiplatform-re.iam.gserviceaccount.com"
+        ));
+    }
+    assert!(
+        converged > 0,
+        "wrong bodies are retried: runs converge despite them"
+    );
 }

@@ -126,6 +126,7 @@ fn both_plan_with_model_armor_in_another_project_converges() {
 #[test]
 fn approved_gateways_policy_plan_converges() {
     let vars = [
+        "project=sluice-demo",
         "organization=123456789012",
         "policy_parent=projects/sluice-demo",
         "egress_gateways=projects/sluice-demo/locations/us-central1/agentGateways/agent-egress",
@@ -171,6 +172,7 @@ fn an_operator_resumes_a_refused_deploy_once_the_gateway_is_approved() {
     let admin = Sandbox::new();
     let allowlist = |gateways: &str| {
         [
+            "project=sluice-demo".to_string(),
             "organization=123456789012".to_string(),
             "policy_parent=projects/sluice-demo".to_string(),
             format!("egress_gateways={gateways}"),
@@ -208,4 +210,79 @@ fn an_operator_resumes_a_refused_deploy_once_the_gateway_is_approved() {
     let resumed = cloud.resume(&sandbox, &run);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(cloud.state()["reasoningEngines"].as_array().unwrap().len(), 1);
+}
+
+/// The policy plan after the egress plan, on a project where nobody enabled Org Policy: the
+/// plan enables it itself, and converges.
+#[test]
+fn the_policy_plan_enables_org_policy_on_a_fresh_project_and_converges() {
+    let mut config = support::config();
+    config.organizations[0].projects[0].enabled_services.clear();
+    let cloud = Cloud::start_with(config);
+    let sandbox = Sandbox::new();
+    let egress = ["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"];
+    let output = cloud.sluice(&sandbox, "run", "agent-gateway-egress.json", &egress);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let vars = [
+        "project=sluice-demo",
+        "organization=123456789012",
+        "policy_parent=projects/sluice-demo",
+        "egress_gateways=projects/sluice-demo/locations/us-central1/agentGateways/agent-egress",
+    ];
+    let output = cloud.sluice(&sandbox, "run", "approved-gateways-policy.json", &vars);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let state = cloud.state();
+    assert_eq!(
+        state["projects"][0]["services"]["orgpolicy.googleapis.com"]["usable"],
+        true
+    );
+    assert_eq!(state["orgPolicy"]["policies"].as_array().unwrap().len(), 1);
+}
+
+/// A step calling an API that nobody enabled fails at its first attempt, naming the API and
+/// the fix, instead of waiting out its not-yet window.
+#[test]
+fn a_call_to_an_api_nobody_enabled_fails_at_once_naming_it() {
+    let mut config = support::config();
+    config.organizations[0].projects[0].enabled_services.clear();
+    let cloud = Cloud::start_with(config);
+    let sandbox = Sandbox::new();
+    let plan = serde_json::json!({"name": "policy-only", "steps": [{"id": "policy", "kind": "gcp.org_policy",
+        "with": {"parent": "projects/sluice-demo", "constraint": "custom.egress"}}]});
+    let path = sandbox.write_plan("policy-only.json", &plan);
+    let scale = support::SCALE.to_string();
+    let output = sandbox.run(
+        support::HARNESS,
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--endpoint",
+            cloud.emulator.base_url.as_str(),
+            "--access-token",
+            "test-token",
+            "--time-scale",
+            scale.as_str(),
+        ],
+    );
+    let text = format!("{}{}", stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("orgpolicy.googleapis.com is not enabled in projects/100000000001")
+            && text.contains("gcloud services enable orgpolicy.googleapis.com --project 100000000001"),
+        "{text}"
+    );
+    assert!(!text.contains("attempt 2"), "failed at its first attempt: {text}");
+    let calls = cloud.emulator.requests();
+    let policy_calls = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/v2/"))
+        .count();
+    assert!(policy_calls <= 3, "no waiting out a window: {calls}");
 }

@@ -1,6 +1,8 @@
 //! Plan validation through the CLI: one test per error class, each asserting the message, exit
 //! code 2, and a store left untouched (not even created; unchanged when it already exists).
 
+mod support;
+
 use serde_json::{json, Value};
 use sluice_tests::{stderr, Sandbox};
 
@@ -198,4 +200,130 @@ fn refused_plan_leaves_an_existing_store_unchanged() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(sandbox.store_fingerprint(), before);
     assert_eq!(sandbox.run(HARNESS, &["runs", "--json"]).stdout, runs_before);
+}
+
+/// `sluice run` and `sluice plan` of a shipped plan against an emulator: exit 2 with the
+/// expected phrases, no store, and not one call made.
+fn refused_before_any_call(vars: &[&str], extra: &[&str], expected: &[&str]) -> String {
+    let cloud = support::Cloud::start();
+    let sandbox = Sandbox::new();
+    let mut err = String::new();
+    for command in ["run", "plan"] {
+        let output = cloud
+            .command(&sandbox, command, "agent-gateway-egress.json", vars)
+            .args(extra)
+            .output()
+            .unwrap();
+        err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{command}: {err}");
+        for phrase in expected {
+            assert!(err.contains(phrase), "{command}: stderr lacks `{phrase}`:\n{err}");
+        }
+    }
+    assert!(!sandbox.store().exists(), "nothing written");
+    assert_eq!(cloud.emulator.requests(), json!([]), "no call made");
+    err
+}
+
+#[test]
+fn a_duration_that_does_not_parse_is_refused_before_any_call() {
+    refused_before_any_call(
+        &[
+            "project=sluice-demo",
+            "pickle_gcs_uri=gs://agents/agent.pkl",
+            "wait_for_registration=forever",
+        ],
+        &[],
+        &[
+            "agent-gateway-egress.json: $.vars.wait_for_registration: variable \
+             `wait_for_registration` must be a duration",
+            "pass e.g. `--var wait_for_registration=5m`",
+        ],
+    );
+}
+
+#[test]
+fn a_display_name_over_googles_limit_is_refused_before_any_call_in_a_few_lines() {
+    let sandbox = Sandbox::new();
+    let huge = "x".repeat(1_000_000);
+    let vars = sandbox.write_plan("vars.json", &json!({ "agent_display_name": huge }));
+    let err = refused_before_any_call(
+        &["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"],
+        &["--vars-file", vars.to_str().unwrap()],
+        &[
+            "$.steps[6].with.display_name: the value is 1000000 characters long; a Vertex AI \
+             display name is limited to 128 characters: shorten it (the value of variable \
+             `agent_display_name`)",
+            "$.steps[7].with.display_name: the value is 1000000 characters long; an Agent \
+             Registry display name is limited to 63 characters",
+        ],
+    );
+    assert!(err.len() < 2_000, "the value is not echoed: {} bytes", err.len());
+}
+
+#[test]
+fn a_kind_refuses_a_bad_value_from_a_variable_without_a_format() {
+    let plan = json!({"name": "bad", "vars": {"wait": {"type": "string", "default": "forever"}},
+        "steps": [{"id": "registration", "kind": "gcp.agent_registration", "with": {
+            "project": "sluice-demo", "region": "us-central1", "engine": "e", "service_id": "agent",
+            "display_name": "agent", "wait_for_automatic": "${vars.wait}"}}]});
+    assert_refused(
+        plan,
+        &[],
+        &[
+            "plan.json: $.steps[0].with.wait_for_automatic: duration `forever` does not start with a \
+           number: write e.g. `10s` (the value of variable `wait`)",
+        ],
+    );
+}
+
+#[test]
+fn ids_enums_members_and_uris_are_checked_against_googles_rules() {
+    let step = |id: &str, kind: &str, with: Value| json!({"id": id, "kind": kind, "with": with});
+    let plan = plan_with(vec![
+        step(
+            "role",
+            "gcp.custom_role",
+            json!({"project": "My_Project", "role_id": "gateway-user"}),
+        ),
+        step(
+            "gateway",
+            "gcp.agent_gateway",
+            json!({"project": "sluice-demo", "region": "us-central1-a",
+            "gateway_id": "egress", "mode": "sideways"}),
+        ),
+        step(
+            "grant",
+            "gcp.iam_binding",
+            json!({"project": "sluice-demo", "role": "roles/viewer",
+            "members": ["user:ana@example.com", "allUsers"]}),
+        ),
+        step(
+            "agent",
+            "gcp.reasoning_engine",
+            json!({"project": "sluice-demo", "region": "us-central1",
+            "display_name": "a", "package": {"pickle_object_gcs_uri": "https://example.com/a.pkl"}}),
+        ),
+        step(
+            "policy",
+            "gcp.org_policy",
+            json!({"parent": "project/sluice-demo",
+            "constraint": "custom.egress"}),
+        ),
+    ]);
+    assert_refused(
+        plan,
+        &[],
+        &[
+            "$.steps[0].with.project: `My_Project` is not a project id",
+            "$.steps[0].with.role_id: `gateway-user` is not a custom role id: IAM allows 3-64 \
+             letters, digits, `_` and `.`",
+            "$.steps[1].with.region: `us-central1-a` is not a region",
+            "$.steps[1].with.mode: `sideways` is not one of `egress`, `ingress`",
+            "$.steps[2].with.members[1]: `allUsers` cannot be granted on a project policy",
+            "$.steps[3].with.package.pickle_object_gcs_uri: `https://example.com/a.pkl` is not a \
+             Cloud Storage object URI",
+            "$.steps[4].with.parent: `parent` `project/sluice-demo` must be projects/PROJECT_ID",
+        ],
+    );
 }

@@ -137,6 +137,11 @@ pub struct FaultConfig {
     /// The call is executed, then the connection is closed without an HTTP answer: the effect
     /// happened (a create created) but the client sees a connection error.
     pub answer_lost: f64,
+    /// A 200 whose body is `{"done":false,"metadata":{}}` instead of the API's answer; the call
+    /// is not executed (nothing changes), so a client that takes it for success is wrong.
+    pub wrong_body: f64,
+    /// A 200 whose body is not JSON (an HTML page); the call is not executed.
+    pub non_json_body: f64,
     /// A long-running operation started by the call ends in error (INTERNAL) instead of its
     /// result, and its effect is not left in the world; drawn when the operation is created.
     pub operation_error: f64,

@@ -20,6 +20,30 @@ pub enum Fault {
     Dropped,
     /// The call runs, then the connection closes before its answer is written.
     AnswerLost,
+    /// A 200 whose body is `{"done":false,"metadata":{}}` (what a confused front end might
+    /// send) instead of the API's answer. The call is not executed: nothing changes.
+    WrongBody,
+    /// A 200 whose body is not JSON (an HTML page) instead of the API's answer. The call is
+    /// not executed: nothing changes.
+    NonJsonBody,
+}
+
+/// The body of a [`Fault::WrongBody`] answer.
+pub const WRONG_BODY: &str = r#"{"done":false,"metadata":{}}"#;
+/// The body of a [`Fault::NonJsonBody`] answer.
+pub const NON_JSON_BODY: &str = "<html><body>OK</body></html>";
+
+impl Fault {
+    /// The 200 answered in place of the call, for the faults that answer without executing it.
+    pub fn stand_in(&self) -> Option<axum::response::Response> {
+        use axum::response::IntoResponse;
+        let (content_type, body) = match self {
+            Fault::WrongBody => ("application/json; charset=UTF-8", WRONG_BODY),
+            Fault::NonJsonBody => ("text/html; charset=UTF-8", NON_JSON_BODY),
+            _ => return None,
+        };
+        Some(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+    }
 }
 
 pub struct Faults {
@@ -67,8 +91,9 @@ impl Faults {
     }
 
     /// The fault this call meets, if any, and its extra latency (emulated). One roll decides
-    /// between the errors, a dropped connection and a lost answer, so configs without the
-    /// drop probabilities meet the same faults for the same seed as before they existed.
+    /// between the errors, a dropped connection, a lost answer, a wrong body and a non-JSON
+    /// body, each range after the ones before it, so configs without the later probabilities
+    /// meet the same faults for the same seed as before those existed.
     pub fn draw(&self, service: &str) -> (Option<Fault>, Duration) {
         let mut state = self.lock();
         let Some(fault) = state
@@ -98,6 +123,12 @@ impl Faults {
             Some(Fault::Dropped)
         } else if roll < errors + fault.dropped_connection + fault.answer_lost {
             Some(Fault::AnswerLost)
+        } else if roll < errors + fault.dropped_connection + fault.answer_lost + fault.wrong_body {
+            Some(Fault::WrongBody)
+        } else if roll
+            < errors + fault.dropped_connection + fault.answer_lost + fault.wrong_body + fault.non_json_body
+        {
+            Some(Fault::NonJsonBody)
         } else {
             None
         };

@@ -27,7 +27,8 @@
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
 //! - seeded faults (500 / 503 / 429, extra latency, dropped connections before the call has any
-//!   effect or after it ran with the answer lost, and long-running operations ending in
+//!   effect or after it ran with the answer lost, 200s with a wrong or non-JSON body in place
+//!   of a call that is not executed, and long-running operations ending in
 //!   INTERNAL with no effect left), a fixed latency per call, and quotas per API per project
 //!   with RetryInfo;
 //! - the admin API;

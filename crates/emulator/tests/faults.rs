@@ -494,3 +494,73 @@ async fn a_stalled_call_under_a_small_time_scale_ends_after_its_emulated_length(
     assert_eq!(at.len(), 1, "{at:?}");
     assert!(at[0] >= 300.0, "held for 300 emulated seconds: {at:?}");
 }
+
+#[tokio::test]
+async fn a_wrong_or_non_json_body_answers_200_and_the_call_has_no_effect() {
+    let wrong = FaultConfig {
+        wrong_body: 1.0,
+        ..FaultConfig::default()
+    };
+    let mut iam = config(1, &[("*", wrong)]);
+    iam.organizations[0].projects[0].enabled_services = vec!["iam.googleapis.com".into()];
+    let (_emulator, client) = Client::start_with(iam).await;
+    let roles = "v1/projects/sluice-demo/roles";
+    let response = client
+        .http
+        .post(format!("{}/{roles}", client.base))
+        .bearer_auth("test-token")
+        .json(&json!({ "roleId": "gatewayUser", "role": { "title": "t", "includedPermissions": ["a.b.c"] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"done":false,"metadata":{}}"#);
+
+    set_faults(&client, json!({ "*": { "non_json_body": 1.0 } })).await;
+    let response = client
+        .http
+        .get(format!("{}/{SERVICE}", client.base))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.text().await.unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body).is_err(),
+        "{body}"
+    );
+
+    set_faults(&client, json!({})).await;
+    let (status, _) = client
+        .call(Method::GET, &format!("{roles}/gatewayUser"), None)
+        .await;
+    assert_eq!(
+        status, 404,
+        "the create answered with a wrong body was not executed"
+    );
+}
+
+#[tokio::test]
+async fn the_body_faults_leave_earlier_faults_where_they_were() {
+    let flaky = FaultConfig {
+        error_500: 0.2,
+        dropped_connection: 0.3,
+        ..FaultConfig::default()
+    };
+    let with_bodies = FaultConfig {
+        wrong_body: 0.2,
+        non_json_body: 0.2,
+        ..flaky.clone()
+    };
+    let mut seen = Vec::new();
+    for fault in [flaky, with_bodies] {
+        let (_emulator, client) = Client::start_with(config(7, &[("*", fault)])).await;
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            out.push(raw(&client, Method::GET, SERVICE, None).await);
+        }
+        seen.push(out);
+    }
+    assert_eq!(seen[0], seen[1], "the same seed meets the same errors and drops");
+}

@@ -230,9 +230,38 @@ impl KindSchema {
 }
 
 /// A step kind. See the module docs for the idempotency contract.
+/// A problem a kind finds in one of its parameters at validation (see [`StepKind::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamProblem {
+    /// Where under the step's `with`: a parameter name, or a path into it such as
+    /// `package.python_version` or `members[1]`.
+    pub param: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ParamProblem {
+    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ParamProblem {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+}
+
 #[async_trait]
 pub trait StepKind: Send + Sync + 'static {
     fn schema(&self) -> KindSchema;
+
+    /// Checks the step's parameters at validation, before any store is opened or call made:
+    /// formats, ids, enums and the limits of the system the kind drives. `params` holds every
+    /// parameter whose value is known before the run, with variables substituted; a
+    /// parameter that depends on another step's outputs is absent. Types and required
+    /// parameters are already checked against [`StepKind::schema`]. Default: nothing more.
+    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
+        let _ = params;
+        Vec::new()
+    }
 
     /// Read only. Must make no mutation whatever it finds.
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError>;

@@ -63,10 +63,10 @@ pub use error::{StepError, StoreError};
 pub use events::{CrashPoint, Event, Hooks};
 pub use executor::{Engine, EngineConfig, EngineError, RunSummary, StartedRun};
 pub use kind::{
-    Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, Registry, StepContext, StepKind,
+    Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamProblem,
+    ParamSpec, ParamType, PollOutcome, Registry, StepContext, StepKind,
 };
-pub use plan::{Plan, StepSpec, VarSpec, VarType};
+pub use plan::{Plan, StepSpec, VarFormat, VarSpec, VarType};
 pub use policy::{PollPolicy, RetryPolicy};
 pub use preview::{Preview, StepPreview};
 pub use store::{

@@ -58,8 +58,51 @@ pub struct VarSpec {
     /// A regular expression every string value (or every list item) must match in full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// A format every string value (or every list item) must have, checked with the type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<VarFormat>,
     #[serde(default)]
     pub description: String,
+}
+
+/// What a string variable holds, checked when variables are parsed (an empty optional value
+/// stands for "none" and is not checked).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VarFormat {
+    /// A duration as [`parse_duration`] reads it: `250ms`, `10s`, `5m`, `1h`.
+    Duration,
+    /// An absolute URI: `scheme://…` (`gs://bucket/object`, `https://…`).
+    Uri,
+}
+
+impl VarFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VarFormat::Duration => "duration",
+            VarFormat::Uri => "uri",
+        }
+    }
+
+    /// Why `text` does not have this format, if it does not.
+    pub fn problem(self, text: &str) -> Option<String> {
+        match self {
+            VarFormat::Duration => parse_duration(text).err(),
+            VarFormat::Uri => {
+                let scheme = text
+                    .split_once("://")
+                    .map(|(scheme, rest)| (scheme, rest.is_empty()));
+                let ok = scheme.is_some_and(|(scheme, empty)| {
+                    !empty
+                        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && scheme
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                });
+                (!ok).then(|| format!("`{text}` is not an absolute URI like `gs://bucket/object`"))
+            }
+        }
+    }
 }
 
 /// One step of a plan.

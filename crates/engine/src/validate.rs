@@ -174,6 +174,41 @@ impl Checker<'_> {
     }
 }
 
+/// The parameters of `step` known before the run, with variables substituted: those that
+/// reference no step output, no refused variable and nothing malformed. Also, for each
+/// parameter that is exactly one variable, that variable's name.
+fn known_params(
+    step: &crate::plan::StepSpec,
+    vars: &BTreeMap<String, Value>,
+    refused: &[&str],
+) -> (serde_json::Map<String, Value>, BTreeMap<String, String>) {
+    let mut known = serde_json::Map::new();
+    let mut from = BTreeMap::new();
+    for (name, value) in &step.with {
+        let references = template::references(value);
+        let usable = references.iter().all(|(_, r)| match r {
+            Ok(Ref::Var(var)) => vars.contains_key(var) && !refused.contains(&var.as_str()),
+            _ => false,
+        });
+        if !usable {
+            continue;
+        }
+        let mut lookup = |r: &Ref| match r {
+            Ref::Var(var) => vars.get(var).cloned().ok_or_else(|| format!("no variable {var}")),
+            Ref::StepOutput { .. } => Err("a step output".to_string()),
+        };
+        if let Ok(resolved) = template::resolve(value, &mut lookup) {
+            known.insert(name.clone(), resolved);
+        }
+        if let Some(Ok(segments)) = value.as_str().map(template::parse) {
+            if let [Segment::Ref(Ref::Var(var))] = segments.as_slice() {
+                from.insert(name.clone(), var.clone());
+            }
+        }
+    }
+    (known, from)
+}
+
 /// Checks everything about `plan` with the given variables, reporting every problem at once.
 pub fn validate(
     plan: Plan,
@@ -192,6 +227,18 @@ pub fn validate(
         })
         .collect();
     let (vars, var_problems) = resolve_vars(&plan, given, source);
+    // Variables whose value was refused: kinds do not check the zero value standing in for it.
+    let refused: Vec<&str> = plan
+        .vars
+        .keys()
+        .filter(|name| {
+            let at = format!("{source}: $.vars{}", key_path(name));
+            var_problems
+                .iter()
+                .any(|p| p.location == at || p.location.starts_with(&format!("{at}.")))
+        })
+        .map(String::as_str)
+        .collect();
     problems.extend(var_problems);
 
     let step_id = Regex::new(r"^[A-Za-z][A-Za-z0-9_-]*$").expect("valid regex");
@@ -282,6 +329,20 @@ pub fn validate(
                 Err(message) => cx.report(&format!("{at}.when"), message),
             }
         }
+        if !skipped[i] {
+            if let Some(kind) = registry.get(&step.kind) {
+                let (known, from) = known_params(step, &vars, &refused);
+                for problem in kind.check(&known) {
+                    let top = problem.param.split(['.', '[']).next().unwrap_or_default();
+                    let origin = from
+                        .get(top)
+                        .map(|var| format!(" (the value of variable `{var}`)"))
+                        .unwrap_or_default();
+                    let message = format!("{}{origin}", problem.message);
+                    cx.report(&format!("{at}.with.{}", problem.param), message);
+                }
+            }
+        }
         if let Some(Err(message)) = step.timeout.as_deref().map(parse_duration) {
             cx.report(&format!("{at}.timeout"), format!("invalid timeout: {message}"));
         }
@@ -343,6 +404,13 @@ mod tests {
                 ],
                 outputs: vec!["path", "bytes"],
             }
+        }
+        fn check(&self, params: &serde_json::Map<String, Value>) -> Vec<crate::kind::ParamProblem> {
+            let forbidden = params.get("path").is_some_and(|p| p == "forbidden");
+            forbidden
+                .then(|| crate::kind::ParamProblem::new("path", "`forbidden` is not a path; name a file"))
+                .into_iter()
+                .collect()
         }
         async fn observe(&self, _: &StepContext) -> Result<Observation, StepError> {
             Err(StepError::permanent("fake"))
@@ -531,6 +599,42 @@ mod tests {
                 "$.vars.n: `lots` is not a whole number",
             ],
         );
+    }
+
+    #[test]
+    fn kinds_check_the_values_known_before_the_run() {
+        let vars = json!({"p": {"type": "string", "default": "forbidden"},
+                          "on": {"type": "bool", "default": false}});
+        let steps = json!([
+            {"id": "a", "with": {"path": "${vars.p}"}},
+            {"id": "b", "with": {"path": "${steps.a.outputs.path}"}},
+            {"id": "c", "with": {"path": "forbidden"}, "when": "vars.on"},
+            {"id": "d", "with": {"path": "forbidden"}},
+        ]);
+        expect(
+            &problems(vars, steps),
+            &[
+                "$.steps[0].with.path: `forbidden` is not a path; name a file (the value of variable `p`)",
+                "$.steps[3].with.path: `forbidden` is not a path",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_variable_declared_as_a_duration_refuses_other_text() {
+        let step = json!({"id": "a", "kind": "fake.file", "with": {"path": "p"}});
+        let vars = json!({"wait": {"type": "string", "format": "duration", "default": "5m"},
+                          "uri": {"type": "string", "format": "uri", "default": ""}});
+        let plan = json!({"name": "t", "vars": vars, "steps": [step]});
+        expect(
+            &check(plan.clone(), &[("wait", "forever"), ("uri", "bucket/object")]).unwrap_err(),
+            &[
+                "$.vars.uri: variable `uri` must be a uri (`bucket/object` is not an absolute URI",
+                "$.vars.wait: variable `wait` must be a duration (duration `forever` does not start with a number",
+            ],
+        );
+        let ok = check(plan, &[("wait", "90s")]).unwrap();
+        assert_eq!([&ok.vars["wait"], &ok.vars["uri"]], [&json!("90s"), &json!("")]);
     }
 
     #[test]

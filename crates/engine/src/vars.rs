@@ -195,15 +195,37 @@ fn convert_json(name: &str, ty: VarType, value: &Value) -> Result<Value, String>
     Err(format!("variable `{name}` must be {expected}, but got `{value}`"))
 }
 
-fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Value) -> Result<Value, String> {
-    let (Some(regex), Some(written)) = (pattern, spec.pattern.as_deref()) else {
-        return Ok(value);
-    };
-    let texts: Vec<&str> = match &value {
+/// The strings of a value: itself, or a list's items.
+fn texts(value: &Value) -> Vec<&str> {
+    match value {
         Value::String(s) => vec![s],
         Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
         _ => vec![],
+    }
+}
+
+/// Checks the declared `format` (each non-empty string), then the `pattern`.
+fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Value) -> Result<Value, String> {
+    if let Some(format) = spec.format {
+        let bad = texts(&value)
+            .into_iter()
+            .filter(|text| !text.is_empty())
+            .find_map(|text| format.problem(text));
+        if let Some(problem) = bad {
+            return Err(format!(
+                "variable `{name}` must be a {} ({problem}); pass e.g. `--var {name}={}`",
+                format.as_str(),
+                match format {
+                    crate::plan::VarFormat::Duration => "5m",
+                    crate::plan::VarFormat::Uri => "gs://bucket/object",
+                }
+            ));
+        }
+    }
+    let (Some(regex), Some(written)) = (pattern, spec.pattern.as_deref()) else {
+        return Ok(value);
     };
+    let texts = texts(&value);
     match texts.into_iter().find(|text| !regex.is_match(text)) {
         Some(text) => Err(format!(
             "variable `{name}` value `{text}` does not match its pattern `{written}` (the whole \

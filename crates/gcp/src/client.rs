@@ -9,6 +9,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::answers::{bounded, Answer};
 use crate::auth::{Setup, TokenSource};
 use crate::error::GcpError;
 use crate::iam::{Coalescer, IamHook};
@@ -157,6 +158,12 @@ impl GcpClient {
     /// `GET {base}/{path}`; `path` has no leading slash and may carry a query string (already
     /// percent-encoded). Retried.
     pub async fn get(&self, api: &Api, path: &str) -> Result<Value, GcpError> {
+        self.get_as(api, path).await
+    }
+
+    /// [`GcpClient::get`], the answer parsed as `T`: one without the fields `T` needs is a
+    /// `BAD_RESPONSE`, retried like a 5xx.
+    pub async fn get_as<T: Answer>(&self, api: &Api, path: &str) -> Result<T, GcpError> {
         self.call(Method::GET, api, path, None, true, None).await
     }
 
@@ -168,6 +175,17 @@ impl GcpClient {
         body: &Value,
         retry: PostRetry,
     ) -> Result<Value, GcpError> {
+        self.post_as(api, path, body, retry).await
+    }
+
+    /// [`GcpClient::post`], the answer parsed as `T` (a `BAD_RESPONSE` when it is not one).
+    pub async fn post_as<T: Answer>(
+        &self,
+        api: &Api,
+        path: &str,
+        body: &Value,
+        retry: PostRetry,
+    ) -> Result<T, GcpError> {
         self.call(
             Method::POST,
             api,
@@ -182,6 +200,11 @@ impl GcpClient {
     /// `PATCH` (with `updateMask`, and `etag` in the body where the API has one): retried,
     /// since sending the same patch twice leaves the same resource.
     pub async fn patch(&self, api: &Api, path: &str, body: &Value) -> Result<Value, GcpError> {
+        self.patch_as(api, path, body).await
+    }
+
+    /// [`GcpClient::patch`], the answer parsed as `T` (a `BAD_RESPONSE` when it is not one).
+    pub async fn patch_as<T: Answer>(&self, api: &Api, path: &str, body: &Value) -> Result<T, GcpError> {
         self.call(Method::PATCH, api, path, Some(body), true, None).await
     }
 
@@ -191,8 +214,10 @@ impl GcpClient {
         self.call(Method::DELETE, api, path, None, true, None).await
     }
 
-    /// One call with retries. `safe`: may be sent again after reaching the server.
-    pub(crate) async fn call(
+    /// One call with retries. `safe`: may be sent again after reaching the server. A 2xx
+    /// answer that is not JSON, or not a `T`, is a `BAD_RESPONSE` and retried like a 5xx. A
+    /// final `SERVICE_DISABLED` is completed with the API's state (`service_state`).
+    pub(crate) async fn call<T: Answer>(
         &self,
         method: Method,
         api: &Api,
@@ -200,7 +225,7 @@ impl GcpClient {
         body: Option<&Value>,
         safe: bool,
         timeout: Option<Duration>,
-    ) -> Result<Value, GcpError> {
+    ) -> Result<T, GcpError> {
         let path = path.trim_start_matches('/');
         let shown = format!("/{path}");
         let url = format!("{}{shown}", self.base_url(api));
@@ -212,11 +237,24 @@ impl GcpClient {
                 .attempt(&method, &url, &shown, body, timeout, retry.attempts() + 1, &token)
                 .await
             {
-                Ok(value) => return Ok(value),
+                Ok(value) => match T::from_answer(value) {
+                    Ok(answer) => return Ok(answer),
+                    Err(why) => (
+                        GcpError::bad_response(
+                            &shown,
+                            Some(200),
+                            format!(
+                                "the answer from {shown} lacks what the call needs: {}",
+                                bounded(&why, 300)
+                            ),
+                        ),
+                        true,
+                    ),
+                },
                 Err(failure) => failure,
             };
             if !(error.is_retryable() && (safe || !reached)) {
-                return Err(error);
+                return Err(self.with_service_state(api, error).await);
             }
             match retry.next_delay(error.retry_delay) {
                 Some(delay) => {
@@ -226,6 +264,31 @@ impl GcpClient {
                 None => return Err(error),
             }
         }
+    }
+
+    /// A `SERVICE_DISABLED` error completed with the state (`ENABLED` / `DISABLED`) Service
+    /// Usage reports for the API it names, in its consumer project (one read, not retried;
+    /// left `None` when it cannot be read). Other errors are returned as they are.
+    async fn with_service_state(&self, api: &Api, mut error: GcpError) -> GcpError {
+        if !error.is_service_disabled() || *api == Api::ServiceUsage {
+            return error;
+        }
+        let (Some(service), Some(consumer)) = (error.error_info("service"), error.error_info("consumer"))
+        else {
+            return error;
+        };
+        let shown = format!("/v1/{consumer}/services/{service}");
+        let url = format!("{}{shown}", self.base_url(&Api::ServiceUsage));
+        let Ok(token) = self.inner.tokens.token().await else {
+            return error;
+        };
+        if let Ok(answer) = self
+            .attempt(&Method::GET, &url, &shown, None, None, 1, &token)
+            .await
+        {
+            error.service_state = answer["state"].as_str().map(str::to_string);
+        }
+        error
     }
 
     /// One HTTP exchange. On failure, also says whether the request may have reached the server.
@@ -290,11 +353,12 @@ impl GcpClient {
             return Ok(json!({}));
         }
         serde_json::from_slice(&bytes).map_err(|e| {
+            let body = bounded(&String::from_utf8_lossy(&bytes), 200);
             (
                 GcpError::bad_response(
                     shown,
                     Some(status),
-                    format!("HTTP {status} from {shown} is not JSON: {e}"),
+                    format!("HTTP {status} from {shown} is not JSON ({e}): {body:?}"),
                 ),
                 true,
             )

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 /// A failed call, or a client that cannot be built. `status` is Google's canonical code
 /// (`ABORTED`, `NOT_FOUND`, …), or `TRANSPORT` (no answer), `CONFIG` (bad options / credentials),
-/// `BAD_RESPONSE` (an answer that is not Google's JSON), `TLS` (a server certificate the client
-/// does not trust: final, never retried).
+/// `BAD_RESPONSE` (a 2xx answer that is not JSON, or lacks the fields its caller relies on:
+/// retried like a 5xx, since a proxy or a server fault answered, not the API's result), `TLS` (a
+/// server certificate the client does not trust: final, never retried).
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub struct GcpError {
     pub http_status: Option<u16>,
@@ -24,6 +25,10 @@ pub struct GcpError {
     pub details: Vec<Value>,
     /// The URL path (and query) called, without host or credentials; empty when no call was made.
     pub url: String,
+    /// For a `SERVICE_DISABLED` error: the API's state in the consumer project as Service Usage
+    /// reported it just after (`ENABLED`: enabled, not usable yet; `DISABLED`: nobody enabled
+    /// it). `None` when not asked or not known.
+    pub service_state: Option<String>,
 }
 
 impl fmt::Display for GcpError {
@@ -53,6 +58,7 @@ impl GcpError {
             retry_delay: None,
             details: vec![],
             url: String::new(),
+            service_state: None,
         }
     }
 
@@ -84,7 +90,8 @@ impl GcpError {
         }
     }
 
-    /// An answer whose body is not what was expected (not JSON, not an operation, …).
+    /// An answer whose body is not what was expected (not JSON, not an operation, a role
+    /// without its etag, …). Retryable: [`GcpError::is_bad_response`].
     pub fn bad_response(url: &str, http_status: Option<u16>, message: impl Into<String>) -> Self {
         GcpError {
             url: url.to_string(),
@@ -135,11 +142,16 @@ impl GcpError {
         GcpError {
             http_status: Some(http_status),
             status,
-            message: error["message"].as_str().unwrap_or_default().to_string(),
+            // A server may answer with a huge message; it is printed with every retry.
+            message: crate::answers::bounded(
+                error["message"].as_str().unwrap_or_default(),
+                MAX_MESSAGE_CHARS,
+            ),
             reason,
             retry_delay: retry_info.or(retry_after),
             details,
             url: url.to_string(),
+            service_state: None,
         }
     }
 
@@ -163,6 +175,22 @@ impl GcpError {
     pub fn is_service_disabled(&self) -> bool {
         self.reason.as_deref() == Some("SERVICE_DISABLED")
     }
+    /// SERVICE_DISABLED for an API that Service Usage reports DISABLED: nothing enabled it, so
+    /// waiting cannot help (unlike an API enabled moments ago, which is not usable yet).
+    pub fn is_service_never_enabled(&self) -> bool {
+        self.is_service_disabled() && self.service_state.as_deref() == Some("DISABLED")
+    }
+    /// A field of the `ErrorInfo` metadata (`service`, `consumer`, …).
+    pub fn error_info(&self, key: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .filter(|d| {
+                d["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
+            })
+            .find_map(|d| d["metadata"][key].as_str())
+    }
     /// A policy write named a member that does not exist (yet): 400 "… does not exist."
     /// on an IAM policy call.
     pub fn is_member_missing(&self) -> bool {
@@ -171,11 +199,22 @@ impl GcpError {
             && self.message.contains("does not exist")
             && !self.message.starts_with("Role ")
     }
-    /// Worth another attempt: 429, 500, 502, 503, 504, or no answer.
+    /// A 2xx answer that was not JSON or lacked the fields its caller relies on. It says
+    /// nothing of whether the call took effect: the caller reads again before trusting it.
+    pub fn is_bad_response(&self) -> bool {
+        self.status == "BAD_RESPONSE"
+    }
+    /// Worth another attempt: 429, 500, 502, 503, 504, no answer, or a bad answer.
     pub fn is_retryable(&self) -> bool {
-        self.status == "TRANSPORT" || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
+        self.status == "TRANSPORT"
+            || self.is_bad_response()
+            || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
     }
 }
+
+/// How much of a server's error message is kept (and so printed): Google's own messages are a
+/// sentence or two; anything longer is cut, ending in `…`.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// Google's canonical status for an HTTP code, for bodies without an envelope.
 fn status_of_http(http: u16) -> &'static str {
@@ -246,6 +285,16 @@ mod tests {
         );
         assert_eq!(error.retry_delay, Some(Duration::from_secs(3)));
         assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn a_huge_server_message_is_cut() {
+        let huge = "x".repeat(1_000_000);
+        let body = json!({"error": {"code": 400, "message": huge, "status": "INVALID_ARGUMENT"}});
+        let error = GcpError::from_response("/v1/x", 400, body.to_string().as_bytes(), None);
+        assert_eq!(error.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(error.message.ends_with('…'));
+        assert!(error.to_string().len() < 1200);
     }
 
     #[test]

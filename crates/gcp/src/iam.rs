@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use crate::answers::Policy;
 use crate::client::{GcpClient, PostRetry};
 use crate::error::GcpError;
 use crate::options::{Api, RetryConfig};
@@ -95,9 +96,10 @@ impl GcpClient {
         })
     }
 
-    /// Reads the project's IAM policy (version 3, so conditional bindings are included).
-    pub async fn project_policy(&self, project: &str) -> Result<Value, GcpError> {
-        self.post(
+    /// Reads the project's IAM policy (version 3, so conditional bindings are included). An
+    /// answer without an etag or with malformed bindings is a `BAD_RESPONSE`, retried.
+    pub async fn project_policy(&self, project: &str) -> Result<Policy, GcpError> {
+        self.post_as(
             &Api::ResourceManager,
             &format!("v3/projects/{project}:getIamPolicy"),
             &json!({ "options": { "requestedPolicyVersion": 3 } }),
@@ -170,21 +172,24 @@ impl GcpClient {
         let mut first_missing: Option<BTreeSet<Grant>> = None;
         let set_path = format!("v3/projects/{project}:setIamPolicy");
         for cycle in 0u32.. {
-            let mut policy = self.project_policy(project).await?;
-            let missing = missing_grants(&policy, wanted);
+            let read = self.project_policy(project).await?;
+            let missing = missing_grants(&read, wanted);
             let added = first_missing
                 .get_or_insert_with(|| missing.iter().cloned().collect())
                 .clone();
             if missing.is_empty() {
                 return Ok(added);
             }
+            let mut policy = read.json;
             add_bindings(&mut policy, &missing);
             if let Some(hook) = self.inner.iam_hook.get() {
                 hook(cycle).await;
             }
             let body = json!({ "policy": policy, "updateMask": "bindings,etag" });
+            // The answer is the new policy: one without an etag (a bad answer) is retried, and
+            // a resend of a set that did take effect meets ABORTED and restarts the cycle.
             let error = match self
-                .post(&Api::ResourceManager, &set_path, &body, PostRetry::Safe)
+                .post_as::<Policy>(&Api::ResourceManager, &set_path, &body, PostRetry::Safe)
                 .await
             {
                 Ok(_) => {
@@ -226,26 +231,11 @@ impl Drop for LeaderGuard<'_> {
     }
 }
 
-fn unconditional<'a>(policy: &'a Value, role: &str) -> impl Iterator<Item = &'a Value> {
-    let role = role.to_string();
-    policy["bindings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(move |b| b["role"] == role.as_str() && b.get("condition").is_none_or(Value::is_null))
-}
-
 /// The wanted grants the policy does not hold as unconditional bindings.
-pub(crate) fn missing_grants(policy: &Value, wanted: &BTreeSet<Grant>) -> Vec<Grant> {
+pub(crate) fn missing_grants(policy: &Policy, wanted: &BTreeSet<Grant>) -> Vec<Grant> {
     wanted
         .iter()
-        .filter(|grant| {
-            !unconditional(policy, &grant.role).any(|b| {
-                b["members"]
-                    .as_array()
-                    .is_some_and(|m| m.iter().any(|m| m == grant.member.as_str()))
-            })
-        })
+        .filter(|grant| !policy.holds(&grant.role, &grant.member))
         .cloned()
         .collect()
 }
@@ -283,6 +273,11 @@ pub(crate) fn add_bindings(policy: &mut Value, grants: &[Grant]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answers::Answer;
+
+    fn parsed(policy: &Value) -> Policy {
+        Policy::from_answer(policy.clone()).unwrap()
+    }
 
     #[test]
     fn grants_join_unconditional_bindings_and_leave_conditional_ones_alone() {
@@ -297,7 +292,7 @@ mod tests {
             Grant::new("roles/editor", "user:b@example.com"),
         ]
         .into();
-        let missing = missing_grants(&policy, &wanted);
+        let missing = missing_grants(&parsed(&policy), &wanted);
         assert_eq!(
             missing,
             [
@@ -325,7 +320,7 @@ mod tests {
             bindings[2],
             json!({ "role": "roles/editor", "members": ["user:b@example.com"] })
         );
-        assert!(missing_grants(&policy, &wanted).is_empty());
+        assert!(missing_grants(&parsed(&policy), &wanted).is_empty());
     }
 
     #[test]

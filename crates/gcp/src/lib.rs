@@ -56,6 +56,7 @@
 // results carry it unboxed; errors are the slow path of network calls.
 #![allow(clippy::result_large_err)]
 
+mod answers;
 mod auth;
 mod client;
 mod error;
@@ -64,6 +65,7 @@ mod operations;
 mod options;
 mod retry;
 
+pub use answers::{bounded, Answer, Binding, Page, Policy, Resource, Role};
 pub use auth::SCOPE;
 pub use client::{GcpClient, PostRetry, USER_AGENT};
 pub use error::{parse_duration, GcpError};

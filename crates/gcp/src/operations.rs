@@ -64,7 +64,8 @@ pub const DONE_OPERATION: &str = "finished.DONE_OPERATION";
 impl Operation {
     pub fn from_json(v: &Value) -> Result<Self, GcpError> {
         let bad = |why: &str| {
-            GcpError::bad_response("", None, format!("not a long-running operation ({why}): {v}"))
+            let shown = crate::answers::bounded(&v.to_string(), 200);
+            GcpError::bad_response("", None, format!("not a long-running operation ({why}): {shown}"))
         };
         let name = v["name"].as_str().ok_or_else(|| bad("no name"))?.to_string();
         let done = match &v["done"] {
@@ -134,8 +135,7 @@ impl GcpClient {
     /// `finished.DONE_OPERATION`: it was done when returned and cannot be read.
     pub async fn get_operation(&self, family: &OperationFamily, name: &str) -> Result<Operation, GcpError> {
         refuse_finished(name)?;
-        let value = self.get(&family.api(), &format!("v1/{name}")).await?;
-        parse(&value, name)
+        self.get_as(&family.api(), &format!("v1/{name}")).await
     }
 
     /// Waits for an operation as the API allows: Vertex AI holds `POST v1/{name}:wait?timeout=Ns`
@@ -155,17 +155,15 @@ impl GcpClient {
         let path = format!("v1/{name}:wait?timeout={seconds}s");
         // The server holds the call for `timeout`; the exchange may take a minute more (emulated).
         let http_timeout = crate::retry::scaled_timeout(timeout + Duration::from_secs(60), self.time_scale());
-        let value = self
-            .call(
-                Method::POST,
-                &family.api(),
-                &path,
-                Some(&serde_json::json!({})),
-                true,
-                Some(http_timeout),
-            )
-            .await?;
-        parse(&value, name)
+        self.call(
+            Method::POST,
+            &family.api(),
+            &path,
+            Some(&serde_json::json!({})),
+            true,
+            Some(http_timeout),
+        )
+        .await
     }
 
     /// Polls until the operation is done: `:wait` calls for Vertex AI, otherwise GETs spaced
@@ -211,13 +209,6 @@ fn refuse_finished(name: &str) -> Result<(), GcpError> {
         ));
     }
     Ok(())
-}
-
-fn parse(value: &Value, name: &str) -> Result<Operation, GcpError> {
-    Operation::from_json(value).map_err(|mut e| {
-        e.url = format!("/v1/{name}");
-        e
-    })
 }
 
 #[cfg(test)]

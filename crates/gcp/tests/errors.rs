@@ -26,7 +26,7 @@ async fn a_missing_resource_is_not_found_with_its_path() {
 #[tokio::test]
 async fn a_stale_etag_is_aborted() {
     let env = start(EmulatorConfig::default(), &["cloudresourcemanager"], 0.001).await;
-    let policy = env.client.project_policy(PROJECT).await.unwrap();
+    let policy = env.client.project_policy(PROJECT).await.unwrap().json;
     let set = format!("v3/projects/{PROJECT}:setIamPolicy");
     let mut changed = policy.clone();
     changed["bindings"] = json!([{ "role": "roles/viewer", "members": ["user:a@example.com"] }]);
@@ -77,4 +77,22 @@ async fn an_api_not_enabled_is_service_disabled_with_its_error_info() {
         shown.contains("SERVICE_DISABLED") && !shown.contains("test-token"),
         "{shown}"
     );
+}
+
+#[tokio::test]
+async fn service_disabled_says_whether_anyone_enabled_the_api() {
+    let env = start(EmulatorConfig::default(), &[], 0.001).await;
+    let roles = format!("v1/projects/{PROJECT}/roles");
+    let never = env.client.get(&Api::Iam, &roles).await.unwrap_err();
+    assert!(never.is_service_disabled());
+    assert_eq!(never.service_state.as_deref(), Some("DISABLED"));
+    assert!(never.is_service_never_enabled(), "{never}");
+    assert_eq!(never.error_info("service"), Some("iam.googleapis.com"));
+
+    support::enable_iam(&env.client).await;
+    env.admin.advance(6.0).await;
+    let late = env.client.get(&Api::Iam, &roles).await.unwrap_err();
+    assert!(late.is_service_disabled(), "enabled, not usable yet: {late}");
+    assert_eq!(late.service_state.as_deref(), Some("ENABLED"));
+    assert!(!late.is_service_never_enabled());
 }

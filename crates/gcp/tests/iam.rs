@@ -76,7 +76,7 @@ async fn grants_are_added_keeping_other_members_and_conditions_and_a_repeat_sets
     let added = env.client.add_project_grants(PROJECT, &wanted).await.unwrap();
     assert_eq!(added, wanted[..2], "the already-present grant is not reported");
 
-    let policy = env.client.project_policy(PROJECT).await.unwrap();
+    let policy = env.client.project_policy(PROJECT).await.unwrap().json;
     assert_eq!(policy["version"], 3);
     assert_eq!(
         members(&policy, "roles/viewer"),
@@ -129,7 +129,7 @@ async fn grants_ready_together_cost_one_get_and_one_set() {
     }
     assert_eq!(env.admin.calls_to(GET).await.len(), 2);
     assert_eq!(env.admin.calls_to(SET).await.len(), 2);
-    let policy = env.client.project_policy(PROJECT).await.unwrap();
+    let policy = env.client.project_policy(PROJECT).await.unwrap().json;
     assert_eq!(members(&policy, "roles/viewer").len(), 8);
 }
 
@@ -167,7 +167,7 @@ async fn a_concurrent_change_aborts_the_set_and_the_whole_cycle_restarts() {
         [200, 409, 200],
         "direct set, our stale set, our set after re-reading"
     );
-    let policy = env.client.project_policy(PROJECT).await.unwrap();
+    let policy = env.client.project_policy(PROJECT).await.unwrap().json;
     assert_eq!(
         members(&policy, "roles/viewer"),
         ["user:other@example.com", "user:mine@example.com"]

@@ -47,16 +47,7 @@ async fn poll_operation_follows_the_schedule_to_done() {
         ..EmulatorConfig::default()
     };
     let env = start(config, &[], 0.001).await;
-    let started = env
-        .client
-        .post(
-            &Api::ServiceUsage,
-            &format!("v1/projects/{PROJECT}/services/iam.googleapis.com:enable"),
-            &json!({}),
-            PostRetry::Safe,
-        )
-        .await
-        .unwrap();
+    let started = support::enable_iam(&env.client).await;
     let family = OperationFamily::ServiceUsage;
     let done = env
         .client

@@ -91,4 +91,5 @@ async fn a_success_body_that_is_not_json_is_a_bad_response() {
         ("BAD_RESPONSE", Some(200))
     );
     assert!(error.message.contains("/v1/projects/p/roles"), "{error}");
+    assert!(error.is_retryable(), "a non-JSON 200 is retried like a 5xx");
 }

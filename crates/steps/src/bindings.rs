@@ -18,6 +18,7 @@ use sluice_engine::{
 };
 use sluice_gcp::Grant;
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, strings, text};
 
@@ -78,24 +79,25 @@ impl StepKind for IamBinding {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("role", &checks::iam_role)
+            .each("members", &checks::member)
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let (project, grants, outputs) = wanted(cx)?;
         let policy = self.cloud.client().await?.project_policy(&project).await;
         let policy = absent_if_disabled(policy)
-            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?
-            .unwrap_or_default();
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
         let missing: Vec<&Grant> = grants
             .iter()
             .filter(|grant| {
-                !policy["bindings"].as_array().is_some_and(|bindings| {
-                    bindings.iter().any(|b| {
-                        b["role"] == grant.role.as_str()
-                            && b.get("condition").is_none_or(|c| c.is_null())
-                            && b["members"]
-                                .as_array()
-                                .is_some_and(|m| m.iter().any(|m| m == grant.member.as_str()))
-                    })
-                })
+                !policy
+                    .as_ref()
+                    .is_some_and(|p| p.holds(&grant.role, &grant.member))
             })
             .collect();
         if missing.is_empty() {

@@ -68,12 +68,19 @@ pub fn flag(cx: &StepContext, name: &str, default: bool) -> Result<bool, StepErr
 /// doing ("reading custom role X"), so the message stands alone.
 pub fn classify(cloud: &Cloud, doing: &str, error: GcpError) -> StepError {
     let delay = error.retry_delay.map(|d| cloud.scaled(d));
+    if error.is_service_never_enabled() {
+        // DISABLED in Service Usage: nothing enabled it, so waiting cannot help.
+        let service = error.error_info("service").unwrap_or("the API");
+        let consumer = error.error_info("consumer").unwrap_or("the project");
+        let project = consumer.strip_prefix("projects/").unwrap_or(consumer);
+        return StepError::permanent(format!(
+            "{doing}: {service} is not enabled in {consumer} (SERVICE_DISABLED, and Service Usage \
+             reports it DISABLED). Enable it: add it to the plan's `gcp.services` step, or run \
+             `gcloud services enable {service} --project {project}`; then resume"
+        ));
+    }
     if error.is_service_disabled() {
-        let service = error
-            .details
-            .iter()
-            .find_map(|d| d["metadata"]["service"].as_str())
-            .unwrap_or("the API");
+        let service = error.error_info("service").unwrap_or("the API");
         return StepError::NotYet {
             message: format!(
                 "{doing}: {service} is not usable in the project yet (SERVICE_DISABLED; it takes minutes \

@@ -24,8 +24,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
     StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, PostRetry, Resource};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, optional_text, read_optional, strings, text};
 
@@ -247,7 +248,7 @@ impl CustomConstraint {
         }
         let client = self.cloud.client().await?;
         client
-            .patch(&Api::OrgPolicy, &wanted.path(), &wanted.body())
+            .patch_as::<Resource>(&Api::OrgPolicy, &wanted.path(), &wanted.body())
             .await
             .map_err(|e| {
                 classify(
@@ -293,6 +294,24 @@ impl StepKind for CustomConstraint {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("organization", &checks::number)
+            .string("constraint_id", &check_constraint_id)
+            .string("mode", &checks::one_of(&["egress", "ingress"]))
+            .each("allowed_gateways", &check_gateway)
+            // Org Policy: display name ≤ 200 characters, description ≤ 2,000.
+            .string(
+                "display_name",
+                &checks::max_chars(200, "a custom constraint display name"),
+            )
+            .string(
+                "description",
+                &checks::max_chars(2000, "a custom constraint description"),
+            )
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let wanted = Wanted::from(cx)?;
         let name = wanted.name();
@@ -326,7 +345,7 @@ impl StepKind for CustomConstraint {
         }
         let client = self.cloud.client().await?;
         let created = client
-            .post(
+            .post_as::<Resource>(
                 &Api::OrgPolicy,
                 &format!("v2/organizations/{}/customConstraints", wanted.organization),
                 &wanted.body(),

@@ -39,8 +39,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, GcpClient, GcpError, OperationFamily, PostRetry};
+use sluice_gcp::{Api, GcpClient, GcpError, Operation, OperationFamily, Page, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, optional_text, text, Reading};
 
@@ -292,7 +293,7 @@ impl ReasoningEngine {
             if let Some(token) = &token {
                 page_path.push_str(&format!("&pageToken={}", encode(token)));
             }
-            let Some(page) = reading.tolerate(client.get(&wanted.api(), &page_path).await)? else {
+            let Some(page) = reading.tolerate(client.get_as::<Page>(&wanted.api(), &page_path).await)? else {
                 return Ok(None);
             };
             items.extend(page[key].as_array().into_iter().flatten().cloned());
@@ -458,14 +459,9 @@ impl ReasoningEngine {
     }
 
     /// The operation a create or patch answered: waited on, or its result if it is done.
-    fn started(&self, wanted: &Wanted, answer: &Value) -> Result<Applied, StepError> {
-        let operation = answer["name"].as_str().unwrap_or_default();
-        if answer["done"] == true || operation.is_empty() {
-            return match common::finished(
-                &self.cloud,
-                sluice_gcp::Operation::from_json(answer)
-                    .map_err(|e| classify(&self.cloud, "reading the operation's answer", e))?,
-            ) {
+    fn started(&self, wanted: &Wanted, operation: Operation) -> Result<Applied, StepError> {
+        if operation.done {
+            return match common::finished(&self.cloud, operation) {
                 Ok(response) => Ok(Applied::Done(outputs_of(&response))),
                 Err(PollOutcome::Failed(error)) => Err(error),
                 Err(_) => Err(StepError::retryable(
@@ -473,7 +469,10 @@ impl ReasoningEngine {
                 )),
             };
         }
-        Ok(Applied::Started(common::handle(&wanted.family(), operation)))
+        Ok(Applied::Started(common::handle(
+            &wanted.family(),
+            &operation.name,
+        )))
     }
 
     /// Switches an existing engine to agent identity (dropping any service account, which agent
@@ -496,7 +495,7 @@ impl ReasoningEngine {
         let client = self.cloud.client().await?;
         let doing = format!("giving reasoning engine {name} agent identity");
         let answer = client
-            .patch(
+            .patch_as::<Operation>(
                 &wanted.api(),
                 &format!("v1/{name}?updateMask={}", encode(&mask.join(","))),
                 &body,
@@ -517,7 +516,7 @@ impl ReasoningEngine {
                 }
                 self.refusal(wanted, &doing, e)
             })?;
-        self.started(wanted, &answer)
+        self.started(wanted, answer)
     }
 }
 
@@ -585,6 +584,24 @@ impl StepKind for ReasoningEngine {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("region", &checks::region)
+            .string(
+                "display_name",
+                &checks::max_chars(128, "a Vertex AI display name"),
+            )
+            .string("egress_gateway", &crate::constraint::check_gateway)
+            .string("ingress_gateway", &crate::constraint::check_gateway)
+            .string("package.pickle_object_gcs_uri", &checks::gcs_uri)
+            .string("package.dependency_files_gcs_uri", &checks::gcs_uri)
+            .string("package.requirements_gcs_uri", &checks::gcs_uri)
+            .string("package.python_version", &checks::python_version)
+            .string("python_version", &checks::python_version)
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let wanted = Wanted::from(cx)?;
         // Parameters are checked before anything is reported as a change.
@@ -624,8 +641,8 @@ impl StepKind for ReasoningEngine {
         }
         let body = self.body(cx, &wanted)?;
         let client = self.cloud.client().await?;
-        let answer = client
-            .post(
+        let operation = client
+            .post_as::<Operation>(
                 &wanted.api(),
                 &format!("v1/{}/reasoningEngines", wanted.parent()),
                 &body,
@@ -640,7 +657,7 @@ impl StepKind for ReasoningEngine {
                     e,
                 )
             })?;
-        self.started(&wanted, &answer)
+        self.started(&wanted, operation)
     }
 
     fn poll_policy(&self) -> Option<PollPolicy> {

@@ -19,8 +19,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, flag, optional_text, text, Reading};
 
@@ -130,7 +131,7 @@ impl AgentGateway {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
             let page = reading
-                .tolerate(client.get(&Api::NetworkServices, &path).await)
+                .tolerate(client.get_as::<Page>(&Api::NetworkServices, &path).await)
                 .map_err(|e| {
                     classify(
                         &self.cloud,
@@ -231,6 +232,19 @@ impl StepKind for AgentGateway {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("region", &checks::region)
+            .string("gateway_id", &checks::resource_id)
+            .string("mode", &checks::one_of(&["egress", "ingress"]))
+            .string(
+                "description",
+                &checks::max_chars(1024, "an Agent Gateway description"),
+            )
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let wanted = Wanted::from(cx)?;
         let found = self.find(cx, &wanted, Reading::Observe).await?;
@@ -263,7 +277,7 @@ impl StepKind for AgentGateway {
         );
         let name = wanted.name();
         match client
-            .post(
+            .post_as::<Operation>(
                 &Api::NetworkServices,
                 &path,
                 &wanted.body(),
@@ -272,16 +286,11 @@ impl StepKind for AgentGateway {
             )
             .await
         {
-            Ok(answer) => {
-                let operation = answer["name"].as_str().unwrap_or_default();
-                if answer["done"] == true || operation.is_empty() {
-                    return Ok(Applied::Done(wanted.outputs(&name, false)));
-                }
-                Ok(Applied::Started(common::handle(
-                    &OperationFamily::NetworkServices,
-                    operation,
-                )))
-            }
+            Ok(operation) if operation.done => Ok(Applied::Done(wanted.outputs(&name, false))),
+            Ok(operation) => Ok(Applied::Started(common::handle(
+                &OperationFamily::NetworkServices,
+                &operation.name,
+            ))),
             Err(e) if e.is_already_exists() => {
                 // A create whose answer was lost: adopt what it made.
                 match self.find(cx, &wanted, Reading::Apply).await? {

@@ -17,8 +17,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
     StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, Operation, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, text};
 
@@ -74,6 +75,13 @@ impl StepKind for ServiceIdentity {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("project_number", &checks::number)
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let project = text(cx, "project")?;
         let number = cx.u64_param("project_number", 0)?.to_string();
@@ -84,15 +92,8 @@ impl StepKind for ServiceIdentity {
         );
         let policy = self.cloud.client().await?.project_policy(project).await;
         let policy = absent_if_disabled(policy)
-            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?
-            .unwrap_or_default();
-        let known = policy["bindings"].as_array().is_some_and(|bindings| {
-            bindings.iter().any(|b| {
-                b["members"]
-                    .as_array()
-                    .is_some_and(|m| m.iter().any(|m| m.as_str() == Some(agent.as_str())))
-            })
-        });
+            .map_err(|e| classify(&self.cloud, &format!("reading the IAM policy of {project}"), e))?;
+        let known = policy.is_some_and(|p| p.bindings.iter().any(|b| b.members.contains(&agent)));
         Ok(if known {
             Observation::Converged(outputs)
         } else {
@@ -110,7 +111,7 @@ impl StepKind for ServiceIdentity {
             .cloud
             .client()
             .await?
-            .post(
+            .post_as::<Operation>(
                 &Api::ServiceUsage,
                 &format!(
                     "v1beta1/projects/{project}/services/aiplatform.googleapis.com:generateServiceIdentity"
@@ -126,15 +127,25 @@ impl StepKind for ServiceIdentity {
                     e,
                 )
             })?;
-        // Done when returned (`finished.DONE_OPERATION`): never polled.
-        if let Some(email) = answer["response"]["email"].as_str() {
-            let expected = emails(&number);
-            if expected["aiplatform_agent"] != email {
-                return Err(StepError::permanent(format!(
-                    "generateServiceIdentity answered {email}, not the agent of project number {number}: \
-                     is `project_number` the number of `{project}`?"
-                )));
-            }
+        // Done when returned (`finished.DONE_OPERATION`): never polled. An answer without the
+        // agent's email is a bad answer, not a generated agent: the call is made again.
+        let email = answer
+            .response
+            .as_ref()
+            .and_then(|r| r["email"].as_str())
+            .filter(|_| answer.done);
+        let Some(email) = email else {
+            return Err(StepError::retryable(format!(
+                "generateServiceIdentity for {project} answered no service agent email (a bad answer); \
+                 calling it again"
+            )));
+        };
+        let expected = emails(&number);
+        if expected["aiplatform_agent"] != email {
+            return Err(StepError::permanent(format!(
+                "generateServiceIdentity answered {email}, not the agent of project number {number}: \
+                 is `project_number` the number of `{project}`?"
+            )));
         }
         Ok(Applied::Done(emails(&number)))
     }

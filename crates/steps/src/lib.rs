@@ -36,6 +36,7 @@
 
 mod archive;
 mod bindings;
+mod checks;
 mod cloud;
 mod common;
 mod constraint;

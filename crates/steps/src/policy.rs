@@ -27,8 +27,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, PostRetry, Resource};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, flag, read_optional, text};
 
@@ -180,7 +181,7 @@ impl OrgPolicy {
         }
         let client = self.cloud.client().await?;
         client
-            .patch(&Api::OrgPolicy, &wanted.path(), &body)
+            .patch_as::<Resource>(&Api::OrgPolicy, &wanted.path(), &body)
             .await
             .map_err(|e| {
                 // A stale etag answers 409 ABORTED, which `classify` makes retryable: the step
@@ -231,6 +232,13 @@ impl StepKind for OrgPolicy {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("parent", &check_parent)
+            .string("constraint", &check_constraint)
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let wanted = Wanted::from(cx)?;
         let name = wanted.name();
@@ -265,7 +273,7 @@ impl StepKind for OrgPolicy {
         let client = self.cloud.client().await?;
         let body = json!({ "name": name, "spec": wanted.spec() });
         let created = client
-            .post(
+            .post_as::<Resource>(
                 &Api::OrgPolicy,
                 &format!("v2/{}/policies", wanted.parent),
                 &body,

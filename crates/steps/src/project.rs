@@ -14,6 +14,7 @@ use sluice_engine::{
 };
 use sluice_gcp::Api;
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, number_of, text};
 
@@ -48,6 +49,12 @@ impl StepKind for Project {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let project = text(cx, "project")?;
         let client = self.cloud.client().await?;
@@ -69,9 +76,11 @@ impl StepKind for Project {
             Err(e) => return Err(self.failure(project, e)),
         };
         let name = found["name"].as_str().unwrap_or_default();
+        // Every project has a number: an answer without one is a bad answer, read again.
         let number = number_of(name).ok_or_else(|| {
-            StepError::permanent(format!(
-                "project `{project}`: the answer names no number ({name:?})"
+            StepError::retryable(format!(
+                "project `{project}`: the answer names no project number ({:?}); reading again",
+                sluice_gcp::bounded(name, 100)
             ))
         })?;
         Ok(Observation::Converged(Outputs::from([

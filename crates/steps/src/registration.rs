@@ -27,8 +27,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, Operation, Page, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{absent_if_disabled, classify, encode, key_token, optional_text, text};
 
@@ -159,13 +160,14 @@ impl AgentRegistration {
             if let Some(token) = &token {
                 path.push_str(&format!("&pageToken={}", encode(token)));
             }
-            let page = absent_if_disabled(client.get(&Api::AgentRegistry, &path).await).map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("listing the agents of {}", wanted.parent()),
-                    e,
-                )
-            })?;
+            let page =
+                absent_if_disabled(client.get_as::<Page>(&Api::AgentRegistry, &path).await).map_err(|e| {
+                    classify(
+                        &self.cloud,
+                        &format!("listing the agents of {}", wanted.parent()),
+                        e,
+                    )
+                })?;
             // A disabled API has nothing in it (see `absent_if_disabled`).
             let Some(page) = page else {
                 return Ok(None);
@@ -230,7 +232,8 @@ impl AgentRegistration {
             wanted.engine
         );
         match client
-            .post(&Api::AgentRegistry, &path, &body, PostRetry::Safe)
+            // An answer that is not an operation is a retried BAD_RESPONSE, not a registration.
+            .post_as::<Operation>(&Api::AgentRegistry, &path, &body, PostRetry::Safe)
             .await
         {
             Ok(_) => Ok(()),
@@ -272,6 +275,27 @@ impl StepKind for AgentRegistration {
             ],
             outputs: vec!["agent", "source"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("region", &checks::region)
+            .string("service_id", &|id: &str| {
+                valid_service_id(id).then_some(()).ok_or_else(|| {
+                    format!(
+                        "`{}` is not an Agent Registry service id: 4-63 of [a-z0-9-]",
+                        sluice_gcp::bounded(id, 80)
+                    )
+                })
+            })
+            // Agent Registry: "Can have a maximum length of `63` characters."
+            .string(
+                "display_name",
+                &checks::max_chars(63, "an Agent Registry display name"),
+            )
+            .string("wait_for_automatic", &checks::duration)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {

@@ -15,8 +15,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
     StepError, StepKind,
 };
-use sluice_gcp::{Api, GcpError, PostRetry};
+use sluice_gcp::{Api, GcpError, PostRetry, Role};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{classify, optional_text, strings, text, Reading};
 
@@ -73,11 +74,8 @@ impl Wanted {
         Outputs::from([("name".to_string(), json!(self.name()))])
     }
     /// What differs in a live role, for a person; empty when it matches.
-    fn differences(&self, role: &Value) -> Vec<String> {
-        let have: BTreeSet<String> = role["includedPermissions"]
-            .as_array()
-            .map(|p| p.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+    fn differences(&self, role: &Role) -> Vec<String> {
+        let have: BTreeSet<String> = role.included_permissions.iter().cloned().collect();
         let mut out = Vec::new();
         let missing: Vec<_> = self.permissions.difference(&have).cloned().collect();
         let extra: Vec<_> = have.difference(&self.permissions).cloned().collect();
@@ -87,7 +85,7 @@ impl Wanted {
         if !extra.is_empty() {
             out.push(format!("remove {}", extra.join(", ")));
         }
-        if role["title"].as_str().unwrap_or_default() != self.title {
+        if role.title != self.title {
             out.push("set the title".into());
         }
         out
@@ -104,15 +102,15 @@ impl Wanted {
 
 enum Found {
     Missing,
-    Deleted(Value),
-    Live(Value),
+    Deleted(Role),
+    Live(Role),
 }
 
 impl CustomRole {
     async fn read(&self, wanted: &Wanted, reading: Reading) -> Result<Found, StepError> {
         let client = self.cloud.client().await?;
-        match reading.tolerate(client.get(&Api::Iam, &wanted.path()).await) {
-            Ok(Some(role)) if role["deleted"] == true => Ok(Found::Deleted(role)),
+        match reading.tolerate(client.get_as::<Role>(&Api::Iam, &wanted.path()).await) {
+            Ok(Some(role)) if role.deleted => Ok(Found::Deleted(role)),
             Ok(Some(role)) => Ok(Found::Live(role)),
             Ok(None) => Ok(Found::Missing),
             Err(e) if e.is_not_found() => Ok(Found::Missing),
@@ -124,9 +122,9 @@ impl CustomRole {
         }
     }
 
-    async fn patch(&self, wanted: &Wanted, role: &Value) -> Result<Value, GcpError> {
+    async fn patch(&self, wanted: &Wanted, role: &Role) -> Result<Role, GcpError> {
         let mut body = wanted.body();
-        body["etag"] = role["etag"].clone();
+        body["etag"] = json!(role.etag);
         let path = format!(
             "{}?updateMask=title,description,includedPermissions,stage",
             wanted.path()
@@ -136,7 +134,7 @@ impl CustomRole {
             .client()
             .await
             .map_err(|e| GcpError::config(e.to_string()))?;
-        client.patch(&Api::Iam, &path, &body).await
+        client.patch_as(&Api::Iam, &path, &body).await
     }
 }
 
@@ -158,6 +156,16 @@ impl StepKind for CustomRole {
             ],
             outputs: vec!["name"],
         }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .string("role_id", &checks::role_id)
+            // IAM: "Typically this is limited to 100 UTF-8 bytes."
+            .string("title", &checks::max_chars(100, "an IAM role title"))
+            .each("permissions", &checks::permission)
+            .done()
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
@@ -198,8 +206,10 @@ impl StepKind for CustomRole {
         let role = match self.read(&wanted, Reading::Apply).await? {
             Found::Missing => {
                 let body = json!({ "roleId": wanted.role_id, "role": wanted.body() });
+                // The answer must be the role (name, etag): anything else is a bad response,
+                // retried, never taken for a created role.
                 let created = client
-                    .post(
+                    .post_as::<Role>(
                         &Api::Iam,
                         &format!("v1/projects/{}/roles", wanted.project),
                         &body,
@@ -231,10 +241,10 @@ impl StepKind for CustomRole {
             }
             Found::Deleted(role) => {
                 let undeleted = client
-                    .post(
+                    .post_as::<Role>(
                         &Api::Iam,
                         &format!("{}:undelete", wanted.path()),
-                        &json!({ "etag": role["etag"] }),
+                        &json!({ "etag": role.etag }),
                         PostRetry::Safe,
                     )
                     .await

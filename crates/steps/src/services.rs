@@ -13,8 +13,9 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, OperationFamily, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
 
+use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, strings, text};
 
@@ -37,8 +38,9 @@ impl Services {
                 .map(|s| format!("names=projects/{project}/services/{s}"))
                 .collect();
             let path = format!("v1/projects/{project}/services:batchGet?{}", names.join("&"));
+            // A batchGet answer is a page of services: `{"done":false}` is not "none enabled".
             let answer = client
-                .get(&Api::ServiceUsage, &path)
+                .get_as::<Page>(&Api::ServiceUsage, &path)
                 .await
                 .map_err(|e| classify(&self.cloud, &format!("reading the APIs of project {project}"), e))?;
             let states = answer["services"].as_array().cloned().unwrap_or_default();
@@ -78,6 +80,13 @@ impl StepKind for Services {
         }
     }
 
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("project", &checks::project_id)
+            .each("services", &checks::service_name)
+            .done()
+    }
+
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let project = text(cx, "project")?;
         let wanted = strings(cx, "services")?;
@@ -102,8 +111,9 @@ impl StepKind for Services {
         let Some(chunk) = disabled.chunks(20).next() else {
             return Ok(Applied::Done(outputs(project, &wanted)));
         };
-        let answer = client
-            .post(
+        // An answer that is not an operation (no name) is a retried BAD_RESPONSE, never "done".
+        let operation = client
+            .post_as::<Operation>(
                 &Api::ServiceUsage,
                 &format!("v1/projects/{project}/services:batchEnable"),
                 &json!({ "serviceIds": chunk }),
@@ -111,13 +121,12 @@ impl StepKind for Services {
             )
             .await
             .map_err(|e| classify(&self.cloud, &format!("enabling APIs in {project}"), e))?;
-        let name = answer["name"].as_str().unwrap_or_default();
-        if answer["done"] == true || name.is_empty() {
+        if operation.done {
             return Ok(Applied::Done(outputs(project, &wanted)));
         }
         Ok(Applied::Started(common::handle(
             &OperationFamily::ServiceUsage,
-            name,
+            &operation.name,
         )))
     }
 

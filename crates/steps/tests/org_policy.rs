@@ -26,6 +26,7 @@ fn plan() -> Value {
 
 fn vars(gateways: &[&str]) -> Vec<(&'static str, Value)> {
     vec![
+        ("project", json!("sluice-demo")),
         ("organization", json!(ORG)),
         ("policy_parent", json!("projects/sluice-demo")),
         ("egress_gateways", json!(gateways)),

@@ -405,7 +405,9 @@ async fn schedule(
                    waiting_on: &mut Vec<usize>,
                    ready: &mut BinaryHeap<(usize, Reverse<usize>)>,
                    blocked: &Vec<bool>| {
-        for &d in graph.dependents(i) {
+        // A dependent already final (skipped by `when` at creation) is neither counted nor
+        // launched.
+        for &d in graph.dependents(i).iter().filter(|&&d| !is_final[d]) {
             waiting_on[d] -= 1;
             if waiting_on[d] == 0 && !blocked[d] {
                 ready.push((graph.priority(d), Reverse(d)));

@@ -45,6 +45,20 @@ pub async fn start(mut config: EmulatorConfig, services: &[&str], client_scale: 
     }
 }
 
+/// Starts enabling IAM in the demo project (`services/iam.googleapis.com:enable`); returns
+/// the operation as answered.
+pub async fn enable_iam(client: &GcpClient) -> Value {
+    client
+        .post(
+            &sluice_gcp::Api::ServiceUsage,
+            &format!("v1/projects/{PROJECT}/services/iam.googleapis.com:enable"),
+            &json!({}),
+            sluice_gcp::PostRetry::Safe,
+        )
+        .await
+        .unwrap()
+}
+
 impl Admin {
     pub async fn advance(&self, seconds: f64) {
         let response = self
