@@ -123,6 +123,7 @@ fn a_deploy_failing_after_its_step_timed_out_never_yields_a_success_without_an_e
 /// Runs the admin's allowlist plan with `gateways` and lets the policy come into force.
 fn allowlist(cloud: &Cloud, admin: &Sandbox, gateways: &str) {
     let vars = [
+        "project=sluice-demo".to_string(),
         "organization=123456789012".to_string(),
         "policy_parent=projects/sluice-demo".to_string(),
         format!("egress_gateways={gateways}"),
