@@ -147,13 +147,14 @@ async fn a_refused_connection_is_a_transport_error_retried_even_for_an_unsafe_po
     assert_eq!(error.url, "/v1/projects/p/roles");
 }
 
-/// A call the server never answers ends after the client's timeout, which follows the time
-/// scale (300 s emulated, at least 2 s real), instead of a fixed 300 s of real time.
+/// A call the server holds far beyond the client's scaled timeout (300 s emulated at 1,000×:
+/// 2 s real, the floor) ends with a timeout instead of waiting on a fixed 300 s of real time:
+/// here the emulator, in real time, stalls the call for 30 s, which the old client waited out.
 #[tokio::test]
 async fn a_stalled_call_times_out_on_the_scaled_clock_not_after_300_real_seconds() {
     let config = EmulatorConfig {
         time_scale: 1.0,
-        latency_ms: 3_600_000.0,
+        latency_ms: 30_000.0,
         ..EmulatorConfig::default()
     };
     let env = start(config, &[], 0.001).await;
