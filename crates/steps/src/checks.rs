@@ -169,11 +169,36 @@ pub fn duration(text: &str) -> Result<(), String> {
 
 /// A Cloud Storage object URI: `gs://BUCKET/OBJECT`.
 pub fn gcs_uri(uri: &str) -> Result<(), String> {
-    let ok = uri
-        .strip_prefix("gs://")
-        .and_then(|rest| rest.split_once('/'))
-        .is_some_and(|(bucket, object)| (3..=222).contains(&bucket.len()) && !object.is_empty());
-    verdict(ok, uri, "a Cloud Storage object URI: write gs://BUCKET/OBJECT")
+    let Some((bucket, object)) = uri.strip_prefix("gs://").and_then(|rest| rest.split_once('/')) else {
+        return verdict(false, uri, "a Cloud Storage object URI: write gs://BUCKET/OBJECT");
+    };
+    if object.is_empty() {
+        return verdict(
+            false,
+            uri,
+            "a Cloud Storage object URI: name an object after the bucket, gs://BUCKET/OBJECT",
+        );
+    }
+    // Cloud Storage bucket names: 3 to 63 characters (222 with dots), lowercase letters,
+    // digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+    let limit = if bucket.contains('.') { 222 } else { 63 };
+    let edges = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = (3..=limit).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && edges(bucket.bytes().next())
+        && edges(bucket.bytes().last());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` names the bucket `{}`, which is not a Cloud Storage bucket name: 3 to {limit} \
+             lowercase letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+            shown(uri),
+            shown(bucket)
+        ))
+    }
 }
 
 /// A Python version the runtime offers, written `3.N`.
@@ -290,6 +315,15 @@ mod tests {
         assert!(resource_id("agent-egress").is_ok() && resource_id("Agent").is_err());
         assert!(gcs_uri("gs://agents/agent.pkl").is_ok() && gcs_uri("https://x/y").is_err());
         assert!(gcs_uri("gs://bucket").is_err(), "an object is needed");
+        let short = gcs_uri("gs://a/agent.pkl").unwrap_err();
+        assert!(
+            short.contains("bucket `a`") && short.contains("3 to 63"),
+            "{short}"
+        );
+        assert!(
+            gcs_uri("gs://Agents/agent.pkl").is_err(),
+            "no capitals in bucket names"
+        );
         assert!(python_version("3.12").is_ok() && python_version("python3").is_err());
         assert!(duration("5m").is_ok() && duration("forever").is_err());
         assert!(iam_role("projects/sluice-demo/roles/agentGatewayUser").is_ok());
