@@ -26,7 +26,12 @@ const AGENT_RE: &str = "serviceAccount:service-100000000001@gcp-sa-aiplatform-re
 /// plan and variables, alternately), and checks the world. Returns whether the run reached the
 /// point (a step that only observes never reaches after-intent).
 fn crash_and_continue(step: &str, point: &str, by_resume: bool) -> bool {
-    let cloud = Cloud::start();
+    let mut config = support::config();
+    // Agent Runtime's automatic registration comes 250 emulated seconds (250 ms here) after the
+    // deploy, not 60: `registration` must first observe it missing to reach its crash points,
+    // and 60 ms is within what a loaded machine takes between the two steps.
+    config.delays.registry_agent = 250.0;
+    let cloud = Cloud::start_with(config);
     let sandbox = Sandbox::new();
     let reached = run_and_kill_at(cloud.command(&sandbox, "run", PLAN, &EGRESS_VARS), step, point);
     let resumed = if by_resume {
