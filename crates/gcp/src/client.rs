@@ -303,13 +303,7 @@ impl GcpClient {
         attempt: u32,
         token: &crate::options::Secret,
     ) -> Result<Value, (GcpError, bool)> {
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-            (
-                GcpError::config("the access token is not a valid header value"),
-                false,
-            )
-        })?;
-        bearer.set_sensitive(true);
+        let bearer = token.bearer().map_err(|error| (error, false))?;
         let mut request = self
             .inner
             .http

@@ -86,6 +86,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `Authorization: Bearer …` with this token, marked sensitive so it is never logged.
+    pub(crate) fn bearer(&self) -> Result<reqwest::header::HeaderValue, GcpError> {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.0))
+            .map_err(|_| GcpError::config("the access token is not a valid header value"))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -166,9 +166,7 @@ pub(crate) fn fetch<'a>(
 
 /// `generateAccessToken` with `source` as the bearer: `{accessToken, expireTime}`.
 async fn impersonate(http: &reqwest::Client, source: &Secret, target: &Impersonation) -> Fetched {
-    let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", source.expose()))
-        .map_err(|_| GcpError::config("the source access token is not a valid header value"))?;
-    bearer.set_sensitive(true);
+    let bearer = source.bearer()?;
     let body = json!({
         "scope": [SCOPE],
         "lifetime": format!("{}s", IMPERSONATED_LIFETIME.as_secs()),
