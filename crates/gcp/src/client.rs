@@ -13,7 +13,7 @@ use crate::answers::{bounded, Answer};
 use crate::auth::{Setup, TokenSource};
 use crate::error::GcpError;
 use crate::iam::{Coalescer, IamHook};
-use crate::options::{check_endpoint, Api, ClientOptions, RetryConfig};
+use crate::options::{check_endpoint, Api, ClientOptions, RetryConfig, Secret};
 use crate::retry::Retry;
 
 /// Whether a POST may be sent again after it may have reached the server.
@@ -254,7 +254,7 @@ impl GcpClient {
                 Err(failure) => failure,
             };
             if !(error.is_retryable() && (safe || !reached)) {
-                return Err(self.with_service_state(api, error).await);
+                return Err(self.with_service_state(api, error, &token).await);
             }
             match retry.next_delay(error.retry_delay) {
                 Some(delay) => {
@@ -268,8 +268,9 @@ impl GcpClient {
 
     /// A `SERVICE_DISABLED` error completed with the state (`ENABLED` / `DISABLED`) Service
     /// Usage reports for the API it names, in its consumer project (one read, not retried;
-    /// left `None` when it cannot be read). Other errors are returned as they are.
-    async fn with_service_state(&self, api: &Api, mut error: GcpError) -> GcpError {
+    /// left `None` when it cannot be read), with the token of the call that failed. Other
+    /// errors are returned as they are.
+    async fn with_service_state(&self, api: &Api, mut error: GcpError, token: &Secret) -> GcpError {
         if !error.is_service_disabled() || *api == Api::ServiceUsage {
             return error;
         }
@@ -279,11 +280,8 @@ impl GcpClient {
         };
         let shown = format!("/v1/{consumer}/services/{service}");
         let url = format!("{}{shown}", self.base_url(&Api::ServiceUsage));
-        let Ok(token) = self.inner.tokens.token().await else {
-            return error;
-        };
         if let Ok(answer) = self
-            .attempt(&Method::GET, &url, &shown, None, None, 1, &token)
+            .attempt(&Method::GET, &url, &shown, None, None, 1, token)
             .await
         {
             error.service_state = answer["state"].as_str().map(str::to_string);
@@ -301,7 +299,7 @@ impl GcpClient {
         body: Option<&Value>,
         timeout: Option<Duration>,
         attempt: u32,
-        token: &crate::options::Secret,
+        token: &Secret,
     ) -> Result<Value, (GcpError, bool)> {
         let bearer = token.bearer().map_err(|error| (error, false))?;
         let mut request = self
