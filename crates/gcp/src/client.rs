@@ -322,8 +322,7 @@ impl GcpClient {
             Err(error) => {
                 tracing::debug!(method = %method, path = %shown, attempt, status = "TRANSPORT", "call failed");
                 let reached = !error.is_connect();
-                let host = crate::auth::host_of(url);
-                return Err((transport_error(shown, &host, error), reached));
+                return Err((transport_error(shown, url, error), reached));
             }
         };
         let status = response.status().as_u16();
@@ -360,12 +359,14 @@ impl GcpClient {
 
 /// The error of a request that got no answer. A certificate the client does not trust is not
 /// a transport hiccup: it is final (status `TLS`), and the message names the host and the fix.
-/// Anything else is `TRANSPORT` (retryable).
-pub(crate) fn transport_error(shown: &str, host: &str, error: reqwest::Error) -> GcpError {
+/// Anything else is `TRANSPORT` (retryable). `shown` is what the error names (the path), `url`
+/// the URL called.
+pub(crate) fn transport_error(shown: &str, url: &str, error: reqwest::Error) -> GcpError {
     let text = describe(error);
     if !text.contains("invalid peer certificate") {
         return GcpError::transport(shown, text);
     }
+    let host = host_of(url);
     let why = if text.contains("UnknownIssuer") {
         format!(
             "the TLS certificate of {host} is not trusted: its issuer is not a certificate authority \
@@ -381,6 +382,18 @@ pub(crate) fn transport_error(shown: &str, host: &str, error: reqwest::Error) ->
         ..GcpError::config("")
     }
     .with_status("TLS", format!("{why} ({text})"))
+}
+
+/// `host[:port]` of a URL (empty when it has none).
+pub(crate) fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| String::new(),
+        |u| match (u.host_str(), u.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => String::new(),
+        },
+    )
 }
 
 /// A transport error and its causes, without the URL (the caller has the path).

@@ -24,7 +24,7 @@ use reqwest::header::AUTHORIZATION;
 use serde_json::{json, Value};
 
 use super::SCOPE;
-use crate::client::transport_error;
+use crate::client::{host_of, transport_error};
 use crate::error::GcpError;
 use crate::options::Secret;
 
@@ -242,7 +242,7 @@ async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Value, GcpE
 
 /// The body of a 2xx answer; any other answer, or none, as a classified error.
 async fn answer_of(url: &str, request: reqwest::RequestBuilder, what: &str) -> Result<Vec<u8>, GcpError> {
-    let failed = |error| transport_error(&path_of(url), &host_of(url), error);
+    let failed = |error| transport_error(&path_of(url), url, error);
     let response = request.timeout(REQUEST_TIMEOUT).send().await.map_err(failed)?;
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(failed)?;
@@ -349,17 +349,6 @@ pub(crate) fn shown(url: &str) -> String {
 
 fn path_of(url: &str) -> String {
     reqwest::Url::parse(url).map_or_else(|_| String::new(), |u| u.path().to_string())
-}
-
-pub(crate) fn host_of(url: &str) -> String {
-    reqwest::Url::parse(url).map_or_else(
-        |_| String::new(),
-        |u| match (u.host_str(), u.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            _ => String::new(),
-        },
-    )
 }
 
 #[cfg(test)]

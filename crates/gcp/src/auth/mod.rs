@@ -25,7 +25,7 @@ use crate::options::{Credentials, RetryConfig, Secret};
 use crate::retry::Retry;
 
 pub(crate) use adc::Found;
-pub(crate) use flows::{host_of, Flow};
+pub(crate) use flows::Flow;
 
 /// The only OAuth scope Sluice asks for.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
