@@ -174,14 +174,8 @@ async fn impersonate(http: &reqwest::Client, source: &Secret, target: &Impersona
     });
     let request = http.post(&target.url).header(AUTHORIZATION, bearer).json(&body);
     let answer = send(&target.url, request).await?;
-    match answer["accessToken"].as_str() {
-        Some(token) if !token.is_empty() => Ok((Secret::new(token), IMPERSONATED_LIFETIME)),
-        _ => Err(GcpError::bad_response(
-            &path_of(&target.url),
-            Some(200),
-            format!("{} answered without an accessToken", shown(&target.url)),
-        )),
-    }
+    let token = token_field(&target.url, &answer, "accessToken")?;
+    Ok((token, IMPERSONATED_LIFETIME))
 }
 
 /// The subject token of an `external_account`, from its file or URL.
@@ -288,21 +282,24 @@ pub(crate) fn refusal_or_retry(url: &str, status: u16, body: &[u8], what: &str) 
 
 /// `{access_token, expires_in}` from an OAuth2 answer.
 fn oauth_token(url: &str, answer: &Value) -> Fetched {
-    let token = answer["access_token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            GcpError::bad_response(
-                &path_of(url),
-                Some(200),
-                format!("{} answered without an access_token", shown(url)),
-            )
-        })?;
+    let token = token_field(url, answer, "access_token")?;
     let lifetime = answer["expires_in"]
         .as_u64()
         .or_else(|| answer["expires_in"].as_str().and_then(|s| s.parse().ok()))
         .unwrap_or(3600);
-    Ok((Secret::new(token), Duration::from_secs(lifetime)))
+    Ok((token, Duration::from_secs(lifetime)))
+}
+
+/// The token in `answer`'s string field `name`; an answer without one is a `BAD_RESPONSE`.
+fn token_field(url: &str, answer: &Value, name: &str) -> Result<Secret, GcpError> {
+    match answer[name].as_str() {
+        Some(token) if !token.is_empty() => Ok(Secret::new(token)),
+        _ => Err(GcpError::bad_response(
+            &path_of(url),
+            Some(200),
+            format!("{} answered without an {name}", shown(url)),
+        )),
+    }
 }
 
 /// The JWT a service account trades for a token: RS256 over `header.claims`.
