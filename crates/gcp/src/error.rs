@@ -109,11 +109,7 @@ impl GcpError {
             .and_then(|v| v.get("error"))
             .filter(|e| e.is_object());
         let Some(error) = envelope else {
-            let text = String::from_utf8_lossy(body);
-            let mut snippet: String = text.chars().take(200).collect();
-            if text.chars().count() > 200 {
-                snippet.push('…');
-            }
+            let snippet = crate::answers::bounded(&String::from_utf8_lossy(body), 200);
             return GcpError {
                 http_status: Some(http_status),
                 status: status_of_http(http_status).to_string(),
