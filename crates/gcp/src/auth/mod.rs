@@ -108,9 +108,8 @@ impl TokenSource {
             mut flow,
             mut described,
             quota_project,
-            first_token,
+            mut first_token,
         } = found;
-        let mut first_token = first_token;
         if let Some(account) = setup.impersonate {
             let email = account.split_once('@');
             if !email.is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
