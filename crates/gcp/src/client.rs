@@ -83,16 +83,12 @@ impl GcpClient {
             ))
             .build()
             .map_err(|e| GcpError::config(format!("cannot build the HTTP client: {e}")))?;
-        let iam_credentials_base = match &endpoint {
-            Some(endpoint) => endpoint.clone(),
-            None => Api::IamCredentials.google_base_url(),
-        };
         let setup = Setup {
             http: &http,
             retry: &options.retry,
             scale: options.time_scale,
             metadata_timeout: options.metadata_timeout,
-            iam_credentials_base,
+            iam_credentials_base: Api::IamCredentials.base_url(endpoint.as_deref()),
             impersonate: options
                 .impersonate_service_account
                 .as_deref()
@@ -128,10 +124,7 @@ impl GcpClient {
     /// The base URL calls of `api` go to: the override when set, else Google's host
     /// (`https://{region}-aiplatform.googleapis.com` for Vertex AI).
     pub fn base_url(&self, api: &Api) -> String {
-        match &self.inner.endpoint {
-            Some(endpoint) => endpoint.clone(),
-            None => api.google_base_url(),
-        }
+        api.base_url(self.inner.endpoint.as_deref())
     }
 
     /// Gets an access token now (the cached one if fresh), retrying 429 / 5xx / transport

@@ -174,6 +174,11 @@ impl Api {
         };
         format!("https://{host}.googleapis.com")
     }
+
+    /// The base URL calls of this API go to: `endpoint` (the override) when set, else Google's.
+    pub(crate) fn base_url(&self, endpoint: Option<&str>) -> String {
+        endpoint.map_or_else(|| self.google_base_url(), str::to_string)
+    }
 }
 
 /// Checks an `--endpoint` override: https anywhere, plain http only on loopback. Returns it
