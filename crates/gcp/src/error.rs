@@ -122,15 +122,13 @@ impl GcpError {
             };
         };
         let details = error["details"].as_array().cloned().unwrap_or_default();
-        let of_type = |suffix: &str| {
-            details
-                .iter()
-                .find(|d| d["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
-        };
-        let reason = of_type("google.rpc.ErrorInfo")
+        let reason = of_type(&details, ERROR_INFO)
+            .next()
             .and_then(|d| d["reason"].as_str())
             .map(str::to_string);
-        let retry_info = of_type("google.rpc.RetryInfo").and_then(|d| parse_duration(&d["retryDelay"]));
+        let retry_info = of_type(&details, "google.rpc.RetryInfo")
+            .next()
+            .and_then(|d| parse_duration(&d["retryDelay"]));
         let status = error["status"]
             .as_str()
             .map(str::to_string)
@@ -178,14 +176,7 @@ impl GcpError {
     }
     /// A field of the `ErrorInfo` metadata (`service`, `consumer`, …).
     pub fn error_info(&self, key: &str) -> Option<&str> {
-        self.details
-            .iter()
-            .filter(|d| {
-                d["@type"]
-                    .as_str()
-                    .is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
-            })
-            .find_map(|d| d["metadata"][key].as_str())
+        of_type(&self.details, ERROR_INFO).find_map(|d| d["metadata"][key].as_str())
     }
     /// A policy write named a member that does not exist (yet): 400 "… does not exist."
     /// on an IAM policy call.
@@ -211,6 +202,16 @@ impl GcpError {
 /// How much of a server's error message is kept (and so printed): Google's own messages are a
 /// sentence or two; anything longer is cut, ending in `…`.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+const ERROR_INFO: &str = "google.rpc.ErrorInfo";
+
+/// The entries of an envelope's `details` whose `@type` ends with `suffix`
+/// (`type.googleapis.com/google.rpc.ErrorInfo`).
+fn of_type<'a>(details: &'a [Value], suffix: &'a str) -> impl Iterator<Item = &'a Value> {
+    details
+        .iter()
+        .filter(move |d| d["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
+}
 
 /// Google's canonical status for an HTTP code, for bodies without an envelope.
 fn status_of_http(http: u16) -> &'static str {
