@@ -249,25 +249,20 @@ async fn answer_of(url: &str, request: reqwest::RequestBuilder, what: &str) -> R
 /// The error of a non-2xx answer from a token endpoint: OAuth2's `{error, error_description}`
 /// or Google's envelope. 429 and 5xx are retryable; anything else refuses the credentials.
 pub(crate) fn refusal_or_retry(url: &str, status: u16, body: &[u8], what: &str) -> GcpError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    // OAuth2's error code (`invalid_grant`) leads the message; it is not an ErrorInfo reason.
-    let oauth = parsed.as_ref().and_then(|v| {
+    // OAuth2's `{error, error_description}` is not Google's envelope, so `from_response` sees an
+    // unknown body; its code (`invalid_grant`) then leads the message (it is not an ErrorInfo
+    // reason).
+    let mut error = GcpError::from_response(&path_of(url), status, body, None);
+    let oauth = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
         let code = v["error"].as_str()?;
-        let description = v["error_description"].as_str().unwrap_or("");
-        Some((code.to_string(), description.to_string()))
+        Some(match v["error_description"].as_str() {
+            Some(description) if !description.is_empty() => format!("{code}: {description}"),
+            _ => code.to_string(),
+        })
     });
-    let mut error = match oauth {
-        Some((code, description)) => {
-            let mut error = GcpError::from_response(&path_of(url), status, b"", None);
-            error.message = if description.is_empty() {
-                code
-            } else {
-                format!("{code}: {description}")
-            };
-            error
-        }
-        None => GcpError::from_response(&path_of(url), status, body, None),
-    };
+    if let Some(message) = oauth {
+        error.message = message;
+    }
     let retryable = error.is_retryable();
     if !retryable && matches!(status, 400 | 401) {
         error.status = "UNAUTHENTICATED".into();
