@@ -370,11 +370,7 @@ pub(crate) fn transport_error(shown: &str, url: &str, error: reqwest::Error) -> 
     } else {
         format!("the TLS certificate of {host} is not acceptable")
     };
-    GcpError {
-        url: shown.to_string(),
-        ..GcpError::config("")
-    }
-    .with_status("TLS", format!("{why} ({text})"))
+    GcpError::tls(shown, format!("{why} ({text})"))
 }
 
 /// `host[:port]` of a URL (empty when it has none).

@@ -62,13 +62,6 @@ impl GcpError {
         }
     }
 
-    /// The same error with another status and message.
-    pub(crate) fn with_status(mut self, status: &str, message: impl Into<String>) -> Self {
-        self.status = status.to_string();
-        self.message = message.into();
-        self
-    }
-
     /// Bad options or credentials: the client was not built.
     pub fn config(message: impl Into<String>) -> Self {
         Self::new("CONFIG", message)
@@ -79,6 +72,14 @@ impl GcpError {
         GcpError {
             url: url.to_string(),
             ..Self::new("TRANSPORT", message)
+        }
+    }
+
+    /// A server certificate the client does not trust: final, never retried.
+    pub(crate) fn tls(url: &str, message: impl Into<String>) -> Self {
+        GcpError {
+            url: url.to_string(),
+            ..Self::new("TLS", message)
         }
     }
 
