@@ -315,7 +315,7 @@ pub fn finished(cloud: &Cloud, operation: Operation) -> Result<Value, PollOutcom
 /// The number in `projects/123…` (Resource Manager names projects by number).
 pub fn number_of(name: &str) -> Option<String> {
     name.strip_prefix("projects/")
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| crate::checks::numeric(n))
         .map(str::to_string)
 }
 
