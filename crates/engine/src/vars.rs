@@ -266,10 +266,7 @@ fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Val
             return Err(format!(
                 "variable `{name}` must be a {} ({problem}); pass e.g. `--var {name}={}`",
                 format.as_str(),
-                match format {
-                    crate::plan::VarFormat::Duration => "5m",
-                    crate::plan::VarFormat::Uri => "gs://bucket/object",
-                }
+                format.example()
             ));
         }
     }
