@@ -229,7 +229,6 @@ impl KindSchema {
     }
 }
 
-/// A step kind. See the module docs for the idempotency contract.
 /// A problem a kind finds in one of its parameters at validation (see [`StepKind::check`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamProblem {
@@ -249,6 +248,7 @@ impl ParamProblem {
     }
 }
 
+/// A step kind. See the module docs for the idempotency contract.
 #[async_trait]
 pub trait StepKind: Send + Sync + 'static {
     fn schema(&self) -> KindSchema;

@@ -84,16 +84,21 @@ impl VarFormat {
         }
     }
 
+    /// A value of this format, for a message's "pass e.g." hint.
+    pub fn example(self) -> &'static str {
+        match self {
+            VarFormat::Duration => "5m",
+            VarFormat::Uri => "gs://bucket/object",
+        }
+    }
+
     /// Why `text` does not have this format, if it does not.
     pub fn problem(self, text: &str) -> Option<String> {
         match self {
             VarFormat::Duration => parse_duration(text).err(),
             VarFormat::Uri => {
-                let scheme = text
-                    .split_once("://")
-                    .map(|(scheme, rest)| (scheme, rest.is_empty()));
-                let ok = scheme.is_some_and(|(scheme, empty)| {
-                    !empty
+                let ok = text.split_once("://").is_some_and(|(scheme, rest)| {
+                    !rest.is_empty()
                         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
                         && scheme
                             .chars()

@@ -1,7 +1,7 @@
 //! Plan validation: parse a plan file and report every problem in it at once, before anything
 //! runs, each at a `FILE: $.json.path` location with a message saying how to fix it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use regex::Regex;
@@ -13,7 +13,7 @@ use crate::kind::{KindSchema, ParamType, Registry};
 use crate::plan::{parse_duration, Plan, VarType};
 use crate::policy::RetryPolicy;
 use crate::template::{self, key_path, Ref, Segment};
-use crate::vars::{resolve_vars, VarInput};
+use crate::vars::{resolve_vars, Resolved, VarInput};
 
 /// One thing wrong with a plan or its variables.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,14 +180,14 @@ impl Checker<'_> {
 fn known_params(
     step: &crate::plan::StepSpec,
     vars: &BTreeMap<String, Value>,
-    refused: &[&str],
+    refused: &BTreeSet<String>,
 ) -> (serde_json::Map<String, Value>, BTreeMap<String, String>) {
     let mut known = serde_json::Map::new();
     let mut from = BTreeMap::new();
     for (name, value) in &step.with {
         let references = template::references(value);
         let usable = references.iter().all(|(_, r)| match r {
-            Ok(Ref::Var(var)) => vars.contains_key(var) && !refused.contains(&var.as_str()),
+            Ok(Ref::Var(var)) => vars.contains_key(var) && !refused.contains(var),
             _ => false,
         });
         if !usable {
@@ -226,19 +226,12 @@ pub fn validate(
             ),
         })
         .collect();
-    let (vars, var_problems) = resolve_vars(&plan, given, source);
     // Variables whose value was refused: kinds do not check the zero value standing in for it.
-    let refused: Vec<&str> = plan
-        .vars
-        .keys()
-        .filter(|name| {
-            let at = format!("{source}: $.vars{}", key_path(name));
-            var_problems
-                .iter()
-                .any(|p| p.location == at || p.location.starts_with(&format!("{at}.")))
-        })
-        .map(String::as_str)
-        .collect();
+    let Resolved {
+        values: vars,
+        problems: var_problems,
+        refused,
+    } = resolve_vars(&plan, given, source);
     problems.extend(var_problems);
 
     let step_id = Regex::new(r"^[A-Za-z][A-Za-z0-9_-]*$").expect("valid regex");

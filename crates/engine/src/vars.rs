@@ -6,7 +6,7 @@
 //! matched). Problems are collected, never returned early; a variable with a problem still gets
 //! its zero value so later checks see every variable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 use serde_json::Value;
@@ -54,14 +54,22 @@ pub enum VarInput {
     Json(Value),
 }
 
+/// What [`resolve_vars`] found.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The value of every declared variable (a refused one has its type's zero value).
+    pub values: BTreeMap<String, Value>,
+    /// Every problem found on the way.
+    pub problems: Vec<Problem>,
+    /// The declared variables with a problem of their own: their value stands in for nothing.
+    pub refused: BTreeSet<String>,
+}
+
 /// The value of every declared variable, and every problem found on the way.
-pub fn resolve_vars(
-    plan: &Plan,
-    given: &BTreeMap<String, VarInput>,
-    source: &str,
-) -> (BTreeMap<String, Value>, Vec<Problem>) {
+pub fn resolve_vars(plan: &Plan, given: &BTreeMap<String, VarInput>, source: &str) -> Resolved {
     let mut values = BTreeMap::new();
     let mut problems = Vec::new();
+    let mut refused = BTreeSet::new();
     let at = |name: &str, suffix: &str| format!("{source}: $.vars{}{suffix}", key_path(name));
     for name in given.keys().filter(|name| !plan.vars.contains_key(*name)) {
         let declared = if plan.vars.is_empty() {
@@ -81,6 +89,7 @@ pub fn resolve_vars(
         });
     }
     for (name, spec) in &plan.vars {
+        let known_problems = problems.len();
         let pattern = match spec.pattern.as_deref().map(|p| Regex::new(&format!("^(?:{p})$"))) {
             Some(Err(error)) => {
                 problems.push(Problem {
@@ -146,8 +155,15 @@ pub fn resolve_vars(
             None => default,
         };
         values.insert(name.clone(), value.unwrap_or_else(|| zero(spec.ty)));
+        if problems.len() > known_problems {
+            refused.insert(name.clone());
+        }
     }
-    (values, problems)
+    Resolved {
+        values,
+        problems,
+        refused,
+    }
 }
 
 /// The zero value of a type.
@@ -250,10 +266,7 @@ fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Val
             return Err(format!(
                 "variable `{name}` must be a {} ({problem}); pass e.g. `--var {name}={}`",
                 format.as_str(),
-                match format {
-                    crate::plan::VarFormat::Duration => "5m",
-                    crate::plan::VarFormat::Uri => "gs://bucket/object",
-                }
+                format.example()
             ));
         }
     }
@@ -286,7 +299,8 @@ mod tests {
 
     fn run(vars: Value, given: &[(&str, VarInput)]) -> (BTreeMap<String, Value>, Vec<Problem>) {
         let given = given.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        resolve_vars(&plan(vars), &given, "p.json")
+        let resolved = resolve_vars(&plan(vars), &given, "p.json");
+        (resolved.values, resolved.problems)
     }
 
     fn text(s: &str) -> VarInput {

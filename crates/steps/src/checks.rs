@@ -135,7 +135,7 @@ pub fn resource_id(id: &str) -> Result<(), String> {
     )
 }
 
-/// At most `limit` characters (`bytes`: counted in UTF-8 bytes), naming Google's limit.
+/// At most `limit` characters, naming Google's limit (`what` it is a limit of).
 pub fn max_chars(limit: usize, what: &'static str) -> impl Fn(&str) -> Result<(), String> {
     move |text: &str| {
         let length = text.chars().count();
@@ -203,9 +203,7 @@ pub fn gcs_uri(uri: &str) -> Result<(), String> {
 
 /// A Python version the runtime offers, written `3.N`.
 pub fn python_version(version: &str) -> Result<(), String> {
-    let ok = version
-        .strip_prefix("3.")
-        .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
+    let ok = version.strip_prefix("3.").is_some_and(numeric);
     verdict(ok, version, "a Python version: write it like `3.12`")
 }
 
@@ -289,7 +287,8 @@ fn verdict(ok: bool, value: &str, what: &str) -> Result<(), String> {
     }
 }
 
-fn numeric(text: &str) -> bool {
+/// Digits only, at least one.
+pub fn numeric(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_engine::{OperationHandle, PollOutcome, StepContext, StepError};
-use sluice_gcp::{GcpError, Operation, OperationFamily};
+use sluice_gcp::{Api, GcpClient, GcpError, Operation, OperationFamily, Page};
 
 use crate::cloud::Cloud;
 
@@ -136,7 +136,7 @@ pub fn encode(value: &str) -> String {
 /// GET `path` on `api`: the resource, or `None` when it does not exist (404).
 pub async fn read_optional(
     cloud: &Cloud,
-    api: &sluice_gcp::Api,
+    api: &Api,
     path: &str,
     doing: &str,
 ) -> Result<Option<Value>, StepError> {
@@ -163,6 +163,55 @@ impl Reading {
             Reading::Apply => result.map(Some),
         }
     }
+}
+
+/// Walks the list at `path` (which has a query already) page by page, handing every item
+/// under `key` to `visit` until it returns `Some`: that is the answer, and no further page is
+/// read. `Ok(None)` when no item was chosen, or when `reading` counts a disabled API as
+/// holding nothing (see [`Reading`]).
+pub async fn find_in_pages<T>(
+    client: &GcpClient,
+    api: &Api,
+    path: &str,
+    key: &str,
+    reading: Reading,
+    mut visit: impl FnMut(&Value) -> Option<T>,
+) -> Result<Option<T>, GcpError> {
+    let mut token: Option<String> = None;
+    loop {
+        let mut page_path = path.to_string();
+        if let Some(token) = &token {
+            page_path.push_str(&format!("&pageToken={}", encode(token)));
+        }
+        let Some(page) = reading.tolerate(client.get_as::<Page>(api, &page_path).await)? else {
+            return Ok(None);
+        };
+        if let Some(found) = page[key].as_array().into_iter().flatten().find_map(&mut visit) {
+            return Ok(Some(found));
+        }
+        match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Every item under `key` of the list at `path`, all pages (see [`find_in_pages`]); none
+/// when `reading` counts a disabled API as holding nothing.
+pub async fn list_all(
+    client: &GcpClient,
+    api: &Api,
+    path: &str,
+    key: &str,
+    reading: Reading,
+) -> Result<Vec<Value>, GcpError> {
+    let mut items = Vec::new();
+    find_in_pages(client, api, path, key, reading, |item| {
+        items.push(item.clone());
+        None::<()>
+    })
+    .await?;
+    Ok(items)
 }
 
 /// The persisted handle of a Google operation: its family and name.
@@ -266,7 +315,7 @@ pub fn finished(cloud: &Cloud, operation: Operation) -> Result<Value, PollOutcom
 /// The number in `projects/123…` (Resource Manager names projects by number).
 pub fn number_of(name: &str) -> Option<String> {
     name.strip_prefix("projects/")
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| crate::checks::numeric(n))
         .map(str::to_string)
 }
 

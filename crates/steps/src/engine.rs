@@ -39,7 +39,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, GcpClient, GcpError, Operation, OperationFamily, Page, PostRetry};
+use sluice_gcp::{Api, GcpError, Operation, OperationFamily, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
@@ -277,33 +277,6 @@ fn has_agent_identity(engine: &Value) -> bool {
 }
 
 impl ReasoningEngine {
-    /// Every item under `key` of the list at `path` (which has a query already), all pages.
-    /// Observing, a disabled API has nothing in it (`Ok(None)`, see `Reading`).
-    async fn pages(
-        client: &GcpClient,
-        wanted: &Wanted,
-        path: &str,
-        key: &str,
-        reading: Reading,
-    ) -> Result<Option<Vec<Value>>, GcpError> {
-        let mut items = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut page_path = path.to_string();
-            if let Some(token) = &token {
-                page_path.push_str(&format!("&pageToken={}", encode(token)));
-            }
-            let Some(page) = reading.tolerate(client.get_as::<Page>(&wanted.api(), &page_path).await)? else {
-                return Ok(None);
-            };
-            items.extend(page[key].as_array().into_iter().flatten().cloned());
-            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next.to_string()),
-                None => return Ok(Some(items)),
-            }
-        }
-    }
-
     /// Engines matching `filter` (all pages), by name.
     async fn list(
         &self,
@@ -318,7 +291,7 @@ impl ReasoningEngine {
             encode(filter)
         );
         let client = self.cloud.client().await?;
-        let engines = Self::pages(client, wanted, &path, "reasoningEngines", reading)
+        let engines = common::list_all(client, &wanted.api(), &path, "reasoningEngines", reading)
             .await
             .map_err(|e| {
                 classify(
@@ -327,7 +300,7 @@ impl ReasoningEngine {
                     e,
                 )
             })?;
-        for engine in engines.into_iter().flatten() {
+        for engine in engines {
             if let Some(name) = engine["name"].as_str() {
                 into.insert(name.to_string(), engine);
             }
@@ -345,27 +318,27 @@ impl ReasoningEngine {
         let name = engine["name"].as_str().unwrap_or_default();
         let path = format!("v1/{name}/operations?pageSize=100");
         let client = self.cloud.client().await?;
-        let operations = match Self::pages(client, wanted, &path, "operations", Reading::Apply).await {
-            Ok(operations) => operations.unwrap_or_default(),
+        // The first operation still running is the answer: no page after it is read.
+        let running =
+            common::find_in_pages(client, &wanted.api(), &path, "operations", Reading::Apply, |op| {
+                op["name"]
+                    .as_str()
+                    .filter(|_| op["done"] != true)
+                    .map(str::to_string)
+            })
+            .await;
+        match running {
+            Ok(running) => Ok(running.map(|op| common::handle(&wanted.family(), &op))),
             // Listed a moment ago: a failed create has just ended and taken the engine with it.
-            Err(e) if e.is_not_found() => {
-                return Err(StepError::retryable(format!(
-                    "reasoning engine {name} disappeared while it was read; observing again"
-                )))
-            }
-            Err(e) => {
-                return Err(classify(
-                    &self.cloud,
-                    &format!("listing the operations of reasoning engine {name}"),
-                    e,
-                ))
-            }
-        };
-        Ok(operations
-            .iter()
-            .filter(|op| op["done"] != true)
-            .find_map(|op| op["name"].as_str())
-            .map(|op| common::handle(&wanted.family(), op)))
+            Err(e) if e.is_not_found() => Err(StepError::retryable(format!(
+                "reasoning engine {name} disappeared while it was read; observing again"
+            ))),
+            Err(e) => Err(classify(
+                &self.cloud,
+                &format!("listing the operations of reasoning engine {name}"),
+                e,
+            )),
+        }
     }
 
     /// This step's engine, if one exists; a permanent error when it cannot be used as is.

@@ -19,7 +19,7 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
+use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
@@ -123,32 +123,17 @@ impl AgentGateway {
     /// Every gateway in the project and region (all pages).
     async fn list(&self, wanted: &Wanted, reading: Reading) -> Result<Vec<Value>, StepError> {
         let client = self.cloud.client().await?;
-        let mut gateways = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
-            if let Some(token) = &token {
-                path.push_str(&format!("&pageToken={}", encode(token)));
-            }
-            let page = reading
-                .tolerate(client.get_as::<Page>(&Api::NetworkServices, &path).await)
-                .map_err(|e| {
-                    classify(
-                        &self.cloud,
-                        &format!("listing the agent gateways of {}", wanted.parent()),
-                        e,
-                    )
-                })?;
-            // Observing, a disabled API has nothing in it (see `Reading`).
-            let Some(page) = page else {
-                return Ok(gateways);
-            };
-            gateways.extend(page["agentGateways"].as_array().cloned().unwrap_or_default());
-            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next.to_string()),
-                None => return Ok(gateways),
-            }
-        }
+        let path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
+        // Observing, a disabled API has nothing in it (see `Reading`).
+        common::list_all(client, &Api::NetworkServices, &path, "agentGateways", reading)
+            .await
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("listing the agent gateways of {}", wanted.parent()),
+                    e,
+                )
+            })
     }
 
     async fn find(&self, cx: &StepContext, wanted: &Wanted, reading: Reading) -> Result<Found, StepError> {

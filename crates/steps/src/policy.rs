@@ -48,7 +48,6 @@ impl OrgPolicy {
 
 /// Checks a policy parent: `projects/P` (id or number), `folders/F` or `organizations/O`.
 pub fn check_parent(parent: &str) -> Result<(), String> {
-    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let project = |s: &str| {
         !s.is_empty()
             && s.chars()
@@ -56,7 +55,7 @@ pub fn check_parent(parent: &str) -> Result<(), String> {
     };
     let ok = match parent.split('/').collect::<Vec<_>>().as_slice() {
         ["projects", id] => project(id),
-        ["folders", id] | ["organizations", id] => numeric(id),
+        ["folders", id] | ["organizations", id] => checks::numeric(id),
         _ => false,
     };
     if ok {

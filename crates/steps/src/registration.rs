@@ -27,11 +27,11 @@ use sluice_engine::{
     async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
     PollOutcome, PollPolicy, StepContext, StepError, StepKind,
 };
-use sluice_gcp::{Api, Operation, Page, PostRetry};
+use sluice_gcp::{Api, Operation, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{absent_if_disabled, classify, encode, key_token, optional_text, text};
+use crate::common::{self, absent_if_disabled, classify, encode, key_token, optional_text, text, Reading};
 
 /// The attribute Agent Runtime sets on the agents it registers.
 pub const RUNTIME_REFERENCE: &str = "agentregistry.googleapis.com/system/RuntimeReference";
@@ -154,37 +154,29 @@ impl AgentRegistration {
     async fn automatic(&self, wanted: &Wanted) -> Result<Option<String>, StepError> {
         let client = self.cloud.client().await?;
         let uri = format!("//aiplatform.googleapis.com/{}", wanted.engine);
-        let mut token: Option<String> = None;
-        loop {
-            let mut path = format!("v1/{}/agents?pageSize=100", wanted.parent());
-            if let Some(token) = &token {
-                path.push_str(&format!("&pageToken={}", encode(token)));
-            }
-            let page =
-                absent_if_disabled(client.get_as::<Page>(&Api::AgentRegistry, &path).await).map_err(|e| {
-                    classify(
-                        &self.cloud,
-                        &format!("listing the agents of {}", wanted.parent()),
-                        e,
-                    )
-                })?;
-            // A disabled API has nothing in it (see `absent_if_disabled`).
-            let Some(page) = page else {
-                return Ok(None);
-            };
-            for agent in page["agents"].as_array().into_iter().flatten() {
-                let Some(reference) = agent["attributes"][RUNTIME_REFERENCE]["uri"].as_str() else {
-                    continue;
-                };
-                if reference == uri || tail(reference) == wanted.engine_tail() {
-                    return Ok(agent["name"].as_str().map(str::to_string));
-                }
-            }
-            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next.to_string()),
-                None => return Ok(None),
-            }
-        }
+        let path = format!("v1/{}/agents?pageSize=100", wanted.parent());
+        // The first agent referring to the engine is the answer. A disabled API has nothing in
+        // it (`Reading::Observe`, as `absent_if_disabled`).
+        let found = common::find_in_pages(
+            client,
+            &Api::AgentRegistry,
+            &path,
+            "agents",
+            Reading::Observe,
+            |agent| {
+                let reference = agent["attributes"][RUNTIME_REFERENCE]["uri"].as_str()?;
+                (reference == uri || tail(reference) == wanted.engine_tail())
+                    .then(|| agent["name"].as_str().map(str::to_string))
+            },
+        )
+        .await;
+        found.map(Option::flatten).map_err(|e| {
+            classify(
+                &self.cloud,
+                &format!("listing the agents of {}", wanted.parent()),
+                e,
+            )
+        })
     }
 
     /// Our Service's agent (`registryResource`, else the service's name), if it exists.
