@@ -77,17 +77,18 @@ async fn handle(
         } else {
             "sts.googleapis.com"
         };
-        let response = match emulator.faults.draw_named(service).0 {
+        // The token endpoints meet an answer lost as a dropped connection: not executed.
+        let fault = match emulator.faults.draw_named(service).0 {
+            Some(Fault::AnswerLost) => Some(Fault::Dropped),
+            fault => fault,
+        };
+        if let Some(response) = preempted(&emulator, &method, &path, fault.as_ref()) {
+            return response;
+        }
+        let response = match fault {
             Some(Fault::Error(error)) => error.into_response(),
-            Some(Fault::Dropped | Fault::AnswerLost) => {
-                emulator.log_request(method.as_str(), &path, 0);
-                return dropped_connection();
-            }
-            Some(fault @ (Fault::WrongBody | Fault::NonJsonBody)) => {
-                fault.stand_in().expect("a body fault answers a stand-in")
-            }
-            None if path == "/token" => api::oauth2::token(&emulator, &headers, &body),
-            None => api::oauth2::sts_token(&emulator, &body),
+            _ if path == "/token" => api::oauth2::token(&emulator, &headers, &body),
+            _ => api::oauth2::sts_token(&emulator, &body),
         };
         emulator.log_request(method.as_str(), &path, response.status().as_u16());
         return response;
@@ -109,23 +110,13 @@ async fn handle(
     if !latency.is_zero() {
         emulator.clock.sleep_until(emulator.clock.now() + latency).await;
     }
+    if let Some(response) = preempted(&emulator, &method, &path, fault.as_ref()) {
+        return response;
+    }
     let (error, lost) = match fault {
         Some(Fault::Error(error)) => (Some(error), false),
-        Some(Fault::Dropped) => {
-            // Before authentication or any effect: the call never reaches the API.
-            emulator.log_request(method.as_str(), &path, 0);
-            return dropped_connection();
-        }
         Some(Fault::AnswerLost) => (None, true),
-        Some(other) => match other.stand_in() {
-            // A 200 standing in for the call's answer; the call is not executed.
-            Some(response) => {
-                emulator.log_request(method.as_str(), &path, response.status().as_u16());
-                return response;
-            }
-            None => (None, false),
-        },
-        None => (None, false),
+        _ => (None, false),
     };
     let response = api_call(
         &emulator,
@@ -168,6 +159,20 @@ impl http_body::Body for Dropped {
             "connection dropped by a seeded fault",
         ))))
     }
+}
+
+/// The answer, logged, of a fault that stands in for the whole call, which is not executed: a
+/// connection dropped before authentication or any effect, or a 200 with a wrong body.
+fn preempted(emulator: &Emulator, method: &Method, path: &str, fault: Option<&Fault>) -> Option<Response> {
+    let response = match fault? {
+        Fault::Dropped => {
+            emulator.log_request(method.as_str(), path, 0);
+            return Some(dropped_connection());
+        }
+        other => other.stand_in()?,
+    };
+    emulator.log_request(method.as_str(), path, response.status().as_u16());
+    Some(response)
 }
 
 #[allow(clippy::too_many_arguments)]
