@@ -214,11 +214,18 @@ fn api_call(
     };
     // Google accepts proto (snake_case) field names on input, and refuses fields its schema does
     // not have; map keys and free-form content are kept exactly as sent.
-    let body = discovery::camel_case_request(method.as_str(), path, body);
-    if let Some(problem) = request_problem(method.as_str(), path, &body) {
-        return ApiError::invalid_argument(format!("Invalid JSON payload received. {problem}"))
-            .into_response();
-    }
+    // One look-up of the method serves both; a call without a body needs neither.
+    let body = match discovery::find_method(method.as_str(), path) {
+        Some(found) if !body.is_null() => {
+            let body = discovery::camel_case_request(found, body);
+            if let Some(problem) = request_problem(found, &body) {
+                return ApiError::invalid_argument(format!("Invalid JSON payload received. {problem}"))
+                    .into_response();
+            }
+            body
+        }
+        _ => body,
+    };
     let mut segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
@@ -250,12 +257,8 @@ fn api_call(
     }
 }
 
-/// The first way `body` breaks the request schema of the method `path` is for, if any.
-fn request_problem(method: &str, path: &str, body: &Value) -> Option<String> {
-    if body.is_null() {
-        return None;
-    }
-    let found = discovery::find_method(method, path)?;
+/// The first way `body` breaks the request schema of the method `found`, if any.
+fn request_problem(found: &discovery::Method, body: &Value) -> Option<String> {
     let schema = found.request.as_deref()?;
     let first = discovery::check(found.document, schema, body)
         .into_iter()
