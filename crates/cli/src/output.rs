@@ -48,9 +48,13 @@ fn json_text(value: &impl serde::Serialize, pretty: bool) -> String {
         serde_json::to_string(value)
     }
     .unwrap_or_default();
+    let raw = |c: char| unsafe_char(c) && u32::from(c) >= 0x7f;
+    if !text.chars().any(raw) {
+        return text;
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if unsafe_char(c) && u32::from(c) >= 0x7f {
+        if raw(c) {
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             out.push(c);

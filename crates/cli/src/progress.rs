@@ -110,7 +110,12 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
 
 /// Step ids, kinds, changes and errors come from plans and servers: escaped before drawing.
 fn safe(text: String) -> String {
-    crate::output::clean(&text).into_owned()
+    // Most text needs no escape: keep it rather than copy it.
+    let escaped = match crate::output::clean(&text) {
+        std::borrow::Cow::Owned(escaped) => Some(escaped),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    escaped.unwrap_or(text)
 }
 
 fn retries(count: u32) -> String {

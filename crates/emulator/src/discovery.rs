@@ -248,11 +248,9 @@ pub fn check_type_url(type_url: &str, value: &Value) -> Option<Vec<String>> {
 /// its lowerCamelCase form is a declared property and the key itself is not. Map keys
 /// (`additionalProperties`, such as `labels`) and free-form content (`type: any`, Struct, and
 /// objects whose schema declares no properties, such as a reasoning engine's `classMethods`) are
-/// left exactly as sent. A body for a method no document describes is left as sent.
-pub fn camel_case_request(http_method: &str, path: &str, body: Value) -> Value {
-    let Some(found) = find_method(http_method, path) else {
-        return body;
-    };
+/// left exactly as sent. A body for a method that takes none is left as sent, as is (for the
+/// caller to see to) one for a method no document describes.
+pub fn camel_case_request(found: &Method, body: Value) -> Value {
     let Some(schema) = found.request.as_deref() else {
         return body;
     };
@@ -359,15 +357,23 @@ mod tests {
         assert_eq!(found.map(|p| p.len()), Some(1));
     }
 
+    /// The router's conversion: by the method the path is for, if any.
+    fn camel_case_request(http_method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        match super::find_method(http_method, path) {
+            Some(found) => super::camel_case_request(found, body),
+            None => body,
+        }
+    }
+
     #[test]
     fn declared_snake_case_fields_become_camel_case_and_map_keys_stay() {
-        let value = super::camel_case_request(
+        let value = camel_case_request(
             "POST",
             "v1/projects/p/services:batchEnable",
             json!({"service_ids": ["a_b"]}),
         );
         assert_eq!(value, json!({"serviceIds": ["a_b"]}));
-        let value = super::camel_case_request(
+        let value = camel_case_request(
             "POST",
             "v1/projects/p/locations/l/reasoningEngines",
             json!({
@@ -389,9 +395,6 @@ mod tests {
             })
         );
         let unknown = json!({"some_field": {"x_y": 1}});
-        assert_eq!(
-            super::camel_case_request("POST", "v9/nowhere", unknown.clone()),
-            unknown
-        );
+        assert_eq!(camel_case_request("POST", "v9/nowhere", unknown.clone()), unknown);
     }
 }

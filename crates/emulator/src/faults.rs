@@ -57,6 +57,15 @@ struct State {
     used: HashMap<(String, String), (u64, u32)>,
 }
 
+impl State {
+    /// The faults configured for `service`, else (when `wildcard`) for every API (`*`).
+    fn configured(&self, service: &str, wildcard: bool) -> Option<&FaultConfig> {
+        self.config
+            .get(service)
+            .or_else(|| wildcard.then(|| self.config.get("*")).flatten())
+    }
+}
+
 impl Faults {
     pub fn new(seed: u64, config: BTreeMap<String, FaultConfig>, quotas: BTreeMap<String, u32>) -> Self {
         Faults {
@@ -95,53 +104,54 @@ impl Faults {
     /// body, each range after the ones before it, so configs without the later probabilities
     /// meet the same faults for the same seed as before those existed.
     pub fn draw(&self, service: &str) -> (Option<Fault>, Duration) {
-        let mut state = self.lock();
-        let Some(fault) = state
-            .config
-            .get(service)
-            .or_else(|| state.config.get("*"))
-            .cloned()
-        else {
-            return (None, Duration::ZERO);
-        };
-        let roll = next_unit(&mut state.rng);
-        let latency =
-            Duration::from_secs_f64(next_unit(&mut state.rng) * fault.extra_latency_ms.max(0.0) / 1000.0);
-        let errors = fault.error_500 + fault.error_503 + fault.error_429;
-        let error = if roll < fault.error_500 {
-            Some(Fault::Error(internal()))
-        } else if roll < fault.error_500 + fault.error_503 {
-            Some(Fault::Error(ApiError {
-                http: 503,
-                status: "UNAVAILABLE",
-                message: "The service is currently unavailable.".into(),
-                details: vec![],
-            }))
-        } else if roll < errors {
-            Some(Fault::Error(exhausted(service, "", Duration::from_secs(1))))
-        } else if roll < errors + fault.dropped_connection {
-            Some(Fault::Dropped)
-        } else if roll < errors + fault.dropped_connection + fault.answer_lost {
-            Some(Fault::AnswerLost)
-        } else if roll < errors + fault.dropped_connection + fault.answer_lost + fault.wrong_body {
-            Some(Fault::WrongBody)
-        } else if roll
-            < errors + fault.dropped_connection + fault.answer_lost + fault.wrong_body + fault.non_json_body
-        {
-            Some(Fault::NonJsonBody)
-        } else {
-            None
-        };
-        (error, latency)
+        self.draw_for(service, true)
     }
 
     /// Like [`Faults::draw`], but only when faults are configured under `service` itself (not
     /// `*`): the token endpoints, whose faults would otherwise change every seeded sequence.
     pub fn draw_named(&self, service: &str) -> (Option<Fault>, Duration) {
-        if !self.lock().config.contains_key(service) {
+        self.draw_for(service, false)
+    }
+
+    /// [`Faults::draw`], from the config under `service`, else (when `wildcard`) under `*`.
+    fn draw_for(&self, service: &str, wildcard: bool) -> (Option<Fault>, Duration) {
+        let mut state = self.lock();
+        let Some(fault) = state.configured(service, wildcard).cloned() else {
             return (None, Duration::ZERO);
-        }
-        self.draw(service)
+        };
+        let roll = next_unit(&mut state.rng);
+        let latency =
+            Duration::from_secs_f64(next_unit(&mut state.rng) * fault.extra_latency_ms.max(0.0) / 1000.0);
+        // Consecutive ranges of the one roll, in this order (summed left to right, as always).
+        let chances = [
+            fault.error_500,
+            fault.error_503,
+            fault.error_429,
+            fault.dropped_connection,
+            fault.answer_lost,
+            fault.wrong_body,
+            fault.non_json_body,
+        ];
+        let mut edge = 0.0;
+        let hit = chances.iter().position(|chance| {
+            edge += chance;
+            roll < edge
+        });
+        let error = hit.map(|range| match range {
+            0 => Fault::Error(internal()),
+            1 => Fault::Error(ApiError {
+                http: 503,
+                status: "UNAVAILABLE",
+                message: "The service is currently unavailable.".into(),
+                details: vec![],
+            }),
+            2 => Fault::Error(exhausted(service, "", Duration::from_secs(1))),
+            3 => Fault::Dropped,
+            4 => Fault::AnswerLost,
+            5 => Fault::WrongBody,
+            _ => Fault::NonJsonBody,
+        });
+        (error, latency)
     }
 
     /// The error a long-running operation a call of `service` starts now ends in, if it is to
@@ -151,9 +161,7 @@ impl Faults {
     pub fn operation_failure(&self, service: &str) -> Option<ApiError> {
         let mut state = self.lock();
         let chance = state
-            .config
-            .get(service)
-            .or_else(|| state.config.get("*"))
+            .configured(service, true)
             .map_or(0.0, |fault| fault.operation_error);
         (chance > 0.0 && next_unit(&mut state.rng) < chance).then(internal)
     }

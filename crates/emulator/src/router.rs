@@ -77,17 +77,18 @@ async fn handle(
         } else {
             "sts.googleapis.com"
         };
-        let response = match emulator.faults.draw_named(service).0 {
+        // The token endpoints meet an answer lost as a dropped connection: not executed.
+        let fault = match emulator.faults.draw_named(service).0 {
+            Some(Fault::AnswerLost) => Some(Fault::Dropped),
+            fault => fault,
+        };
+        if let Some(response) = preempted(&emulator, &method, &path, fault.as_ref()) {
+            return response;
+        }
+        let response = match fault {
             Some(Fault::Error(error)) => error.into_response(),
-            Some(Fault::Dropped | Fault::AnswerLost) => {
-                emulator.log_request(method.as_str(), &path, 0);
-                return dropped_connection();
-            }
-            Some(fault @ (Fault::WrongBody | Fault::NonJsonBody)) => {
-                fault.stand_in().expect("a body fault answers a stand-in")
-            }
-            None if path == "/token" => api::oauth2::token(&emulator, &headers, &body),
-            None => api::oauth2::sts_token(&emulator, &body),
+            _ if path == "/token" => api::oauth2::token(&emulator, &headers, &body),
+            _ => api::oauth2::sts_token(&emulator, &body),
         };
         emulator.log_request(method.as_str(), &path, response.status().as_u16());
         return response;
@@ -109,23 +110,13 @@ async fn handle(
     if !latency.is_zero() {
         emulator.clock.sleep_until(emulator.clock.now() + latency).await;
     }
+    if let Some(response) = preempted(&emulator, &method, &path, fault.as_ref()) {
+        return response;
+    }
     let (error, lost) = match fault {
         Some(Fault::Error(error)) => (Some(error), false),
-        Some(Fault::Dropped) => {
-            // Before authentication or any effect: the call never reaches the API.
-            emulator.log_request(method.as_str(), &path, 0);
-            return dropped_connection();
-        }
         Some(Fault::AnswerLost) => (None, true),
-        Some(other) => match other.stand_in() {
-            // A 200 standing in for the call's answer; the call is not executed.
-            Some(response) => {
-                emulator.log_request(method.as_str(), &path, response.status().as_u16());
-                return response;
-            }
-            None => (None, false),
-        },
-        None => (None, false),
+        _ => (None, false),
     };
     let response = api_call(
         &emulator,
@@ -170,6 +161,20 @@ impl http_body::Body for Dropped {
     }
 }
 
+/// The answer, logged, of a fault that stands in for the whole call, which is not executed: a
+/// connection dropped before authentication or any effect, or a 200 with a wrong body.
+fn preempted(emulator: &Emulator, method: &Method, path: &str, fault: Option<&Fault>) -> Option<Response> {
+    let response = match fault? {
+        Fault::Dropped => {
+            emulator.log_request(method.as_str(), path, 0);
+            return Some(dropped_connection());
+        }
+        other => other.stand_in()?,
+    };
+    emulator.log_request(method.as_str(), path, response.status().as_u16());
+    Some(response)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn api_call(
     emulator: &Emulator,
@@ -209,11 +214,18 @@ fn api_call(
     };
     // Google accepts proto (snake_case) field names on input, and refuses fields its schema does
     // not have; map keys and free-form content are kept exactly as sent.
-    let body = discovery::camel_case_request(method.as_str(), path, body);
-    if let Some(problem) = request_problem(method.as_str(), path, &body) {
-        return ApiError::invalid_argument(format!("Invalid JSON payload received. {problem}"))
-            .into_response();
-    }
+    // One look-up of the method serves both; a call without a body needs neither.
+    let body = match discovery::find_method(method.as_str(), path) {
+        Some(found) if !body.is_null() => {
+            let body = discovery::camel_case_request(found, body);
+            if let Some(problem) = request_problem(found, &body) {
+                return ApiError::invalid_argument(format!("Invalid JSON payload received. {problem}"))
+                    .into_response();
+            }
+            body
+        }
+        _ => body,
+    };
     let mut segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
@@ -245,12 +257,8 @@ fn api_call(
     }
 }
 
-/// The first way `body` breaks the request schema of the method `path` is for, if any.
-fn request_problem(method: &str, path: &str, body: &Value) -> Option<String> {
-    if body.is_null() {
-        return None;
-    }
-    let found = discovery::find_method(method, path)?;
+/// The first way `body` breaks the request schema of the method `found`, if any.
+fn request_problem(found: &discovery::Method, body: &Value) -> Option<String> {
     let schema = found.request.as_deref()?;
     let first = discovery::check(found.document, schema, body)
         .into_iter()

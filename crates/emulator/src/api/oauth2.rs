@@ -80,10 +80,11 @@ pub(crate) fn issue(emulator: &Emulator, subject: &str, scope: &str) -> String {
 }
 
 /// The refresh-token grant of gcloud user credentials.
-fn refresh(emulator: &Emulator, field: &dyn Fn(&str) -> Option<String>) -> Result<Value, OAuthError> {
-    let client_id = field("client_id").unwrap_or_default();
-    let secret = field("client_secret").unwrap_or_default();
-    let refresh_token = field("refresh_token")
+fn refresh(emulator: &Emulator, form: &Form) -> Result<Value, OAuthError> {
+    let client_id = form.field("client_id").unwrap_or_default();
+    let secret = form.field("client_secret").unwrap_or_default();
+    let refresh_token = form
+        .field("refresh_token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| invalid_request("Missing required parameter: refresh_token"))?;
     let client = emulator
@@ -109,8 +110,8 @@ fn refresh(emulator: &Emulator, field: &dyn Fn(&str) -> Option<String>) -> Resul
 
 /// STS token exchange: a subject token the pool trusts for a federated access token.
 fn exchange(emulator: &Emulator, body: &[u8]) -> Result<Value, OAuthError> {
-    let form = form_pairs(body).ok_or_else(|| invalid_request("The request body is not form-encoded."))?;
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let form = Form::parse(body)?;
+    let field = |name| form.field(name);
     let grant_type = field("grant_type").unwrap_or("");
     if grant_type != TOKEN_EXCHANGE {
         return Err((
@@ -164,11 +165,11 @@ fn invalid_grant(description: &str) -> OAuthError {
 }
 
 fn grant(emulator: &Emulator, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
-    let form = form_pairs(body).ok_or_else(|| invalid_request("The request body is not form-encoded."))?;
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let form = Form::parse(body)?;
+    let field = |name| form.field(name);
     let grant_type = field("grant_type").unwrap_or("");
     if grant_type == REFRESH_TOKEN {
-        return refresh(emulator, &|name| field(name).map(str::to_string));
+        return refresh(emulator, &form);
     }
     if grant_type != JWT_BEARER {
         return Err((
@@ -303,6 +304,22 @@ fn unix_now() -> i64 {
 
 /// `application/x-www-form-urlencoded` pairs, percent- and `+`-decoded; `None` when not UTF-8
 /// or a percent escape is broken.
+/// A form-encoded request body (`application/x-www-form-urlencoded`), decoded.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Result<Form, OAuthError> {
+        form_pairs(body)
+            .map(Form)
+            .ok_or_else(|| invalid_request("The request body is not form-encoded."))
+    }
+
+    /// The first value of the field `name`.
+    fn field(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
 fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
     let text = std::str::from_utf8(body).ok()?;
     text.split('&')

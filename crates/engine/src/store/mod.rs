@@ -46,10 +46,16 @@ pub trait Store: Send + Sync + 'static {
     /// ([`RunRecord::is_finished`]) but the newest `keep`, oldest first. A run that `run` or
     /// `resume` could continue is never among them.
     fn runs_to_compact(&self, keep: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let mut finished: Vec<RunRecord> = self.runs()?.into_iter().filter(RunRecord::is_finished).collect();
-        finished.truncate(finished.len().saturating_sub(keep));
-        Ok(finished)
+        Ok(to_compact(self.runs()?, keep))
     }
+}
+
+/// Of `runs` (as [`Store::runs`] lists them), the ones compaction removes when it keeps `keep`
+/// finished runs (see [`Store::runs_to_compact`]).
+fn to_compact(runs: Vec<RunRecord>, keep: usize) -> Vec<RunRecord> {
+    let mut finished: Vec<RunRecord> = runs.into_iter().filter(RunRecord::is_finished).collect();
+    finished.truncate(finished.len().saturating_sub(keep));
+    finished
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {

@@ -154,9 +154,11 @@ impl SledStore {
     fn compact_here(dir: &Path, keep: usize) -> Result<CompactReport, StoreError> {
         let store = SledStore::open(dir)?;
         let bytes_before = store.size_on_disk();
-        let runs_before = store.runs()?.len();
+        let runs = store.runs()?;
+        let runs_before = runs.len();
         let mut removed_ids = Vec::new();
-        for run in store.runs_to_compact(keep)? {
+        // One read of the runs serves the count and the choice.
+        for run in super::to_compact(runs, keep) {
             for prefix in [format!("step/{}/", run.id), format!("{JOURNAL}{}/", run.id)] {
                 let mut batch = sled::Batch::default();
                 for key in store.db.scan_prefix(prefix.as_bytes()).keys() {
