@@ -35,6 +35,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod store_link;
 mod store_path;
 
 use std::ffi::OsString;

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::json;
-use sluice_engine::{SledStore, StepRecord, Store, StoreError};
+use sluice_engine::{SledStore, StepRecord, StoreError};
 
-use super::{open_existing_store, require_store, store_failure};
+use super::{open_for_reading, require_store, store_failure};
 use crate::{exit, output};
 
 pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
-    let store = match open_existing_store(store_dir) {
+    let store = match open_for_reading(store_dir) {
         Ok(store) => store,
         Err(code) => return code,
     };
@@ -73,7 +73,7 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
 }
 
 pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
-    let store = match open_existing_store(store_dir) {
+    let store = match open_for_reading(store_dir) {
         Ok(store) => store,
         Err(code) => return code,
     };
@@ -127,6 +127,19 @@ pub fn compact(store_dir: &Path, keep: usize) -> u8 {
                 report.bytes_after
             );
             exit::SUCCESS
+        }
+        Err(StoreError::Locked { path }) => {
+            // Compaction rewrites the database, so it needs the store to itself; a run serving
+            // readers cannot lend it.
+            match crate::store_link::holder_pid(store_dir) {
+                Some(pid) => {
+                    errln!(
+                        "error: cannot compact the store at {path} while sluice process {pid} runs on it; compact once that run has ended (`sluice status` and `sluice runs` work meanwhile)"
+                    );
+                    exit::STORE_UNUSABLE
+                }
+                None => store_failure(&StoreError::Locked { path }),
+            }
         }
         Err(error) => store_failure(&error),
     }

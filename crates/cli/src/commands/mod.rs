@@ -7,9 +7,11 @@ mod plan_file;
 mod preview;
 mod run;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use sluice_engine::{EngineError, Hooks, SledStore, StoreError};
+use sluice_engine::{EngineError, Hooks, SledStore, Store, StoreError};
 
 use crate::args::{Cli, Command};
 use crate::exit;
@@ -41,19 +43,76 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
     }
 }
 
-/// Opens (creating if needed) the store, or explains why not (exit 3).
-fn open_store(dir: &std::path::Path) -> Result<SledStore, u8> {
-    SledStore::open(dir).map_err(|error| store_failure(&error))
+/// A store this process holds, published to readers for as long as it is held (see
+/// [`crate::store_link`]).
+pub(crate) struct HeldStore {
+    /// Dropped first: the socket goes while the lock is still ours.
+    _link: Option<crate::store_link::Server>,
+    pub store: Arc<SledStore>,
 }
 
-/// Opens a store that must already exist: commands that read or continue never create one.
-fn open_existing_store(dir: &std::path::Path) -> Result<SledStore, u8> {
+/// Opens (creating if needed) the store to run on, and serves it to readers (`status` and
+/// `runs` from other processes); or explains why not (exit 3).
+fn open_store(dir: &Path) -> Result<HeldStore, u8> {
+    let store = Arc::new(SledStore::open(dir).map_err(|error| store_failure(&error))?);
+    let link = match crate::store_link::Server::start(dir, store.clone()) {
+        Ok(server) => {
+            tracing::debug!("serving the store to readers on {}", server.socket().display());
+            Some(server)
+        }
+        Err(error) => {
+            errln!(
+                "warning: cannot serve the store at {} to readers ({error}); `sluice status` and `sluice runs` will wait for this process to end",
+                dir.display()
+            );
+            None
+        }
+    };
+    Ok(HeldStore { _link: link, store })
+}
+
+/// Opens a store that must already exist: commands that continue a run never create one.
+fn open_existing_store(dir: &Path) -> Result<HeldStore, u8> {
     require_store(dir)?;
     open_store(dir)
 }
 
+/// How long a reader waits for a store held by a process that does not (yet) serve it: the
+/// holder publishes its socket just after it takes the lock, and a short-lived reader holds the
+/// lock only for a moment.
+const READ_WAIT: Duration = Duration::from_millis(500);
+
+/// Opens an existing store for reading (`status`, `runs`, and any command that only reads).
+/// When a run holds it, its queries go through that process ([`crate::store_link`]), which
+/// is said once on stderr. Refused (exit 3) when the store is held by a process that does not
+/// serve it (a compaction, an older sluice).
+fn open_for_reading(dir: &Path) -> Result<Box<dyn Store>, u8> {
+    require_store(dir)?;
+    let deadline = Instant::now() + READ_WAIT;
+    loop {
+        match SledStore::open(dir) {
+            Ok(store) => return Ok(Box::new(store)),
+            Err(locked @ StoreError::Locked { .. }) => match crate::store_link::RemoteStore::connect(dir) {
+                Ok(remote) => {
+                    errln!(
+                        "reading through the running process {} (store held)",
+                        remote.pid()
+                    );
+                    return Ok(Box::new(remote));
+                }
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(error) => {
+                    tracing::debug!("no sluice process serves {}: {error}", dir.display());
+                    return Err(store_failure(&locked));
+                }
+            },
+            Err(error) => return Err(store_failure(&error)),
+        }
+    }
+}
+
 /// Refuses (exit 2, creating nothing) a directory that holds no store.
-fn require_store(dir: &std::path::Path) -> Result<(), u8> {
+fn require_store(dir: &Path) -> Result<(), u8> {
     if !SledStore::exists(dir) {
         errln!(
             "error: no sluice store at {}; nothing has run there yet. Pass the --store (or SLUICE_STORE) the run used; `sluice run PLAN` creates a store",
@@ -66,6 +125,13 @@ fn require_store(dir: &std::path::Path) -> Result<(), u8> {
 
 fn store_failure(error: &StoreError) -> u8 {
     print_error(error);
+    if let StoreError::Locked { path } = error {
+        if let Some(pid) = crate::store_link::holder_pid(Path::new(path)) {
+            errln!(
+                "it is held by sluice process {pid}, running on it; `sluice status` and `sluice runs` read it meanwhile"
+            );
+        }
+    }
     exit::STORE_UNUSABLE
 }
 

@@ -42,11 +42,11 @@ pub async fn run(
         Err(code) => return code,
     };
     let store_dir = scratch.as_ref().map_or(store_dir, |dir| dir.path());
-    let store = match open_store(store_dir) {
-        Ok(store) => store,
+    let held = match open_store(store_dir) {
+        Ok(held) => held,
         Err(code) => return code,
     };
-    let engine = build_engine(registry, Arc::new(store), exec, &target, hooks);
+    let engine = build_engine(registry, held.store.clone(), exec, &target, hooks);
     let started = match engine.start(&validated, &plan_path.display().to_string()) {
         Ok(started) => started,
         Err(error) => return engine_failure(&error),
@@ -96,10 +96,11 @@ pub async fn resume(
         return exit::BAD_INPUT;
     }
     // `resume` continues what is there: a missing store is a mistake, never created.
-    let store = match open_existing_store(store_dir) {
-        Ok(store) => store,
+    let held = match open_existing_store(store_dir) {
+        Ok(held) => held,
         Err(code) => return code,
     };
+    let store = held.store.clone();
     let target = match cloud::target(cloud_args).await {
         Ok(target) => target,
         Err(code) => return code,
@@ -127,13 +128,7 @@ pub async fn resume(
         Err(error) => return super::store_failure(&error),
     }
     errln!("resuming run {run_id}");
-    let engine = build_engine(
-        cloud::registry(target.cloud.clone()),
-        Arc::new(store),
-        exec,
-        &target,
-        hooks,
-    );
+    let engine = build_engine(cloud::registry(target.cloud.clone()), store, exec, &target, hooks);
     drive(engine, run_id, format, true).await
 }
 

@@ -1,0 +1,231 @@
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use sluice_engine::store::Batch;
+use sluice_engine::{
+    JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState, StepRecord, StepState, Store, StoreError,
+};
+
+use super::*;
+
+fn plan() -> sluice_engine::Plan {
+    serde_json::from_value(json!({
+        "name": "p",
+        "steps": [{"id": "a", "kind": "core.noop"}, {"id": "b", "kind": "core.noop", "after": ["a"]}]
+    }))
+    .unwrap()
+}
+
+fn filled() -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    for (n, state) in [(1, RunState::Succeeded), (2, RunState::Running)] {
+        let run = RunRecord {
+            id: format!("run-{n}"),
+            run_key: "key".into(),
+            plan_digest: "digest".into(),
+            plan_name: "p".into(),
+            plan_source: "p.json".into(),
+            vars: [("x".to_string(), json!(1.5))].into(),
+            state,
+            created_at_ms: n,
+            updated_at_ms: n,
+            finished_at_ms: None,
+            sessions: 1,
+        };
+        let mut step = StepRecord::pending("a");
+        step.state = StepState::Applying;
+        store
+            .commit(
+                &run.id,
+                Batch {
+                    plan: Some(("digest".into(), plan())),
+                    run: Some(run.clone()),
+                    steps: vec![step],
+                    journal: vec![JournalEntry {
+                        seq: 0,
+                        at_ms: n,
+                        step: None,
+                        event: JournalEvent::RunCreated {
+                            run_key: "key".into(),
+                        },
+                    }],
+                },
+            )
+            .unwrap();
+    }
+    store
+}
+
+fn same_answers(direct: &dyn Store, remote: &dyn Store) {
+    assert_eq!(direct.runs().unwrap(), remote.runs().unwrap());
+    assert_eq!(direct.run("run-2").unwrap(), remote.run("run-2").unwrap());
+    assert_eq!(remote.run("nope").unwrap(), None);
+    assert_eq!(direct.plan("digest").unwrap(), remote.plan("digest").unwrap());
+    assert_eq!(remote.plan("other").unwrap(), None);
+    assert_eq!(
+        direct.latest_run_for_key("key").unwrap(),
+        remote.latest_run_for_key("key").unwrap()
+    );
+    assert_eq!(direct.steps("run-2").unwrap(), remote.steps("run-2").unwrap());
+    assert_eq!(direct.journal("run-1").unwrap(), remote.journal("run-1").unwrap());
+    assert_eq!(
+        direct.next_journal_seq("run-1").unwrap(),
+        remote.next_journal_seq("run-1").unwrap()
+    );
+    assert_eq!(
+        direct.runs_to_compact(0).unwrap(),
+        remote.runs_to_compact(0).unwrap()
+    );
+    assert_eq!(remote.runs_to_compact(0).unwrap().len(), 1);
+}
+
+#[test]
+fn a_remote_store_answers_as_the_store_itself_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled();
+    let server = Server::start(dir.path(), store.clone()).unwrap();
+    assert_eq!(server.socket(), dir.path().join(SOCKET));
+    let mode = std::fs::metadata(server.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let remote = RemoteStore::connect(dir.path()).unwrap();
+    assert_eq!(remote.pid(), std::process::id());
+    assert_eq!(holder_pid(dir.path()), Some(std::process::id()));
+    same_answers(store.as_ref(), &remote);
+
+    for error in [
+        remote.commit("run-2", Batch::default()).unwrap_err(),
+        remote.flush().unwrap_err(),
+    ] {
+        let text = error.to_string();
+        assert!(
+            text.contains("read-only") && text.contains(&std::process::id().to_string()),
+            "{text}"
+        );
+        assert!(
+            matches!(error, StoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem)
+        );
+    }
+
+    drop(server);
+    assert!(
+        !dir.path().join(SOCKET).exists(),
+        "the socket goes with the server"
+    );
+    assert!(RemoteStore::connect(dir.path()).is_err());
+}
+
+#[test]
+fn a_store_path_too_long_for_a_socket_address_publishes_a_short_one() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("d".repeat(60)).join("e".repeat(60));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = filled();
+    let server = Server::start(&dir, store.clone()).unwrap();
+    assert!(server.socket().as_os_str().len() <= MAX_SOCKET_PATH);
+    assert!(!server.socket().starts_with(&dir));
+    let pointer = std::fs::read_to_string(dir.join(SOCKET_POINTER)).unwrap();
+    assert_eq!(pointer.trim_end(), server.socket().display().to_string());
+
+    let remote = RemoteStore::connect(&dir).unwrap();
+    same_answers(store.as_ref(), &remote);
+    let socket = server.socket().to_path_buf();
+    drop(server);
+    assert!(!socket.exists() && !dir.join(SOCKET_POINTER).exists());
+}
+
+#[test]
+fn a_stale_socket_is_no_server_and_the_next_holder_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A socket nothing listens on, as a killed holder leaves it.
+    drop(std::os::unix::net::UnixListener::bind(dir.path().join(SOCKET)).unwrap());
+    assert!(dir.path().join(SOCKET).exists());
+    assert!(RemoteStore::connect(dir.path()).is_err());
+    assert_eq!(holder_pid(dir.path()), None);
+
+    let store = filled();
+    let _server = Server::start(dir.path(), store.clone()).unwrap();
+    let remote = RemoteStore::connect(dir.path()).unwrap();
+    assert_eq!(remote.runs().unwrap().len(), 2);
+}
+
+fn raw_exchange(socket: &Path, line: &[u8]) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(line).unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn the_protocol_is_one_json_line_each_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), filled()).unwrap();
+    let socket = server.socket().to_path_buf();
+
+    let answer: serde_json::Value =
+        serde_json::from_str(&raw_exchange(&socket, b"{\"op\":\"run\",\"id\":\"run-1\"}\n")).unwrap();
+    assert_eq!(answer["ok"]["state"], "succeeded");
+    let answer: serde_json::Value =
+        serde_json::from_str(&raw_exchange(&socket, b"{\"op\":\"hello\"}\n")).unwrap();
+    assert_eq!(answer["ok"]["protocol"], PROTOCOL);
+    assert_eq!(answer["ok"]["pid"], std::process::id());
+
+    // An op this server does not know (a newer client), and something that is not JSON.
+    for request in [&b"{\"op\":\"fleets\"}\n"[..], b"hello\n"] {
+        let answer: serde_json::Value = serde_json::from_str(&raw_exchange(&socket, request)).unwrap();
+        assert_eq!(answer["error"]["kind"], "bad_request", "{answer}");
+    }
+
+    // A line longer than 64 KiB is refused, and the connection closed.
+    let mut long = vec![b' '; MAX_REQUEST + 10];
+    long.push(b'\n');
+    let answer: serde_json::Value = serde_json::from_str(&raw_exchange(&socket, &long)).unwrap();
+    assert_eq!(answer["error"]["kind"], "bad_request");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("65536"));
+
+    // Several requests on one connection are answered in order.
+    let mut stream = UnixStream::connect(&socket).unwrap();
+    stream
+        .write_all(
+            b"{\"op\":\"next_journal_seq\",\"run\":\"run-1\"}\n{\"op\":\"runs_to_compact\",\"keep\":5}\n",
+        )
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "{\"ok\":1}");
+    assert_eq!(lines.next().unwrap().unwrap(), "{\"ok\":[]}");
+}
+
+#[test]
+fn store_errors_travel_as_themselves() {
+    let errors = [
+        StoreError::Locked { path: "/s".into() },
+        StoreError::UnknownFormat {
+            path: "/s".into(),
+            found: "9".into(),
+            supported: 1,
+        },
+        StoreError::Foreign { path: "/s".into() },
+        StoreError::Damaged {
+            path: "/s".into(),
+            what: "a record".into(),
+        },
+        StoreError::Io {
+            path: "/s".into(),
+            source: std::io::Error::other("disk on fire"),
+        },
+        StoreError::Sled("odd".into()),
+    ];
+    for error in errors {
+        let wire: WireError =
+            serde_json::from_str(&serde_json::to_string(&WireError::from(&error)).unwrap()).unwrap();
+        assert_eq!(
+            wire.into_store_error(Path::new("/s"), 1).to_string(),
+            error.to_string()
+        );
+    }
+}
