@@ -279,8 +279,11 @@ fn a_step_past_its_timeout_fails_and_says_so() {
         .contains("timeout of 100ms"));
 }
 
+/// Held by a process that does not serve it to readers (as a compaction holds it): refused,
+/// after a moment's wait, by writers and readers alike. (A store held by a run is read through
+/// that run: watch_while_running.rs.)
 #[test]
-fn a_store_held_by_another_process_is_refused_at_once() {
+fn a_store_held_by_a_process_that_does_not_serve_it_is_refused() {
     let sandbox = Sandbox::new();
     let held = SledStore::open(&sandbox.store()).unwrap();
     let path = sandbox.write_plan(

@@ -167,3 +167,30 @@ fn a_store_path_too_long_for_a_socket_is_watched_through_a_short_one() {
         .join("store");
     watch(&sandbox, &store);
 }
+
+/// A reader that does hold the lock (no run held the store, so `status` opened it) holds it for
+/// a moment only: a run starting then waits for it instead of failing.
+#[test]
+fn a_run_waits_a_moment_for_a_reader_holding_the_store() {
+    let sandbox = Sandbox::new();
+    let plan = plan(&sandbox);
+    let created = sluice(&sandbox.store(), &["runs"]);
+    assert_eq!(created.status.code(), Some(2), "no store yet");
+    let first = sluice(&sandbox.store(), &["run", plan.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+
+    let reader = sluice_engine::SledStore::open(&sandbox.store()).unwrap();
+    let run = Command::new(HARNESS)
+        .args(["run", plan.to_str().unwrap(), "--store"])
+        .arg(sandbox.store())
+        .env_remove("SLUICE_STORE")
+        .env_remove("SLUICE_HARNESS_CRASH_AT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    drop(reader);
+    let output = run.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}

@@ -53,8 +53,23 @@ pub(crate) struct HeldStore {
 
 /// Opens (creating if needed) the store to run on, and serves it to readers (`status` and
 /// `runs` from other processes); or explains why not (exit 3).
+///
+/// A store held by another run is refused at once. One held by a process that does not serve
+/// it is waited for a moment ([`READ_WAIT`]): that is usually a reader (`status` in a watch
+/// loop), which holds the lock for milliseconds.
 fn open_store(dir: &Path) -> Result<HeldStore, u8> {
-    let store = Arc::new(SledStore::open(dir).map_err(|error| store_failure(&error))?);
+    let deadline = Instant::now() + READ_WAIT;
+    let store = loop {
+        match SledStore::open(dir) {
+            Ok(store) => break Arc::new(store),
+            Err(StoreError::Locked { .. })
+                if Instant::now() < deadline && crate::store_link::holder_pid(dir).is_none() =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => return Err(store_failure(&error)),
+        }
+    };
     let link = match crate::store_link::Server::start(dir, store.clone()) {
         Ok(server) => {
             tracing::debug!("serving the store to readers on {}", server.socket().display());
@@ -77,9 +92,9 @@ fn open_existing_store(dir: &Path) -> Result<HeldStore, u8> {
     open_store(dir)
 }
 
-/// How long a reader waits for a store held by a process that does not (yet) serve it: the
-/// holder publishes its socket just after it takes the lock, and a short-lived reader holds the
-/// lock only for a moment.
+/// How long a command waits for a store held by a process that does not (yet) serve it: a
+/// holder publishes its socket just after it takes the lock, and a reader holds the lock only
+/// for a moment.
 const READ_WAIT: Duration = Duration::from_millis(500);
 
 /// Opens an existing store for reading (`status`, `runs`, and any command that only reads).
