@@ -4,7 +4,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use sluice_engine::store::Batch;
@@ -14,6 +14,8 @@ use super::{published_socket, Hello, Request, Response, PROTOCOL};
 
 /// How long one exchange may take before the holder counts as gone.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a holder that has stopped serving may take to let go of the store.
+const LOCK_RELEASE: Duration = Duration::from_millis(500);
 
 /// A read-only [`Store`] served by the sluice process holding the store (see the module docs),
 /// over one connection reused for every query. Writes fail: `commit` and `flush` return
@@ -109,8 +111,18 @@ impl RemoteStore {
                 Err(lost) => lost,
             },
         };
-        // The holder ended (or stopped answering). If it ended, its lock is free.
-        match SledStore::open(&self.dir) {
+        // The holder ended (or stopped answering). If it ended, its lock is free, or will be
+        // in a moment: it removes its socket just before it lets go of the store.
+        let deadline = Instant::now() + LOCK_RELEASE;
+        let opened = loop {
+            match SledStore::open(&self.dir) {
+                Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other,
+            }
+        };
+        match opened {
             Ok(store) => {
                 let result = direct(&store);
                 *backend = Backend::Direct(store);

@@ -229,3 +229,28 @@ fn store_errors_travel_as_themselves() {
         );
     }
 }
+
+#[test]
+fn a_reader_whose_holder_ends_reads_the_store_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = Arc::new(sluice_engine::SledStore::open(dir.path()).unwrap());
+    let batch = Batch {
+        plan: Some(("digest".into(), plan())),
+        run: filled().run("run-2").unwrap(),
+        ..Batch::default()
+    };
+    held.commit("run-2", batch).unwrap();
+    let server = Server::start(dir.path(), held.clone()).unwrap();
+    let remote = RemoteStore::connect(dir.path()).unwrap();
+    assert_eq!(remote.runs().unwrap().len(), 1);
+
+    // The run ends: its server first, then its store.
+    drop(server);
+    drop(held);
+    assert_eq!(remote.runs().unwrap().len(), 1);
+    assert_eq!(remote.plan("digest").unwrap(), Some(plan()));
+    assert!(
+        remote.commit("run-2", Batch::default()).is_err(),
+        "still read-only"
+    );
+}
