@@ -99,11 +99,68 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Fleets: one plan against many projects (existing ones and new test projects) in one
+    /// process and one store.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Remove finished runs beyond the newest KEEP and give the space back.
     Compact {
         #[arg(long, default_value_t = 100)]
         keep: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Run a fleet file: its targets' runs, at most --concurrency at once, after deleting the
+    /// fleet's expired projects (when it sets a `ttl`); continues the unfinished fleet run of the
+    /// same file and variables.
+    Run {
+        /// Fleet file (JSON).
+        fleet: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        exec: FleetExecArgs,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// Continue an unfinished fleet run by id: targets that succeeded are not run again.
+    Resume {
+        fleet_run: String,
+        #[command(flatten)]
+        exec: FleetExecArgs,
+        #[command(flatten)]
+        cloud: CloudArgs,
+    },
+    /// Show a fleet run's targets [default: the newest fleet run].
+    Status {
+        fleet_run: Option<String>,
+        /// Print the JSON report instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a fleet file and list the targets a run would have; calls nothing.
+    Plan {
+        fleet: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FleetExecArgs {
+    /// Targets in flight at once [default: the fleet file's `concurrency`, else 16].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: Option<u16>,
+    /// Seconds running steps get to finish after Ctrl-C / SIGTERM.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub grace: u64,
+    /// Write a JSON report (per target: project, run id, state, what was created, error).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -33,6 +33,7 @@ macro_rules! errln {
 
 mod args;
 mod commands;
+mod fleet;
 mod output;
 mod progress;
 mod store_link;
@@ -54,6 +55,8 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 2;
     pub const STORE_UNUSABLE: u8 = 3;
     pub const INTERRUPTED: u8 = 4;
+    /// A fleet ended with some targets failed (the others converged), or its clean-up failed.
+    pub const PARTIAL: u8 = 5;
 }
 
 /// Runs the CLI on `args` (program name first) with optional test hooks.

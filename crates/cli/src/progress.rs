@@ -109,7 +109,7 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<Event>) {
 }
 
 /// Step ids, kinds, changes and errors come from plans and servers: escaped before drawing.
-fn safe(text: String) -> String {
+pub fn safe(text: String) -> String {
     // Most text needs no escape: keep it rather than copy it.
     let escaped = match crate::output::clean(&text) {
         std::borrow::Cow::Owned(escaped) => Some(escaped),

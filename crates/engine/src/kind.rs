@@ -67,6 +67,15 @@ pub enum ChangeAction {
     Update,
 }
 
+impl ChangeAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Create => "create",
+            ChangeAction::Update => "update",
+        }
+    }
+}
+
 /// The result of `observe`.
 #[must_use]
 #[derive(Debug, Clone, PartialEq)]

@@ -47,6 +47,7 @@ mod digest;
 pub mod error;
 pub mod events;
 mod executor;
+pub mod fleet;
 pub mod kind;
 pub mod plan;
 pub mod policy;
@@ -59,9 +60,11 @@ pub mod vars;
 
 /// Implement [`StepKind`] with `#[sluice_engine::async_trait]`, no extra dependency needed.
 pub use async_trait::async_trait;
+pub use digest::digest_hex;
 pub use error::{StepError, StoreError};
 pub use events::{CrashPoint, Event, Hooks};
 pub use executor::{Engine, EngineConfig, EngineError, RunSummary, StartedRun};
+pub use fleet::{FleetEvent, FleetSummary, FleetTargetSpec, StartedFleet, TargetOutcome, TargetState};
 pub use kind::{
     Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamProblem,
     ParamSpec, ParamType, PollOutcome, Registry, StepContext, StepKind,
@@ -70,7 +73,7 @@ pub use plan::{Plan, StepSpec, VarFormat, VarSpec, VarType};
 pub use policy::{PollPolicy, RetryPolicy};
 pub use preview::{Preview, StepPreview};
 pub use store::{
-    JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState, SledStore, StepRecord, StepState, Store,
+    FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState, SledStore, StepRecord, StepState, Store,
 };
 pub use validate::{parse_plan, validate, Problem, ValidatedPlan};
 pub use vars::VarInput;

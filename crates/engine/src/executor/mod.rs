@@ -60,6 +60,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("no run `{0}` in this store; `sluice runs` lists the runs it has")]
     UnknownRun(String),
+    #[error("no fleet run `{0}` in this store; `sluice fleet status` lists the fleet runs it has")]
+    UnknownFleet(String),
     #[error("the plan stored with run `{run}` is no longer valid here:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     StoredPlanInvalid { run: String, problems: Vec<Problem> },
 }
@@ -81,7 +83,9 @@ pub struct RunSummary {
     pub steps: Vec<StepRecord>,
 }
 
-/// The engine: a registry of kinds, a store, and settings.
+/// The engine: a registry of kinds, a store, and settings. Cloning is cheap and shares all
+/// three (a fleet drives each target's run on a clone with its own event channel).
+#[derive(Clone)]
 pub struct Engine {
     registry: Arc<Registry>,
     store: Arc<dyn Store>,
@@ -457,7 +461,8 @@ async fn schedule(
                     StepEnd::Interrupted => outcome.interrupted = true,
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop), if !stopping => {
+            // The guard `wait_for` returns is dropped inside, so the loop stays `Send`.
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; }, if !stopping => {
                 stopping = true;
                 outcome.interrupted = true;
                 grace_deadline = Some(tokio::time::Instant::now() + grace);

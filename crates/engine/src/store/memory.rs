@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{Batch, JournalEntry, RunRecord, StepRecord, Store};
+use super::{Batch, FleetRecord, JournalEntry, RunRecord, StepRecord, Store};
 use crate::error::StoreError;
 use crate::plan::Plan;
 
@@ -19,6 +19,8 @@ struct Inner {
     latest_by_key: HashMap<String, String>,
     steps: HashMap<String, BTreeMap<String, StepRecord>>,
     journals: HashMap<String, Vec<JournalEntry>>,
+    fleets: BTreeMap<String, FleetRecord>,
+    fleet_runs: HashMap<String, BTreeMap<usize, String>>,
 }
 
 impl MemoryStore {
@@ -95,6 +97,36 @@ impl Store for MemoryStore {
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         Ok(self.lock().journals.get(run_id).cloned().unwrap_or_default())
+    }
+
+    fn commit_fleet(&self, fleet: &FleetRecord, plans: Vec<(String, Plan)>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.plans.extend(plans);
+        inner.fleets.insert(fleet.id.clone(), fleet.clone());
+        Ok(())
+    }
+
+    fn fleet(&self, fleet_id: &str) -> Result<Option<FleetRecord>, StoreError> {
+        Ok(self.lock().fleets.get(fleet_id).cloned())
+    }
+
+    fn fleets(&self) -> Result<Vec<FleetRecord>, StoreError> {
+        let mut fleets: Vec<FleetRecord> = self.lock().fleets.values().cloned().collect();
+        fleets.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(fleets)
+    }
+
+    fn set_fleet_target_run(&self, fleet_id: &str, index: usize, run_id: &str) -> Result<(), StoreError> {
+        self.lock()
+            .fleet_runs
+            .entry(fleet_id.to_string())
+            .or_default()
+            .insert(index, run_id.to_string());
+        Ok(())
+    }
+
+    fn fleet_target_runs(&self, fleet_id: &str) -> Result<BTreeMap<usize, String>, StoreError> {
+        Ok(self.lock().fleet_runs.get(fleet_id).cloned().unwrap_or_default())
     }
 
     fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {

@@ -207,3 +207,66 @@ pub struct Batch {
     pub steps: Vec<StepRecord>,
     pub journal: Vec<JournalEntry>,
 }
+
+/// A fleet: one plan run against many targets, each target its own run (own run key, own
+/// journal). The record is written when the fleet is created and when a session of it ends;
+/// which run serves which target is kept apart ([`super::Store::fleet_target_runs`]), so
+/// starting a target never rewrites this record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetRecord {
+    pub id: String,
+    /// Digest of what the fleet was made from: the same key means the same fleet to continue.
+    pub fleet_key: String,
+    pub name: String,
+    /// Where the fleet was read from, for people.
+    pub source: String,
+    pub state: FleetState,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    pub sessions: u32,
+    pub targets: Vec<FleetTarget>,
+    /// What the embedder keeps with the fleet (the CLI: settings and the clean-up report).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub extra: Value,
+}
+
+impl FleetRecord {
+    /// Finished for good: every target succeeded. A fleet with failed or unstarted targets can
+    /// be continued (`fleet resume`, or `fleet run` of the same file).
+    pub fn is_finished(&self) -> bool {
+        self.state == FleetState::Succeeded
+    }
+}
+
+/// One target of a fleet: the plan (stored under its digest) and the variables of its run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetTarget {
+    pub name: String,
+    pub plan_digest: String,
+    pub vars: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FleetState {
+    Running,
+    /// Every target succeeded.
+    Succeeded,
+    /// At least one target failed; the others ran to their end.
+    Partial,
+    /// Stopped by a signal; resumable.
+    Interrupted,
+}
+
+impl FleetState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetState::Running => "running",
+            FleetState::Succeeded => "succeeded",
+            FleetState::Partial => "partial",
+            FleetState::Interrupted => "interrupted",
+        }
+    }
+}

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{decode, encode, Batch, JournalEntry, RunRecord, StepRecord, Store, FORMAT_VERSION};
+use std::collections::BTreeMap;
+
+use super::{decode, encode, Batch, FleetRecord, JournalEntry, RunRecord, StepRecord, Store, FORMAT_VERSION};
 use crate::error::StoreError;
 
 const LOCK_FILE: &str = "sluice.lock";
@@ -339,6 +341,53 @@ impl Store for SledStore {
 
     fn journal(&self, run_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         self.scan(&format!("{JOURNAL}{run_id}/"))
+    }
+
+    fn commit_fleet(&self, fleet: &FleetRecord, plans: Vec<(String, crate::plan::Plan)>) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        for (digest, plan) in &plans {
+            writes.insert(format!("plan/{digest}").as_bytes(), encode(plan));
+        }
+        writes.insert(format!("fleet/{}", fleet.id).as_bytes(), encode(fleet));
+        self.db
+            .apply_batch(writes)
+            .map_err(|error| self.located(error.into()))?;
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        self.flush()
+    }
+
+    fn fleet(&self, fleet_id: &str) -> Result<Option<FleetRecord>, StoreError> {
+        self.get_json(&format!("fleet/{fleet_id}"))
+    }
+
+    fn fleets(&self) -> Result<Vec<FleetRecord>, StoreError> {
+        let mut fleets: Vec<FleetRecord> = self.scan("fleet/")?;
+        fleets.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(fleets)
+    }
+
+    fn set_fleet_target_run(&self, fleet_id: &str, index: usize, run_id: &str) -> Result<(), StoreError> {
+        self.db
+            .insert(format!("fleetrun/{fleet_id}/{index:08}").as_bytes(), run_id.as_bytes())
+            .map_err(|error| self.located(error.into()))?;
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        self.flush()
+    }
+
+    fn fleet_target_runs(&self, fleet_id: &str) -> Result<BTreeMap<usize, String>, StoreError> {
+        let prefix = format!("fleetrun/{fleet_id}/");
+        let mut runs = BTreeMap::new();
+        for item in self.db.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = item.map_err(|error| self.located(error.into()))?;
+            let index = String::from_utf8_lossy(&key[prefix.len()..]).parse::<usize>().map_err(|e| {
+                self.located(StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: e.to_string(),
+                })
+            })?;
+            runs.insert(index, String::from_utf8_lossy(&value).into_owned());
+        }
+        Ok(runs)
     }
 
     fn next_journal_seq(&self, run_id: &str) -> Result<u64, StoreError> {

@@ -1,0 +1,408 @@
+//! `fleet run`, `fleet resume`, `fleet status` and `fleet plan`: one plan against many projects
+//! in one process and one store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sluice_engine::fleet::fleet_outcomes;
+use sluice_engine::time::now_ms;
+use sluice_engine::{Engine, FleetRecord, FleetState, FleetTargetSpec, Hooks, Store, TargetOutcome};
+use tokio::sync::{mpsc, watch};
+
+use super::cloud;
+use super::run::{build_engine, emulator_store, watch_signals};
+use super::{engine_failure, open_existing_store, open_store, plan_file, store_failure};
+use crate::args::{CloudArgs, ExecArgs, FleetExecArgs, LogFormat, VarArgs};
+use crate::fleet::{file, live, report};
+use crate::{exit, output};
+
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    fleet_path: &Path,
+    vars: &VarArgs,
+    fleet_exec: &FleetExecArgs,
+    cloud_args: &CloudArgs,
+    store_dir: &Path,
+    format: LogFormat,
+    hooks: Option<Arc<dyn Hooks>>,
+) -> u8 {
+    let rate_limits = file::rate_limits_of(fleet_path);
+    let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
+    let registry = cloud::registry(target.cloud.clone());
+    let cli_vars = match plan_file::read_vars(vars) {
+        Ok(vars) => vars,
+        Err(code) => return code,
+    };
+    let date = sluice_engine::time::compact_stamp(now_ms())[..8].to_string();
+    // Everything is checked before the store is opened: bad input changes nothing.
+    let loaded = match file::load(fleet_path, &cli_vars, &target.default_vars, &registry, &date) {
+        Ok(loaded) => loaded,
+        Err(problems) => return report_problems(&problems),
+    };
+    if let Some(first) = loaded.targets.first() {
+        if let Err(code) = cloud::check_credentials(&target, &first.validated.plan).await {
+            return code;
+        }
+    }
+    let scratch = match emulator_store(&target) {
+        Ok(scratch) => scratch,
+        Err(code) => return code,
+    };
+    let store_dir = scratch.as_ref().map_or(store_dir, |dir| dir.path());
+    let store = match open_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let exec = exec_args(fleet_exec);
+    let engine = build_engine(registry, Arc::new(store), &exec, &target, hooks);
+    let new_project_targets: Vec<usize> = loaded
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.new_project)
+        .map(|(i, _)| i)
+        .collect();
+    let extra = json!({
+        "date": loaded.date,
+        "new_project_targets": new_project_targets,
+        "ttl_secs": loaded.ttl.map(|t| t.as_secs()),
+        "owner_label": format!("{}={}", file::OWNER_LABEL_KEY, loaded.file.name),
+        "concurrency": loaded.file.concurrency,
+        "rate_limits": loaded.file.rate_limits,
+    });
+    let specs: Vec<FleetTargetSpec> = loaded
+        .targets
+        .into_iter()
+        .map(|t| FleetTargetSpec {
+            name: t.name,
+            validated: t.validated,
+        })
+        .collect();
+    let started = match engine.start_fleet(&loaded.file.name, &loaded.key, &loaded.source, &specs, extra) {
+        Ok(started) => started,
+        Err(error) => return engine_failure(&error),
+    };
+    drop(specs);
+    if started.continued {
+        errln!("continuing unfinished fleet run {} (same fleet file and variables)", started.fleet_id);
+    } else {
+        errln!("new fleet run {}", started.fleet_id);
+    }
+    let mut fleet = match engine.store().fleet(&started.fleet_id) {
+        Ok(Some(fleet)) => fleet,
+        Ok(None) => return exit::STORE_UNUSABLE,
+        Err(error) => return store_failure(&error),
+    };
+    let cleanup = match loaded.ttl {
+        Some(ttl) => {
+            let cleanup = crate::fleet::cleanup::run(&target, &fleet, ttl).await;
+            // Kept with the fleet, so `fleet status` and the report of a resumed fleet tell it.
+            fleet.extra["cleanup"] = cleanup.clone();
+            if let Err(error) = engine.store().commit_fleet(&fleet, Vec::new()) {
+                return store_failure(&error);
+            }
+            cleanup
+        }
+        None => Value::Null,
+    };
+    let concurrency = fleet_exec
+        .concurrency
+        .map(usize::from)
+        .or(loaded.file.concurrency)
+        .unwrap_or(file::DEFAULT_CONCURRENCY);
+    let resumable = target.emulator.is_none();
+    let code = drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, resumable).await;
+    if let Some(emulator) = &target.emulator {
+        output::print_emulated_world(emulator);
+    }
+    code
+}
+
+pub async fn resume(
+    fleet_id: &str,
+    fleet_exec: &FleetExecArgs,
+    cloud_args: &CloudArgs,
+    store_dir: &Path,
+    format: LogFormat,
+    hooks: Option<Arc<dyn Hooks>>,
+) -> u8 {
+    if cloud_args.emulator {
+        errln!("error: --emulator fleet runs live in a throw-away store; they cannot be resumed. Run the fleet again with --emulator");
+        return exit::BAD_INPUT;
+    }
+    let store = match open_existing_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let fleet = match store.fleet(fleet_id) {
+        Ok(Some(fleet)) => fleet,
+        Ok(None) => {
+            errln!("error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest", store_dir.display());
+            return exit::BAD_INPUT;
+        }
+        Err(error) => return store_failure(&error),
+    };
+    if fleet.is_finished() {
+        errln!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)");
+        return exit::SUCCESS;
+    }
+    let rate_limits: BTreeMap<String, f64> = serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
+    let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
+    if let Some(first) = fleet.targets.first() {
+        if let Ok(Some(plan)) = store.plan(&first.plan_digest) {
+            if let Err(code) = cloud::check_credentials(&target, &plan).await {
+                return code;
+            }
+        }
+    }
+    errln!("resuming fleet run {fleet_id}");
+    let registry = cloud::registry(target.cloud.clone());
+    let exec = exec_args(fleet_exec);
+    let engine = build_engine(registry, Arc::new(store), &exec, &target, hooks);
+    let concurrency = fleet_exec
+        .concurrency
+        .map(usize::from)
+        .or_else(|| fleet.extra["concurrency"].as_u64().map(|c| c as usize))
+        .unwrap_or(file::DEFAULT_CONCURRENCY);
+    let cleanup = fleet.extra["cleanup"].clone();
+    drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, true).await
+}
+
+fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
+    ExecArgs {
+        concurrency: 8,
+        grace: fleet_exec.grace,
+    }
+}
+
+async fn drive(
+    engine: &Engine,
+    fleet: &FleetRecord,
+    concurrency: usize,
+    format: LogFormat,
+    fleet_exec: &FleetExecArgs,
+    cleanup: &Value,
+    resumable: bool,
+) -> u8 {
+    let already_done = match fleet_outcomes(engine.store().as_ref(), fleet) {
+        Ok(outcomes) => outcomes.iter().filter(|o| o.state == sluice_engine::TargetState::Succeeded).count(),
+        Err(error) => return store_failure(&error),
+    };
+    let total = fleet.targets.len();
+    errln!(
+        "fleet {}: {total} targets ({already_done} already done), {concurrency} at a time",
+        fleet.name
+    );
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let live = format == LogFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let printer = if live {
+        tokio::spawn(live::show(events_rx, total, already_done))
+    } else {
+        tokio::spawn(live::print_plain(events_rx, total, already_done))
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(watch_signals(stop_tx));
+    let result = engine.execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx)).await;
+    signals.abort();
+    let _ = printer.await;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(error) => return engine_failure(&error),
+    };
+    let fleet = match engine.store().fleet(&fleet.id) {
+        Ok(Some(fleet)) => fleet,
+        _ => fleet.clone(),
+    };
+    report::print_summary(&fleet, summary.state, &summary.targets, cleanup);
+    if let Some(path) = &fleet_exec.report {
+        let report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
+        match report::write_report(path, &report) {
+            Ok(()) => errln!("report written to {}", path.display()),
+            Err(error) => {
+                errln!("error: --report: {error}");
+                return exit::RUN_FAILED;
+            }
+        }
+    }
+    let cleanup_failed = !cleanup["error"].is_null();
+    let code = report::exit_code(summary.state, &summary.targets, cleanup_failed);
+    match summary.state {
+        FleetState::Succeeded => {}
+        _ if !resumable => errln!("the embedded emulator's world ends with this process; run the fleet again with --emulator"),
+        FleetState::Interrupted => errln!("interrupted; continue with: sluice fleet resume {}", fleet.id),
+        _ => errln!("fix the causes above, then: sluice fleet resume {} (finished targets are not redone)", fleet.id),
+    }
+    code
+}
+
+pub fn status(store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> u8 {
+    let store = match open_existing_store(store_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    status_of(&store, store_dir, fleet_id, as_json)
+}
+
+fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> u8 {
+    let fleet = match fleet_id {
+        Some(id) => store.fleet(id),
+        None => store
+            .fleets()
+            .map(|fleets| fleets.into_iter().max_by_key(|f| f.created_at_ms)),
+    };
+    let fleet = match fleet {
+        Ok(Some(fleet)) => fleet,
+        Ok(None) => {
+            match fleet_id {
+                Some(id) => errln!("error: no fleet run `{id}` in {}", store_dir.display()),
+                None => errln!("error: no fleet run in {}; `sluice fleet run FLEET.json` starts one", store_dir.display()),
+            }
+            return exit::BAD_INPUT;
+        }
+        Err(error) => return store_failure(&error),
+    };
+    let outcomes = match fleet_outcomes(store, &fleet) {
+        Ok(outcomes) => outcomes,
+        Err(error) => return store_failure(&error),
+    };
+    let cleanup = fleet.extra["cleanup"].clone();
+    if as_json {
+        output::print_json(&report::report_json(&fleet, fleet.state, &outcomes, &cleanup), false);
+        return exit::SUCCESS;
+    }
+    print_table(&fleet, &outcomes);
+    report::print_summary(&fleet, fleet.state, &outcomes, &cleanup);
+    exit::SUCCESS
+}
+
+fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
+    outln!(
+        "fleet run {}  fleet {} ({})  state {}  sessions {}",
+        fleet.id,
+        fleet.name,
+        fleet.source,
+        fleet.state.as_str(),
+        fleet.sessions
+    );
+    outln!("{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL", "#", "TARGET", "STATE", "RUN", "CHANGES");
+    for outcome in outcomes {
+        let detail = outcome
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.step.as_deref().unwrap_or("start"), f.message))
+            .unwrap_or_default();
+        outln!(
+            "{:<5} {:<32} {:<12} {:<26} {:>7}  {}",
+            outcome.index + 1,
+            outcome.name,
+            outcome.state.as_str(),
+            outcome.run_id.as_deref().unwrap_or("-"),
+            outcome.changes.len(),
+            detail
+        );
+    }
+}
+
+/// `fleet plan`: what a `fleet run` of this file would run. Reads the file and the plan only;
+/// calls nothing.
+pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
+    let registry = cloud::offline_registry();
+    let cli_vars = match plan_file::read_vars(vars) {
+        Ok(vars) => vars,
+        Err(code) => return code,
+    };
+    let date = sluice_engine::time::compact_stamp(now_ms())[..8].to_string();
+    let loaded = match file::load(fleet_path, &cli_vars, &BTreeMap::new(), &registry, &date) {
+        Ok(loaded) => loaded,
+        Err(problems) => return report_problems(&problems),
+    };
+    let concurrency = loaded.file.concurrency.unwrap_or(file::DEFAULT_CONCURRENCY);
+    let targets: Vec<Value> = loaded
+        .targets
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "new_project": t.new_project,
+                "steps": t.validated.plan.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+                "vars": t.validated.vars,
+            })
+        })
+        .collect();
+    let new = loaded.targets.iter().filter(|t| t.new_project).count();
+    if as_json {
+        output::print_json(
+            &json!({
+                "fleet": loaded.file.name,
+                "plan": loaded.file.plan,
+                "date": loaded.date,
+                "concurrency": concurrency,
+                "rate_limits": loaded.file.rate_limits,
+                "ttl_secs": loaded.ttl.map(|t| t.as_secs()),
+                "targets": targets,
+            }),
+            true,
+        );
+        return exit::SUCCESS;
+    }
+    outln!(
+        "fleet {}: plan {}, {} targets ({} existing, {new} new), {concurrency} at a time",
+        loaded.file.name,
+        loaded.file.plan.display(),
+        loaded.targets.len(),
+        loaded.targets.len() - new,
+    );
+    if !loaded.file.description.is_empty() {
+        outln!("  {}", loaded.file.description);
+    }
+    if let Some(new_projects) = &loaded.file.new_projects {
+        outln!(
+            "new projects: under {}, billing {}, labelled {}={}{}",
+            new_projects.parent,
+            new_projects.billing_account,
+            file::OWNER_LABEL_KEY,
+            loaded.file.name,
+            match loaded.ttl {
+                Some(ttl) => format!("; projects of this fleet older than {}h are deleted first", ttl.as_secs() / 3600),
+                None => String::new(),
+            }
+        );
+        outln!(
+            "  each new project first runs `{}` (gcp.new_project) and `{}` (gcp.billing), then the plan",
+            file::NEW_PROJECT_STEP,
+            file::BILLING_STEP
+        );
+    }
+    for (service, rpm) in &loaded.file.rate_limits {
+        outln!("rate limit: {service}: {rpm} requests/minute");
+    }
+    for target in &loaded.targets {
+        outln!(
+            "  {:<32} {:<9} {} steps",
+            target.name,
+            if target.new_project { "new" } else { "existing" },
+            target.validated.plan.steps.len()
+        );
+    }
+    exit::SUCCESS
+}
+
+fn report_problems(problems: &[String]) -> u8 {
+    errln!(
+        "error: the fleet is not valid ({} problem{}):",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        errln!("  {problem}");
+    }
+    exit::BAD_INPUT
+}
