@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::cloud;
 use super::run::{build_engine, emulator_store, watch_signals};
-use super::{engine_failure, open_existing_store, open_store, plan_file, store_failure};
+use super::{engine_failure, open_existing_store, open_for_reading, open_store, plan_file, store_failure};
 use crate::args::{CloudArgs, ExecArgs, FleetExecArgs, LogFormat, VarArgs};
 use crate::fleet::{file, live, report};
 use crate::{exit, output};
@@ -54,12 +54,12 @@ pub async fn run(
         Err(code) => return code,
     };
     let store_dir = scratch.as_ref().map_or(store_dir, |dir| dir.path());
-    let store = match open_store(store_dir) {
-        Ok(store) => store,
+    let held = match open_store(store_dir) {
+        Ok(held) => held,
         Err(code) => return code,
     };
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, Arc::new(store), &exec, &target, hooks);
+    let engine = build_engine(registry, held.store.clone(), &exec, &target, hooks);
     let new_project_targets: Vec<usize> = loaded
         .targets
         .iter()
@@ -89,7 +89,10 @@ pub async fn run(
     };
     drop(specs);
     if started.continued {
-        errln!("continuing unfinished fleet run {} (same fleet file and variables)", started.fleet_id);
+        errln!(
+            "continuing unfinished fleet run {} (same fleet file and variables)",
+            started.fleet_id
+        );
     } else {
         errln!("new fleet run {}", started.fleet_id);
     }
@@ -116,7 +119,16 @@ pub async fn run(
         .or(loaded.file.concurrency)
         .unwrap_or(file::DEFAULT_CONCURRENCY);
     let resumable = target.emulator.is_none();
-    let code = drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, resumable).await;
+    let code = drive(
+        &engine,
+        &fleet,
+        concurrency,
+        format,
+        fleet_exec,
+        &cleanup,
+        resumable,
+    )
+    .await;
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
     }
@@ -135,14 +147,18 @@ pub async fn resume(
         errln!("error: --emulator fleet runs live in a throw-away store; they cannot be resumed. Run the fleet again with --emulator");
         return exit::BAD_INPUT;
     }
-    let store = match open_existing_store(store_dir) {
-        Ok(store) => store,
+    let held = match open_existing_store(store_dir) {
+        Ok(held) => held,
         Err(code) => return code,
     };
+    let store = held.store.clone();
     let fleet = match store.fleet(fleet_id) {
         Ok(Some(fleet)) => fleet,
         Ok(None) => {
-            errln!("error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest", store_dir.display());
+            errln!(
+                "error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest",
+                store_dir.display()
+            );
             return exit::BAD_INPUT;
         }
         Err(error) => return store_failure(&error),
@@ -151,7 +167,8 @@ pub async fn resume(
         errln!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)");
         return exit::SUCCESS;
     }
-    let rate_limits: BTreeMap<String, f64> = serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
+    let rate_limits: BTreeMap<String, f64> =
+        serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
     let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
         Ok(target) => target,
         Err(code) => return code,
@@ -166,7 +183,7 @@ pub async fn resume(
     errln!("resuming fleet run {fleet_id}");
     let registry = cloud::registry(target.cloud.clone());
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, Arc::new(store), &exec, &target, hooks);
+    let engine = build_engine(registry, store, &exec, &target, hooks);
     let concurrency = fleet_exec
         .concurrency
         .map(usize::from)
@@ -193,7 +210,10 @@ async fn drive(
     resumable: bool,
 ) -> u8 {
     let already_done = match fleet_outcomes(engine.store().as_ref(), fleet) {
-        Ok(outcomes) => outcomes.iter().filter(|o| o.state == sluice_engine::TargetState::Succeeded).count(),
+        Ok(outcomes) => outcomes
+            .iter()
+            .filter(|o| o.state == sluice_engine::TargetState::Succeeded)
+            .count(),
         Err(error) => return store_failure(&error),
     };
     let total = fleet.targets.len();
@@ -210,7 +230,9 @@ async fn drive(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(watch_signals(stop_tx));
-    let result = engine.execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx)).await;
+    let result = engine
+        .execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx))
+        .await;
     signals.abort();
     let _ = printer.await;
     let summary = match result {
@@ -236,19 +258,25 @@ async fn drive(
     let code = report::exit_code(summary.state, &summary.targets, cleanup_failed);
     match summary.state {
         FleetState::Succeeded => {}
-        _ if !resumable => errln!("the embedded emulator's world ends with this process; run the fleet again with --emulator"),
+        _ if !resumable => errln!(
+            "the embedded emulator's world ends with this process; run the fleet again with --emulator"
+        ),
         FleetState::Interrupted => errln!("interrupted; continue with: sluice fleet resume {}", fleet.id),
-        _ => errln!("fix the causes above, then: sluice fleet resume {} (finished targets are not redone)", fleet.id),
+        _ => errln!(
+            "fix the causes above, then: sluice fleet resume {} (finished targets are not redone)",
+            fleet.id
+        ),
     }
     code
 }
 
 pub fn status(store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> u8 {
-    let store = match open_existing_store(store_dir) {
+    // While a fleet runs, its process holds the store and answers through it.
+    let store = match open_for_reading(store_dir) {
         Ok(store) => store,
         Err(code) => return code,
     };
-    status_of(&store, store_dir, fleet_id, as_json)
+    status_of(store.as_ref(), store_dir, fleet_id, as_json)
 }
 
 fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> u8 {
@@ -263,7 +291,10 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
         Ok(None) => {
             match fleet_id {
                 Some(id) => errln!("error: no fleet run `{id}` in {}", store_dir.display()),
-                None => errln!("error: no fleet run in {}; `sluice fleet run FLEET.json` starts one", store_dir.display()),
+                None => errln!(
+                    "error: no fleet run in {}; `sluice fleet run FLEET.json` starts one",
+                    store_dir.display()
+                ),
             }
             return exit::BAD_INPUT;
         }
@@ -275,7 +306,10 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
     };
     let cleanup = fleet.extra["cleanup"].clone();
     if as_json {
-        output::print_json(&report::report_json(&fleet, fleet.state, &outcomes, &cleanup), false);
+        output::print_json(
+            &report::report_json(&fleet, fleet.state, &outcomes, &cleanup),
+            false,
+        );
         return exit::SUCCESS;
     }
     print_table(&fleet, &outcomes);
@@ -292,7 +326,14 @@ fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
         fleet.state.as_str(),
         fleet.sessions
     );
-    outln!("{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL", "#", "TARGET", "STATE", "RUN", "CHANGES");
+    outln!(
+        "{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL",
+        "#",
+        "TARGET",
+        "STATE",
+        "RUN",
+        "CHANGES"
+    );
     for outcome in outcomes {
         let detail = outcome
             .failure
@@ -371,7 +412,10 @@ pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
             file::OWNER_LABEL_KEY,
             loaded.file.name,
             match loaded.ttl {
-                Some(ttl) => format!("; projects of this fleet older than {}h are deleted first", ttl.as_secs() / 3600),
+                Some(ttl) => format!(
+                    "; projects of this fleet older than {}h are deleted first",
+                    ttl.as_secs() / 3600
+                ),
                 None => String::new(),
             }
         );

@@ -1,5 +1,6 @@
 //! The reader's side: a [`Store`] answered by the process that holds the store.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use sluice_engine::store::Batch;
-use sluice_engine::{JournalEntry, Plan, RunRecord, SledStore, StepRecord, Store, StoreError};
+use sluice_engine::{FleetRecord, JournalEntry, Plan, RunRecord, SledStore, StepRecord, Store, StoreError};
 
 use super::{published_socket, Hello, Request, Response, PROTOCOL};
 
@@ -18,7 +19,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const LOCK_RELEASE: Duration = Duration::from_millis(500);
 
 /// A read-only [`Store`] served by the sluice process holding the store (see the module docs),
-/// over one connection reused for every query. Writes fail: `commit` and `flush` return
+/// over one connection reused for every query. Writes fail: `commit`, `flush`, `commit_fleet`
+/// and `set_fleet_target_run` return
 /// [`StoreError::Io`] (kind `ReadOnlyFilesystem`) naming the holder's pid.
 ///
 /// If the holder ends while this store is in use (the connection breaks), the store's lock is
@@ -206,5 +208,30 @@ impl Store for RemoteStore {
 
     fn runs_to_compact(&self, keep: usize) -> Result<Vec<RunRecord>, StoreError> {
         self.call(Request::RunsToCompact { keep }, |s| s.runs_to_compact(keep))
+    }
+
+    fn commit_fleet(&self, _fleet: &FleetRecord, _plans: Vec<(String, Plan)>) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+
+    fn fleet(&self, fleet_id: &str) -> Result<Option<FleetRecord>, StoreError> {
+        self.call(Request::Fleet { id: fleet_id.into() }, |s| s.fleet(fleet_id))
+    }
+
+    fn fleets(&self) -> Result<Vec<FleetRecord>, StoreError> {
+        self.call(Request::Fleets, |s| s.fleets())
+    }
+
+    fn set_fleet_target_run(&self, _fleet_id: &str, _index: usize, _run_id: &str) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+
+    fn fleet_target_runs(&self, fleet_id: &str) -> Result<BTreeMap<usize, String>, StoreError> {
+        self.call(
+            Request::FleetTargetRuns {
+                fleet: fleet_id.into(),
+            },
+            |s| s.fleet_target_runs(fleet_id),
+        )
     }
 }

@@ -2,10 +2,15 @@
 //!
 //! sled lets one process open a store, and a run holds its store for as long as it runs (a
 //! night, for a fleet). So the holder publishes a read-only view: every process that holds a
-//! store for a run (`run`, `resume`) serves read-only [`Store`](sluice_engine::Store) queries on
-//! a Unix domain socket ([`Server`]), and a reading command (`status`, `runs`) that finds the
-//! store locked reads through it ([`RemoteStore`]). The engine knows nothing of this: both ends
-//! speak its `Store` trait.
+//! store to run on it (`run`, `resume`, `fleet run`, `fleet resume`) serves read-only
+//! [`Store`](sluice_engine::Store) queries on a Unix domain socket ([`Server`]), and a reading
+//! command (`status`, `runs`, `fleet status`) that finds the store locked reads through it
+//! ([`RemoteStore`]). The engine knows nothing of this: both ends speak its `Store` trait.
+//!
+//! Why this rather than a store that allows readers: sled cannot be opened by two processes,
+//! even read-only, and a second storage backend (or snapshots copied out for readers) would be a
+//! new storage design with its own durability questions. The holder already has the store open
+//! and sled reads are safe alongside its writes, so serving them costs the run nothing.
 //!
 //! ## Where the socket is
 //! `<store>/sluice.sock` (mode 0600), unless that path is too long for a Unix socket address
@@ -77,6 +82,13 @@ pub enum Request {
     },
     RunsToCompact {
         keep: usize,
+    },
+    Fleet {
+        id: String,
+    },
+    Fleets,
+    FleetTargetRuns {
+        fleet: String,
     },
 }
 

@@ -197,6 +197,9 @@ pub(super) fn answer(store: &dyn Store, hello: &Hello, line: &[u8]) -> String {
         Request::Journal { run } => reply(store.journal(&run)),
         Request::NextJournalSeq { run } => reply(store.next_journal_seq(&run)),
         Request::RunsToCompact { keep } => reply(store.runs_to_compact(keep)),
+        Request::Fleet { id } => reply(store.fleet(&id)),
+        Request::Fleets => reply(store.fleets()),
+        Request::FleetTargetRuns { fleet } => reply(store.fleet_target_runs(&fleet)),
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::json;
 use sluice_engine::store::Batch;
 use sluice_engine::{
-    JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState, StepRecord, StepState, Store, StoreError,
+    FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
+    StepRecord, StepState, Store, StoreError,
 };
 
 use super::*;
@@ -57,6 +58,27 @@ fn filled() -> Arc<MemoryStore> {
             )
             .unwrap();
     }
+    let fleet = FleetRecord {
+        id: "fleet-1".into(),
+        fleet_key: "fkey".into(),
+        name: "f".into(),
+        source: "f.json".into(),
+        state: FleetState::Running,
+        created_at_ms: 3,
+        updated_at_ms: 3,
+        finished_at_ms: None,
+        sessions: 1,
+        targets: vec![FleetTarget {
+            name: "t".into(),
+            plan_digest: "digest".into(),
+            vars: [("x".to_string(), json!(0.1))].into(),
+        }],
+        extra: json!({"concurrency": 2}),
+    };
+    store
+        .commit_fleet(&fleet, vec![("digest".into(), plan())])
+        .unwrap();
+    store.set_fleet_target_run("fleet-1", 0, "run-2").unwrap();
     store
 }
 
@@ -81,6 +103,15 @@ fn same_answers(direct: &dyn Store, remote: &dyn Store) {
         remote.runs_to_compact(0).unwrap()
     );
     assert_eq!(remote.runs_to_compact(0).unwrap().len(), 1);
+    assert_eq!(direct.fleets().unwrap(), remote.fleets().unwrap());
+    assert_eq!(remote.fleets().unwrap().len(), 1);
+    assert_eq!(direct.fleet("fleet-1").unwrap(), remote.fleet("fleet-1").unwrap());
+    assert_eq!(remote.fleet("nope").unwrap(), None);
+    assert_eq!(
+        direct.fleet_target_runs("fleet-1").unwrap(),
+        remote.fleet_target_runs("fleet-1").unwrap()
+    );
+    assert_eq!(remote.fleet_target_runs("fleet-1").unwrap().len(), 1);
 }
 
 #[test]
@@ -97,9 +128,12 @@ fn a_remote_store_answers_as_the_store_itself_and_refuses_writes() {
     assert_eq!(holder_pid(dir.path()), Some(std::process::id()));
     same_answers(store.as_ref(), &remote);
 
+    let fleet = store.fleet("fleet-1").unwrap().unwrap();
     for error in [
         remote.commit("run-2", Batch::default()).unwrap_err(),
         remote.flush().unwrap_err(),
+        remote.commit_fleet(&fleet, Vec::new()).unwrap_err(),
+        remote.set_fleet_target_run("fleet-1", 1, "run-1").unwrap_err(),
     ] {
         let text = error.to_string();
         assert!(
@@ -176,7 +210,7 @@ fn the_protocol_is_one_json_line_each_way() {
     assert_eq!(answer["ok"]["pid"], std::process::id());
 
     // An op this server does not know (a newer client), and something that is not JSON.
-    for request in [&b"{\"op\":\"fleets\"}\n"[..], b"hello\n"] {
+    for request in [&b"{\"op\":\"self_destruct\"}\n"[..], b"hello\n"] {
         let answer: serde_json::Value = serde_json::from_str(&raw_exchange(&socket, request)).unwrap();
         assert_eq!(answer["error"]["kind"], "bad_request", "{answer}");
     }
