@@ -194,3 +194,89 @@ fn a_run_waits_a_moment_for_a_reader_holding_the_store() {
     let output = run.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+/// The night-long case: `fleet status` (and `runs`, `status`) while a fleet runs.
+#[test]
+fn fleet_status_reads_through_the_running_fleet() {
+    let sandbox = Sandbox::new();
+    let step = |id: &str, after: &[&str]| {
+        let path = sandbox.work(&format!("${{vars.project}}-{id}.txt"));
+        json!({"id": id, "kind": "local.file", "after": after,
+               "with": {"path": path.to_str().unwrap(), "content": id}})
+    };
+    sandbox.write_plan(
+        "plan.json",
+        &json!({"name": "p", "vars": {"project": {"type": "string", "required": true}},
+                "steps": [step("first", &[]), step("held", &["first"])]}),
+    );
+    let fleet = sandbox.write_plan(
+        "fleet.json",
+        &json!({"name": "watched", "plan": "plan.json", "concurrency": 1,
+                "targets": [{"project": "alpha-project"}, {"project": "beta-project"}]}),
+    );
+    let store = sandbox.store();
+    let mut holder = Command::new(HARNESS)
+        .args(["fleet", "run", fleet.to_str().unwrap(), "--store"])
+        .arg(&store)
+        .env_remove("SLUICE_STORE")
+        .env("SLUICE_HARNESS_CRASH_AT", "held:after-intent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("harness starts");
+    let frozen = BufReader::new(holder.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == "SLUICE-HARNESS-FROZEN held after-intent");
+    assert!(frozen, "the fleet never reached held:after-intent");
+    let through = format!("reading through the running process {} (store held)", holder.id());
+
+    let commands: [&[&str]; 4] = [
+        &["fleet", "status"],
+        &["fleet", "status", "--json"],
+        &["runs"],
+        &["status"],
+    ];
+    let mut while_held = Vec::new();
+    for args in commands {
+        let output = sluice(&store, args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            stderr(&output).matches(&through).count(),
+            1,
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        while_held.push(stdout(&output));
+    }
+    let fleet_status = &while_held[0];
+    assert!(
+        fleet_status.contains("watched") && fleet_status.contains("running"),
+        "{fleet_status}"
+    );
+    assert!(
+        fleet_status.contains("alpha-project") && fleet_status.contains("beta-project"),
+        "{fleet_status}"
+    );
+    assert!(
+        while_held[3].contains("held") && while_held[3].contains("applying"),
+        "{}",
+        while_held[3]
+    );
+
+    let compact = sluice(&store, &["compact"]);
+    assert_eq!(compact.status.code(), Some(3), "{}", stderr(&compact));
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    for (args, before) in commands.iter().zip(&while_held) {
+        let output = sluice(&store, args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        assert!(!stderr(&output).contains("reading through"));
+        assert_eq!(
+            stdout(&output),
+            *before,
+            "{args:?}: the same output, read directly"
+        );
+    }
+}
