@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_engine::store::Batch;
 use sluice_engine::{
-    parse_plan, validate, Engine, EngineConfig, JournalEntry, JournalEvent, MemoryStore, Plan, Registry,
+    parse_plan, validate, Engine, EngineConfig, FleetRecord, JournalEntry, JournalEvent, MemoryStore, Plan, Registry,
     RunRecord, RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
 };
 use tokio::runtime::Runtime;
@@ -72,6 +72,21 @@ impl Store for Counted {
     }
     fn latest_run_for_key(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
         self.inner.latest_run_for_key(run_key)
+    }
+    fn commit_fleet(&self, fleet: &FleetRecord, plans: Vec<(String, Plan)>) -> Result<(), StoreError> {
+        self.inner.commit_fleet(fleet, plans)
+    }
+    fn fleet(&self, fleet_id: &str) -> Result<Option<FleetRecord>, StoreError> {
+        self.inner.fleet(fleet_id)
+    }
+    fn fleets(&self) -> Result<Vec<FleetRecord>, StoreError> {
+        self.inner.fleets()
+    }
+    fn set_fleet_target_run(&self, fleet_id: &str, index: usize, run_id: &str) -> Result<(), StoreError> {
+        self.inner.set_fleet_target_run(fleet_id, index, run_id)
+    }
+    fn fleet_target_runs(&self, fleet_id: &str) -> Result<std::collections::BTreeMap<usize, String>, StoreError> {
+        self.inner.fleet_target_runs(fleet_id)
     }
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         self.inner.steps(run_id)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use sluice_engine::store::{Batch, JournalEntry, JournalEvent, RunRecord, RunState, StepRecord, StepState};
-use sluice_engine::{parse_plan, MemoryStore, Plan, SledStore, Store, StoreError};
+use sluice_engine::{parse_plan, FleetRecord, FleetState, FleetTarget, MemoryStore, Plan, SledStore, Store, StoreError};
 
 fn run(id: &str, key: &str, created: u64, state: RunState) -> RunRecord {
     RunRecord {
@@ -152,6 +152,58 @@ fn compaction_never_takes_a_failed_interrupted_or_running_run_in_either_store() 
     compaction_takes_only_finished_runs(&MemoryStore::new());
     let dir = tempfile::tempdir().unwrap();
     compaction_takes_only_finished_runs(&SledStore::open(&dir.path().join("store")).unwrap());
+}
+
+/// Fleet records: stored whole with their plans, listed oldest first, and the target → run map
+/// kept beside them (a fleet id that is a prefix of another's never mixes their targets).
+fn fleet_contract(store: &dyn Store) {
+    let fleet = |id: &str, created: u64| FleetRecord {
+        id: id.into(),
+        fleet_key: "fk".into(),
+        name: "nightly".into(),
+        source: "fleet.json".into(),
+        state: FleetState::Running,
+        created_at_ms: created,
+        updated_at_ms: created,
+        finished_at_ms: None,
+        sessions: 0,
+        targets: vec![FleetTarget {
+            name: "p1".into(),
+            plan_digest: "pd".into(),
+            vars: Default::default(),
+        }],
+        extra: json!({ "date": "20261204" }),
+    };
+    store.commit_fleet(&fleet("fleet-b", 20), vec![("pd".into(), plan())]).unwrap();
+    store.commit_fleet(&fleet("fleet-a", 10), vec![]).unwrap();
+    store.commit_fleet(&fleet("fleet-a1", 30), vec![]).unwrap();
+    assert_eq!(store.plan("pd").unwrap(), Some(plan()));
+    let ids: Vec<String> = store.fleets().unwrap().into_iter().map(|f| f.id).collect();
+    assert_eq!(ids, ["fleet-a", "fleet-b", "fleet-a1"]);
+    let mut updated = fleet("fleet-a", 10);
+    updated.state = FleetState::Partial;
+    store.commit_fleet(&updated, vec![]).unwrap();
+    assert_eq!(store.fleet("fleet-a").unwrap(), Some(updated));
+    assert!(store.fleet("fleet-c").unwrap().is_none());
+
+    store.set_fleet_target_run("fleet-a", 2, "r2").unwrap();
+    store.set_fleet_target_run("fleet-a", 10, "r10").unwrap();
+    store.set_fleet_target_run("fleet-a1", 0, "other").unwrap();
+    store.set_fleet_target_run("fleet-a", 2, "r2b").unwrap();
+    let runs = store.fleet_target_runs("fleet-a").unwrap();
+    assert_eq!(runs.into_iter().collect::<Vec<_>>(), [(2, "r2b".to_string()), (10, "r10".to_string())]);
+    assert!(store.fleet_target_runs("fleet-b").unwrap().is_empty());
+}
+
+#[test]
+fn both_stores_keep_fleets() {
+    fleet_contract(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    fleet_contract(&SledStore::open(&path).unwrap());
+    let reopened = SledStore::open(&path).unwrap();
+    assert_eq!(reopened.fleets().unwrap().len(), 3);
+    assert_eq!(reopened.fleet_target_runs("fleet-a").unwrap().len(), 2);
 }
 
 #[test]

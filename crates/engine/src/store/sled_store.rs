@@ -175,10 +175,17 @@ impl SledStore {
             }
             removed_ids.push(run.id.clone());
         }
+        // A fleet's targets that have not started yet have only their fleet to keep their plan.
         let kept_plans: std::collections::HashSet<String> = store
             .runs()?
             .into_iter()
             .map(|r| format!("plan/{}", r.plan_digest))
+            .chain(
+                store
+                    .fleets()?
+                    .into_iter()
+                    .flat_map(|f| f.targets.into_iter().map(|t| format!("plan/{}", t.plan_digest))),
+            )
             .collect();
         for key in store.db.scan_prefix(b"plan/").keys() {
             let key = key?;
