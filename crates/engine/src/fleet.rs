@@ -231,11 +231,14 @@ impl Engine {
 
         let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; fleet.targets.len()];
         let mut to_run = Vec::new();
+        let mut run_plans = PlanCache::default();
         for (index, target) in fleet.targets.iter().enumerate() {
             match mapped.get(&index).map(|id| store.run(id)).transpose()?.flatten() {
                 // Succeeded in this fleet: finished targets are not redone.
                 Some(run) if run.is_finished() => {
-                    outcomes[index] = Some(target_outcome(store.as_ref(), index, target, Some(&run.id))?);
+                    let outcome =
+                        target_outcome(store.as_ref(), &mut run_plans, index, target, Some(&run.id))?;
+                    outcomes[index] = Some(outcome);
                 }
                 _ => to_run.push(index),
             }
@@ -401,16 +404,53 @@ pub fn fleet_outcomes(
     fleet: &FleetRecord,
 ) -> Result<Vec<TargetOutcome>, crate::error::StoreError> {
     let mapped = store.fleet_target_runs(&fleet.id)?;
+    let mut plans = PlanCache::default();
     fleet
         .targets
         .iter()
         .enumerate()
-        .map(|(index, target)| target_outcome(store, index, target, mapped.get(&index).map(String::as_str)))
+        .map(|(index, target)| {
+            target_outcome(
+                store,
+                &mut plans,
+                index,
+                target,
+                mapped.get(&index).map(String::as_str),
+            )
+        })
         .collect()
+}
+
+/// Plans read once per digest: a thousand targets share one or two plans.
+#[derive(Default)]
+struct PlanCache(HashMap<String, Arc<Plan>>);
+
+impl PlanCache {
+    fn get(
+        &mut self,
+        store: &dyn Store,
+        digest: &str,
+        run_id: &str,
+    ) -> Result<Arc<Plan>, crate::error::StoreError> {
+        if let Some(plan) = self.0.get(digest) {
+            return Ok(Arc::clone(plan));
+        }
+        let plan = Arc::new(
+            store
+                .plan(digest)?
+                .ok_or_else(|| crate::error::StoreError::Corrupt {
+                    key: format!("plan/{digest}"),
+                    reason: format!("the plan of run `{run_id}` is missing"),
+                })?,
+        );
+        self.0.insert(digest.to_string(), Arc::clone(&plan));
+        Ok(plan)
+    }
 }
 
 fn target_outcome(
     store: &dyn Store,
+    plans: &mut PlanCache,
     index: usize,
     target: &FleetTarget,
     run_id: Option<&str>,
@@ -426,15 +466,7 @@ fn target_outcome(
         return Ok(outcome);
     };
     let steps = store.steps(run_id)?;
-    let plan = match store.plan(&run.plan_digest)? {
-        Some(plan) => plan,
-        None => {
-            return Err(crate::error::StoreError::Corrupt {
-                key: format!("plan/{}", run.plan_digest),
-                reason: format!("the plan of run `{run_id}` is missing"),
-            })
-        }
-    };
+    let plan = plans.get(store, &run.plan_digest, run_id)?;
     Ok(outcome_of(index, target, run_id, run.state, &steps, &plan))
 }
 

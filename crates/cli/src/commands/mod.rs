@@ -97,7 +97,7 @@ fn open_store(dir: &Path) -> Result<HeldStore, u8> {
         }
         Err(error) => {
             errln!(
-                "warning: cannot serve the store at {} to readers ({error}); `sluice status` and `sluice runs` will wait for this process to end",
+                "warning: cannot serve the store at {} to readers ({error}); `sluice status` and `sluice runs` from elsewhere are refused until this process ends",
                 dir.display()
             );
             None
