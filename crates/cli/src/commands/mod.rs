@@ -137,8 +137,16 @@ fn open_for_reading(dir: &Path) -> Result<Box<dyn Store>, u8> {
                 }
                 Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 Err(error) => {
-                    tracing::debug!("no sluice process serves {}: {error}", dir.display());
-                    return Err(store_failure(&locked));
+                    let code = store_failure(&locked);
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) {
+                        tracing::debug!("no sluice process serves {}: {error}", dir.display());
+                    } else {
+                        errln!("its holder's socket cannot be read: {error}");
+                    }
+                    return Err(code);
                 }
             },
             Err(error) => return Err(store_failure(&error)),

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use sluice_engine::store::Batch;
 use sluice_engine::{FleetRecord, JournalEntry, Plan, RunRecord, SledStore, StepRecord, Store, StoreError};
 
-use super::{published_socket, Hello, Request, Response, PROTOCOL};
+use super::{published_sockets, Hello, Request, Response, PROTOCOL};
 
 /// How long one exchange may take before the holder counts as gone.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,9 +72,18 @@ impl RemoteStore {
     /// Connects to the process serving the store in `dir`. Fails when none does: no socket, a
     /// stale one (its holder was killed: nothing listens), or a server of another protocol.
     pub fn connect(dir: &Path) -> io::Result<RemoteStore> {
-        let socket = published_socket(dir)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no sluice process serves this store"))?;
-        let mut connection = Connection::open(&socket)?;
+        let mut failure = io::Error::new(io::ErrorKind::NotFound, "no sluice process serves this store");
+        for socket in published_sockets(dir) {
+            match Self::connect_to(dir, &socket) {
+                Ok(remote) => return Ok(remote),
+                Err(error) => failure = error,
+            }
+        }
+        Err(failure)
+    }
+
+    fn connect_to(dir: &Path, socket: &Path) -> io::Result<RemoteStore> {
+        let mut connection = Connection::open(socket)?;
         let hello = match connection.exchange::<Hello>(&Request::Hello)? {
             Response::Ok(hello) => hello,
             Response::Error(error) => return Err(io::Error::other(format!("{error:?}"))),

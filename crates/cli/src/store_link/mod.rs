@@ -14,7 +14,7 @@
 //!
 //! ## Where the socket is
 //! `<store>/sluice.sock` (mode 0600), unless that path is too long for a Unix socket address
-//! (about 100 bytes). Then the socket is `$XDG_RUNTIME_DIR/sluice/<hash>.sock`, else
+//! (about 100 bytes) or cannot be bound there (a file system without sockets). Then the socket is `$XDG_RUNTIME_DIR/sluice/<hash>.sock`, else
 //! `$TMPDIR/sluice-<uid>/<hash>.sock` (a 0700 directory owned by the store's owner), `<hash>`
 //! being a digest of the store's canonical path, and the store directory holds
 //! `sluice.sock.path`, one line naming it. The holder removes both when it ends. A holder
@@ -207,16 +207,21 @@ impl WireError {
     }
 }
 
-/// Where the holder of `store` listens: the socket in the store, or the one its pointer file
-/// names. None when neither exists.
-fn published_socket(store: &Path) -> Option<PathBuf> {
+/// Where the holder of `store` may listen, in the order to try: the socket in the store, then
+/// the one its pointer file names (either may be stale).
+fn published_sockets(store: &Path) -> Vec<PathBuf> {
+    let mut sockets = Vec::new();
     let local = store.join(SOCKET);
     if local.exists() {
-        return Some(local);
+        sockets.push(local);
     }
-    let named = std::fs::read_to_string(store.join(SOCKET_POINTER)).ok()?;
-    let named = PathBuf::from(named.trim_end_matches('\n'));
-    named.exists().then_some(named)
+    if let Ok(named) = std::fs::read_to_string(store.join(SOCKET_POINTER)) {
+        let named = PathBuf::from(named.trim_end_matches('\n'));
+        if named.exists() {
+            sockets.push(named);
+        }
+    }
+    sockets
 }
 
 /// A stable 64-bit FNV-1a digest, for naming a socket after its store's path.

@@ -39,31 +39,41 @@ impl Server {
     /// `store_dir`. Whatever socket is there already is stale: its holder is gone, since the
     /// lock is ours. So it is replaced.
     pub fn start(store_dir: &Path, store: Arc<dyn Store>) -> io::Result<Server> {
-        let (socket, pointer) = socket_path_for(store_dir)?;
-        match std::fs::remove_file(&socket) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
-        }
-        let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+        let local = store_dir.join(SOCKET);
+        let in_store = if local.as_os_str().len() <= MAX_SOCKET_PATH {
+            match bind_fresh(&local) {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    tracing::debug!("cannot listen on {}: {error}", local.display());
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut server = Server {
-            socket: socket.clone(),
+            socket: local,
             pointer: None,
             stop: None,
             thread: None,
         };
-        std::fs::set_permissions(&socket, Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
-        match &pointer {
-            Some(pointer) => {
-                std::fs::write(pointer, format!("{}\n", socket.display()))?;
-                server.pointer = Some(pointer.clone());
-            }
-            None => {
+        let listener = match in_store {
+            Some(listener) => {
                 // One left by a killed holder that used a fallback socket.
                 let _ = std::fs::remove_file(store_dir.join(SOCKET_POINTER));
+                listener
             }
-        }
+            None => {
+                let socket = fallback_socket(store_dir)?;
+                let listener = bind_fresh(&socket)?;
+                server.socket = socket;
+                let pointer = store_dir.join(SOCKET_POINTER);
+                std::fs::write(&pointer, format!("{}\n", server.socket.display()))?;
+                server.pointer = Some(pointer);
+                listener
+            }
+        };
+        listener.set_nonblocking(true)?;
         let hello = Arc::new(Hello {
             protocol: PROTOCOL,
             pid: std::process::id(),
@@ -224,24 +234,35 @@ fn to_line<T: Serialize>(response: &Response<T>) -> String {
     line
 }
 
-/// The socket for `store` and, when it cannot be in the store (its path would be too long for
-/// a socket address), the pointer file naming it.
-fn socket_path_for(store: &Path) -> io::Result<(PathBuf, Option<PathBuf>)> {
-    let local = store.join(SOCKET);
-    if local.as_os_str().len() <= MAX_SOCKET_PATH {
-        return Ok((local, None));
+/// Listens on `socket`, replacing whatever is there: the caller holds the store's lock, so no
+/// live holder can be listening on it. Only the owner may connect (mode 0600).
+fn bind_fresh(socket: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
     }
+    let listener = std::os::unix::net::UnixListener::bind(socket)?;
+    if let Err(error) = std::fs::set_permissions(socket, Permissions::from_mode(0o600)) {
+        let _ = std::fs::remove_file(socket);
+        return Err(error);
+    }
+    Ok(listener)
+}
+
+/// The socket for a store whose own directory cannot hold it: in a private directory, named
+/// after a digest of the store's canonical path.
+fn fallback_socket(store: &Path) -> io::Result<PathBuf> {
     let canonical = store.canonicalize()?;
     let dir = private_dir(store)?;
     let socket = dir.join(format!("{:016x}.sock", fnv1a(canonical.as_os_str().as_bytes())));
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(io::Error::other(format!(
-            "both {} and {} are too long for a socket address",
-            local.display(),
+            "{} is too long for a socket address",
             socket.display()
         )));
     }
-    Ok((socket, Some(store.join(SOCKET_POINTER))))
+    Ok(socket)
 }
 
 /// `$XDG_RUNTIME_DIR/sluice`, else `$TMPDIR/sluice-UID`: a directory only the store's owner

@@ -288,3 +288,23 @@ fn a_reader_whose_holder_ends_reads_the_store_itself() {
         "still read-only"
     );
 }
+
+#[test]
+fn a_reader_passes_a_stale_socket_in_the_store_for_the_one_the_pointer_names() {
+    // A holder that could not listen in the store (a file system without sockets) published
+    // elsewhere, and a killed holder's socket is still in the store.
+    let root = tempfile::tempdir().unwrap();
+    let store_dir = root.path().join("store");
+    std::fs::create_dir_all(&store_dir).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(store_dir.join(SOCKET)).unwrap());
+    let elsewhere = root.path().join("x".repeat(120));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let server = Server::start(&elsewhere, filled()).unwrap();
+    std::fs::write(
+        store_dir.join(SOCKET_POINTER),
+        format!("{}\n", server.socket().display()),
+    )
+    .unwrap();
+    let remote = RemoteStore::connect(&store_dir).unwrap();
+    assert_eq!(remote.runs().unwrap().len(), 2);
+}
