@@ -30,7 +30,12 @@ fn filled() -> Arc<MemoryStore> {
             plan_digest: "digest".into(),
             plan_name: "p".into(),
             plan_source: "p.json".into(),
-            vars: [("x".to_string(), json!(1.5))].into(),
+            // Floats whose shortest form serde_json's default parsing misreads.
+            vars: [
+                ("x".to_string(), json!(1.947700395895162e-169)),
+                ("y".to_string(), json!(-1.490143767845386e129)),
+            ]
+            .into(),
             state,
             created_at_ms: n,
             updated_at_ms: n,
