@@ -89,7 +89,10 @@ pub async fn run(
     };
     drop(specs);
     if started.continued {
-        errln!("continuing unfinished fleet run {} (same fleet file and variables)", started.fleet_id);
+        errln!(
+            "continuing unfinished fleet run {} (same fleet file and variables)",
+            started.fleet_id
+        );
     } else {
         errln!("new fleet run {}", started.fleet_id);
     }
@@ -116,7 +119,16 @@ pub async fn run(
         .or(loaded.file.concurrency)
         .unwrap_or(file::DEFAULT_CONCURRENCY);
     let resumable = target.emulator.is_none();
-    let code = drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, resumable).await;
+    let code = drive(
+        &engine,
+        &fleet,
+        concurrency,
+        format,
+        fleet_exec,
+        &cleanup,
+        resumable,
+    )
+    .await;
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
     }
@@ -142,7 +154,10 @@ pub async fn resume(
     let fleet = match store.fleet(fleet_id) {
         Ok(Some(fleet)) => fleet,
         Ok(None) => {
-            errln!("error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest", store_dir.display());
+            errln!(
+                "error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest",
+                store_dir.display()
+            );
             return exit::BAD_INPUT;
         }
         Err(error) => return store_failure(&error),
@@ -151,7 +166,8 @@ pub async fn resume(
         errln!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)");
         return exit::SUCCESS;
     }
-    let rate_limits: BTreeMap<String, f64> = serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
+    let rate_limits: BTreeMap<String, f64> =
+        serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
     let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
         Ok(target) => target,
         Err(code) => return code,
@@ -193,7 +209,10 @@ async fn drive(
     resumable: bool,
 ) -> u8 {
     let already_done = match fleet_outcomes(engine.store().as_ref(), fleet) {
-        Ok(outcomes) => outcomes.iter().filter(|o| o.state == sluice_engine::TargetState::Succeeded).count(),
+        Ok(outcomes) => outcomes
+            .iter()
+            .filter(|o| o.state == sluice_engine::TargetState::Succeeded)
+            .count(),
         Err(error) => return store_failure(&error),
     };
     let total = fleet.targets.len();
@@ -210,7 +229,9 @@ async fn drive(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(watch_signals(stop_tx));
-    let result = engine.execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx)).await;
+    let result = engine
+        .execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx))
+        .await;
     signals.abort();
     let _ = printer.await;
     let summary = match result {
@@ -236,9 +257,14 @@ async fn drive(
     let code = report::exit_code(summary.state, &summary.targets, cleanup_failed);
     match summary.state {
         FleetState::Succeeded => {}
-        _ if !resumable => errln!("the embedded emulator's world ends with this process; run the fleet again with --emulator"),
+        _ if !resumable => errln!(
+            "the embedded emulator's world ends with this process; run the fleet again with --emulator"
+        ),
         FleetState::Interrupted => errln!("interrupted; continue with: sluice fleet resume {}", fleet.id),
-        _ => errln!("fix the causes above, then: sluice fleet resume {} (finished targets are not redone)", fleet.id),
+        _ => errln!(
+            "fix the causes above, then: sluice fleet resume {} (finished targets are not redone)",
+            fleet.id
+        ),
     }
     code
 }
@@ -263,7 +289,10 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
         Ok(None) => {
             match fleet_id {
                 Some(id) => errln!("error: no fleet run `{id}` in {}", store_dir.display()),
-                None => errln!("error: no fleet run in {}; `sluice fleet run FLEET.json` starts one", store_dir.display()),
+                None => errln!(
+                    "error: no fleet run in {}; `sluice fleet run FLEET.json` starts one",
+                    store_dir.display()
+                ),
             }
             return exit::BAD_INPUT;
         }
@@ -275,7 +304,10 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
     };
     let cleanup = fleet.extra["cleanup"].clone();
     if as_json {
-        output::print_json(&report::report_json(&fleet, fleet.state, &outcomes, &cleanup), false);
+        output::print_json(
+            &report::report_json(&fleet, fleet.state, &outcomes, &cleanup),
+            false,
+        );
         return exit::SUCCESS;
     }
     print_table(&fleet, &outcomes);
@@ -292,7 +324,14 @@ fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
         fleet.state.as_str(),
         fleet.sessions
     );
-    outln!("{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL", "#", "TARGET", "STATE", "RUN", "CHANGES");
+    outln!(
+        "{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL",
+        "#",
+        "TARGET",
+        "STATE",
+        "RUN",
+        "CHANGES"
+    );
     for outcome in outcomes {
         let detail = outcome
             .failure
@@ -371,7 +410,10 @@ pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
             file::OWNER_LABEL_KEY,
             loaded.file.name,
             match loaded.ttl {
-                Some(ttl) => format!("; projects of this fleet older than {}h are deleted first", ttl.as_secs() / 3600),
+                Some(ttl) => format!(
+                    "; projects of this fleet older than {}h are deleted first",
+                    ttl.as_secs() / 3600
+                ),
                 None => String::new(),
             }
         );

@@ -45,11 +45,17 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
                 exec,
                 cloud,
             } => fleet::run(&file, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
-            FleetCommand::Resume { fleet_run, exec, cloud } => {
-                fleet::resume(&fleet_run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
-            }
+            FleetCommand::Resume {
+                fleet_run,
+                exec,
+                cloud,
+            } => fleet::resume(&fleet_run, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
             FleetCommand::Status { fleet_run, json } => fleet::status(&store_dir, fleet_run.as_deref(), json),
-            FleetCommand::Plan { fleet: file, vars, json } => fleet::plan(&file, &vars, json),
+            FleetCommand::Plan {
+                fleet: file,
+                vars,
+                json,
+            } => fleet::plan(&file, &vars, json),
         },
         Command::Emulator { port, config, seed } => emulator::run(port, config.as_deref(), seed).await,
     }

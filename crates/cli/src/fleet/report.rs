@@ -45,7 +45,10 @@ pub fn failure_groups(targets: &[TargetOutcome]) -> Vec<(String, Vec<String>)> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for target in targets.iter().filter(|t| t.state == TargetState::Failed) {
         let Some(failure) = &target.failure else {
-            groups.entry("failed (no step recorded an error)".into()).or_default().push(target.name.clone());
+            groups
+                .entry("failed (no step recorded an error)".into())
+                .or_default()
+                .push(target.name.clone());
             continue;
         };
         let message = failure.message.replace(&target.name, "<project>");
@@ -72,13 +75,24 @@ pub fn print_summary(fleet: &FleetRecord, state: FleetState, targets: &[TargetOu
         c.converged,
         c.changed,
         c.failed,
-        if c.unfinished > 0 { format!(", {} unfinished", c.unfinished) } else { String::new() }
+        if c.unfinished > 0 {
+            format!(", {} unfinished", c.unfinished)
+        } else {
+            String::new()
+        }
     );
     if let Some(deleted) = cleanup["deleted"].as_array() {
         if !deleted.is_empty() {
-            outln!("clean-up: deleted {} expired project(s) of this fleet:", deleted.len());
+            outln!(
+                "clean-up: deleted {} expired project(s) of this fleet:",
+                deleted.len()
+            );
             for project in deleted {
-                outln!("  {} (created {})", project["project"].as_str().unwrap_or(""), project["create_time"].as_str().unwrap_or(""));
+                outln!(
+                    "  {} (created {})",
+                    project["project"].as_str().unwrap_or(""),
+                    project["create_time"].as_str().unwrap_or("")
+                );
             }
         }
     }
@@ -96,7 +110,11 @@ pub fn print_summary(fleet: &FleetRecord, state: FleetState, targets: &[TargetOu
                 names.len(),
                 if names.len() == 1 { "" } else { "s" },
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -116,7 +134,12 @@ pub fn exit_code(state: FleetState, targets: &[TargetOutcome], cleanup_failed: b
 }
 
 /// The report for schedulers: per target project, run id, state, what was created, error.
-pub fn report_json(fleet: &FleetRecord, state: FleetState, targets: &[TargetOutcome], cleanup: &Value) -> Value {
+pub fn report_json(
+    fleet: &FleetRecord,
+    state: FleetState,
+    targets: &[TargetOutcome],
+    cleanup: &Value,
+) -> Value {
     let groups: Vec<Value> = failure_groups(targets)
         .into_iter()
         .map(|(cause, names)| json!({ "cause": cause, "targets": names }))
