@@ -63,6 +63,7 @@ mod error;
 mod iam;
 mod operations;
 mod options;
+pub mod rate;
 mod retry;
 
 pub use answers::{bounded, Answer, Binding, Page, Policy, Resource, Role};
@@ -72,3 +73,4 @@ pub use error::{parse_duration, GcpError};
 pub use iam::{Grant, IamHook};
 pub use operations::{Operation, OperationError, OperationFamily, PollSchedule, DONE_OPERATION};
 pub use options::{check_endpoint, Api, ClientOptions, Credentials, RetryConfig, Secret};
+pub use rate::{RateStats, GOOGLE_DEFAULT_RATES};
