@@ -176,7 +176,13 @@ impl Faults {
                 message: "The service is currently unavailable.".into(),
                 details: vec![],
             }),
-            2 => Fault::Error(exhausted(service, "project_number:", "projects/", "Requests per minute", Duration::from_secs(1))),
+            2 => Fault::Error(exhausted(
+                service,
+                "project_number:",
+                "projects/",
+                "Requests per minute",
+                Duration::from_secs(1),
+            )),
             3 => Fault::Dropped,
             4 => Fault::AnswerLost,
             5 => Fault::WrongBody,
@@ -200,7 +206,13 @@ impl Faults {
     /// Counts one call of `service` at emulated `now`, charged to the consumer `project` (when
     /// the call names one) and to `caller`; 429 when either quota has no room left this minute
     /// (the project's is checked first), and then nothing is counted.
-    pub fn charge(&self, service: &str, project: Option<&str>, caller: &str, now: Duration) -> Result<(), ApiError> {
+    pub fn charge(
+        &self,
+        service: &str,
+        project: Option<&str>,
+        caller: &str,
+        now: Duration,
+    ) -> Result<(), ApiError> {
         let project_limit = project.and_then(|p| Some((p, *self.quotas.get(service)?)));
         let caller_limit = self.caller_quotas.get(service).copied();
         if project_limit.is_none() && caller_limit.is_none() {
@@ -209,16 +221,30 @@ impl Faults {
         let minute = now.as_secs() / 60;
         let wait = Duration::from_secs(60 - now.as_secs() % 60);
         let mut state = self.lock();
-        let project_key = project_limit.map(|(p, limit)| ((Scope::Project, service.to_string(), p.to_string()), limit));
-        let caller_key = caller_limit.map(|limit| ((Scope::Caller, service.to_string(), caller.to_string()), limit));
+        let project_key =
+            project_limit.map(|(p, limit)| ((Scope::Project, service.to_string(), p.to_string()), limit));
+        let caller_key =
+            caller_limit.map(|limit| ((Scope::Caller, service.to_string(), caller.to_string()), limit));
         if let Some((key, limit)) = &project_key {
             if state.used(key, minute) >= *limit {
-                return Err(exhausted(service, &format!("project_number:{}", key.2), &format!("projects/{}", key.2), "Requests per minute", wait));
+                return Err(exhausted(
+                    service,
+                    &format!("project_number:{}", key.2),
+                    &format!("projects/{}", key.2),
+                    "Requests per minute",
+                    wait,
+                ));
             }
         }
         if let Some((key, limit)) = &caller_key {
             if state.used(key, minute) >= *limit {
-                return Err(exhausted(service, caller, caller, "Requests per minute per user", wait));
+                return Err(exhausted(
+                    service,
+                    caller,
+                    caller,
+                    "Requests per minute per user",
+                    wait,
+                ));
             }
         }
         for (key, _) in project_key.into_iter().chain(caller_key) {

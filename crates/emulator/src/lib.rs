@@ -184,7 +184,14 @@ impl Emulator {
 
     /// Logs an API call: `arrived` is the emulated time it arrived at, `service` the API it
     /// belongs to (when known), `atSeconds` the emulated time it was answered.
-    fn log_request(&self, arrived: std::time::Duration, service: Option<&str>, method: &str, path: &str, status: u16) {
+    fn log_request(
+        &self,
+        arrived: std::time::Duration,
+        service: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+    ) {
         let entry = json!({
             "method": method,
             "path": path,

@@ -230,9 +230,10 @@ fn api_call(
             .as_ref()
             .map(|project| api::consumer_project(emulator, name, project.clone(), quota_project.as_deref()));
         let caller = emulator.caller(bearer(headers).unwrap_or_default());
-        if let Err(exhausted) = emulator
-            .faults
-            .charge(name, consumer.as_deref(), &caller, emulator.clock.now())
+        if let Err(exhausted) =
+            emulator
+                .faults
+                .charge(name, consumer.as_deref(), &caller, emulator.clock.now())
         {
             return exhausted.into_response();
         }

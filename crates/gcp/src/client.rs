@@ -247,7 +247,16 @@ impl GcpClient {
             // Token failures are retried inside `token()` with the same policy.
             let token = self.inner.tokens.token().await?;
             let (error, reached) = match self
-                .attempt(&method, service, &url, &shown, body, timeout, retry.attempts() + 1, &token)
+                .attempt(
+                    &method,
+                    service,
+                    &url,
+                    &shown,
+                    body,
+                    timeout,
+                    retry.attempts() + 1,
+                    &token,
+                )
                 .await
             {
                 Ok(value) => match T::from_answer(value) {
@@ -311,7 +320,16 @@ impl GcpClient {
         let shown = format!("/v1/{consumer}/services/{service}");
         let url = format!("{}{shown}", self.base_url(&Api::ServiceUsage));
         if let Ok(answer) = self
-            .attempt(&Method::GET, Api::ServiceUsage.service_name(), &url, &shown, None, None, 1, token)
+            .attempt(
+                &Method::GET,
+                Api::ServiceUsage.service_name(),
+                &url,
+                &shown,
+                None,
+                None,
+                1,
+                token,
+            )
             .await
         {
             error.service_state = answer["state"].as_str().map(str::to_string);

@@ -342,7 +342,11 @@ mod tests {
             sends.push(now);
         }
         assert_eq!(&sends[..3], &[base, base, base], "a burst of N goes at once");
-        assert_eq!(sends[3], at(base, 63.0), "the 4th waits for the 1st to leave the window");
+        assert_eq!(
+            sends[3],
+            at(base, 63.0),
+            "the 4th waits for the 1st to leave the window"
+        );
         for (i, first) in sends.iter().enumerate() {
             let inside = sends[i..].iter().filter(|t| **t < *first + WINDOW).count();
             assert!(inside <= 3, "{inside} sends in the window from send {i}");
@@ -364,19 +368,31 @@ mod tests {
         let mut window = Window::new(100, 1.0, base);
         window.record(base);
         window.exhausted(at(base, 1.0), base, Some(Duration::from_secs(5)));
-        assert_eq!(window.ready_at(at(base, 1.0)), at(base, 6.0), "RetryInfo honoured");
+        assert_eq!(
+            window.ready_at(at(base, 1.0)),
+            at(base, 6.0),
+            "RetryInfo honoured"
+        );
         assert_eq!(window.rate(at(base, 1.0)), 50.0);
         // Answers to requests sent before the halving do not halve again.
         window.exhausted(at(base, 2.0), base, None);
         assert!((window.rate(at(base, 2.0)) - (50.0 + 10.0 / 60.0)).abs() < 1e-9);
-        assert_eq!(window.ready_at(at(base, 2.0)), at(base, 6.0), "the longer pause stands");
+        assert_eq!(
+            window.ready_at(at(base, 2.0)),
+            at(base, 6.0),
+            "the longer pause stands"
+        );
         // Recovery: +10 per minute, capped at the configured rate.
         assert!((window.rate(at(base, 61.0)) - 60.0).abs() < 1e-9);
         assert_eq!(window.rate(at(base, 1000.0)), 100.0);
         // A 429 for a request sent after the halving halves again, from the current rate.
         window.exhausted(at(base, 61.0), at(base, 30.0), None);
         assert!((window.rate(at(base, 61.0)) - 30.0).abs() < 1e-9);
-        assert_eq!(window.ready_at(at(base, 61.0)), at(base, 62.0), "the 1 s default pause");
+        assert_eq!(
+            window.ready_at(at(base, 61.0)),
+            at(base, 62.0),
+            "the 1 s default pause"
+        );
     }
 
     #[test]
@@ -403,7 +419,11 @@ mod tests {
         window.exhausted(base, base, Some(Duration::ZERO));
         assert_eq!(window.allowed(base), 5);
         window.record(base);
-        assert_eq!(window.ready_at(base), at(base, 63.0), "5 sent: the window is full");
+        assert_eq!(
+            window.ready_at(base),
+            at(base, 63.0),
+            "5 sent: the window is full"
+        );
     }
 
     #[test]

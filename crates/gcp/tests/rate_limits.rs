@@ -92,7 +92,11 @@ async fn the_calls_sent_never_exceed_the_rate_in_any_minute_of_the_servers_clock
     assert_eq!(fullest, RATE as usize, "full windows, never more than the rate");
 
     let stats = client.rate_stats();
-    assert_eq!(stats.len(), 1, "only the configured service is limited: {stats:?}");
+    assert_eq!(
+        stats.len(),
+        1,
+        "only the configured service is limited: {stats:?}"
+    );
     assert_eq!(stats[0].service, SERVICE_USAGE);
     assert_eq!(stats[0].configured_per_minute, RATE);
     assert_eq!(stats[0].sent, 3 * u64::from(RATE));
@@ -131,7 +135,9 @@ async fn quotas_below_the_demand_slow_calls_down_and_fail_none() {
     let log = emulator.requests();
     let log = log.as_array().unwrap();
     assert_eq!(log.iter().filter(|e| e["status"] == 200).count(), 24);
-    assert!(log.iter().all(|e| matches!(e["status"].as_u64(), Some(200 | 429))));
+    assert!(log
+        .iter()
+        .all(|e| matches!(e["status"].as_u64(), Some(200 | 429))));
     assert!(log.iter().any(|e| e["status"] == 429), "the quotas were met");
 
     let exhausted: u64 = [&alice, &bob].iter().map(|c| c.rate_stats()[0].exhausted).sum();
@@ -141,10 +147,7 @@ async fn quotas_below_the_demand_slow_calls_down_and_fail_none() {
         if before.exhausted == 0 {
             continue;
         }
-        assert!(
-            before.current_per_minute < 30.0,
-            "halved on 429: {before:?}"
-        );
+        assert!(before.current_per_minute < 30.0, "halved on 429: {before:?}");
         // In a fresh minute of the emulator's, a call succeeds at once, and by then the rate has
         // grown back some.
         emulator.advance(Duration::from_secs(60));
@@ -178,5 +181,52 @@ async fn quota_patience_bounds_the_wait() {
     // The emulator runs in real time: its minute does not end within 30 s × 0.001.
     let error = impatient.get(&Api::ServiceUsage, &path()).await.unwrap_err();
     assert!(error.is_quota_exhausted() && error.is_retryable(), "{error}");
-    assert_eq!(impatient.rate_stats()[0].exhausted, 1, "one 429, then patience ran out");
+    assert_eq!(
+        impatient.rate_stats()[0].exhausted,
+        1,
+        "one 429, then patience ran out"
+    );
+}
+
+/// Google refuses a call over quota before running it, so a 429 is retried even for an Unsafe
+/// POST (a reasoning engine, whose id the server picks): one engine is created, no duplicate.
+#[tokio::test]
+async fn an_unsafe_post_refused_for_quota_is_sent_again_and_creates_once() {
+    let mut config = EmulatorConfig {
+        time_scale: 0.001,
+        latency_ms: 0.0,
+        ..EmulatorConfig::default()
+    };
+    config.quotas.insert("aiplatform.googleapis.com".into(), 1);
+    let env = support::start(config, &["aiplatform"], 0.001).await;
+    let region = Api::VertexAi {
+        region: "us-central1".into(),
+    };
+    let engines = format!("v1/projects/{PROJECT}/locations/us-central1/reasoningEngines");
+    env.client.get(&region, &engines).await.unwrap();
+    let engine = serde_json::json!({ "displayName": "once",
+        "spec": { "packageSpec": { "pickleObjectGcsUri": "gs://b/a.pkl" } } });
+    env.client
+        .post(&region, &engines, &engine, sluice_gcp::PostRetry::Unsafe)
+        .await
+        .unwrap();
+    let posts: Vec<u64> = env
+        .admin
+        .calls_to("/reasoningEngines")
+        .await
+        .into_iter()
+        .filter(|(method, _)| method == "POST")
+        .map(|(_, status)| status)
+        .collect();
+    assert_eq!(posts.last(), Some(&200));
+    assert!(
+        posts[..posts.len() - 1].iter().all(|s| *s == 429) && posts.len() >= 2,
+        "{posts:?}"
+    );
+    let state = env.emulator.state();
+    assert_eq!(
+        state["reasoningEngines"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
 }
