@@ -14,8 +14,10 @@
 //! the last N send instants, a `VecDeque` that never grows past N). The 5 % margin (3 s per
 //! minute) absorbs the jitter between the client's send and the server's arrival, so no
 //! 60-second window at the server holds more than N either, whatever the alignment of
-//! Google's (or the emulator's) minute. Waits are async (`tokio::time::sleep_until`) and FIFO:
-//! callers queue on a tokio mutex per service, which is fair.
+//! Google's (or the emulator's) minute, provided client and server clocks run at the same
+//! scale. At `time_scale` 0 (no client-side waiting at all) nothing is limited. Waits are
+//! async (`tokio::time::sleep_until`) and FIFO: callers queue on a tokio mutex per service,
+//! which is fair. A service without a limit costs one hash look-up per request.
 //!
 //! **Adaptive.** A 429 RESOURCE_EXHAUSTED from service S pauses S for everyone until the
 //! server's RetryInfo / Retry-After (else 1 s), scaled, and halves S's current rate (at most
