@@ -25,6 +25,12 @@ pub struct EmulatorConfig {
     /// Requests per emulated minute per API per project (the caller's quota project for a
     /// client-based API, see `api_kinds`); an API not listed is unlimited.
     pub quotas: BTreeMap<String, u32>,
+    /// Requests per emulated minute per API per caller: the principal the call's token was
+    /// issued to (`NAME@PROJECT.iam.gserviceaccount.com`, `user:CLIENT_ID`,
+    /// `serviceAccount:EMAIL`, `principal:AUDIENCE`), or for a token the emulator did not issue
+    /// (any bearer token is accepted) `token:` and the first 12 hex digits of its SHA-256. Counted
+    /// as well as `quotas`: a call needs room in both. An API not listed is unlimited per caller.
+    pub caller_quotas: BTreeMap<String, u32>,
     /// Service-account keys the OAuth2 token endpoint (`POST /token`) accepts: a JWT-bearer
     /// assertion must be signed by the private half of one of these public keys.
     pub service_account_keys: Vec<ServiceAccountKeyConfig>,
@@ -229,6 +235,7 @@ impl Default for EmulatorConfig {
             latency_ms: 2.0,
             faults: BTreeMap::new(),
             quotas: BTreeMap::new(),
+            caller_quotas: BTreeMap::new(),
             service_account_keys: vec![ServiceAccountKeyConfig {
                 client_email: crate::test_key::TEST_SERVICE_ACCOUNT_EMAIL.into(),
                 public_key_pem: crate::test_key::TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM.into(),
