@@ -126,6 +126,7 @@ pub async fn run(
         format,
         fleet_exec,
         &cleanup,
+        &target.cloud,
         resumable,
     )
     .await;
@@ -166,7 +167,7 @@ pub async fn resume(
         errln!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)");
         return exit::SUCCESS;
     }
-    let rate_limits: BTreeMap<String, f64> =
+    let rate_limits: BTreeMap<String, u32> =
         serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
     let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
         Ok(target) => target,
@@ -189,7 +190,17 @@ pub async fn resume(
         .or_else(|| fleet.extra["concurrency"].as_u64().map(|c| c as usize))
         .unwrap_or(file::DEFAULT_CONCURRENCY);
     let cleanup = fleet.extra["cleanup"].clone();
-    drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, true).await
+    drive(
+        &engine,
+        &fleet,
+        concurrency,
+        format,
+        fleet_exec,
+        &cleanup,
+        &target.cloud,
+        true,
+    )
+    .await
 }
 
 fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
@@ -199,6 +210,7 @@ fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     engine: &Engine,
     fleet: &FleetRecord,
@@ -206,6 +218,7 @@ async fn drive(
     format: LogFormat,
     fleet_exec: &FleetExecArgs,
     cleanup: &Value,
+    cloud: &sluice_steps::Cloud,
     resumable: bool,
 ) -> u8 {
     let already_done = match fleet_outcomes(engine.store().as_ref(), fleet) {
@@ -243,8 +256,14 @@ async fn drive(
         _ => fleet.clone(),
     };
     report::print_summary(&fleet, summary.state, &summary.targets, cleanup);
+    let rates = cloud
+        .built()
+        .map(|client| client.rate_stats())
+        .unwrap_or_default();
+    report::print_rates(&rates);
     if let Some(path) = &fleet_exec.report {
-        let report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
+        let mut report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
+        report["rate_limits"] = report::rates_json(&rates);
         match report::write_report(path, &report) {
             Ok(()) => errln!("report written to {}", path.display()),
             Err(error) => {

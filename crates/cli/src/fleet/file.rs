@@ -36,9 +36,10 @@ pub struct FleetFile {
     /// Targets in flight at once.
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Client-side limits, requests per minute by API service (e.g. `iam.googleapis.com`).
+    /// Client-side limits, requests per minute by API service (e.g. `iam.googleapis.com`),
+    /// over Google's published defaults; 0 removes a service's limit.
     #[serde(default)]
-    pub rate_limits: BTreeMap<String, f64>,
+    pub rate_limits: BTreeMap<String, u32>,
 }
 
 /// A request for N new test projects.
@@ -120,17 +121,11 @@ pub fn load(
             ));
         }
     }
-    for (service, rpm) in &file.rate_limits {
+    for service in file.rate_limits.keys() {
         if !service.ends_with(".googleapis.com") {
             problems.push(at(
                 &format!("$.rate_limits.{service}"),
                 "name an API service, e.g. `iam.googleapis.com`".into(),
-            ));
-        }
-        if !(rpm.is_finite() && *rpm > 0.0) {
-            problems.push(at(
-                &format!("$.rate_limits.{service}"),
-                format!("{rpm} is not a positive number of requests per minute"),
             ));
         }
     }
@@ -280,7 +275,7 @@ pub fn load(
 
 /// The fleet file's `rate_limits`, read before the client is built (a file that does not parse
 /// has none here and is reported by [`load`]).
-pub fn rate_limits_of(path: &Path) -> BTreeMap<String, f64> {
+pub fn rate_limits_of(path: &Path) -> BTreeMap<String, u32> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())

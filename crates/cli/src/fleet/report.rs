@@ -188,3 +188,36 @@ pub fn write_report(path: &Path, report: &Value) -> Result<(), String> {
     std::fs::write(&tmp, text + "\n").map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
+
+/// The client-side limiters at the end of a session: only services that waited or met 429s.
+pub fn print_rates(rates: &[sluice_gcp::RateStats]) {
+    for rate in rates.iter().filter(|r| r.delayed > 0 || r.exhausted > 0) {
+        outln!(
+            "rate limit {}: {} calls, {} waited for a slot ({:.1}s in all), {} answered 429; limit {}/min, now {:.0}/min",
+            rate.service,
+            rate.sent,
+            rate.delayed,
+            rate.waited.as_secs_f64(),
+            rate.exhausted,
+            rate.configured_per_minute,
+            rate.current_per_minute
+        );
+    }
+}
+
+pub fn rates_json(rates: &[sluice_gcp::RateStats]) -> Value {
+    rates
+        .iter()
+        .map(|r| {
+            json!({
+                "service": r.service,
+                "configured_per_minute": r.configured_per_minute,
+                "current_per_minute": r.current_per_minute,
+                "sent": r.sent,
+                "delayed": r.delayed,
+                "exhausted": r.exhausted,
+                "waited_ms": r.waited.as_millis() as u64,
+            })
+        })
+        .collect()
+}
