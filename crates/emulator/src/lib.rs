@@ -205,6 +205,15 @@ impl Emulator {
             .insert(token.to_string(), email.to_string());
     }
 
+    /// The service account (`client_email`) `POST /token` issued `token` to, if it did.
+    fn token_account(&self, token: &str) -> Option<String> {
+        self.token_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
+    }
+
     /// The project of the service account `token` was issued to, when `POST /token` issued it
     /// and the account's project (`NAME@PROJECT.iam.gserviceaccount.com`) is in the world.
     fn token_project(&self, token: &str) -> Option<String> {
