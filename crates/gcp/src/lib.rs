@@ -63,6 +63,7 @@ mod error;
 mod iam;
 mod operations;
 mod options;
+mod put;
 mod retry;
 
 pub use answers::{bounded, Answer, Binding, Page, Policy, Resource, Role};

@@ -156,6 +156,8 @@ pub enum Api {
     OrgPolicy,
     /// IAM Credentials (`generateAccessToken`, for impersonation).
     IamCredentials,
+    /// Cloud Billing (a project's billing account).
+    CloudBilling,
 }
 
 impl Api {
@@ -171,6 +173,7 @@ impl Api {
             Api::AgentRegistry => "agentregistry",
             Api::OrgPolicy => "orgpolicy",
             Api::IamCredentials => "iamcredentials",
+            Api::CloudBilling => "cloudbilling",
         };
         format!("https://{host}.googleapis.com")
     }
