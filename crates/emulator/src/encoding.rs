@@ -111,9 +111,17 @@ pub fn parse_rfc3339(text: &str) -> Option<Duration> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = text.get(from..from + len)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
@@ -128,7 +136,11 @@ pub fn parse_rfc3339(text: &str) -> Option<Duration> {
         if digits == 0 {
             return None;
         }
-        let padded: String = fraction[..digits].chars().chain(std::iter::repeat('0')).take(9).collect();
+        let padded: String = fraction[..digits]
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
         nanos = padded.parse().ok()?;
         rest = &fraction[digits..];
     }

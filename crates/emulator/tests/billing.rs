@@ -16,7 +16,10 @@ const SMALL: &str = "billingAccounts/000000-AAAAAA-000003";
 
 fn config() -> EmulatorConfig {
     let mut config = EmulatorConfig::default();
-    let services = ["cloudbilling.googleapis.com", "cloudresourcemanager.googleapis.com"];
+    let services = [
+        "cloudbilling.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+    ];
     config.organizations[0].projects = vec![
         ProjectConfig::new("sluice-demo", 100_000_000_001, &services),
         ProjectConfig::new("fleet-b-001", 100_000_000_002, &[]),
@@ -50,7 +53,9 @@ async fn link(client: &Client, project: &str, account: &str) -> (u16, Value) {
 #[tokio::test]
 async fn a_project_is_linked_read_and_unlinked() {
     let (_emulator, client) = Client::start_with(config()).await;
-    let (status, info) = client.call(Method::GET, "v1/projects/fleet-b-001/billingInfo", None).await;
+    let (status, info) = client
+        .call(Method::GET, "v1/projects/fleet-b-001/billingInfo", None)
+        .await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(
         info,
@@ -58,31 +63,60 @@ async fn a_project_is_linked_read_and_unlinked() {
                 "billingAccountName": "", "billingEnabled": false })
     );
     let (status, info) = link(&client, "fleet-b-001", OPEN).await;
-    assert_eq!((status, info["billingEnabled"].as_bool()), (200, Some(true)), "{info}");
-    assert_eq!(link(&client, "fleet-b-001", OPEN).await.0, 200, "linking again is a no-op");
-    let (_, info) = client.call(Method::GET, "v1/projects/fleet-b-001/billingInfo", None).await;
+    assert_eq!(
+        (status, info["billingEnabled"].as_bool()),
+        (200, Some(true)),
+        "{info}"
+    );
+    assert_eq!(
+        link(&client, "fleet-b-001", OPEN).await.0,
+        200,
+        "linking again is a no-op"
+    );
+    let (_, info) = client
+        .call(Method::GET, "v1/projects/fleet-b-001/billingInfo", None)
+        .await;
     assert_eq!(info["billingAccountName"], OPEN);
     let (status, info) = link(&client, "fleet-b-001", "").await;
     assert_eq!((status, info["billingEnabled"].as_bool()), (200, Some(false)));
-    let (status, account) = client
-        .call(Method::GET, &format!("v1/{OPEN}"), None)
-        .await;
-    assert_eq!((status, account["open"].as_bool()), (200, Some(true)), "{account}");
+    let (status, account) = client.call(Method::GET, &format!("v1/{OPEN}"), None).await;
+    assert_eq!(
+        (status, account["open"].as_bool()),
+        (200, Some(true)),
+        "{account}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_closed_and_full_accounts_are_refused() {
     let (_emulator, client) = Client::start_with(config()).await;
     let (status, body) = link(&client, "fleet-b-001", "billingAccounts/999999-999999-999999").await;
-    assert_eq!((status, body["error"]["status"].as_str()), (403, Some("PERMISSION_DENIED")));
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
     let (status, body) = link(&client, "fleet-b-001", CLOSED).await;
-    assert_eq!((status, body["error"]["status"].as_str()), (400, Some("FAILED_PRECONDITION")));
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION"))
+    );
     assert!(body["error"]["message"].as_str().unwrap().contains("closed"));
     assert_eq!(link(&client, "fleet-b-001", SMALL).await.0, 200);
     let (status, body) = link(&client, "fleet-b-002", SMALL).await;
-    assert_eq!((status, body["error"]["status"].as_str()), (400, Some("FAILED_PRECONDITION")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("quota exceeded"), "{body}");
-    let (_, info) = client.call(Method::GET, "v1/projects/fleet-b-002/billingInfo", None).await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota exceeded"),
+        "{body}"
+    );
+    let (_, info) = client
+        .call(Method::GET, "v1/projects/fleet-b-002/billingInfo", None)
+        .await;
     assert_eq!(info["billingAccountName"], "", "nothing was linked");
 }
 
@@ -91,12 +125,13 @@ async fn billing_is_client_based_and_needs_the_api_in_the_quota_project() {
     let mut config = config();
     config.organizations[0].projects[0].enabled_services = vec![];
     let (_emulator, client) = Client::start_with(config).await;
-    let (status, body) = client.call(Method::GET, "v1/projects/fleet-b-001/billingInfo", None).await;
+    let (status, body) = client
+        .call(Method::GET, "v1/projects/fleet-b-001/billingInfo", None)
+        .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["details"][0]["reason"], "SERVICE_DISABLED");
     assert_eq!(
-        body["error"]["details"][0]["metadata"]["consumer"],
-        "projects/100000000001",
+        body["error"]["details"][0]["metadata"]["consumer"], "projects/100000000001",
         "checked in the quota project, not the target"
     );
 }

@@ -59,7 +59,11 @@ async fn create_answers_an_operation_whose_response_is_the_active_project() {
     assert!(operation["name"].as_str().unwrap().starts_with("operations/cp."));
     assert!(operation.get("done").is_none(), "running until the delay passes");
     let (_, running) = client
-        .call(Method::GET, &format!("v3/{}", operation["name"].as_str().unwrap()), None)
+        .call(
+            Method::GET,
+            &format!("v3/{}", operation["name"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert!(running.get("done").is_none());
     let done = finish(&client, &operation).await;
@@ -68,7 +72,10 @@ async fn create_answers_an_operation_whose_response_is_the_active_project() {
         project["@type"],
         "type.googleapis.com/google.cloud.resourcemanager.v3.Project"
     );
-    assert_eq!((project["state"].as_str(), project["projectId"].as_str()), (Some("ACTIVE"), Some("fleet-a-001")));
+    assert_eq!(
+        (project["state"].as_str(), project["projectId"].as_str()),
+        (Some("ACTIVE"), Some("fleet-a-001"))
+    );
     assert_eq!(project["labels"]["sluice-fleet"], "nightly");
 
     let (status, got) = client.call(Method::GET, "v3/projects/fleet-a-001", None).await;
@@ -79,14 +86,26 @@ async fn create_answers_an_operation_whose_response_is_the_active_project() {
 
     // The caller owns it, and Service Usage works there at once (enabled by default).
     let (status, policy) = client
-        .call(Method::POST, "v3/projects/fleet-a-001:getIamPolicy", Some(json!({})))
+        .call(
+            Method::POST,
+            "v3/projects/fleet-a-001:getIamPolicy",
+            Some(json!({})),
+        )
         .await;
     assert_eq!(status, 200, "{policy}");
     assert_eq!(policy["bindings"][0]["role"], "roles/owner");
     let (status, service) = client
-        .call(Method::GET, "v1/projects/fleet-a-001/services/serviceusage.googleapis.com", None)
+        .call(
+            Method::GET,
+            "v1/projects/fleet-a-001/services/serviceusage.googleapis.com",
+            None,
+        )
         .await;
-    assert_eq!((status, service["state"].as_str()), (200, Some("ENABLED")), "{service}");
+    assert_eq!(
+        (status, service["state"].as_str()),
+        (200, Some("ENABLED")),
+        "{service}"
+    );
     let state = emulator.state();
     let shown = state["projects"]
         .as_array()
@@ -94,7 +113,10 @@ async fn create_answers_an_operation_whose_response_is_the_active_project() {
         .iter()
         .find(|p| p["id"] == "fleet-a-001")
         .unwrap();
-    assert_eq!((shown["state"].as_str(), shown["labels"]["sluice-fleet"].as_str()), (Some("ACTIVE"), Some("nightly")));
+    assert_eq!(
+        (shown["state"].as_str(), shown["labels"]["sluice-fleet"].as_str()),
+        (Some("ACTIVE"), Some("nightly"))
+    );
 }
 
 #[tokio::test]
@@ -138,9 +160,19 @@ fn civil(days: i64) -> String {
 #[tokio::test]
 async fn ids_are_checked_and_never_reused() {
     let (_emulator, client) = Client::start_with(config()).await;
-    for bad in ["short", "1starts-with-digit", "Upper-case-id", "ends-with-", "way-too-long-for-a-project-id-x"] {
+    for bad in [
+        "short",
+        "1starts-with-digit",
+        "Upper-case-id",
+        "ends-with-",
+        "way-too-long-for-a-project-id-x",
+    ] {
         let (status, body) = create(&client, bad, ORG, json!({})).await;
-        assert_eq!((status, body["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{bad}: {body}");
+        assert_eq!(
+            (status, body["error"]["status"].as_str()),
+            (400, Some("INVALID_ARGUMENT")),
+            "{bad}: {body}"
+        );
     }
     let (status, body) = create(&client, "good-id-1", ORG, json!({ "Bad": "x" })).await;
     assert_eq!(status, 400, "label keys are lowercase: {body}");
@@ -149,10 +181,17 @@ async fn ids_are_checked_and_never_reused() {
     finish(&client, &operation).await;
     for taken in ["fleet-dup-1", "someone-elses", "sluice-demo"] {
         let (status, body) = create(&client, taken, ORG, json!({})).await;
-        assert_eq!((status, body["error"]["status"].as_str()), (409, Some("ALREADY_EXISTS")), "{taken}: {body}");
+        assert_eq!(
+            (status, body["error"]["status"].as_str()),
+            (409, Some("ALREADY_EXISTS")),
+            "{taken}: {body}"
+        );
     }
     let (status, body) = client.call(Method::GET, "v3/projects/someone-elses", None).await;
-    assert_eq!((status, body["error"]["status"].as_str()), (403, Some("PERMISSION_DENIED")));
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
 
     // Deleted, the id stays taken.
     let (status, deleting) = client.call(Method::DELETE, "v3/projects/fleet-dup-1", None).await;
@@ -166,7 +205,11 @@ async fn an_unknown_parent_is_permission_denied() {
     let (_emulator, client) = Client::start_with(config()).await;
     for parent in ["organizations/999", "folders/777"] {
         let (status, body) = create(&client, "fleet-orphan", parent, json!({})).await;
-        assert_eq!((status, body["error"]["status"].as_str()), (403, Some("PERMISSION_DENIED")), "{body}");
+        assert_eq!(
+            (status, body["error"]["status"].as_str()),
+            (403, Some("PERMISSION_DENIED")),
+            "{body}"
+        );
     }
 }
 
@@ -176,12 +219,27 @@ async fn creations_over_the_organisations_quota_are_resource_exhausted_with_retr
     config.organizations[0].project_creation_per_minute = Some(2);
     let (_emulator, client) = Client::start_with(config).await;
     assert_eq!(create(&client, "fleet-q-1", ORG, json!({})).await.0, 200);
-    assert_eq!(create(&client, "fleet-q-2", "folders/555", json!({})).await.0, 200);
+    assert_eq!(
+        create(&client, "fleet-q-2", "folders/555", json!({})).await.0,
+        200
+    );
     let (status, body) = create(&client, "fleet-q-3", ORG, json!({})).await;
-    assert_eq!((status, body["error"]["status"].as_str()), (429, Some("RESOURCE_EXHAUSTED")), "{body}");
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (429, Some("RESOURCE_EXHAUSTED")),
+        "{body}"
+    );
     let details = body["error"]["details"].as_array().unwrap();
-    let of_type = |t: &str| details.iter().find(|d| d["@type"].as_str().unwrap().ends_with(t)).cloned();
-    assert!(of_type("RetryInfo").unwrap()["retryDelay"].as_str().unwrap().ends_with('s'));
+    let of_type = |t: &str| {
+        details
+            .iter()
+            .find(|d| d["@type"].as_str().unwrap().ends_with(t))
+            .cloned()
+    };
+    assert!(of_type("RetryInfo").unwrap()["retryDelay"]
+        .as_str()
+        .unwrap()
+        .ends_with('s'));
     assert_eq!(
         of_type("QuotaFailure").unwrap()["violations"][0]["subject"],
         "organizations/123456789012"
@@ -189,7 +247,11 @@ async fn creations_over_the_organisations_quota_are_resource_exhausted_with_retr
     let (status, _) = client.call(Method::GET, "v3/projects/fleet-q-3", None).await;
     assert_eq!(status, 403, "nothing was created");
     client.advance(60.0).await;
-    assert_eq!(create(&client, "fleet-q-3", ORG, json!({})).await.0, 200, "the next minute");
+    assert_eq!(
+        create(&client, "fleet-q-3", ORG, json!({})).await.0,
+        200,
+        "the next minute"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +268,11 @@ async fn delete_requests_deletion_and_undelete_restores() {
     assert!(got["deleteTime"].is_string());
     // Other APIs no longer serve it.
     let (status, _) = client
-        .call(Method::GET, "v1/projects/fleet-del-1/services/serviceusage.googleapis.com", None)
+        .call(
+            Method::GET,
+            "v1/projects/fleet-del-1/services/serviceusage.googleapis.com",
+            None,
+        )
         .await;
     assert_eq!(status, 403);
     let (status, body) = client
@@ -221,14 +287,23 @@ async fn delete_requests_deletion_and_undelete_restores() {
     let (status, body) = client
         .call(Method::POST, "v3/projects/fleet-del-1:undelete", Some(json!({})))
         .await;
-    assert_eq!((status, body["error"]["status"].as_str()), (400, Some("FAILED_PRECONDITION")));
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION"))
+    );
 }
 
 #[tokio::test]
 async fn search_by_label_and_state_pages_through_the_matches() {
     let (_emulator, client) = Client::start_with(config()).await;
     for i in 0..5 {
-        let (status, _) = create(&client, &format!("fleet-s-{i:03}"), ORG, json!({ "sluice-fleet": "nightly" })).await;
+        let (status, _) = create(
+            &client,
+            &format!("fleet-s-{i:03}"),
+            ORG,
+            json!({ "sluice-fleet": "nightly" }),
+        )
+        .await;
         assert_eq!(status, 200);
     }
     create(&client, "other-s-001", ORG, json!({ "team": "x" })).await;
@@ -243,18 +318,35 @@ async fn search_by_label_and_state_pages_through_the_matches() {
         assert_eq!(status, 200, "{page}");
         let projects = page["projects"].as_array().unwrap();
         assert!(projects.len() <= 2);
-        ids.extend(projects.iter().map(|p| p["projectId"].as_str().unwrap().to_string()));
+        ids.extend(
+            projects
+                .iter()
+                .map(|p| p["projectId"].as_str().unwrap().to_string()),
+        );
         match page["nextPageToken"].as_str() {
             Some(next) => token = next.to_string(),
             None => break,
         }
     }
     ids.sort();
-    assert_eq!(ids, ["fleet-s-000", "fleet-s-001", "fleet-s-002", "fleet-s-003", "old-fleet-1"]);
+    assert_eq!(
+        ids,
+        [
+            "fleet-s-000",
+            "fleet-s-001",
+            "fleet-s-002",
+            "fleet-s-003",
+            "old-fleet-1"
+        ]
+    );
 
     // Side by side, terms match any of them (the discovery document's rule).
     let (_, either) = client
-        .call(Method::GET, "v3/projects:search?query=id:other-s-001%20id:fleet-s-000", None)
+        .call(
+            Method::GET,
+            "v3/projects:search?query=id:other-s-001%20id:fleet-s-000",
+            None,
+        )
         .await;
     assert_eq!(either["projects"].as_array().unwrap().len(), 2);
     let (_, by_parent) = client

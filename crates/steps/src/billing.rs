@@ -43,9 +43,18 @@ impl Billing {
         let info = client
             .get(&Api::CloudBilling, &Self::path(project))
             .await
-            .map_err(|e| classify(&self.cloud, &format!("reading the billing of project {project}"), e))?;
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("reading the billing of project {project}"),
+                    e,
+                )
+            })?;
         Ok((
-            info["billingAccountName"].as_str().unwrap_or_default().to_string(),
+            info["billingAccountName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             info["billingEnabled"].as_bool().unwrap_or(false),
         ))
     }
@@ -111,7 +120,9 @@ impl StepKind for Billing {
         } else {
             format!("link project {project} to {account} (now {linked}, billing enabled: {enabled})")
         };
-        Ok(Observation::Diverged(Change::update(summary).predicting(outputs(account))))
+        Ok(Observation::Diverged(
+            Change::update(summary).predicting(outputs(account)),
+        ))
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {

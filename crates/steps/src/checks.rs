@@ -82,7 +82,8 @@ impl<'a> Checks<'a> {
                 Some(text) => label_key(key).and_then(|()| label_value(text)).err(),
             };
             if let Some(message) = problem {
-                self.problems.push(ParamProblem::new(format!("{path}.{key}"), message));
+                self.problems
+                    .push(ParamProblem::new(format!("{path}.{key}"), message));
             }
         }
         self
@@ -354,7 +355,10 @@ pub fn key_value_label(text: &str) -> Result<(), String> {
     };
     label_key(key)?;
     if value.is_empty() {
-        return Err(format!("`{}` has an empty value: an owner label needs one", shown(text)));
+        return Err(format!(
+            "`{}` has an empty value: an owner label needs one",
+            shown(text)
+        ));
     }
     label_value(value)
 }
@@ -392,11 +396,9 @@ pub fn billing_account(name: &str) -> Result<(), String> {
     let ok = name.strip_prefix("billingAccounts/").is_some_and(|id| {
         let groups: Vec<&str> = id.split('-').collect();
         groups.len() == 3
-            && groups.iter().all(|g| {
-                g.len() == 6
-                    && g.bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            })
+            && groups
+                .iter()
+                .all(|g| g.len() == 6 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
     });
     verdict(
         ok,

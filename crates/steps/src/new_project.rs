@@ -84,9 +84,7 @@ impl Wanted {
         }
         labels.insert(owner.0.clone(), owner.1.clone());
         Ok(Wanted {
-            display_name: optional_text(cx, "display_name")
-                .unwrap_or(&project)
-                .to_string(),
+            display_name: optional_text(cx, "display_name").unwrap_or(&project).to_string(),
             parent: text(cx, "parent")?.to_string(),
             project,
             labels,
@@ -140,7 +138,12 @@ enum Found {
 impl NewProject {
     /// Reads the project: ours and ACTIVE, missing, or a permanent error for anything else.
     /// `missing_is_taken`: after ALREADY_EXISTS, a project we cannot see is someone else's.
-    async fn find(&self, cx: &StepContext, wanted: &Wanted, missing_is_taken: bool) -> Result<Found, StepError> {
+    async fn find(
+        &self,
+        cx: &StepContext,
+        wanted: &Wanted,
+        missing_is_taken: bool,
+    ) -> Result<Found, StepError> {
         let client = self.cloud.client().await?;
         let path = format!("v3/projects/{}", wanted.project);
         let project = match client.get(&Api::ResourceManager, &path).await {
@@ -153,7 +156,13 @@ impl NewProject {
                     Ok(Found::Missing)
                 };
             }
-            Err(e) => return Err(classify(&self.cloud, &format!("reading project {}", wanted.project), e)),
+            Err(e) => {
+                return Err(classify(
+                    &self.cloud,
+                    &format!("reading project {}", wanted.project),
+                    e,
+                ))
+            }
         };
         self.judge(cx, wanted, &project).map(Found::Ours)
     }
@@ -197,10 +206,9 @@ impl NewProject {
                 missing.join(", ")
             );
         }
-        let number = project["name"]
-            .as_str()
-            .and_then(number_of)
-            .ok_or_else(|| StepError::retryable(format!("project {id} was answered without its number: {project}")))?;
+        let number = project["name"].as_str().and_then(number_of).ok_or_else(|| {
+            StepError::retryable(format!("project {id} was answered without its number: {project}"))
+        })?;
         Ok(wanted.outputs(&number))
     }
 }
@@ -218,7 +226,11 @@ impl StepKind for NewProject {
                     ParamType::String,
                     "KEY=VALUE marking projects this fleet created, like sluice-fleet=nightly",
                 ),
-                ParamSpec::optional("display_name", ParamType::String, "display name [default: the id]"),
+                ParamSpec::optional(
+                    "display_name",
+                    ParamType::String,
+                    "display name [default: the id]",
+                ),
                 ParamSpec::optional("labels", ParamType::Object, "more labels, set at creation"),
             ],
             outputs: vec!["project_id", "project_number", "parent"],

@@ -80,7 +80,10 @@ async fn a_new_project_is_created_once_and_a_rerun_changes_nothing() {
     assert_eq!(outputs(&first, "billing")["billing_account"], ACCOUNT);
     let shown = project_state(&world, "fleet-n-001").await.unwrap();
     assert_eq!(shown["state"], "ACTIVE");
-    assert_eq!(shown["labels"], json!({ "sluice-fleet": "nightly", "team": "agents" }));
+    assert_eq!(
+        shown["labels"],
+        json!({ "sluice-fleet": "nightly", "team": "agents" })
+    );
     assert_eq!(shown["billingAccount"], ACCOUNT);
     assert_eq!(creates(&world.requests().await).len(), 1);
 
@@ -88,7 +91,11 @@ async fn a_new_project_is_created_once_and_a_rerun_changes_nothing() {
     let again = world.run(&plan("fleet-n-001", Some(ACCOUNT)), &[]).await;
     assert_succeeded(&again);
     assert_eq!(outputs(&again, "project"), out);
-    assert_eq!(world.mutations().await.len(), before, "a converged re-run mutates nothing");
+    assert_eq!(
+        world.mutations().await.len(),
+        before,
+        "a converged re-run mutates nothing"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +122,10 @@ async fn a_lost_create_answer_is_adopted_never_reported_taken() {
         if first.state == RunState::Failed {
             // Lost answers on every retry of some read: clear the faults and continue the run.
             let error = error_of(&first, "project");
-            assert!(!error.contains("taken"), "a lost answer is never `taken`: {error}");
+            assert!(
+                !error.contains("taken"),
+                "a lost answer is never `taken`: {error}"
+            );
             let cleared = world
                 .http
                 .post(format!("{}/_emulator/faults", world.emulator.base_url))
@@ -128,7 +138,9 @@ async fn a_lost_create_answer_is_adopted_never_reported_taken() {
         }
         let sent = creates(&world.requests().await);
         assert!(
-            sent.iter().skip(1).all(|(_, _, status)| *status == 409 || *status == 0),
+            sent.iter()
+                .skip(1)
+                .all(|(_, _, status)| *status == 409 || *status == 0),
             "only the first create made a project: {sent:?}"
         );
         let state = world.admin("state").await;
@@ -166,7 +178,10 @@ async fn a_refused_billing_account_fails_naming_the_fix() {
     let closed = world.run(&plan("fleet-bill-1", Some(CLOSED)), &[]).await;
     assert_eq!(closed.state, RunState::Failed);
     let error = error_of(&closed, "billing");
-    assert!(error.contains("closed") && error.contains("another `billing_account`"), "{error}");
+    assert!(
+        error.contains("closed") && error.contains("another `billing_account`"),
+        "{error}"
+    );
 
     let unknown = "billingAccounts/999999-999999-999999";
     let refused = world.run(&plan("fleet-bill-1", Some(unknown)), &[]).await;
@@ -185,7 +200,9 @@ fn cleanup_config() -> sluice_emulator::EmulatorConfig {
         ("weekly-old-1", 100_000_000_014, Some("weekly")),
     ];
     for (id, number, label) in projects {
-        config.organizations[0].projects.push(ProjectConfig::new(id, number, &[]));
+        config.organizations[0]
+            .projects
+            .push(ProjectConfig::new(id, number, &[]));
         let labels = label
             .map(|v| [("sluice-fleet".to_string(), v.to_string())].into())
             .unwrap_or_default();
@@ -214,7 +231,9 @@ async fn cleanup_deletes_exactly_the_expired_labelled_projects() {
         .unwrap();
     let ids: Vec<&str> = expired.iter().map(|p| p.project_id.as_str()).collect();
     assert_eq!(ids, ["fleet-old-1", "fleet-old-2"]);
-    assert!(expired.iter().all(|p| p.age > day * 100 && p.create_time.starts_with("2025-06-01")));
+    assert!(expired
+        .iter()
+        .all(|p| p.age > day * 100 && p.create_time.starts_with("2025-06-01")));
 
     // Never without the label, and nothing sent for it.
     let deletes = |log: Vec<(String, String, u64)>| log.into_iter().filter(|(m, _, _)| m == "DELETE").count();
@@ -241,7 +260,9 @@ async fn cleanup_deletes_exactly_the_expired_labelled_projects() {
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
     // A second delete of a deleted project sends nothing.
-    sluice_steps::delete_project(&client, "fleet-old-1", LABEL).await.unwrap();
+    sluice_steps::delete_project(&client, "fleet-old-1", LABEL)
+        .await
+        .unwrap();
     assert_eq!(deletes(world.requests().await), 2);
 }
 
@@ -259,13 +280,19 @@ async fn the_fresh_project_expires_once_its_ttl_has_passed_in_emulated_time() {
     let expired = sluice_steps::expired_fleet_projects(&client, LABEL, hour, later)
         .await
         .unwrap();
-    let fresh: Vec<_> = expired.iter().filter(|p| p.project_id == "fleet-fresh-2").collect();
+    let fresh: Vec<_> = expired
+        .iter()
+        .filter(|p| p.project_id == "fleet-fresh-2")
+        .collect();
     assert_eq!(fresh.len(), 1, "{expired:?}");
     assert_eq!(fresh[0].age, hour * 2);
     let expired = sluice_steps::expired_fleet_projects(&client, LABEL, hour * 3, later)
         .await
         .unwrap();
-    assert!(!expired.iter().any(|p| p.project_id == "fleet-fresh-2"), "{expired:?}");
+    assert!(
+        !expired.iter().any(|p| p.project_id == "fleet-fresh-2"),
+        "{expired:?}"
+    );
 }
 
 #[tokio::test]

@@ -189,7 +189,10 @@ fn create(emulator: &Emulator, call: &Call) -> Result<Value, ApiError> {
         return Err(ApiError::invalid_argument(problem));
     }
     let display_name = body["displayName"].as_str().unwrap_or_default();
-    if let Some(problem) = (!display_name.is_empty()).then(|| display_name_problem(display_name)).flatten() {
+    if let Some(problem) = (!display_name.is_empty())
+        .then(|| display_name_problem(display_name))
+        .flatten()
+    {
         return Err(ApiError::invalid_argument(problem));
     }
     let labels: BTreeMap<String, String> = body["labels"]
@@ -322,7 +325,9 @@ fn charge_creation(emulator: &Emulator, world: &mut World, org: &str, now: Durat
             details: vec![],
         }
         .with_error_info("RATE_LIMIT_EXCEEDED", "googleapis.com", json!({ "service": SERVICE, "consumer": format!("organizations/{org}") }));
-        error.details.push(json!({ "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{wait}s") }));
+        error.details.push(
+            json!({ "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{wait}s") }),
+        );
         error.details.push(json!({
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             "violations": [{ "subject": format!("organizations/{org}"), "description": "Project creation requests per minute" }]
@@ -344,7 +349,8 @@ fn delete(emulator: &Emulator, key: &str) -> Result<Value, ApiError> {
         project.meta.revision += 1;
     }
     let response = typed(PROJECT_TYPE, &project_json(project));
-    let metadata = json!({ "@type": "type.googleapis.com/google.cloud.resourcemanager.v3.DeleteProjectMetadata" });
+    let metadata =
+        json!({ "@type": "type.googleapis.com/google.cloud.resourcemanager.v3.DeleteProjectMetadata" });
     Ok(start(emulator, &mut world, metadata, Ok(response)))
 }
 
@@ -361,7 +367,8 @@ fn undelete(emulator: &Emulator, key: &str) -> Result<Value, ApiError> {
     project.meta.delete_time = None;
     project.meta.revision += 1;
     let response = typed(PROJECT_TYPE, &project_json(project));
-    let metadata = json!({ "@type": "type.googleapis.com/google.cloud.resourcemanager.v3.UndeleteProjectMetadata" });
+    let metadata =
+        json!({ "@type": "type.googleapis.com/google.cloud.resourcemanager.v3.UndeleteProjectMetadata" });
     Ok(start(emulator, &mut world, metadata, Ok(response)))
 }
 
@@ -414,7 +421,15 @@ impl Query {
                     let field = field.to_ascii_lowercase();
                     let known = matches!(
                         field.as_str(),
-                        "id" | "projectid" | "name" | "displayname" | "parent" | "parent.type" | "parent.id" | "state" | "lifecyclestate" | "labels"
+                        "id" | "projectid"
+                            | "name"
+                            | "displayname"
+                            | "parent"
+                            | "parent.type"
+                            | "parent.id"
+                            | "state"
+                            | "lifecyclestate"
+                            | "labels"
                     ) || field.strip_prefix("labels.").is_some_and(|k| !k.is_empty());
                     if !known {
                         return Err(bad_query(text, term));
@@ -429,9 +444,11 @@ impl Query {
     }
 
     fn matches(&self, project: &Project) -> bool {
-        self.groups
-            .iter()
-            .all(|group| group.iter().any(|(field, value)| term_matches(project, field, value)))
+        self.groups.iter().all(|group| {
+            group
+                .iter()
+                .any(|(field, value)| term_matches(project, field, value))
+        })
     }
 }
 
