@@ -358,3 +358,29 @@ async fn search_by_label_and_state_pages_through_the_matches() {
         .await;
     assert_eq!(status, 400, "an unknown field is refused");
 }
+
+#[tokio::test]
+async fn a_failed_create_operation_leaves_no_project_and_the_id_free() {
+    let mut config = config();
+    config.faults.insert(
+        "cloudresourcemanager.googleapis.com".into(),
+        sluice_emulator::config::FaultConfig {
+            operation_error: 1.0,
+            ..Default::default()
+        },
+    );
+    let (_emulator, client) = Client::start_with(config).await;
+    let (status, operation) = create(&client, "fleet-fail-1", ORG, json!({})).await;
+    assert_eq!(status, 200, "{operation}");
+    let done = finish(&client, &operation).await;
+    assert_eq!(done["error"]["code"], 13, "{done}");
+    let (status, _) = client.call(Method::GET, "v3/projects/fleet-fail-1", None).await;
+    assert_eq!(status, 403, "no project was left");
+    let (status, _) = client
+        .send(Method::POST, "_emulator/faults", Some(json!({})), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, operation) = create(&client, "fleet-fail-1", ORG, json!({})).await;
+    assert_eq!(status, 200, "the id is still free: {operation}");
+    assert_eq!(finish(&client, &operation).await["response"]["state"], "ACTIVE");
+}

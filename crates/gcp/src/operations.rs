@@ -1,4 +1,4 @@
-//! Long-running operations of the four families Sluice meets, read with one shape:
+//! Long-running operations of the five families Sluice meets, read with one shape:
 //! [`Operation`]. Vertex AI is long-polled with `:wait`; the others are read with GET on a
 //! [`PollSchedule`] (capped exponential, no jitter). A done operation is never read again.
 

@@ -251,12 +251,19 @@ impl StepKind for NewProject {
         let wanted = Wanted::from(cx)?;
         Ok(match self.find(cx, &wanted, false).await? {
             Found::Ours(outputs) => Observation::Converged(outputs),
-            Found::Missing => Observation::Diverged(Change::create(format!(
-                "create project {} under {} labelled {}",
-                wanted.project,
-                wanted.parent,
-                wanted.owner_text()
-            ))),
+            // The number is Google's to choose: steps reading it wait ("known after apply").
+            Found::Missing => Observation::Diverged(
+                Change::create(format!(
+                    "create project {} under {} labelled {}",
+                    wanted.project,
+                    wanted.parent,
+                    wanted.owner_text()
+                ))
+                .predicting(Outputs::from([
+                    ("project_id".to_string(), json!(wanted.project)),
+                    ("parent".to_string(), json!(wanted.parent)),
+                ])),
+            ),
         })
     }
 
