@@ -7,7 +7,8 @@
 //!   (`billing.resourceAssociations.create`, e.g. roles/billing.user on the account) and may
 //!   change the project's billing (`resourcemanager.projects.createBillingAssignment`, which a
 //!   project owner has). A project linked to another account is relinked: the plan says which
-//!   account the project must use.
+//!   account the project must use. Cloud Billing is client-based: its API must be enabled in
+//!   the caller's quota project.
 //! - **Caveats:** refusals are permanent and per project, never retried: an account the caller
 //!   cannot use (or that does not exist: Google does not tell them apart, 403), a closed account,
 //!   and an account that already holds as many projects as it may (400 FAILED_PRECONDITION,

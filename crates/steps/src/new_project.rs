@@ -10,7 +10,8 @@
 //!   (ours); one without it is someone else's. Project ids are global across Google Cloud and
 //!   never reused, even after deletion, so a taken id can only be fixed by choosing another.
 //!   The caller has `resourcemanager.projects.create` on `parent` (roles/resourcemanager.projectCreator)
-//!   and becomes the project's owner.
+//!   and becomes the project's owner. Resource Manager is client-based: its API must be enabled
+//!   in the caller's quota project (the new project has only Google's default APIs).
 //! - **Caveats:** `labels` and `display_name` are set only when the project is created; a
 //!   project of ours found with other labels or another display name is left as it is (only
 //!   the owner label counts, and a missing wanted label is logged). A project of ours under

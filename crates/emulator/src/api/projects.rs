@@ -14,7 +14,8 @@
 //! - create, delete and undelete answer an operation `operations/cp.N` that is done after
 //!   `delays.project_create`; its response is the Project (`@type`
 //!   `google.cloud.resourcemanager.v3.Project`). The new project is gettable at once (Google's
-//!   `CreateProjectMetadata.gettable`), ACTIVE, owned by the caller (`roles/owner`), and has
+//!   `CreateProjectMetadata.gettable`), ACTIVE, owned by the caller (`roles/owner`: the service
+//!   account `POST /token` issued the token to, else `user:owner@example.com`), and has
 //!   Google's default services enabled ([`DEFAULT_SERVICES`]). A seeded `operation_error` fault
 //!   fails the create with no project left;
 //! - creations per organisation per emulated minute are limited by
