@@ -436,7 +436,9 @@ impl Query {
                         return Err(bad_query(text, term));
                     }
                     let value = value.trim_matches('"').to_ascii_lowercase();
-                    groups.last_mut().unwrap_or(&mut vec![]).push((field, value));
+                    if let Some(group) = groups.last_mut() {
+                        group.push((field, value));
+                    }
                 }
             }
         }
