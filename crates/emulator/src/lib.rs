@@ -23,7 +23,9 @@
 //! - authentication by bearer token, and request bodies checked against the discovery schemas
 //!   (declared fields accepted by their snake_case proto names; map keys and free-form content
 //!   kept as sent);
-//! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
+//! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies; v3 project
+//!   create / delete / undelete / search with labels, states and wall-clock times, ids never
+//!   reused, a per-organisation creation quota), Cloud Billing (project billing links);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
 //! - seeded faults (500 / 503 / 429, extra latency, dropped connections before the call has any
@@ -241,6 +243,15 @@ impl Emulator {
             let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
             format!("token:{}", &encoding::hex(digest.as_ref())[..12])
         })
+    }
+
+    /// The service account (`client_email`) `POST /token` issued `token` to, if it did.
+    fn token_account(&self, token: &str) -> Option<String> {
+        self.token_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
     }
 
     /// The project of the service account `token` was issued to, when `POST /token` issued it

@@ -28,6 +28,9 @@ pub struct Call {
     /// project of the service account its token was issued to. Client-based APIs check their
     /// enablement there ([`crate::config::ApiKind`]).
     pub quota_project: Option<String>,
+    /// The caller as an IAM member (`serviceAccount:EMAIL`) when `POST /token` issued its token
+    /// to a service account; `None` for any other token.
+    pub caller: Option<String>,
 }
 
 impl Call {
@@ -285,6 +288,9 @@ fn api_call(
         query,
         body,
         quota_project,
+        caller: bearer(headers)
+            .and_then(|token| emulator.token_account(token))
+            .map(|email| format!("serviceAccount:{email}")),
     };
     match api::dispatch(emulator, &call) {
         Some(Ok(value)) => axum::Json(value).into_response(),

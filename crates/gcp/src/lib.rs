@@ -4,7 +4,7 @@
 //! emulator). It knows the hosts of the APIs Sluice drives (Service Usage, IAM, Resource
 //! Manager, Network Services, regional Vertex AI, Agent Registry, Org Policy), authenticates
 //! every call, turns Google's error envelope into a typed [`GcpError`], retries what can be
-//! retried, reads long-running operations of four families, and does IAM read-modify-write.
+//! retried, reads long-running operations of five families, and does IAM read-modify-write.
 //!
 //! **What it must never do:** log, print or return a secret (tokens travel only in the
 //! `Authorization` header, marked sensitive; [`Secret`] prints `<redacted>`; errors carry the
@@ -70,6 +70,7 @@ mod error;
 mod iam;
 mod operations;
 mod options;
+mod put;
 pub mod rate;
 mod retry;
 

@@ -175,6 +175,8 @@ pub enum Api {
     OrgPolicy,
     /// IAM Credentials (`generateAccessToken`, for impersonation).
     IamCredentials,
+    /// Cloud Billing (a project's billing account).
+    CloudBilling,
 }
 
 impl Api {
@@ -190,6 +192,7 @@ impl Api {
             Api::AgentRegistry => "agentregistry",
             Api::OrgPolicy => "orgpolicy",
             Api::IamCredentials => "iamcredentials",
+            Api::CloudBilling => "cloudbilling",
         };
         format!("https://{host}.googleapis.com")
     }
@@ -206,6 +209,7 @@ impl Api {
             Api::AgentRegistry => "agentregistry.googleapis.com",
             Api::OrgPolicy => "orgpolicy.googleapis.com",
             Api::IamCredentials => "iamcredentials.googleapis.com",
+            Api::CloudBilling => "cloudbilling.googleapis.com",
         }
     }
 
