@@ -62,11 +62,11 @@ fn a_bad_fleet_file_is_refused_whole_before_the_store_exists() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     for expected in [
-        "$.name",                           // not a label value
-        "Bad_Id",                           // fails the plan's pattern
-        "is already a target",              // duplicate
+        "$.name",              // not a label value
+        "Bad_Id",              // fails the plan's pattern
+        "is already a target", // duplicate
         "$.targets[3]: a target needs `project`",
-        "needs `{index}`",                  // count 3 without {index}
+        "needs `{index}`", // count 3 without {index}
         "$.new_projects.parent",
         "$.new_projects.billing_account",
         "shorter than an hour",
@@ -91,13 +91,28 @@ fn a_failing_target_fails_alone_and_a_resumed_fleet_redoes_nothing_finished() {
     let report = sandbox.work("report.json");
     let output = sandbox.run(
         HARNESS,
-        &["fleet", "run", file.to_str().unwrap(), "--report", report.to_str().unwrap()],
+        &[
+            "fleet",
+            "run",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
     );
     let (out, err) = (stdout(&output), stderr(&output));
     assert_eq!(output.status.code(), Some(5), "partial: {out}\n{err}");
-    assert!(out.contains("3 targets: 0 converged, 2 changed, 1 failed"), "{out}");
-    assert!(out.contains("1 target: step `flaky` (permanent)"), "grouped cause: {out}");
-    assert!(err.contains("sluice fleet resume fleet-"), "says what to type next: {err}");
+    assert!(
+        out.contains("3 targets: 0 converged, 2 changed, 1 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 target: step `flaky` (permanent)"),
+        "grouped cause: {out}"
+    );
+    assert!(
+        err.contains("sluice fleet resume fleet-"),
+        "says what to type next: {err}"
+    );
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let targets = report["targets"].as_array().unwrap();
@@ -116,9 +131,15 @@ fn a_failing_target_fails_alone_and_a_resumed_fleet_redoes_nothing_finished() {
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(err.contains("3 targets (2 already done)"), "{err}");
-    assert!(!err.contains("alpha-one: started"), "a finished target ran again: {err}");
+    assert!(
+        !err.contains("alpha-one: started"),
+        "a finished target ran again: {err}"
+    );
     assert!(err.contains("bravo-two: started (continuing run"), "{err}");
-    assert_eq!(std::fs::read_dir(sandbox.work("out")).unwrap().count(), effects_before);
+    assert_eq!(
+        std::fs::read_dir(sandbox.work("out")).unwrap().count(),
+        effects_before
+    );
 
     let output = sandbox.run(HARNESS, &["fleet", "status", "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -131,10 +152,17 @@ fn a_failing_target_fails_alone_and_a_resumed_fleet_redoes_nothing_finished() {
 #[test]
 fn a_second_fleet_run_of_converged_targets_changes_nothing() {
     let sandbox = Sandbox::new();
-    let file = fleet(&sandbox, json!([{ "project": "alpha-one" }, { "project": "bravo-two" }]));
+    let file = fleet(
+        &sandbox,
+        json!([{ "project": "alpha-one" }, { "project": "bravo-two" }]),
+    );
     let first = sandbox.run(HARNESS, &["fleet", "run", file.to_str().unwrap()]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let second = sandbox.run(HARNESS, &["fleet", "run", file.to_str().unwrap()]);
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
-    assert!(stdout(&second).contains("2 targets: 2 converged, 0 changed, 0 failed"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("2 targets: 2 converged, 0 changed, 0 failed"),
+        "{}",
+        stdout(&second)
+    );
 }

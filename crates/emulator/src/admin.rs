@@ -2,7 +2,9 @@
 //! - `GET state`: every resource: projects (services, service agents, IAM grants), custom roles,
 //!   agent gateways, reasoning engines, Agent Registry services and agents, custom constraints
 //!   and policies, and the operation count;
-//! - `GET requests`: the log of calls (method, path, status, emulated time in seconds), the
+//! - `GET requests`: the log of calls (`method`, `path`, `status`, `service` (the API's service
+//!   name, or null), `arrivedMs` (emulated milliseconds at arrival, so every 60-second window can
+//!   be counted), `atSeconds` (emulated seconds when answered)), the
 //!   most recent `request_log_limit` of them (`GET state` says how many older ones were dropped);
 //!   a call whose connection was dropped by a fault (`dropped_connection` or `answer_lost`) is
 //!   logged with status 0;

@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 
 pub struct Clock {
     origin: Instant,
+    /// Wall-clock time (since the Unix epoch) when the emulator started.
+    wall_origin: Duration,
     /// Real seconds per emulated second.
     scale: f64,
     advanced: Mutex<Duration>,
@@ -26,6 +28,9 @@ impl Clock {
     pub fn new(scale: f64) -> Self {
         Clock {
             origin: Instant::now(),
+            wall_origin: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
             scale: scale.max(1e-9),
             advanced: Mutex::new(Duration::ZERO),
             advances: Notify::new(),
@@ -37,6 +42,13 @@ impl Clock {
     pub fn now(&self) -> Duration {
         let advanced = *self.advanced.lock().unwrap_or_else(|p| p.into_inner());
         self.origin.elapsed().div_f64(self.scale) + advanced
+    }
+
+    /// Emulated instant `at` as wall-clock time since the Unix epoch: the emulator's start (real
+    /// wall time) plus the emulated time elapsed, so a client comparing a timestamp with its own
+    /// clock sees the right age under time scaling too.
+    pub fn wall(&self, at: Duration) -> Duration {
+        self.wall_origin + at
     }
 
     /// The emulated instant `seconds` from now.

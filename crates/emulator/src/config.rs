@@ -25,6 +25,12 @@ pub struct EmulatorConfig {
     /// Requests per emulated minute per API per project (the caller's quota project for a
     /// client-based API, see `api_kinds`); an API not listed is unlimited.
     pub quotas: BTreeMap<String, u32>,
+    /// Requests per emulated minute per API per caller: the principal the call's token was
+    /// issued to (`NAME@PROJECT.iam.gserviceaccount.com`, `user:CLIENT_ID`,
+    /// `serviceAccount:EMAIL`, `principal:AUDIENCE`), or for a token the emulator did not issue
+    /// (any bearer token is accepted) `token:` and the first 12 hex digits of its SHA-256. Counted
+    /// as well as `quotas`: a call needs room in both. An API not listed is unlimited per caller.
+    pub caller_quotas: BTreeMap<String, u32>,
     /// Service-account keys the OAuth2 token endpoint (`POST /token`) accepts: a JWT-bearer
     /// assertion must be signed by the private half of one of these public keys.
     pub service_account_keys: Vec<ServiceAccountKeyConfig>,
@@ -65,6 +71,35 @@ pub struct EmulatorConfig {
     /// world. `None`: the project the call targets. A modelling choice: Google would refuse the
     /// call, or use the gcloud CLI's shared project.
     pub default_quota_project: Option<String>,
+    /// Project ids that exist elsewhere in Google Cloud, outside this world: creating one is
+    /// refused (409 ALREADY_EXISTS) and reading one is refused as for any project the caller
+    /// cannot see (403 PERMISSION_DENIED). Project ids are global and never reused.
+    pub taken_project_ids: Vec<String>,
+    /// Labels, creation time and display name of configured projects, by project id.
+    pub project_metadata: BTreeMap<String, ProjectMetadataConfig>,
+    /// Cloud Billing accounts (`projects.updateBillingInfo` links projects to them).
+    pub billing_accounts: Vec<BillingAccountConfig>,
+}
+
+/// A Cloud Billing account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingAccountConfig {
+    /// `billingAccounts/XXXXXX-XXXXXX-XXXXXX`.
+    pub name: String,
+    /// A closed account takes no new projects (linking is 400 FAILED_PRECONDITION).
+    #[serde(default = "default_true")]
+    pub open: bool,
+    /// How many projects the account may hold (Google gives new accounts a small limit); over
+    /// it, linking is 400 FAILED_PRECONDITION. `None`: no limit.
+    #[serde(default)]
+    pub max_projects: Option<u32>,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Where Google checks that an API is enabled for a call (see [`EmulatorConfig::api_kinds`]).
@@ -92,6 +127,7 @@ impl EmulatorConfig {
 pub fn default_api_kinds() -> BTreeMap<String, ApiKind> {
     [
         ("cloudresourcemanager.googleapis.com", ApiKind::ClientBased),
+        ("cloudbilling.googleapis.com", ApiKind::ClientBased),
         ("iam.googleapis.com", ApiKind::ClientBased),
         ("orgpolicy.googleapis.com", ApiKind::ClientBased),
         ("serviceusage.googleapis.com", ApiKind::ClientBased),
@@ -171,6 +207,8 @@ pub struct Delays {
     pub registry_agent: f64,
     /// From an org policy change until it is enforced (Google: "up to 15 minutes").
     pub policy_propagation: f64,
+    /// How long a Resource Manager project create / delete / undelete operation runs.
+    pub project_create: f64,
 }
 
 impl Default for Delays {
@@ -185,6 +223,7 @@ impl Default for Delays {
             registry_operation: 30.0,
             registry_agent: 60.0,
             policy_propagation: 900.0,
+            project_create: 10.0,
         }
     }
 }
@@ -198,6 +237,10 @@ pub struct OrganizationConfig {
     pub folders: Vec<FolderConfig>,
     #[serde(default)]
     pub projects: Vec<ProjectConfig>,
+    /// Projects that may be created under the organisation (and its folders) per emulated
+    /// minute; over it, `projects.create` is 429 RESOURCE_EXHAUSTED. `None`: unlimited.
+    #[serde(default)]
+    pub project_creation_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +261,30 @@ pub struct ProjectConfig {
     pub enabled_services: Vec<String>,
 }
 
+/// What a configured project shows besides its id and number (Resource Manager v3's Project).
+/// Kept apart from [`ProjectConfig`] so that configs written before it stay valid Rust and JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectMetadataConfig {
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339 (`2025-06-01T00:00:00Z`), to seed an old project. Default:
+    /// 2026-01-01T00:00:00Z.
+    pub create_time: Option<String>,
+    /// Default: the id.
+    pub display_name: Option<String>,
+}
+
+impl ProjectConfig {
+    /// A project with just an id, a number and its enabled services.
+    pub fn new(id: &str, number: u64, enabled_services: &[&str]) -> Self {
+        ProjectConfig {
+            id: id.into(),
+            number,
+            enabled_services: enabled_services.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 impl Default for EmulatorConfig {
     /// One organisation with one fresh project, `sluice-demo` (number 100000000001), and the
     /// committed test-only service-account key registered for the token endpoint.
@@ -229,6 +296,7 @@ impl Default for EmulatorConfig {
             latency_ms: 2.0,
             faults: BTreeMap::new(),
             quotas: BTreeMap::new(),
+            caller_quotas: BTreeMap::new(),
             service_account_keys: vec![ServiceAccountKeyConfig {
                 client_email: crate::test_key::TEST_SERVICE_ACCOUNT_EMAIL.into(),
                 public_key_pem: crate::test_key::TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM.into(),
@@ -242,14 +310,14 @@ impl Default for EmulatorConfig {
             request_log_limit: 200_000,
             api_kinds: default_api_kinds(),
             default_quota_project: None,
+            taken_project_ids: vec![],
+            project_metadata: BTreeMap::new(),
+            billing_accounts: vec![],
             organizations: vec![OrganizationConfig {
                 id: "123456789012".into(),
                 folders: vec![],
-                projects: vec![ProjectConfig {
-                    id: "sluice-demo".into(),
-                    number: 100_000_000_001,
-                    enabled_services: vec![],
-                }],
+                projects: vec![ProjectConfig::new("sluice-demo", 100_000_000_001, &[])],
+                project_creation_per_minute: None,
             }],
         }
     }

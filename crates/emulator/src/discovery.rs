@@ -6,12 +6,16 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-const DOCUMENTS: [(&str, &str); 11] = [
+const DOCUMENTS: [(&str, &str); 12] = [
     (
         "agentregistry.v1",
         include_str!("../discovery/agentregistry.v1.json"),
     ),
     ("aiplatform.v1", include_str!("../discovery/aiplatform.v1.json")),
+    (
+        "cloudbilling.v1",
+        include_str!("../discovery/cloudbilling.v1.json"),
+    ),
     (
         "aiplatform.v1beta1",
         include_str!("../discovery/aiplatform.v1beta1.json"),
@@ -239,6 +243,19 @@ pub fn check_type_url(type_url: &str, value: &Value) -> Option<Vec<String>> {
         })
         .collect::<String>()
         + short;
+    // A versioned package (`google.cloud.resourcemanager.v3`) names its document
+    // (`cloudresourcemanager.v3`), which wins over another version's schema of the same name.
+    let mut parts = package.rsplit('.');
+    if let (Some(version), Some(api)) = (parts.next(), parts.next()) {
+        let suffix = format!("{api}.{version}");
+        let own = documents()
+            .docs
+            .iter()
+            .find(|(name, doc)| name.ends_with(&suffix) && doc["schemas"].get(short).is_some());
+        if let Some((name, _)) = own {
+            return Some(check(name, short, value));
+        }
+    }
     check_anywhere(short, value).or_else(|| check_anywhere(&prefixed, value))
 }
 

@@ -67,7 +67,13 @@ pub fn etag(version: u64) -> String {
 
 /// An RFC 3339 timestamp (UTC, nanoseconds) for an instant of emulated time.
 pub fn timestamp(now: Duration) -> String {
-    let seconds = EPOCH_UNIX_SECONDS + now.as_secs();
+    rfc3339(Duration::from_secs(EPOCH_UNIX_SECONDS) + now)
+}
+
+/// RFC 3339 in UTC with nanoseconds, of a wall-clock time given since the Unix epoch.
+pub fn rfc3339(unix: Duration) -> String {
+    let now = unix;
+    let seconds = unix.as_secs();
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -88,8 +94,89 @@ pub fn timestamp(now: Duration) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An RFC 3339 timestamp (`2026-01-01T00:00:00Z`, fractions and `+hh:mm` offsets accepted) as
+/// time since the Unix epoch; `None` when it is not one or lies before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<Duration> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = text.get(from..from + len)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded: String = fraction[..digits]
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        nanos = padded.parse().ok()?;
+        rest = &fraction[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = (rest[1..3].parse::<i64>().ok()?, rest[4..6].parse::<i64>().ok()?);
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(Duration::new(u64::try_from(seconds).ok()?, nanos))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rfc3339_round_trips() {
+        use std::time::Duration;
+        let t = Duration::new(1_767_225_600 + 86_400 * 59 + 3_723, 5_000);
+        let text = super::rfc3339(t);
+        assert_eq!(text, "2026-03-01T01:02:03.000005000Z");
+        assert_eq!(super::parse_rfc3339(&text), Some(t));
+        assert_eq!(
+            super::parse_rfc3339("2026-01-01T01:00:00+01:00"),
+            Some(Duration::from_secs(1_767_225_600))
+        );
+        assert_eq!(super::parse_rfc3339("2026-01-01"), None);
+    }
+
     #[test]
     fn base64_matches_known_vectors_and_etags_differ() {
         assert_eq!(super::base64(b""), "");

@@ -1,6 +1,7 @@
 //! Seeded faults and quotas. Every fault decision is drawn from one SplitMix64 stream seeded
 //! from the config, so the same calls in the same order meet the same faults. Quotas count
-//! calls per API per project per emulated minute.
+//! calls per API per emulated minute, per consumer project (`quotas`) and per caller
+//! (`caller_quotas`); a call is counted only when it has room in both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -49,12 +50,36 @@ impl Fault {
 pub struct Faults {
     state: Mutex<State>,
     quotas: BTreeMap<String, u32>,
+    caller_quotas: BTreeMap<String, u32>,
+}
+
+/// Whose quota a count is: a consumer project's or a caller's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Scope {
+    Project,
+    Caller,
 }
 
 struct State {
     rng: u64,
     config: BTreeMap<String, FaultConfig>,
-    used: HashMap<(String, String), (u64, u32)>,
+    /// (scope, service, project or caller) → (emulated minute, calls counted in it).
+    used: HashMap<(Scope, String, String), (u64, u32)>,
+}
+
+impl State {
+    /// Calls counted for `key` in `minute` (0 when its count is from an earlier minute).
+    fn used(&self, key: &(Scope, String, String), minute: u64) -> u32 {
+        self.used
+            .get(key)
+            .filter(|(at, _)| *at == minute)
+            .map_or(0, |(_, used)| *used)
+    }
+
+    fn count(&mut self, key: (Scope, String, String), minute: u64) {
+        let used = self.used(&key, minute);
+        self.used.insert(key, (minute, used + 1));
+    }
 }
 
 impl State {
@@ -67,7 +92,12 @@ impl State {
 }
 
 impl Faults {
-    pub fn new(seed: u64, config: BTreeMap<String, FaultConfig>, quotas: BTreeMap<String, u32>) -> Self {
+    pub fn new(
+        seed: u64,
+        config: BTreeMap<String, FaultConfig>,
+        quotas: BTreeMap<String, u32>,
+        caller_quotas: BTreeMap<String, u32>,
+    ) -> Self {
         Faults {
             state: Mutex::new(State {
                 rng: seed,
@@ -75,6 +105,7 @@ impl Faults {
                 used: HashMap::new(),
             }),
             quotas,
+            caller_quotas,
         }
     }
 
@@ -145,7 +176,13 @@ impl Faults {
                 message: "The service is currently unavailable.".into(),
                 details: vec![],
             }),
-            2 => Fault::Error(exhausted(service, "", Duration::from_secs(1))),
+            2 => Fault::Error(exhausted(
+                service,
+                "project_number:",
+                "projects/",
+                "Requests per minute",
+                Duration::from_secs(1),
+            )),
             3 => Fault::Dropped,
             4 => Fault::AnswerLost,
             5 => Fault::WrongBody,
@@ -166,25 +203,53 @@ impl Faults {
         (chance > 0.0 && next_unit(&mut state.rng) < chance).then(internal)
     }
 
-    /// Counts one call of `service` in `project` at emulated `now`; 429 once over the quota.
-    pub fn charge(&self, service: &str, project: &str, now: Duration) -> Result<(), ApiError> {
-        let Some(&limit) = self.quotas.get(service) else {
+    /// Counts one call of `service` at emulated `now`, charged to the consumer `project` (when
+    /// the call names one) and to `caller`; 429 when either quota has no room left this minute
+    /// (the project's is checked first), and then nothing is counted.
+    pub fn charge(
+        &self,
+        service: &str,
+        project: Option<&str>,
+        caller: &str,
+        now: Duration,
+    ) -> Result<(), ApiError> {
+        let project_limit = project.and_then(|p| Some((p, *self.quotas.get(service)?)));
+        let caller_limit = self.caller_quotas.get(service).copied();
+        if project_limit.is_none() && caller_limit.is_none() {
             return Ok(());
-        };
+        }
         let minute = now.as_secs() / 60;
+        let wait = Duration::from_secs(60 - now.as_secs() % 60);
         let mut state = self.lock();
-        let used = state
-            .used
-            .entry((service.to_string(), project.to_string()))
-            .or_insert((minute, 0));
-        if used.0 != minute {
-            *used = (minute, 0);
+        let project_key =
+            project_limit.map(|(p, limit)| ((Scope::Project, service.to_string(), p.to_string()), limit));
+        let caller_key =
+            caller_limit.map(|limit| ((Scope::Caller, service.to_string(), caller.to_string()), limit));
+        if let Some((key, limit)) = &project_key {
+            if state.used(key, minute) >= *limit {
+                return Err(exhausted(
+                    service,
+                    &format!("project_number:{}", key.2),
+                    &format!("projects/{}", key.2),
+                    "Requests per minute",
+                    wait,
+                ));
+            }
         }
-        if used.1 >= limit {
-            let wait = Duration::from_secs(60 - now.as_secs() % 60);
-            return Err(exhausted(service, project, wait));
+        if let Some((key, limit)) = &caller_key {
+            if state.used(key, minute) >= *limit {
+                return Err(exhausted(
+                    service,
+                    caller,
+                    caller,
+                    "Requests per minute per user",
+                    wait,
+                ));
+            }
         }
-        used.1 += 1;
+        for (key, _) in project_key.into_iter().chain(caller_key) {
+            state.count(key, minute);
+        }
         Ok(())
     }
 }
@@ -198,18 +263,20 @@ fn internal() -> ApiError {
     }
 }
 
-fn exhausted(service: &str, project: &str, retry: Duration) -> ApiError {
+/// Google's 429 for a rate quota: `named` is the consumer as the message names it,
+/// `consumer` as ErrorInfo and QuotaFailure name it, `limit` the quota's description.
+fn exhausted(service: &str, named: &str, consumer: &str, limit: &str, retry: Duration) -> ApiError {
     let mut error = ApiError {
         http: 429,
         status: "RESOURCE_EXHAUSTED",
-        message: format!("Quota exceeded for quota metric 'Requests' of service '{service}' for consumer 'project_number:{project}'."),
+        message: format!("Quota exceeded for quota metric 'Requests' and limit '{limit}' of service '{service}' for consumer '{named}'."),
         details: vec![],
     }
-    .with_error_info("RATE_LIMIT_EXCEEDED", "googleapis.com", json!({ "service": service, "consumer": format!("projects/{project}") }));
+    .with_error_info("RATE_LIMIT_EXCEEDED", "googleapis.com", json!({ "service": service, "consumer": consumer }));
     error.details.push(json!({ "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", retry.as_secs()) }));
     error.details.push(json!({
         "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-        "violations": [{ "subject": format!("projects/{project}"), "description": "Requests per minute" }]
+        "violations": [{ "subject": consumer, "description": limit }]
     }));
     error
 }

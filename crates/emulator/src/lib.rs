@@ -23,15 +23,18 @@
 //! - authentication by bearer token, and request bodies checked against the discovery schemas
 //!   (declared fields accepted by their snake_case proto names; map keys and free-form content
 //!   kept as sent);
-//! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies);
+//! - Service Usage, IAM custom roles, Resource Manager (projects and IAM policies; v3 project
+//!   create / delete / undelete / search with labels, states and wall-clock times, ids never
+//!   reused, a per-organisation creation quota), Cloud Billing (project billing links);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
 //! - seeded faults (500 / 503 / 429, extra latency, dropped connections before the call has any
 //!   effect or after it ran with the answer lost, 200s with a wrong or non-JSON body in place
 //!   of a call that is not executed, and long-running operations ending in
-//!   INTERNAL with no effect left), a fixed latency per call, and quotas per API per project
+//!   INTERNAL with no effect left), a fixed latency per call, and quotas per API per minute,
+//!   per consumer project and per caller (the principal the token was issued to), answered
 //!   with RetryInfo;
-//! - the admin API;
+//! - the admin API, whose request log gives each call's API and emulated arrival time;
 //! - Vertex AI's `operations:wait` long poll (served by the router, which is async);
 //! - deployed reasoning engines registering themselves in Agent Registry after a delay;
 //! - Google's OAuth2 token endpoint (`POST /token`, JWT-bearer grant): the assertion's RS256
@@ -133,7 +136,12 @@ impl Emulator {
             clock: clock::Clock::new(config.time_scale),
             world: Mutex::new(world::World::from_config(&config)),
             requests: Mutex::new(RequestLog::default()),
-            faults: faults::Faults::new(config.seed, config.faults.clone(), config.quotas.clone()),
+            faults: faults::Faults::new(
+                config.seed,
+                config.faults.clone(),
+                config.quotas.clone(),
+                config.caller_quotas.clone(),
+            ),
             tokens_issued: std::sync::atomic::AtomicU64::new(0),
             token_accounts: Mutex::new(std::collections::HashMap::new()),
             config,
@@ -176,8 +184,24 @@ impl Emulator {
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn log_request(&self, method: &str, path: &str, status: u16) {
-        let entry = json!({ "method": method, "path": path, "status": status, "atSeconds": self.clock.now().as_secs_f64() });
+    /// Logs an API call: `arrived` is the emulated time it arrived at, `service` the API it
+    /// belongs to (when known), `atSeconds` the emulated time it was answered.
+    fn log_request(
+        &self,
+        arrived: std::time::Duration,
+        service: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+    ) {
+        let entry = json!({
+            "method": method,
+            "path": path,
+            "status": status,
+            "atSeconds": self.clock.now().as_secs_f64(),
+            "arrivedMs": u64::try_from(arrived.as_millis()).unwrap_or(u64::MAX),
+            "service": service,
+        });
         let limit = self.config.request_log_limit;
         let mut log = self.request_log();
         log.entries.push_back(entry);
@@ -203,6 +227,31 @@ impl Emulator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(token.to_string(), email.to_string());
+    }
+
+    /// Who makes a call with `token`: the principal `POST /token` (or generateAccessToken, or
+    /// STS) issued it to, else `token:` and the first 12 hex digits of its SHA-256 (any bearer
+    /// token is accepted, and the log must not hold one).
+    fn caller(&self, token: &str) -> String {
+        let issued = self
+            .token_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        issued.unwrap_or_else(|| {
+            let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+            format!("token:{}", &encoding::hex(digest.as_ref())[..12])
+        })
+    }
+
+    /// The service account (`client_email`) `POST /token` issued `token` to, if it did.
+    fn token_account(&self, token: &str) -> Option<String> {
+        self.token_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
     }
 
     /// The project of the service account `token` was issued to, when `POST /token` issued it

@@ -28,6 +28,9 @@ pub struct Call {
     /// project of the service account its token was issued to. Client-based APIs check their
     /// enablement there ([`crate::config::ApiKind`]).
     pub quota_project: Option<String>,
+    /// The caller as an IAM member (`serviceAccount:EMAIL`) when `POST /token` issued its token
+    /// to a service account; `None` for any other token.
+    pub caller: Option<String>,
 }
 
 impl Call {
@@ -65,6 +68,8 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    // Emulated time at arrival, for the request log (every window of it can be checked).
+    let arrived = emulator.clock.now();
     if let Some(rest) = path.strip_prefix("/_emulator/") {
         // Admin calls are not logged: the log is for counting API calls.
         return admin::handle(&emulator, &method, rest, &body);
@@ -82,7 +87,11 @@ async fn handle(
             Some(Fault::AnswerLost) => Some(Fault::Dropped),
             fault => fault,
         };
-        if let Some(response) = preempted(&emulator, &method, &path, fault.as_ref()) {
+        let logged = Logged {
+            arrived,
+            service: Some(service),
+        };
+        if let Some(response) = preempted(&emulator, &logged, &method, &path, fault.as_ref()) {
             return response;
         }
         let response = match fault {
@@ -90,16 +99,20 @@ async fn handle(
             _ if path == "/token" => api::oauth2::token(&emulator, &headers, &body),
             _ => api::oauth2::sts_token(&emulator, &body),
         };
-        emulator.log_request(method.as_str(), &path, response.status().as_u16());
+        logged.log(&emulator, &method, &path, response.status().as_u16());
         return response;
     }
+    let service = api::service_of_path(&path);
+    let logged = Logged {
+        arrived,
+        service: service.as_ref().map(|(name, _)| *name),
+    };
     if method == Method::POST && path.contains("/operations/") && path.ends_with(":wait") {
         let response = long_poll(&emulator, &path, &query, &headers).await;
-        emulator.log_request(method.as_str(), &path, response.status().as_u16());
+        logged.log(&emulator, &method, &path, response.status().as_u16());
         return response;
     }
     // Latency and faults, drawn once per call from the seeded stream.
-    let service = api::service_of_path(&path);
     let (fault, extra) = match &service {
         Some((name, _)) => emulator.faults.draw(name),
         None => (None, std::time::Duration::ZERO),
@@ -110,7 +123,7 @@ async fn handle(
     if !latency.is_zero() {
         emulator.clock.sleep_until(emulator.clock.now() + latency).await;
     }
-    if let Some(response) = preempted(&emulator, &method, &path, fault.as_ref()) {
+    if let Some(response) = preempted(&emulator, &logged, &method, &path, fault.as_ref()) {
         return response;
     }
     let (error, lost) = match fault {
@@ -129,11 +142,24 @@ async fn handle(
         error,
     );
     if lost {
-        emulator.log_request(method.as_str(), &path, 0);
+        logged.log(&emulator, &method, &path, 0);
         return dropped_connection();
     }
-    emulator.log_request(method.as_str(), &path, response.status().as_u16());
+    logged.log(&emulator, &method, &path, response.status().as_u16());
     response
+}
+
+/// What the request log records of a call besides its method, path and status.
+struct Logged {
+    /// Emulated time at arrival.
+    arrived: std::time::Duration,
+    service: Option<&'static str>,
+}
+
+impl Logged {
+    fn log(&self, emulator: &Emulator, method: &Method, path: &str, status: u16) {
+        emulator.log_request(self.arrived, self.service, method.as_str(), path, status);
+    }
 }
 
 /// A response whose body fails before its first byte: hyper has only buffered the head when
@@ -163,15 +189,21 @@ impl http_body::Body for Dropped {
 
 /// The answer, logged, of a fault that stands in for the whole call, which is not executed: a
 /// connection dropped before authentication or any effect, or a 200 with a wrong body.
-fn preempted(emulator: &Emulator, method: &Method, path: &str, fault: Option<&Fault>) -> Option<Response> {
+fn preempted(
+    emulator: &Emulator,
+    logged: &Logged,
+    method: &Method,
+    path: &str,
+    fault: Option<&Fault>,
+) -> Option<Response> {
     let response = match fault? {
         Fault::Dropped => {
-            emulator.log_request(method.as_str(), path, 0);
+            logged.log(emulator, method, path, 0);
             return Some(dropped_connection());
         }
         other => other.stand_in()?,
     };
-    emulator.log_request(method.as_str(), path, response.status().as_u16());
+    logged.log(emulator, method, path, response.status().as_u16());
     Some(response)
 }
 
@@ -193,11 +225,19 @@ fn api_call(
     if let Some(fault) = fault {
         return fault.into_response();
     }
-    // Quota is charged to the consumer: the caller's quota project for a client-based API.
+    // Quota is charged to the consumer (the caller's quota project for a client-based API) and
+    // to the caller.
     let quota_project = quota_project(emulator, headers);
-    if let Some((name, Some(project))) = &service {
-        let consumer = api::consumer_project(emulator, name, project.clone(), quota_project.as_deref());
-        if let Err(exhausted) = emulator.faults.charge(name, &consumer, emulator.clock.now()) {
+    if let Some((name, project)) = &service {
+        let consumer = project
+            .as_ref()
+            .map(|project| api::consumer_project(emulator, name, project.clone(), quota_project.as_deref()));
+        let caller = emulator.caller(bearer(headers).unwrap_or_default());
+        if let Err(exhausted) =
+            emulator
+                .faults
+                .charge(name, consumer.as_deref(), &caller, emulator.clock.now())
+        {
             return exhausted.into_response();
         }
     }
@@ -248,6 +288,9 @@ fn api_call(
         query,
         body,
         quota_project,
+        caller: bearer(headers)
+            .and_then(|token| emulator.token_account(token))
+            .map(|email| format!("serviceAccount:{email}")),
     };
     match api::dispatch(emulator, &call) {
         Some(Ok(value)) => axum::Json(value).into_response(),

@@ -32,6 +32,54 @@ pub struct Project {
     /// When the service agents made by generateServiceIdentity become usable IAM members.
     pub service_agents_usable_at: Option<Duration>,
     pub iam_policy: IamPolicy,
+    /// What Resource Manager v3 shows besides id, number and parent.
+    pub meta: ProjectMeta,
+}
+
+/// A project's lifecycle state (Resource Manager v3 `Project.state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProjectState {
+    #[default]
+    Active,
+    /// Deleted, restorable with `projects.undelete` (Google purges after about 30 days; the
+    /// emulator never does, and the id stays taken either way).
+    DeleteRequested,
+}
+
+impl ProjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectState::Active => "ACTIVE",
+            ProjectState::DeleteRequested => "DELETE_REQUESTED",
+        }
+    }
+}
+
+/// Labels, display name, lifecycle and times of a project. Times are wall-clock time since the
+/// Unix epoch ([`crate::clock::Clock::wall`]).
+#[derive(Debug, Clone, Default)]
+pub struct ProjectMeta {
+    /// Empty: the id is shown.
+    pub display_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ProjectState,
+    pub create_time: Duration,
+    pub delete_time: Option<Duration>,
+    /// Bumped on every change of the project itself; its etag is derived from it.
+    pub revision: u64,
+}
+
+/// When configured projects were created unless the config says otherwise: 2026-01-01T00:00:00Z.
+const SEEDED_CREATE_TIME: Duration = Duration::from_secs(1_767_225_600);
+
+impl Project {
+    pub fn display_name(&self) -> &str {
+        if self.meta.display_name.is_empty() {
+            &self.id
+        } else {
+            &self.meta.display_name
+        }
+    }
 }
 
 /// A project's IAM policy, with when each grant takes effect.
@@ -56,6 +104,10 @@ pub struct World {
     pub vertex_ai: crate::api::vertex_ai::VertexState,
     pub agent_registry: crate::api::agent_registry::RegistryState,
     pub org_policy: crate::api::org_policy::OrgPolicyState,
+    /// Project creations per organisation, for its creation quota.
+    pub project_creations: crate::api::projects::CreationLog,
+    /// The billing account each project is linked to, by project id.
+    pub billing_links: BTreeMap<String, String>,
     next_id: u64,
 }
 
@@ -76,7 +128,22 @@ impl World {
                     )
                 })
                 .collect();
+            let configured = config.project_metadata.get(&project.id);
+            let meta = ProjectMeta {
+                display_name: configured
+                    .and_then(|m| m.display_name.clone())
+                    .unwrap_or_default(),
+                labels: configured.map(|m| m.labels.clone()).unwrap_or_default(),
+                state: ProjectState::Active,
+                create_time: configured
+                    .and_then(|m| m.create_time.as_deref())
+                    .and_then(crate::encoding::parse_rfc3339)
+                    .unwrap_or(SEEDED_CREATE_TIME),
+                delete_time: None,
+                revision: 1,
+            };
             world.projects.push(Project {
+                meta,
                 id: project.id.clone(),
                 number: project.number,
                 parent,
@@ -107,22 +174,23 @@ impl World {
         world
     }
 
-    /// The project named by id or number, as Google accepts both; an unknown one is refused the
-    /// way Google refuses it (without saying whether it exists).
+    /// The ACTIVE project named by id or number, as Google accepts both; an unknown one, or one
+    /// whose deletion was requested, is refused the way Google refuses a project the caller
+    /// cannot use (403, without saying whether it exists). Resource Manager reads a project in
+    /// any state with [`World::project_any_state`].
     pub fn project_mut(&mut self, key: &str) -> Result<&mut Project, ApiError> {
+        match self.project_any_state(key) {
+            Ok(project) if project.meta.state == ProjectState::Active => Ok(project),
+            _ => Err(unknown_project(key)),
+        }
+    }
+
+    /// The project named by id or number, whatever its state.
+    pub fn project_any_state(&mut self, key: &str) -> Result<&mut Project, ApiError> {
         self.projects
             .iter_mut()
             .find(|p| p.id == key || p.number.to_string() == key)
-            .ok_or_else(|| {
-                ApiError::permission_denied(format!(
-                    "Permission denied on resource project {key} (or it may not exist)."
-                ))
-                .with_error_info(
-                    "CONSUMER_INVALID",
-                    "googleapis.com",
-                    json!({ "consumer": format!("projects/{key}") }),
-                )
-            })
+            .ok_or_else(|| unknown_project(key))
     }
 
     /// A fresh id for generated names; deterministic for a given seed.
@@ -155,6 +223,10 @@ impl World {
                     .collect();
                 json!({
                     "id": p.id, "number": p.number.to_string(), "parent": p.parent, "services": services,
+                    "displayName": p.display_name(), "labels": p.meta.labels, "state": p.meta.state.as_str(),
+                    "createTime": crate::encoding::rfc3339(p.meta.create_time),
+                    "deleteTime": p.meta.delete_time.map(crate::encoding::rfc3339),
+                    "billingAccount": self.billing_links.get(&p.id),
                     "serviceAgentsUsable": p.service_agents_usable_at.map(|at| now >= at),
                     "iamGrants": grants,
                 })
@@ -189,4 +261,16 @@ impl World {
             "orgPolicy": crate::api::org_policy::state(self, now),
         })
     }
+}
+
+/// Google's 403 for a project the caller cannot use (or that does not exist).
+pub fn unknown_project(key: &str) -> ApiError {
+    ApiError::permission_denied(format!(
+        "Permission denied on resource project {key} (or it may not exist)."
+    ))
+    .with_error_info(
+        "CONSUMER_INVALID",
+        "googleapis.com",
+        json!({ "consumer": format!("projects/{key}") }),
+    )
 }

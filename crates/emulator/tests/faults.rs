@@ -144,6 +144,78 @@ async fn quotas_answer_429_with_retry_info_until_the_next_minute() {
     assert_eq!(statuses(&client, 1).await, [200], "a new minute, a new allowance");
 }
 
+/// The consumer a 429 names in its ErrorInfo, and its message.
+fn exhausted_consumer(body: &serde_json::Value) -> (String, String) {
+    let info = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .unwrap();
+    (
+        info["metadata"]["consumer"].as_str().unwrap().to_string(),
+        body["error"]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn caller_quotas_count_each_caller_apart_and_project_quotas_still_apply() {
+    let mut limited = config(1, &[]);
+    limited.quotas.insert("serviceusage.googleapis.com".into(), 3);
+    limited
+        .caller_quotas
+        .insert("serviceusage.googleapis.com".into(), 2);
+    let (emulator, client) = Client::start_with(limited).await;
+    let get = |token: &'static str| client.send(Method::GET, SERVICE, None, Some(token));
+    assert_eq!(get("alice-token").await.0, 200);
+    assert_eq!(get("alice-token").await.0, 200);
+    let (status, body) = get("alice-token").await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (429, Some("RESOURCE_EXHAUSTED"))
+    );
+    let (consumer, message) = exhausted_consumer(&body);
+    assert!(
+        consumer.starts_with("token:") && consumer.len() == 18,
+        "{consumer}"
+    );
+    assert!(
+        !message.contains("alice-token"),
+        "no token in an answer: {message}"
+    );
+    assert!(message.contains("per user"), "{message}");
+
+    // Alice's refused call was not counted against the project: Bob has one call left there.
+    assert_eq!(get("bob-token").await.0, 200);
+    let (status, body) = get("bob-token").await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        exhausted_consumer(&body).0,
+        "projects/sluice-demo",
+        "the project's quota"
+    );
+
+    client.advance(60.0).await;
+    assert_eq!(get("alice-token").await.0, 200, "a new minute, a new allowance");
+
+    // The log says, per call, the API and the emulated millisecond it arrived at.
+    let log = emulator.requests();
+    let entries = log.as_array().unwrap();
+    assert_eq!(entries.len(), 6);
+    assert!(entries
+        .iter()
+        .all(|e| e["service"] == "serviceusage.googleapis.com" && e["arrivedMs"].is_u64()));
+    let last = entries.last().unwrap()["arrivedMs"].as_u64().unwrap();
+    assert!(last >= 60_000, "after the advance: {last}");
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [200, 200, 429, 200, 429, 200]
+    );
+}
+
 #[tokio::test]
 async fn faults_change_at_runtime_and_reset_restores_the_config() {
     let (_emulator, client) = Client::start_with(config(1, &[])).await;

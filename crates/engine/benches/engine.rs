@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_engine::store::Batch;
 use sluice_engine::{
-    parse_plan, validate, Engine, EngineConfig, FleetRecord, JournalEntry, JournalEvent, MemoryStore, Plan, Registry,
-    RunRecord, RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
+    parse_plan, validate, Engine, EngineConfig, FleetRecord, JournalEntry, JournalEvent, MemoryStore, Plan,
+    Registry, RunRecord, RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -85,7 +85,10 @@ impl Store for Counted {
     fn set_fleet_target_run(&self, fleet_id: &str, index: usize, run_id: &str) -> Result<(), StoreError> {
         self.inner.set_fleet_target_run(fleet_id, index, run_id)
     }
-    fn fleet_target_runs(&self, fleet_id: &str) -> Result<std::collections::BTreeMap<usize, String>, StoreError> {
+    fn fleet_target_runs(
+        &self,
+        fleet_id: &str,
+    ) -> Result<std::collections::BTreeMap<usize, String>, StoreError> {
         self.inner.fleet_target_runs(fleet_id)
     }
     fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {

@@ -50,8 +50,13 @@ pub enum FleetEvent {
         continued: bool,
     },
     /// An event of target `index`'s run.
-    Step { index: usize, event: Event },
-    TargetFinished { outcome: TargetOutcome },
+    Step {
+        index: usize,
+        event: Event,
+    },
+    TargetFinished {
+        outcome: TargetOutcome,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -226,11 +231,14 @@ impl Engine {
 
         let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; fleet.targets.len()];
         let mut to_run = Vec::new();
+        let mut run_plans = PlanCache::default();
         for (index, target) in fleet.targets.iter().enumerate() {
             match mapped.get(&index).map(|id| store.run(id)).transpose()?.flatten() {
                 // Succeeded in this fleet: finished targets are not redone.
                 Some(run) if run.is_finished() => {
-                    outcomes[index] = Some(target_outcome(store.as_ref(), index, target, Some(&run.id))?);
+                    let outcome =
+                        target_outcome(store.as_ref(), &mut run_plans, index, target, Some(&run.id))?;
+                    outcomes[index] = Some(outcome);
                 }
                 _ => to_run.push(index),
             }
@@ -249,10 +257,13 @@ impl Engine {
                 stopped = true;
                 break;
             }
-            let (engine, fleet, shutdown, events) = (self.clone(), Arc::clone(&fleet), shutdown.clone(), events.clone());
+            let (engine, fleet, shutdown, events) =
+                (self.clone(), Arc::clone(&fleet), shutdown.clone(), events.clone());
             let plan = Arc::clone(&plans[&fleet.targets[index].plan_digest]);
             running.spawn(async move {
-                let outcome = engine.run_target(&fleet, index, &plan, shutdown, events.clone()).await;
+                let outcome = engine
+                    .run_target(&fleet, index, &plan, shutdown, events.clone())
+                    .await;
                 drop(permit);
                 if let (Ok(outcome), Some(events)) = (&outcome, &events) {
                     let _ = events.send(FleetEvent::TargetFinished {
@@ -276,9 +287,7 @@ impl Engine {
         let targets: Vec<TargetOutcome> = outcomes
             .into_iter()
             .enumerate()
-            .map(|(index, outcome)| {
-                outcome.unwrap_or_else(|| not_started(index, &fleet.targets[index]))
-            })
+            .map(|(index, outcome)| outcome.unwrap_or_else(|| not_started(index, &fleet.targets[index])))
             .collect();
 
         let mut fleet = Arc::try_unwrap(fleet).unwrap_or_else(|shared| (*shared).clone());
@@ -378,23 +387,70 @@ impl Engine {
             }
         };
         drop(engine);
-        Ok(outcome_of(index, target, &started.run_id, summary.state, &summary.steps, plan))
+        Ok(outcome_of(
+            index,
+            target,
+            &started.run_id,
+            summary.state,
+            &summary.steps,
+            plan,
+        ))
     }
 }
 
 /// Where target `index` of `fleet` stands according to the store (for `fleet status`).
-pub fn fleet_outcomes(store: &dyn Store, fleet: &FleetRecord) -> Result<Vec<TargetOutcome>, crate::error::StoreError> {
+pub fn fleet_outcomes(
+    store: &dyn Store,
+    fleet: &FleetRecord,
+) -> Result<Vec<TargetOutcome>, crate::error::StoreError> {
     let mapped = store.fleet_target_runs(&fleet.id)?;
+    let mut plans = PlanCache::default();
     fleet
         .targets
         .iter()
         .enumerate()
-        .map(|(index, target)| target_outcome(store, index, target, mapped.get(&index).map(String::as_str)))
+        .map(|(index, target)| {
+            target_outcome(
+                store,
+                &mut plans,
+                index,
+                target,
+                mapped.get(&index).map(String::as_str),
+            )
+        })
         .collect()
+}
+
+/// Plans read once per digest: a thousand targets share one or two plans.
+#[derive(Default)]
+struct PlanCache(HashMap<String, Arc<Plan>>);
+
+impl PlanCache {
+    fn get(
+        &mut self,
+        store: &dyn Store,
+        digest: &str,
+        run_id: &str,
+    ) -> Result<Arc<Plan>, crate::error::StoreError> {
+        if let Some(plan) = self.0.get(digest) {
+            return Ok(Arc::clone(plan));
+        }
+        let plan = Arc::new(
+            store
+                .plan(digest)?
+                .ok_or_else(|| crate::error::StoreError::Corrupt {
+                    key: format!("plan/{digest}"),
+                    reason: format!("the plan of run `{run_id}` is missing"),
+                })?,
+        );
+        self.0.insert(digest.to_string(), Arc::clone(&plan));
+        Ok(plan)
+    }
 }
 
 fn target_outcome(
     store: &dyn Store,
+    plans: &mut PlanCache,
     index: usize,
     target: &FleetTarget,
     run_id: Option<&str>,
@@ -410,13 +466,7 @@ fn target_outcome(
         return Ok(outcome);
     };
     let steps = store.steps(run_id)?;
-    let plan = match store.plan(&run.plan_digest)? {
-        Some(plan) => plan,
-        None => return Err(crate::error::StoreError::Corrupt {
-            key: format!("plan/{}", run.plan_digest),
-            reason: format!("the plan of run `{run_id}` is missing"),
-        }),
-    };
+    let plan = plans.get(store, &run.plan_digest, run_id)?;
     Ok(outcome_of(index, target, run_id, run.state, &steps, &plan))
 }
 
@@ -433,7 +483,12 @@ fn outcome_of(
         .iter()
         .map(|s| (s.id.as_str(), s.kind.as_str()))
         .collect();
-    let order: HashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let order: HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut steps: Vec<&StepRecord> = steps.iter().collect();
     steps.sort_by_key(|s| order.get(s.step_id.as_str()).copied().unwrap_or(usize::MAX));
     let changes = steps
@@ -442,18 +497,25 @@ fn outcome_of(
         .filter_map(|s| {
             s.change.as_ref().map(|change| AppliedChange {
                 step: s.step_id.clone(),
-                kind: kinds.get(s.step_id.as_str()).copied().unwrap_or_default().to_string(),
+                kind: kinds
+                    .get(s.step_id.as_str())
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
                 action: change.action.as_str().to_string(),
                 summary: change.summary.clone(),
                 outputs: s.outputs.clone(),
             })
         })
         .collect();
-    let failure = steps.iter().find(|s| s.state == StepState::Failed).map(|s| TargetFailure {
-        step: Some(s.step_id.clone()),
-        class: s.error.as_ref().map_or("failed".into(), |e| e.class.clone()),
-        message: s.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
-    });
+    let failure = steps
+        .iter()
+        .find(|s| s.state == StepState::Failed)
+        .map(|s| TargetFailure {
+            step: Some(s.step_id.clone()),
+            class: s.error.as_ref().map_or("failed".into(), |e| e.class.clone()),
+            message: s.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
+        });
     TargetOutcome {
         index,
         name: target.name.clone(),

@@ -73,7 +73,8 @@ pub use plan::{Plan, StepSpec, VarFormat, VarSpec, VarType};
 pub use policy::{PollPolicy, RetryPolicy};
 pub use preview::{Preview, StepPreview};
 pub use store::{
-    FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState, SledStore, StepRecord, StepState, Store,
+    FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
+    SledStore, StepRecord, StepState, Store,
 };
 pub use validate::{parse_plan, validate, Problem, ValidatedPlan};
 pub use vars::VarInput;

@@ -67,23 +67,37 @@ async fn a_failing_target_fails_alone_and_the_fleet_is_partial() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2", "c3", "d4"], &["b2"]);
-    let started = engine.start_fleet("f", "key", "fleet.json", &specs, Value::Null).unwrap();
-    let summary = engine.execute_fleet(&started.fleet_id, 2, running(), None).await.unwrap();
+    let started = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .unwrap();
+    let summary = engine
+        .execute_fleet(&started.fleet_id, 2, running(), None)
+        .await
+        .unwrap();
 
     assert_eq!(summary.state, FleetState::Partial);
     let states: Vec<TargetState> = summary.targets.iter().map(|t| t.state).collect();
     assert_eq!(
         states,
-        [TargetState::Succeeded, TargetState::Failed, TargetState::Succeeded, TargetState::Succeeded]
+        [
+            TargetState::Succeeded,
+            TargetState::Failed,
+            TargetState::Succeeded,
+            TargetState::Succeeded
+        ]
     );
-    let failure = summary.targets[1].failure.as_ref().expect("the failed target says why");
+    let failure = summary.targets[1]
+        .failure
+        .as_ref()
+        .expect("the failed target says why");
     assert_eq!(failure.step.as_deref(), Some("flaky"));
     assert_eq!(failure.class, "permanent");
     // The others did their work; each target is its own run.
     for name in ["a1", "c3", "d4"] {
         assert!(dir.path().join(format!("{name}.flaky")).exists());
     }
-    let run_ids: std::collections::BTreeSet<_> = summary.targets.iter().filter_map(|t| t.run_id.clone()).collect();
+    let run_ids: std::collections::BTreeSet<_> =
+        summary.targets.iter().filter_map(|t| t.run_id.clone()).collect();
     assert_eq!(run_ids.len(), 4);
 }
 
@@ -94,15 +108,25 @@ async fn a_continued_fleet_does_not_redo_finished_targets() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2", "c3"], &["b2"]);
-    let started = engine.start_fleet("f", "key", "fleet.json", &specs, Value::Null).unwrap();
-    let first = engine.execute_fleet(&started.fleet_id, 3, running(), None).await.unwrap();
+    let started = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .unwrap();
+    let first = engine
+        .execute_fleet(&started.fleet_id, 3, running(), None)
+        .await
+        .unwrap();
     assert_eq!(first.state, FleetState::Partial);
 
     // The same key continues the unfinished fleet rather than making a new one.
-    let again = engine.start_fleet("f", "key", "fleet.json", &specs, Value::Null).unwrap();
+    let again = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .unwrap();
     assert!(again.continued);
     assert_eq!(again.fleet_id, started.fleet_id);
-    let second = engine.execute_fleet(&started.fleet_id, 3, running(), None).await.unwrap();
+    let second = engine
+        .execute_fleet(&started.fleet_id, 3, running(), None)
+        .await
+        .unwrap();
     for (before, after) in first.targets.iter().zip(&second.targets) {
         if before.state == TargetState::Succeeded {
             // Reported from the store, not run again: same run, one session.
@@ -127,15 +151,23 @@ async fn a_stopped_fleet_starts_no_target_and_continues_later() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2", "c3"], &[]);
-    let started = engine.start_fleet("f", "key", "fleet.json", &specs, Value::Null).unwrap();
+    let started = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .unwrap();
     let (stop, stopped) = watch::channel(true);
-    let summary = engine.execute_fleet(&started.fleet_id, 1, stopped, None).await.unwrap();
+    let summary = engine
+        .execute_fleet(&started.fleet_id, 1, stopped, None)
+        .await
+        .unwrap();
     drop(stop);
     assert_eq!(summary.state, FleetState::Interrupted);
     assert!(summary.targets.iter().all(|t| t.state == TargetState::NotStarted));
     assert!(store.fleet_target_runs(&started.fleet_id).unwrap().is_empty());
 
-    let summary = engine.execute_fleet(&started.fleet_id, 1, running(), None).await.unwrap();
+    let summary = engine
+        .execute_fleet(&started.fleet_id, 1, running(), None)
+        .await
+        .unwrap();
     assert_eq!(summary.state, FleetState::Succeeded);
     assert!(store.fleet(&started.fleet_id).unwrap().unwrap().is_finished());
 }
@@ -147,16 +179,34 @@ async fn a_second_fleet_of_converged_targets_changes_nothing() {
     let store = Arc::new(MemoryStore::new());
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2"], &[]);
-    let first = engine.start_fleet("f", "key", "fleet.json", &specs, Value::Null).unwrap();
-    let summary = engine.execute_fleet(&first.fleet_id, 2, running(), None).await.unwrap();
+    let first = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .unwrap();
+    let summary = engine
+        .execute_fleet(&first.fleet_id, 2, running(), None)
+        .await
+        .unwrap();
     assert!(summary.targets.iter().all(|t| !t.changes.is_empty()));
 
-    let second = engine.start_fleet("f", "key", "fleet.json", &specs, Value::Null).unwrap();
-    assert!(!second.continued, "a finished fleet is re-checked by a new fleet run");
-    let summary = engine.execute_fleet(&second.fleet_id, 2, running(), None).await.unwrap();
+    let second = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .unwrap();
+    assert!(
+        !second.continued,
+        "a finished fleet is re-checked by a new fleet run"
+    );
+    let summary = engine
+        .execute_fleet(&second.fleet_id, 2, running(), None)
+        .await
+        .unwrap();
     assert_eq!(summary.state, FleetState::Succeeded);
     for target in &summary.targets {
         assert_eq!(target.state, TargetState::Succeeded);
-        assert!(target.changes.is_empty(), "{} changed: {:?}", target.name, target.changes);
+        assert!(
+            target.changes.is_empty(),
+            "{} changed: {:?}",
+            target.name,
+            target.changes
+        );
     }
 }

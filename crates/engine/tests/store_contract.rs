@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use sluice_engine::store::{Batch, JournalEntry, JournalEvent, RunRecord, RunState, StepRecord, StepState};
-use sluice_engine::{parse_plan, FleetRecord, FleetState, FleetTarget, MemoryStore, Plan, SledStore, Store, StoreError};
+use sluice_engine::{
+    parse_plan, FleetRecord, FleetState, FleetTarget, MemoryStore, Plan, SledStore, Store, StoreError,
+};
 
 fn run(id: &str, key: &str, created: u64, state: RunState) -> RunRecord {
     RunRecord {
@@ -174,7 +176,9 @@ fn fleet_contract(store: &dyn Store) {
         }],
         extra: json!({ "date": "20261204" }),
     };
-    store.commit_fleet(&fleet("fleet-b", 20), vec![("pd".into(), plan())]).unwrap();
+    store
+        .commit_fleet(&fleet("fleet-b", 20), vec![("pd".into(), plan())])
+        .unwrap();
     store.commit_fleet(&fleet("fleet-a", 10), vec![]).unwrap();
     store.commit_fleet(&fleet("fleet-a1", 30), vec![]).unwrap();
     assert_eq!(store.plan("pd").unwrap(), Some(plan()));
@@ -191,7 +195,10 @@ fn fleet_contract(store: &dyn Store) {
     store.set_fleet_target_run("fleet-a1", 0, "other").unwrap();
     store.set_fleet_target_run("fleet-a", 2, "r2b").unwrap();
     let runs = store.fleet_target_runs("fleet-a").unwrap();
-    assert_eq!(runs.into_iter().collect::<Vec<_>>(), [(2, "r2b".to_string()), (10, "r10".to_string())]);
+    assert_eq!(
+        runs.into_iter().collect::<Vec<_>>(),
+        [(2, "r2b".to_string()), (10, "r10".to_string())]
+    );
     assert!(store.fleet_target_runs("fleet-b").unwrap().is_empty());
 }
 

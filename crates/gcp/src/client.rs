@@ -14,6 +14,7 @@ use crate::auth::{Setup, TokenSource};
 use crate::error::GcpError;
 use crate::iam::{Coalescer, IamHook};
 use crate::options::{check_endpoint, Api, ClientOptions, RetryConfig, Secret};
+use crate::rate::{RateLimiter, RateStats};
 use crate::retry::Retry;
 
 /// Whether a POST may be sent again after it may have reached the server.
@@ -46,6 +47,10 @@ pub(crate) struct Inner {
     pub(crate) retry: RetryConfig,
     pub(crate) time_scale: f64,
     calls: AtomicU64,
+    /// Client-side rate limits per API service, shared by every clone.
+    rate: RateLimiter,
+    /// How long (scaled) a call keeps retrying 429 RESOURCE_EXHAUSTED answers.
+    quota_patience: Duration,
     pub(crate) iam: Coalescer,
     pub(crate) iam_hook: OnceLock<IamHook>,
 }
@@ -115,6 +120,12 @@ impl GcpClient {
                 retry: options.retry,
                 time_scale: options.time_scale,
                 calls: AtomicU64::new(0),
+                rate: RateLimiter::new(
+                    &crate::rate::effective_limits(&options.rate_limits, options.default_rate_limits),
+                    options.time_scale,
+                    tokio::time::Instant::now(),
+                ),
+                quota_patience: crate::retry::scaled(options.quota_patience, options.time_scale),
                 iam: Coalescer::default(),
                 iam_hook: OnceLock::new(),
             }),
@@ -141,6 +152,12 @@ impl GcpClient {
     /// HTTP requests sent so far, retries included.
     pub fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// What each rate-limited API service's limiter has done (sorted by service): configured
+    /// and current rate, requests sent and delayed, 429s seen, time waited.
+    pub fn rate_stats(&self) -> Vec<RateStats> {
+        self.inner.rate.stats()
     }
 
     /// The client's time scale (multiplies every client-side wait).
@@ -223,11 +240,23 @@ impl GcpClient {
         let shown = format!("/{path}");
         let url = format!("{}{shown}", self.base_url(api));
         let mut retry = Retry::new(&self.inner.retry, self.inner.time_scale);
+        let service = api.service_name();
+        // When this call first met quota exhaustion (429 RESOURCE_EXHAUSTED).
+        let mut exhausted_since: Option<tokio::time::Instant> = None;
         loop {
             // Token failures are retried inside `token()` with the same policy.
             let token = self.inner.tokens.token().await?;
             let (error, reached) = match self
-                .attempt(&method, &url, &shown, body, timeout, retry.attempts() + 1, &token)
+                .attempt(
+                    &method,
+                    service,
+                    &url,
+                    &shown,
+                    body,
+                    timeout,
+                    retry.attempts() + 1,
+                    &token,
+                )
                 .await
             {
                 Ok(value) => match T::from_answer(value) {
@@ -246,6 +275,23 @@ impl GcpClient {
                 },
                 Err(failure) => failure,
             };
+            if error.is_quota_exhausted() {
+                // Quota pressure slows a call down; it never uses up its attempts. The limiter
+                // has paused the service for everyone; this call waits out the server's delay
+                // too (a service without a limiter has no pause) and tries again. A 429 is
+                // answered before the call runs, so even an Unsafe POST is sent again.
+                let since = *exhausted_since.get_or_insert_with(tokio::time::Instant::now);
+                let pause = crate::retry::scaled(
+                    error.retry_delay.unwrap_or(crate::rate::DEFAULT_PAUSE),
+                    self.inner.time_scale,
+                );
+                if since.elapsed() + pause > self.inner.quota_patience {
+                    return Err(error);
+                }
+                tracing::debug!(method = %method, path = %shown, delay_ms = pause.as_millis() as u64, "quota exhausted; waiting");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
             if !(error.is_retryable() && (safe || !reached)) {
                 return Err(self.with_service_state(api, error, &token).await);
             }
@@ -274,7 +320,16 @@ impl GcpClient {
         let shown = format!("/v1/{consumer}/services/{service}");
         let url = format!("{}{shown}", self.base_url(&Api::ServiceUsage));
         if let Ok(answer) = self
-            .attempt(&Method::GET, &url, &shown, None, None, 1, token)
+            .attempt(
+                &Method::GET,
+                Api::ServiceUsage.service_name(),
+                &url,
+                &shown,
+                None,
+                None,
+                1,
+                token,
+            )
             .await
         {
             error.service_state = answer["state"].as_str().map(str::to_string);
@@ -282,11 +337,14 @@ impl GcpClient {
         error
     }
 
-    /// One HTTP exchange. On failure, also says whether the request may have reached the server.
+    /// One HTTP exchange, sent once `service`'s rate limiter gives it a slot. On failure, also
+    /// says whether the request may have reached the server. A 429 RESOURCE_EXHAUSTED is
+    /// reported to the limiter.
     #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         method: &Method,
+        service: &str,
         url: &str,
         shown: &str,
         body: Option<&Value>,
@@ -309,6 +367,7 @@ impl GcpClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        let sent_at = self.inner.rate.acquire(service).await;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,
@@ -331,7 +390,11 @@ impl GcpClient {
             .await
             .map_err(|e| (GcpError::transport(shown, describe(e)), true))?;
         if !(200..300).contains(&status) {
-            return Err((GcpError::from_response(shown, status, &bytes, retry_after), true));
+            let error = GcpError::from_response(shown, status, &bytes, retry_after);
+            if error.is_quota_exhausted() {
+                self.inner.rate.exhausted(service, sent_at, error.retry_delay);
+            }
+            return Err((error, true));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));

@@ -192,6 +192,11 @@ impl GcpError {
     pub fn is_bad_response(&self) -> bool {
         self.status == "BAD_RESPONSE"
     }
+    /// A rate quota ran out (HTTP 429 RESOURCE_EXHAUSTED): Google refused the call before running
+    /// it. The client retries it without using up attempts, within its `quota_patience`.
+    pub fn is_quota_exhausted(&self) -> bool {
+        self.http_status == Some(429) && self.status == "RESOURCE_EXHAUSTED"
+    }
     /// Worth another attempt: 429, 500, 502, 503, 504, no answer, or a bad answer.
     pub fn is_retryable(&self) -> bool {
         self.status == "TRANSPORT"

@@ -4,7 +4,7 @@
 //! emulator). It knows the hosts of the APIs Sluice drives (Service Usage, IAM, Resource
 //! Manager, Network Services, regional Vertex AI, Agent Registry, Org Policy), authenticates
 //! every call, turns Google's error envelope into a typed [`GcpError`], retries what can be
-//! retried, reads long-running operations of four families, and does IAM read-modify-write.
+//! retried, reads long-running operations of five families, and does IAM read-modify-write.
 //!
 //! **What it must never do:** log, print or return a secret (tokens travel only in the
 //! `Authorization` header, marked sensitive; [`Secret`] prints `<redacted>`; errors carry the
@@ -15,19 +15,26 @@
 //! - [`ClientOptions`] → [`GcpClient::new`]: endpoints (one `--endpoint` override for all APIs,
 //!   plain http only on loopback), [`Credentials`] (application default, a credentials file of
 //!   any Google type, static token), service-account impersonation, quota project
-//!   (`x-goog-user-project`), [`RetryConfig`], and `time_scale`.
+//!   (`x-goog-user-project`), [`RetryConfig`], `time_scale`, client-side `rate_limits` per API
+//!   service (Google's published defaults against Google, [`GOOGLE_DEFAULT_RATES`]) and
+//!   `quota_patience`.
 //! - [`GcpClient`]: `get` / `post` / `patch` / `delete` on an [`Api`] and a path, returning JSON.
 //!   A POST says whether repeating it is harmless ([`PostRetry`]).
 //! - [`Operation`], [`OperationFamily`], [`PollSchedule`]: `get_operation`, `wait_operation`
 //!   (Vertex AI's `:wait` long poll), `poll_operation`.
 //! - [`Grant`]: `add_project_grants` (coalesced read-modify-write), `project_policy`.
+//! - [`rate`]: the rate limiter every request passes through, shared by clones of a client (a
+//!   fleet run's targets share one), adaptive on 429s; [`GcpClient::rate_stats`] ([`RateStats`]).
 //!
 //! ## The one non-obvious decision
 //! Retrying is decided per call by what a repeat could do, not by the HTTP method: GET, PATCH
 //! and DELETE are retried on 429 / 5xx / transport errors; a POST only when the caller marks it
 //! [`PostRetry::Safe`] (client-chosen id, `requestId`, or read-like). A POST that creates with a
 //! server-chosen id (a reasoning engine) is never sent twice once it may have reached Google:
-//! the caller must look for what it created first. And every client-side wait is multiplied by
+//! the caller must look for what it created first. A 429 RESOURCE_EXHAUSTED is the exception:
+//! Google refuses a call over quota before running it, so it is sent again whatever the method,
+//! and without using up attempts (bounded by `quota_patience`): quota pressure slows work down,
+//! it never fails it. And every client-side wait is multiplied by
 //! `time_scale`, so tests against the emulator run the real schedules 1,000× faster.
 //!
 //! ## Example
@@ -63,6 +70,8 @@ mod error;
 mod iam;
 mod operations;
 mod options;
+mod put;
+pub mod rate;
 mod retry;
 
 pub use answers::{bounded, Answer, Binding, Page, Policy, Resource, Role};
@@ -72,3 +81,4 @@ pub use error::{parse_duration, GcpError};
 pub use iam::{Grant, IamHook};
 pub use operations::{Operation, OperationError, OperationFamily, PollSchedule, DONE_OPERATION};
 pub use options::{check_endpoint, Api, ClientOptions, Credentials, RetryConfig, Secret};
+pub use rate::{RateStats, GOOGLE_DEFAULT_RATES};

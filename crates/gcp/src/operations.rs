@@ -1,4 +1,4 @@
-//! Long-running operations of the four families Sluice meets, read with one shape:
+//! Long-running operations of the five families Sluice meets, read with one shape:
 //! [`Operation`]. Vertex AI is long-polled with `:wait`; the others are read with GET on a
 //! [`PollSchedule`] (capped exponential, no jitter). A done operation is never read again.
 
@@ -22,6 +22,9 @@ pub enum OperationFamily {
     VertexAi { region: String },
     /// `projects/P/locations/L/operations/…` on agentregistry.
     AgentRegistry,
+    /// `operations/cp.…` on cloudresourcemanager (polled at `v3/operations/{id}`): project
+    /// create, delete and undelete.
+    ResourceManager,
 }
 
 impl OperationFamily {
@@ -33,6 +36,7 @@ impl OperationFamily {
                 region: region.clone(),
             },
             OperationFamily::AgentRegistry => Api::AgentRegistry,
+            OperationFamily::ResourceManager => Api::ResourceManager,
         }
     }
 }
@@ -121,6 +125,7 @@ impl PollSchedule {
             OperationFamily::NetworkServices => (5, 60),
             OperationFamily::AgentRegistry => (2, 30),
             OperationFamily::VertexAi { .. } => (10, 60),
+            OperationFamily::ResourceManager => (2, 20),
         };
         PollSchedule {
             initial: Duration::from_secs(initial),
@@ -131,11 +136,15 @@ impl PollSchedule {
 }
 
 impl GcpClient {
-    /// Reads an operation once (`GET v1/{name}` on the family's host). Refuses
-    /// `finished.DONE_OPERATION`: it was done when returned and cannot be read.
+    /// Reads an operation once (`GET v1/{name}` on the family's host; `v3/{name}` for Resource
+    /// Manager). Refuses `finished.DONE_OPERATION`: it was done when returned and cannot be read.
     pub async fn get_operation(&self, family: &OperationFamily, name: &str) -> Result<Operation, GcpError> {
         refuse_finished(name)?;
-        self.get_as(&family.api(), &format!("v1/{name}")).await
+        let version = match family {
+            OperationFamily::ResourceManager => "v3",
+            _ => "v1",
+        };
+        self.get_as(&family.api(), &format!("{version}/{name}")).await
     }
 
     /// Waits for an operation as the API allows: Vertex AI holds `POST v1/{name}:wait?timeout=Ns`

@@ -1,6 +1,7 @@
 //! What a client is built from: endpoints, credentials, the quota project, retry settings and
 //! the time scale. Nothing here talks to the network.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,10 +30,23 @@ pub struct ClientOptions {
     /// Multiplies every client-side wait (retry backoff, RetryInfo / Retry-After, poll delays,
     /// the IAM member window). 1.0 against Google; the emulator's `time_scale` in tests.
     pub time_scale: f64,
+    /// Client-side request rates, in requests per minute, by API service name
+    /// (`iam.googleapis.com`); they override the defaults. `0` means no client-side limit for
+    /// that service. Shared by every clone of the client: see [`crate::rate`].
+    pub rate_limits: BTreeMap<String, u32>,
+    /// Whether services absent from `rate_limits` get Google's published default quotas
+    /// ([`crate::rate::GOOGLE_DEFAULT_RATES`]): true against Google, false for
+    /// [`ClientOptions::emulator`] (which enforces no quota unless configured).
+    pub default_rate_limits: bool,
+    /// How long (unscaled) one call keeps retrying 429 RESOURCE_EXHAUSTED answers, which never
+    /// use up `retry.max_attempts`: quota pressure slows a call down, it does not fail it,
+    /// until this much time has passed since its first 429. Default one hour.
+    pub quota_patience: Duration,
 }
 
 impl Default for ClientOptions {
-    /// Google's hosts, application default credentials, default retries, real time.
+    /// Google's hosts, application default credentials, default retries, real time, Google's
+    /// default rate limits.
     fn default() -> Self {
         ClientOptions {
             endpoint: None,
@@ -42,17 +56,22 @@ impl Default for ClientOptions {
             metadata_timeout: Duration::from_secs(3),
             retry: RetryConfig::default(),
             time_scale: 1.0,
+            rate_limits: BTreeMap::new(),
+            default_rate_limits: true,
+            quota_patience: Duration::from_secs(3600),
         }
     }
 }
 
 impl ClientOptions {
-    /// Options for the emulator (or any loopback server) at `base_url` with a fixed token.
+    /// Options for the emulator (or any loopback server) at `base_url` with a fixed token. No
+    /// client-side rate limit applies unless `rate_limits` names one.
     pub fn emulator(base_url: impl Into<String>, token: impl Into<String>, time_scale: f64) -> Self {
         ClientOptions {
             endpoint: Some(base_url.into()),
             credentials: Credentials::StaticToken(Secret::new(token)),
             time_scale,
+            default_rate_limits: false,
             ..ClientOptions::default()
         }
     }
@@ -156,6 +175,8 @@ pub enum Api {
     OrgPolicy,
     /// IAM Credentials (`generateAccessToken`, for impersonation).
     IamCredentials,
+    /// Cloud Billing (a project's billing account).
+    CloudBilling,
 }
 
 impl Api {
@@ -171,8 +192,25 @@ impl Api {
             Api::AgentRegistry => "agentregistry",
             Api::OrgPolicy => "orgpolicy",
             Api::IamCredentials => "iamcredentials",
+            Api::CloudBilling => "cloudbilling",
         };
         format!("https://{host}.googleapis.com")
+    }
+
+    /// The API's service name (`aiplatform.googleapis.com`): what quotas, rate limits and
+    /// enablement are keyed by. Vertex AI has one name whatever its region.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Api::ServiceUsage => "serviceusage.googleapis.com",
+            Api::Iam => "iam.googleapis.com",
+            Api::ResourceManager => "cloudresourcemanager.googleapis.com",
+            Api::NetworkServices => "networkservices.googleapis.com",
+            Api::VertexAi { .. } => "aiplatform.googleapis.com",
+            Api::AgentRegistry => "agentregistry.googleapis.com",
+            Api::OrgPolicy => "orgpolicy.googleapis.com",
+            Api::IamCredentials => "iamcredentials.googleapis.com",
+            Api::CloudBilling => "cloudbilling.googleapis.com",
+        }
     }
 
     /// The base URL calls of this API go to: `endpoint` (the override) when set, else Google's.

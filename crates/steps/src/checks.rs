@@ -59,6 +59,36 @@ impl<'a> Checks<'a> {
         self
     }
 
+    /// Checks the object of labels at `path` (when known): Google's key and value rules, at
+    /// most 64 labels, string values.
+    pub fn labels(mut self, path: &str) -> Self {
+        let Some(value) = self.value(path) else {
+            return self;
+        };
+        let Some(labels) = value.as_object() else {
+            if !value.is_null() && !value.as_str().is_some_and(|s| s.contains("${")) {
+                let message = "must be an object of labels, like {\"team\": \"agents\"}";
+                self.problems.push(ParamProblem::new(path, message));
+            }
+            return self;
+        };
+        if labels.len() > 64 {
+            let message = format!("has {} labels; Google allows at most 64", labels.len());
+            self.problems.push(ParamProblem::new(path, message));
+        }
+        for (key, value) in labels {
+            let problem = match value.as_str() {
+                None => Some(format!("the value of label `{}` must be a string", shown(key))),
+                Some(text) => label_key(key).and_then(|()| label_value(text)).err(),
+            };
+            if let Some(message) = problem {
+                self.problems
+                    .push(ParamProblem::new(format!("{path}.{key}"), message));
+            }
+        }
+        self
+    }
+
     pub fn done(self) -> Vec<ParamProblem> {
         self.problems
     }
@@ -287,6 +317,96 @@ fn verdict(ok: bool, value: &str, what: &str) -> Result<(), String> {
     }
 }
 
+/// A label key: 1–63 lowercase letters, digits, `-` and `_`, starting with a letter (Google's
+/// label rules; international lowercase letters, which Google also allows, are refused here).
+pub fn label_key(key: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    verdict(
+        ok,
+        key,
+        "a label key: 1-63 lowercase letters, digits, `-` and `_`, starting with a letter",
+    )
+}
+
+/// A label value: at most 63 lowercase letters, digits, `-` and `_` (may be empty).
+pub fn label_value(value: &str) -> Result<(), String> {
+    let ok = value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    verdict(
+        ok,
+        value,
+        "a label value: at most 63 lowercase letters, digits, `-` and `_`",
+    )
+}
+
+/// A label written `KEY=VALUE` (the owner label of a fleet's projects).
+pub fn key_value_label(text: &str) -> Result<(), String> {
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(format!(
+            "`{}` is not a label: write it KEY=VALUE, like sluice-fleet=nightly",
+            shown(text)
+        ));
+    };
+    label_key(key)?;
+    if value.is_empty() {
+        return Err(format!(
+            "`{}` has an empty value: an owner label needs one",
+            shown(text)
+        ));
+    }
+    label_value(value)
+}
+
+/// A project's parent: `organizations/N` or `folders/N`.
+pub fn project_parent(parent: &str) -> Result<(), String> {
+    let ok = parent
+        .strip_prefix("organizations/")
+        .or_else(|| parent.strip_prefix("folders/"))
+        .is_some_and(numeric);
+    verdict(
+        ok,
+        parent,
+        "a project parent: write `organizations/NUMBER` or `folders/NUMBER`",
+    )
+}
+
+/// A project display name: 4–30 letters, digits, hyphens, quotes, spaces or `!`.
+pub fn project_display_name(name: &str) -> Result<(), String> {
+    let ok = (4..=30).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " -'\"!".contains(c));
+    verdict(
+        ok,
+        name,
+        "a project display name: 4-30 letters, digits, hyphens, single or double quotes, \
+         spaces or exclamation points",
+    )
+}
+
+/// A billing account name: `billingAccounts/` and an id of three groups of six uppercase
+/// letters or digits (`012345-ABCDEF-678901`).
+pub fn billing_account(name: &str) -> Result<(), String> {
+    let ok = name.strip_prefix("billingAccounts/").is_some_and(|id| {
+        let groups: Vec<&str> = id.split('-').collect();
+        groups.len() == 3
+            && groups
+                .iter()
+                .all(|g| g.len() == 6 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+    });
+    verdict(
+        ok,
+        name,
+        "a billing account: write `billingAccounts/XXXXXX-XXXXXX-XXXXXX` (see `gcloud billing accounts list`)",
+    )
+}
+
 /// Digits only, at least one.
 pub fn numeric(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
@@ -331,6 +451,18 @@ mod tests {
         assert!(member("allUsers").is_err() && member("robot:x").is_err());
         assert!(service_name("iam.googleapis.com").is_ok() && service_name("iam").is_err());
         assert!(permission("networkservices.agentGateways.use").is_ok() && permission("use").is_err());
+        assert!(project_parent("organizations/123").is_ok() && project_parent("folders/9").is_ok());
+        assert!(project_parent("projects/1").is_err() && project_parent("organizations/x").is_err());
+        assert!(key_value_label("sluice-fleet=nightly").is_ok());
+        for bad in ["sluice-fleet", "Fleet=x", "fleet=", "fleet=Night"] {
+            assert!(key_value_label(bad).is_err(), "{bad}");
+        }
+        assert!(billing_account("billingAccounts/012345-ABCDEF-678901").is_ok());
+        assert!(billing_account("012345-ABCDEF-678901").is_err());
+        assert!(project_display_name("Fleet 1!").is_ok() && project_display_name("abc").is_err());
+        let params = json!({ "labels": { "team": "agents", "Bad": "x", "ok": "Upper" } });
+        let problems = Checks::new(params.as_object().unwrap()).labels("labels").done();
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 
     #[test]

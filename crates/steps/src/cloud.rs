@@ -57,6 +57,11 @@ impl Cloud {
             })
     }
 
+    /// The client if a step has built it already (never builds one: no credentials needed).
+    pub fn built(&self) -> Option<&GcpClient> {
+        self.client.get()
+    }
+
     /// Real seconds per emulated second of the server (1.0 against Google).
     pub fn time_scale(&self) -> f64 {
         self.options.time_scale

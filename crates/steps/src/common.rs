@@ -221,6 +221,7 @@ pub fn handle(family: &OperationFamily, name: &str) -> OperationHandle {
         OperationFamily::NetworkServices => ("network_services", None),
         OperationFamily::VertexAi { region } => ("vertex_ai", Some(region.clone())),
         OperationFamily::AgentRegistry => ("agent_registry", None),
+        OperationFamily::ResourceManager => ("resource_manager", None),
     };
     OperationHandle(json!({ "family": family, "region": region, "name": name }))
 }
@@ -241,6 +242,7 @@ pub fn family_and_name(
         Some("service_usage") => OperationFamily::ServiceUsage,
         Some("network_services") => OperationFamily::NetworkServices,
         Some("agent_registry") => OperationFamily::AgentRegistry,
+        Some("resource_manager") => OperationFamily::ResourceManager,
         Some("vertex_ai") => OperationFamily::VertexAi {
             region: handle.0["region"].as_str().ok_or_else(bad)?.to_string(),
         },

@@ -35,14 +35,17 @@
 #![allow(clippy::result_large_err)]
 
 mod archive;
+mod billing;
 mod bindings;
 mod checks;
 mod cloud;
 mod common;
 mod constraint;
 mod engine;
+pub mod fleet_cleanup;
 mod gateway;
 mod identity;
+mod new_project;
 mod policy;
 mod project;
 mod registration;
@@ -50,6 +53,7 @@ mod role;
 mod services;
 
 pub use cloud::Cloud;
+pub use fleet_cleanup::{delete_project, expired_fleet_projects, ExpiredProject};
 
 use sluice_engine::Registry;
 
@@ -77,4 +81,6 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
         constraint::CustomConstraint::new(cloud.clone()),
     );
     registry.register("gcp.org_policy", policy::OrgPolicy::new(cloud.clone()));
+    registry.register("gcp.new_project", new_project::NewProject::new(cloud.clone()));
+    registry.register("gcp.billing", billing::Billing::new(cloud.clone()));
 }

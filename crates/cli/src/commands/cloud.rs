@@ -63,8 +63,7 @@ pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
 
 /// [`target`], with client-side rate limits (requests per minute by API service) shared by
 /// every call of the process.
-pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String, f64>) -> Result<Target, u8> {
-    let _ = rate_limits;
+pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String, u32>) -> Result<Target, u8> {
     if args.emulator {
         let emulator = Emulator::start(demo_emulator_config()).await.map_err(|error| {
             errln!("error: cannot start the embedded emulator on 127.0.0.1: {error}");
@@ -76,7 +75,10 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
             emulator.base_url,
             (1.0 / DEMO_TIME_SCALE).round()
         );
-        let options = ClientOptions::emulator(emulator.base_url.clone(), "sluice-emulator", DEMO_TIME_SCALE);
+        let options = ClientOptions {
+            rate_limits: rate_limits.clone(),
+            ..ClientOptions::emulator(emulator.base_url.clone(), "sluice-emulator", DEMO_TIME_SCALE)
+        };
         let default_vars = BTreeMap::from([
             ("project".to_string(), DEMO_PROJECT.to_string()),
             ("organization".to_string(), DEMO_ORGANIZATION.to_string()),
@@ -130,6 +132,7 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
         quota_project: args.quota_project.clone(),
         impersonate_service_account: args.impersonate_service_account.clone(),
         time_scale: args.time_scale,
+        rate_limits: rate_limits.clone(),
         ..ClientOptions::default()
     };
     Ok(Target {

@@ -89,7 +89,10 @@ pub async fn run(
     };
     drop(specs);
     if started.continued {
-        errln!("continuing unfinished fleet run {} (same fleet file and variables)", started.fleet_id);
+        errln!(
+            "continuing unfinished fleet run {} (same fleet file and variables)",
+            started.fleet_id
+        );
     } else {
         errln!("new fleet run {}", started.fleet_id);
     }
@@ -116,7 +119,17 @@ pub async fn run(
         .or(loaded.file.concurrency)
         .unwrap_or(file::DEFAULT_CONCURRENCY);
     let resumable = target.emulator.is_none();
-    let code = drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, resumable).await;
+    let code = drive(
+        &engine,
+        &fleet,
+        concurrency,
+        format,
+        fleet_exec,
+        &cleanup,
+        &target.cloud,
+        resumable,
+    )
+    .await;
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
     }
@@ -143,7 +156,10 @@ pub async fn resume(
     let fleet = match store.fleet(fleet_id) {
         Ok(Some(fleet)) => fleet,
         Ok(None) => {
-            errln!("error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest", store_dir.display());
+            errln!(
+                "error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest",
+                store_dir.display()
+            );
             return exit::BAD_INPUT;
         }
         Err(error) => return store_failure(&error),
@@ -152,7 +168,8 @@ pub async fn resume(
         errln!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)");
         return exit::SUCCESS;
     }
-    let rate_limits: BTreeMap<String, f64> = serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
+    let rate_limits: BTreeMap<String, u32> =
+        serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
     let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
         Ok(target) => target,
         Err(code) => return code,
@@ -174,7 +191,17 @@ pub async fn resume(
         .or_else(|| fleet.extra["concurrency"].as_u64().map(|c| c as usize))
         .unwrap_or(file::DEFAULT_CONCURRENCY);
     let cleanup = fleet.extra["cleanup"].clone();
-    drive(&engine, &fleet, concurrency, format, fleet_exec, &cleanup, true).await
+    drive(
+        &engine,
+        &fleet,
+        concurrency,
+        format,
+        fleet_exec,
+        &cleanup,
+        &target.cloud,
+        true,
+    )
+    .await
 }
 
 fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
@@ -184,6 +211,7 @@ fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     engine: &Engine,
     fleet: &FleetRecord,
@@ -191,10 +219,14 @@ async fn drive(
     format: LogFormat,
     fleet_exec: &FleetExecArgs,
     cleanup: &Value,
+    cloud: &sluice_steps::Cloud,
     resumable: bool,
 ) -> u8 {
     let already_done = match fleet_outcomes(engine.store().as_ref(), fleet) {
-        Ok(outcomes) => outcomes.iter().filter(|o| o.state == sluice_engine::TargetState::Succeeded).count(),
+        Ok(outcomes) => outcomes
+            .iter()
+            .filter(|o| o.state == sluice_engine::TargetState::Succeeded)
+            .count(),
         Err(error) => return store_failure(&error),
     };
     let total = fleet.targets.len();
@@ -211,7 +243,9 @@ async fn drive(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(watch_signals(stop_tx));
-    let result = engine.execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx)).await;
+    let result = engine
+        .execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx))
+        .await;
     signals.abort();
     let _ = printer.await;
     let summary = match result {
@@ -223,8 +257,14 @@ async fn drive(
         _ => fleet.clone(),
     };
     report::print_summary(&fleet, summary.state, &summary.targets, cleanup);
+    let rates = cloud
+        .built()
+        .map(|client| client.rate_stats())
+        .unwrap_or_default();
+    report::print_rates(&rates);
     if let Some(path) = &fleet_exec.report {
-        let report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
+        let mut report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
+        report["rate_limits"] = report::rates_json(&rates);
         match report::write_report(path, &report) {
             Ok(()) => errln!("report written to {}", path.display()),
             Err(error) => {
@@ -237,9 +277,14 @@ async fn drive(
     let code = report::exit_code(summary.state, &summary.targets, cleanup_failed);
     match summary.state {
         FleetState::Succeeded => {}
-        _ if !resumable => errln!("the embedded emulator's world ends with this process; run the fleet again with --emulator"),
+        _ if !resumable => errln!(
+            "the embedded emulator's world ends with this process; run the fleet again with --emulator"
+        ),
         FleetState::Interrupted => errln!("interrupted; continue with: sluice fleet resume {}", fleet.id),
-        _ => errln!("fix the causes above, then: sluice fleet resume {} (finished targets are not redone)", fleet.id),
+        _ => errln!(
+            "fix the causes above, then: sluice fleet resume {} (finished targets are not redone)",
+            fleet.id
+        ),
     }
     code
 }
@@ -265,7 +310,10 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
         Ok(None) => {
             match fleet_id {
                 Some(id) => errln!("error: no fleet run `{id}` in {}", store_dir.display()),
-                None => errln!("error: no fleet run in {}; `sluice fleet run FLEET.json` starts one", store_dir.display()),
+                None => errln!(
+                    "error: no fleet run in {}; `sluice fleet run FLEET.json` starts one",
+                    store_dir.display()
+                ),
             }
             return exit::BAD_INPUT;
         }
@@ -277,7 +325,10 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
     };
     let cleanup = fleet.extra["cleanup"].clone();
     if as_json {
-        output::print_json(&report::report_json(&fleet, fleet.state, &outcomes, &cleanup), false);
+        output::print_json(
+            &report::report_json(&fleet, fleet.state, &outcomes, &cleanup),
+            false,
+        );
         return exit::SUCCESS;
     }
     print_table(&fleet, &outcomes);
@@ -294,7 +345,14 @@ fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
         fleet.state.as_str(),
         fleet.sessions
     );
-    outln!("{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL", "#", "TARGET", "STATE", "RUN", "CHANGES");
+    outln!(
+        "{:<5} {:<32} {:<12} {:<26} {:>7}  DETAIL",
+        "#",
+        "TARGET",
+        "STATE",
+        "RUN",
+        "CHANGES"
+    );
     for outcome in outcomes {
         let detail = outcome
             .failure
@@ -373,7 +431,10 @@ pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
             file::OWNER_LABEL_KEY,
             loaded.file.name,
             match loaded.ttl {
-                Some(ttl) => format!("; projects of this fleet older than {}h are deleted first", ttl.as_secs() / 3600),
+                Some(ttl) => format!(
+                    "; projects of this fleet older than {}h are deleted first",
+                    ttl.as_secs() / 3600
+                ),
                 None => String::new(),
             }
         );

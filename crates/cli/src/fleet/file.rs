@@ -36,9 +36,10 @@ pub struct FleetFile {
     /// Targets in flight at once.
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Client-side limits, requests per minute by API service (e.g. `iam.googleapis.com`).
+    /// Client-side limits, requests per minute by API service (e.g. `iam.googleapis.com`),
+    /// over Google's published defaults; 0 removes a service's limit.
     #[serde(default)]
-    pub rate_limits: BTreeMap<String, f64>,
+    pub rate_limits: BTreeMap<String, u32>,
 }
 
 /// A request for N new test projects.
@@ -92,9 +93,11 @@ pub fn load(
     date: &str,
 ) -> Result<LoadedFleet, Vec<String>> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{source}: cannot read the fleet file: {e}")])?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("{source}: cannot read the fleet file: {e}")])?;
     let raw: Value = serde_json::from_str(&text).map_err(|e| vec![format!("{source}: not JSON: {e}")])?;
-    let file: FleetFile = serde_json::from_value(raw.clone()).map_err(|e| vec![format!("{source}: $: {e}")])?;
+    let file: FleetFile =
+        serde_json::from_value(raw.clone()).map_err(|e| vec![format!("{source}: $: {e}")])?;
     let mut problems = Vec::new();
     let at = |path: &str, message: String| format!("{source}: {path}: {message}");
 
@@ -105,19 +108,25 @@ pub fn load(
         )));
     }
     if file.targets.is_empty() && file.new_projects.is_none() {
-        problems.push(at("$", "no targets: give `targets` (existing projects), `new_projects`, or both".into()));
+        problems.push(at(
+            "$",
+            "no targets: give `targets` (existing projects), `new_projects`, or both".into(),
+        ));
     }
     if let Some(concurrency) = file.concurrency {
         if !(1..=1024).contains(&concurrency) {
-            problems.push(at("$.concurrency", format!("{concurrency} is out of range: use 1 to 1024")));
+            problems.push(at(
+                "$.concurrency",
+                format!("{concurrency} is out of range: use 1 to 1024"),
+            ));
         }
     }
-    for (service, rpm) in &file.rate_limits {
+    for service in file.rate_limits.keys() {
         if !service.ends_with(".googleapis.com") {
-            problems.push(at(&format!("$.rate_limits.{service}"), "name an API service, e.g. `iam.googleapis.com`".into()));
-        }
-        if !(rpm.is_finite() && *rpm > 0.0) {
-            problems.push(at(&format!("$.rate_limits.{service}"), format!("{rpm} is not a positive number of requests per minute")));
+            problems.push(at(
+                &format!("$.rate_limits.{service}"),
+                "name an API service, e.g. `iam.googleapis.com`".into(),
+            ));
         }
     }
 
@@ -126,20 +135,28 @@ pub fn load(
     let plan_text = match std::fs::read_to_string(&plan_path) {
         Ok(text) => Some(text),
         Err(e) => {
-            problems.push(at("$.plan", format!("cannot read the plan {plan_source}: {e} (the path is relative to the fleet file)")));
+            problems.push(at(
+                "$.plan",
+                format!("cannot read the plan {plan_source}: {e} (the path is relative to the fleet file)"),
+            ));
             None
         }
     };
-    let plan = plan_text.as_deref().and_then(|text| match parse_plan(text, &plan_source) {
-        Ok(plan) => Some(plan),
-        Err(found) => {
-            problems.extend(found.iter().map(|p| p.to_string()));
-            None
-        }
-    });
+    let plan = plan_text
+        .as_deref()
+        .and_then(|text| match parse_plan(text, &plan_source) {
+            Ok(plan) => Some(plan),
+            Err(found) => {
+                problems.extend(found.iter().map(|p| p.to_string()));
+                None
+            }
+        });
     if let Some(plan) = &plan {
         if !plan.vars.contains_key("project") {
-            problems.push(at("$.plan", format!("the plan {plan_source} declares no `project` variable: a fleet target is a project")));
+            problems.push(at(
+                "$.plan",
+                format!("the plan {plan_source} declares no `project` variable: a fleet target is a project"),
+            ));
         }
         for id in [NEW_PROJECT_STEP, BILLING_STEP] {
             if plan.steps.iter().any(|s| s.id == id) && file.new_projects.is_some() {
@@ -155,13 +172,27 @@ pub fn load(
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         // A problem of the plan itself shows in every target: said once, with the targets.
         let mut plan_problems: Vec<(String, Vec<String>)> = Vec::new();
-        let mut add = |name: String, where_: String, vars: BTreeMap<String, VarInput>, plan: Plan, new_project: bool, problems: &mut Vec<String>| {
+        let mut add = |name: String,
+                       where_: String,
+                       vars: BTreeMap<String, VarInput>,
+                       plan: Plan,
+                       new_project: bool,
+                       problems: &mut Vec<String>| {
             if let Some(first) = seen.insert(name.clone(), where_.clone()) {
-                problems.push(at(&where_, format!("project `{name}` is already a target ({first}); each project may be targeted once")));
+                problems.push(at(
+                    &where_,
+                    format!(
+                        "project `{name}` is already a target ({first}); each project may be targeted once"
+                    ),
+                ));
                 return;
             }
             match validate(plan, &plan_source, registry, &vars) {
-                Ok(validated) => targets.push(TargetPlan { name, new_project, validated }),
+                Ok(validated) => targets.push(TargetPlan {
+                    name,
+                    new_project,
+                    validated,
+                }),
                 Err(found) => {
                     for problem in found {
                         let text = problem.to_string().replace(&name, "<project>");
@@ -181,14 +212,24 @@ pub fn load(
             };
             let mut vars = common.clone();
             vars.extend(target.iter().map(|(k, v)| (k.clone(), VarInput::Json(v.clone()))));
-            add(project.to_string(), where_, vars, plan.clone(), false, &mut problems);
+            add(
+                project.to_string(),
+                where_,
+                vars,
+                plan.clone(),
+                false,
+                &mut problems,
+            );
         }
         if let Some(new) = &file.new_projects {
             let composed = with_project_creation(plan, new, &file.name);
             for (i, id) in project_ids(new, date).into_iter().enumerate() {
                 let where_ = format!("$.new_projects (project {})", i + 1);
                 if let Err(message) = check_project_id(&id) {
-                    problems.push(at("$.new_projects.id_pattern", format!("`{}` gives `{id}`: {message}", new.id_pattern)));
+                    problems.push(at(
+                        "$.new_projects.id_pattern",
+                        format!("`{}` gives `{id}`: {message}", new.id_pattern),
+                    ));
                     continue;
                 }
                 let mut vars = common.clone();
@@ -203,7 +244,11 @@ pub fn load(
                 "{text} (target{} {}{})",
                 if names.len() == 1 { "" } else { "s" },
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             ));
         }
     }
@@ -230,7 +275,7 @@ pub fn load(
 
 /// The fleet file's `rate_limits`, read before the client is built (a file that does not parse
 /// has none here and is reported by [`load`]).
-pub fn rate_limits_of(path: &Path) -> BTreeMap<String, f64> {
+pub fn rate_limits_of(path: &Path) -> BTreeMap<String, u32> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
@@ -260,17 +305,33 @@ fn common_vars(
     vars
 }
 
-fn check_new_projects(file: &FleetFile, at: &dyn Fn(&str, String) -> String, problems: &mut Vec<String>) -> Option<Duration> {
+fn check_new_projects(
+    file: &FleetFile,
+    at: &dyn Fn(&str, String) -> String,
+    problems: &mut Vec<String>,
+) -> Option<Duration> {
     let new = file.new_projects.as_ref()?;
     if !(1..=10_000).contains(&new.count) {
-        problems.push(at("$.new_projects.count", format!("{} is out of range: use 1 to 10000", new.count)));
+        problems.push(at(
+            "$.new_projects.count",
+            format!("{} is out of range: use 1 to 10000", new.count),
+        ));
     }
     if new.count > 1 && !new.id_pattern.contains("{index}") {
-        problems.push(at("$.new_projects.id_pattern", "with more than one project the pattern needs `{index}`".into()));
+        problems.push(at(
+            "$.new_projects.id_pattern",
+            "with more than one project the pattern needs `{index}`".into(),
+        ));
     }
     let leftover = new.id_pattern.replace("{date}", "").replace("{index}", "");
     if leftover.contains('{') || leftover.contains('}') {
-        problems.push(at("$.new_projects.id_pattern", format!("`{}`: only `{{date}}` and `{{index}}` may be used", new.id_pattern)));
+        problems.push(at(
+            "$.new_projects.id_pattern",
+            format!(
+                "`{}`: only `{{date}}` and `{{index}}` may be used",
+                new.id_pattern
+            ),
+        ));
     }
     let parent_ok = ["organizations/", "folders/"].iter().any(|prefix| {
         new.parent
@@ -278,26 +339,47 @@ fn check_new_projects(file: &FleetFile, at: &dyn Fn(&str, String) -> String, pro
             .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
     });
     if !parent_ok {
-        problems.push(at("$.new_projects.parent", format!("`{}` is not `organizations/NUMBER` or `folders/NUMBER`", new.parent)));
+        problems.push(at(
+            "$.new_projects.parent",
+            format!(
+                "`{}` is not `organizations/NUMBER` or `folders/NUMBER`",
+                new.parent
+            ),
+        ));
     }
     if !is_billing_account(&new.billing_account) {
-        problems.push(at("$.new_projects.billing_account", format!(
+        problems.push(at(
+            "$.new_projects.billing_account",
+            format!(
             "`{}` is not `billingAccounts/XXXXXX-XXXXXX-XXXXXX` (`gcloud billing accounts list` shows yours)",
             new.billing_account
-        )));
+        ),
+        ));
     }
     for (key, value) in &new.labels {
         if key == OWNER_LABEL_KEY {
-            problems.push(at(&format!("$.new_projects.labels.{key}"), format!("`{OWNER_LABEL_KEY}` is set by the fleet itself (to its name)")));
+            problems.push(at(
+                &format!("$.new_projects.labels.{key}"),
+                format!("`{OWNER_LABEL_KEY}` is set by the fleet itself (to its name)"),
+            ));
         } else if !is_label_key(key) {
-            problems.push(at(&format!("$.new_projects.labels.{key}"), "a label key is 1-63 lowercase letters, digits, `-` or `_`, starting with a letter".into()));
+            problems.push(at(
+                &format!("$.new_projects.labels.{key}"),
+                "a label key is 1-63 lowercase letters, digits, `-` or `_`, starting with a letter".into(),
+            ));
         }
         if !is_label_value(value) {
-            problems.push(at(&format!("$.new_projects.labels.{key}"), format!("`{value}`: a label value is at most 63 lowercase letters, digits, `-` or `_`")));
+            problems.push(at(
+                &format!("$.new_projects.labels.{key}"),
+                format!("`{value}`: a label value is at most 63 lowercase letters, digits, `-` or `_`"),
+            ));
         }
     }
     if new.labels.len() + 1 > 64 {
-        problems.push(at("$.new_projects.labels", "a project holds at most 64 labels, the fleet's own included".into()));
+        problems.push(at(
+            "$.new_projects.labels",
+            "a project holds at most 64 labels, the fleet's own included".into(),
+        ));
     }
     let ttl = new.ttl.as_deref().and_then(|text| match parse_ttl(text) {
         Ok(ttl) => Some(ttl),
@@ -323,7 +405,9 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
         None => sluice_engine::plan::parse_duration(text),
     }?;
     if ttl < Duration::from_secs(3600) {
-        return Err(format!("`{text}` is shorter than an hour: a fleet would delete projects it is still bootstrapping"));
+        return Err(format!(
+            "`{text}` is shorter than an hour: a fleet would delete projects it is still bootstrapping"
+        ));
     }
     Ok(ttl)
 }
@@ -392,7 +476,9 @@ fn check_project_id(id: &str) -> Result<(), String> {
     let ok = (6..=30).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
         && !id.ends_with('-')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {

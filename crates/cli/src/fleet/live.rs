@@ -52,8 +52,14 @@ fn short(d: Duration) -> String {
 pub fn finished_line(outcome: &TargetOutcome, position: &str) -> String {
     let name = &outcome.name;
     match outcome.state {
-        TargetState::Succeeded if outcome.changes.is_empty() => format!("{position} {name}: succeeded (already converged)"),
-        TargetState::Succeeded => format!("{position} {name}: succeeded ({} change{})", outcome.changes.len(), if outcome.changes.len() == 1 { "" } else { "s" }),
+        TargetState::Succeeded if outcome.changes.is_empty() => {
+            format!("{position} {name}: succeeded (already converged)")
+        }
+        TargetState::Succeeded => format!(
+            "{position} {name}: succeeded ({} change{})",
+            outcome.changes.len(),
+            if outcome.changes.len() == 1 { "" } else { "s" }
+        ),
         TargetState::Failed => match &outcome.failure {
             Some(f) => format!(
                 "{position} {name}: FAILED at {}: {}",
@@ -71,13 +77,24 @@ pub async fn print_plain(mut events: mpsc::UnboundedReceiver<FleetEvent>, total:
     let mut done = already_done;
     while let Some(event) = events.recv().await {
         match event {
-            FleetEvent::TargetStarted { index, name, run_id, continued } => {
+            FleetEvent::TargetStarted {
+                index,
+                name,
+                run_id,
+                continued,
+            } => {
                 let how = if continued { "continuing run" } else { "new run" };
                 errln!("[{}/{total}] {name}: started ({how} {run_id})", index + 1);
             }
             FleetEvent::TargetFinished { outcome } => {
                 done += 1;
-                errln!("{}", finished_line(&outcome, &format!("[{}/{total}] ({done} done)", outcome.index + 1)));
+                errln!(
+                    "{}",
+                    finished_line(
+                        &outcome,
+                        &format!("[{}/{total}] ({done} done)", outcome.index + 1)
+                    )
+                );
             }
             _ => {}
         }
@@ -88,9 +105,13 @@ pub async fn print_plain(mut events: mpsc::UnboundedReceiver<FleetEvent>, total:
 pub async fn show(mut events: mpsc::UnboundedReceiver<FleetEvent>, total: usize, already_done: usize) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let overall = multi.add(ProgressBar::new_spinner());
-    overall.set_style(ProgressStyle::with_template("{spinner} {elapsed:>5} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    overall.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>5} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     overall.enable_steady_tick(Duration::from_millis(200));
-    let style = ProgressStyle::with_template("  {prefix:<30} {elapsed:>4} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let style = ProgressStyle::with_template("  {prefix:<30} {elapsed:>4} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut tally = Tally {
         total,
         done: already_done,
@@ -142,7 +163,9 @@ fn step_message(event: &Event) -> Option<String> {
         Event::StepStarted { step, .. } => format!("{step}: observing"),
         Event::StepApplying { step, change } => format!("{step}: {}", change.summary),
         Event::StepWaiting { step, poll, .. } => format!("{step}: waiting (poll {poll})"),
-        Event::StepRetrying { step, attempt, class, .. } => format!("{step}: retrying ({class}, attempt {attempt})"),
+        Event::StepRetrying {
+            step, attempt, class, ..
+        } => format!("{step}: retrying ({class}, attempt {attempt})"),
         _ => return None,
     })
 }

@@ -45,7 +45,10 @@ pub fn failure_groups(targets: &[TargetOutcome]) -> Vec<(String, Vec<String>)> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for target in targets.iter().filter(|t| t.state == TargetState::Failed) {
         let Some(failure) = &target.failure else {
-            groups.entry("failed (no step recorded an error)".into()).or_default().push(target.name.clone());
+            groups
+                .entry("failed (no step recorded an error)".into())
+                .or_default()
+                .push(target.name.clone());
             continue;
         };
         let message = failure.message.replace(&target.name, "<project>");
@@ -72,13 +75,24 @@ pub fn print_summary(fleet: &FleetRecord, state: FleetState, targets: &[TargetOu
         c.converged,
         c.changed,
         c.failed,
-        if c.unfinished > 0 { format!(", {} unfinished", c.unfinished) } else { String::new() }
+        if c.unfinished > 0 {
+            format!(", {} unfinished", c.unfinished)
+        } else {
+            String::new()
+        }
     );
     if let Some(deleted) = cleanup["deleted"].as_array() {
         if !deleted.is_empty() {
-            outln!("clean-up: deleted {} expired project(s) of this fleet:", deleted.len());
+            outln!(
+                "clean-up: deleted {} expired project(s) of this fleet:",
+                deleted.len()
+            );
             for project in deleted {
-                outln!("  {} (created {})", project["project"].as_str().unwrap_or(""), project["create_time"].as_str().unwrap_or(""));
+                outln!(
+                    "  {} (created {})",
+                    project["project"].as_str().unwrap_or(""),
+                    project["create_time"].as_str().unwrap_or("")
+                );
             }
         }
     }
@@ -96,7 +110,11 @@ pub fn print_summary(fleet: &FleetRecord, state: FleetState, targets: &[TargetOu
                 names.len(),
                 if names.len() == 1 { "" } else { "s" },
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -116,7 +134,12 @@ pub fn exit_code(state: FleetState, targets: &[TargetOutcome], cleanup_failed: b
 }
 
 /// The report for schedulers: per target project, run id, state, what was created, error.
-pub fn report_json(fleet: &FleetRecord, state: FleetState, targets: &[TargetOutcome], cleanup: &Value) -> Value {
+pub fn report_json(
+    fleet: &FleetRecord,
+    state: FleetState,
+    targets: &[TargetOutcome],
+    cleanup: &Value,
+) -> Value {
     let groups: Vec<Value> = failure_groups(targets)
         .into_iter()
         .map(|(cause, names)| json!({ "cause": cause, "targets": names }))
@@ -164,4 +187,37 @@ pub fn write_report(path: &Path, report: &Value) -> Result<(), String> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text + "\n").map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The client-side limiters at the end of a session: only services that waited or met 429s.
+pub fn print_rates(rates: &[sluice_gcp::RateStats]) {
+    for rate in rates.iter().filter(|r| r.delayed > 0 || r.exhausted > 0) {
+        outln!(
+            "rate limit {}: {} calls, {} waited for a slot ({:.1}s in all), {} answered 429; limit {}/min, now {:.0}/min",
+            rate.service,
+            rate.sent,
+            rate.delayed,
+            rate.waited.as_secs_f64(),
+            rate.exhausted,
+            rate.configured_per_minute,
+            rate.current_per_minute
+        );
+    }
+}
+
+pub fn rates_json(rates: &[sluice_gcp::RateStats]) -> Value {
+    rates
+        .iter()
+        .map(|r| {
+            json!({
+                "service": r.service,
+                "configured_per_minute": r.configured_per_minute,
+                "current_per_minute": r.current_per_minute,
+                "sent": r.sent,
+                "delayed": r.delayed,
+                "exhausted": r.exhausted,
+                "waited_ms": r.waited.as_millis() as u64,
+            })
+        })
+        .collect()
 }

@@ -612,6 +612,7 @@ mod tests {
             services: BTreeMap::new(),
             service_agents_usable_at: None,
             iam_policy: IamPolicy::default(),
+            meta: Default::default(),
         });
         world
     }

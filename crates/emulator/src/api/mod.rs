@@ -3,11 +3,13 @@
 //! 501 UNIMPLEMENTED, so a client meets Google's enablement rules from the first call.
 
 pub mod agent_registry;
+mod billing;
 pub mod iam;
 mod iam_credentials;
 pub mod network_services;
 pub mod oauth2;
 pub mod org_policy;
+pub mod projects;
 mod resource_manager;
 mod resources;
 mod service_usage;
@@ -30,6 +32,17 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         {
             return Some(Err(disabled));
         }
+    }
+    if let Some(quota_project) = projectless_call(emulator, call) {
+        if let Err(disabled) = emulator.require_usable(quota_project, "cloudresourcemanager.googleapis.com") {
+            return Some(Err(disabled));
+        }
+    }
+    if let Some(result) = projects::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = billing::route(emulator, call) {
+        return Some(result);
     }
     if let Some(result) = iam::route(emulator, call) {
         return Some(result);
@@ -87,12 +100,26 @@ pub fn consumer_project(
     }
 }
 
+/// For a Resource Manager call that names no project (`projects.create`, `projects.search`,
+/// `v3/operations`), the caller's quota project (or the configured default), where the API
+/// must be enabled; `None` when there is neither (the call is not checked).
+fn projectless_call(emulator: &Emulator, call: &Call) -> Option<String> {
+    match call.segments().as_slice() {
+        ["v3", "projects"] | ["v3", "operations", _] => call
+            .quota_project
+            .clone()
+            .or_else(|| emulator.config.default_quota_project.clone()),
+        _ => None,
+    }
+}
+
 /// Which API a project-scoped path belongs to, and the project it names.
 fn owning_api(call: &Call) -> Option<(&'static str, String)> {
     let segments = call.segments();
     let service = match segments.as_slice() {
         ["v1", "projects", _, "roles", ..] => "iam.googleapis.com",
         ["v1" | "v3", "projects", _] => "cloudresourcemanager.googleapis.com",
+        ["v1", "projects", _, "billingInfo"] => "cloudbilling.googleapis.com",
         ["v1", "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
         ["v1" | "v1beta1", "projects", _, "locations", _, "reasoningEngines", ..] => {
             "aiplatform.googleapis.com"
@@ -121,7 +148,10 @@ pub fn service_of_path(path: &str) -> Option<(&'static str, Option<String>)> {
         }
         ["v1", "projects", _, "roles", ..] => "iam.googleapis.com",
         ["v1", "projects", "-", "serviceAccounts", ..] => "iamcredentials.googleapis.com",
-        ["v1" | "v3", "projects", _] => "cloudresourcemanager.googleapis.com",
+        ["v1" | "v3", "projects", _] | ["v3", "projects"] | ["v3", "operations", ..] => {
+            "cloudresourcemanager.googleapis.com"
+        }
+        ["v1", "projects", _, "billingInfo"] | ["v1", "billingAccounts", ..] => "cloudbilling.googleapis.com",
         [_, "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
         [_, "projects", _, "locations", _, "reasoningEngines", ..] => "aiplatform.googleapis.com",
         [_, "projects", _, "locations", _, "services" | "agents", ..] => "agentregistry.googleapis.com",

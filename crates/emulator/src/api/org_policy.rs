@@ -779,6 +779,7 @@ mod tests {
             services: Default::default(),
             service_agents_usable_at: None,
             iam_policy: Default::default(),
+            meta: Default::default(),
         });
         world.org_policy.folder_orgs.insert("55".into(), "1".into());
         world

@@ -1,5 +1,5 @@
-//! Resource Manager v1 / v3 (`cloudresourcemanager.v1.json`, `.v3.json`): projects.get and
-//! the project IAM policy. setIamPolicy replaces the whole policy: a stale etag is refused
+//! Resource Manager v1 / v3 (`cloudresourcemanager.v1.json`, `.v3.json`): v1 projects.get and
+//! the project IAM policy (v3 projects are in `projects`). setIamPolicy replaces the whole policy: a stale etag is refused
 //! (409 ABORTED), conditions need version 3, members are checked, a service agent that does not
 //! exist yet is refused, and each new grant takes effect only after the propagation delay.
 
@@ -28,9 +28,9 @@ const MEMBER_PREFIXES: [&str; 8] = [
 pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>> {
     let segments = call.segments();
     Some(match (&call.method, segments.as_slice(), call.verb.as_deref()) {
-        (&Method::GET, [version @ ("v1" | "v3"), "projects", project], None) => {
+        (&Method::GET, ["v1", "projects", project], None) => {
             let mut world = emulator.world();
-            world.project_mut(project).map(|p| project_json(version, p))
+            world.project_any_state(project).map(|p| project_json(p))
         }
         (&Method::POST, ["v1" | "v3", "projects", project], Some("getIamPolicy")) => {
             let requested = call.body["options"]["requestedPolicyVersion"]
@@ -46,21 +46,19 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
     })
 }
 
-fn project_json(version: &str, project: &Project) -> Value {
+/// The v1 Project (v3 is in [`crate::api::projects`]).
+fn project_json(project: &Project) -> Value {
     let (parent_type, parent_id) = project.parent.split_once('/').unwrap_or(("organizations", ""));
-    if version == "v1" {
-        json!({
-            "projectNumber": project.number.to_string(), "projectId": project.id, "name": project.id,
-            "lifecycleState": "ACTIVE", "createTime": "2026-01-01T00:00:00Z",
-            "parent": { "type": parent_type.trim_end_matches('s'), "id": parent_id },
-        })
-    } else {
-        json!({
-            "name": format!("projects/{}", project.number), "projectId": project.id, "displayName": project.id,
-            "state": "ACTIVE", "parent": project.parent, "createTime": "2026-01-01T00:00:00Z",
-            "etag": etag(project.iam_policy.revision),
-        })
+    let mut body = json!({
+        "projectNumber": project.number.to_string(), "projectId": project.id, "name": project.display_name(),
+        "lifecycleState": project.meta.state.as_str(),
+        "createTime": crate::encoding::rfc3339(project.meta.create_time),
+        "parent": { "type": parent_type.trim_end_matches('s'), "id": parent_id },
+    });
+    if !project.meta.labels.is_empty() {
+        body["labels"] = json!(project.meta.labels);
     }
+    body
 }
 
 /// An opaque base64 etag derived from the policy revision.

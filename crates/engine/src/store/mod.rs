@@ -49,14 +49,21 @@ pub trait Store: Send + Sync + 'static {
         Ok(to_compact(self.runs()?, keep))
     }
     /// Writes a fleet record, with the plans its targets name (atomic, durable on return).
-    fn commit_fleet(&self, fleet: &FleetRecord, plans: Vec<(String, crate::plan::Plan)>) -> Result<(), StoreError>;
+    fn commit_fleet(
+        &self,
+        fleet: &FleetRecord,
+        plans: Vec<(String, crate::plan::Plan)>,
+    ) -> Result<(), StoreError>;
     fn fleet(&self, fleet_id: &str) -> Result<Option<FleetRecord>, StoreError>;
     /// Every fleet, oldest first.
     fn fleets(&self) -> Result<Vec<FleetRecord>, StoreError>;
     /// Records that target `index` of the fleet is served by run `run_id` (durable on return).
     fn set_fleet_target_run(&self, fleet_id: &str, index: usize, run_id: &str) -> Result<(), StoreError>;
     /// Which run serves each started target of the fleet, by target index.
-    fn fleet_target_runs(&self, fleet_id: &str) -> Result<std::collections::BTreeMap<usize, String>, StoreError>;
+    fn fleet_target_runs(
+        &self,
+        fleet_id: &str,
+    ) -> Result<std::collections::BTreeMap<usize, String>, StoreError>;
 }
 
 /// Of `runs` (as [`Store::runs`] lists them), the ones compaction removes when it keeps `keep`

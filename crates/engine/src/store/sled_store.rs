@@ -350,7 +350,11 @@ impl Store for SledStore {
         self.scan(&format!("{JOURNAL}{run_id}/"))
     }
 
-    fn commit_fleet(&self, fleet: &FleetRecord, plans: Vec<(String, crate::plan::Plan)>) -> Result<(), StoreError> {
+    fn commit_fleet(
+        &self,
+        fleet: &FleetRecord,
+        plans: Vec<(String, crate::plan::Plan)>,
+    ) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
         for (digest, plan) in &plans {
             writes.insert(format!("plan/{digest}").as_bytes(), encode(plan));
@@ -375,7 +379,10 @@ impl Store for SledStore {
 
     fn set_fleet_target_run(&self, fleet_id: &str, index: usize, run_id: &str) -> Result<(), StoreError> {
         self.db
-            .insert(format!("fleetrun/{fleet_id}/{index:08}").as_bytes(), run_id.as_bytes())
+            .insert(
+                format!("fleetrun/{fleet_id}/{index:08}").as_bytes(),
+                run_id.as_bytes(),
+            )
             .map_err(|error| self.located(error.into()))?;
         self.committed.fetch_add(1, Ordering::SeqCst);
         self.flush()
@@ -386,12 +393,14 @@ impl Store for SledStore {
         let mut runs = BTreeMap::new();
         for item in self.db.scan_prefix(prefix.as_bytes()) {
             let (key, value) = item.map_err(|error| self.located(error.into()))?;
-            let index = String::from_utf8_lossy(&key[prefix.len()..]).parse::<usize>().map_err(|e| {
-                self.located(StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    reason: e.to_string(),
-                })
-            })?;
+            let index = String::from_utf8_lossy(&key[prefix.len()..])
+                .parse::<usize>()
+                .map_err(|e| {
+                    self.located(StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        reason: e.to_string(),
+                    })
+                })?;
             runs.insert(index, String::from_utf8_lossy(&value).into_owned());
         }
         Ok(runs)
