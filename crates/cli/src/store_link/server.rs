@@ -265,25 +265,37 @@ fn fallback_socket(store: &Path) -> io::Result<PathBuf> {
     Ok(socket)
 }
 
-/// `$XDG_RUNTIME_DIR/sluice`, else `$TMPDIR/sluice-UID`: a directory only the store's owner
-/// can enter, made if needed and refused if it is anything else.
+/// The first usable of `$XDG_RUNTIME_DIR/sluice` and `$TMPDIR/sluice-UID` (UID the store's
+/// owner): a directory only the store's owner can enter, made if needed.
 fn private_dir(store: &Path) -> io::Result<PathBuf> {
     let owner = std::fs::metadata(store)?.uid();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
-        Some(runtime) => PathBuf::from(runtime).join("sluice"),
-        None => std::env::temp_dir().join(format!("sluice-{owner}")),
-    };
-    match DirBuilder::new().mode(0o700).create(&dir) {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(|runtime| PathBuf::from(runtime).join("sluice"));
+    let temporary = std::env::temp_dir().join(format!("sluice-{owner}"));
+    let mut failure = None;
+    for dir in runtime.into_iter().chain([temporary]) {
+        match private(&dir, owner) {
+            Ok(()) => return Ok(dir),
+            Err(error) => failure = Some(error),
+        }
+    }
+    Err(failure.expect("one candidate at least"))
+}
+
+/// Makes `dir` (mode 0700) unless it exists, and checks that only `owner` can enter it.
+fn private(dir: &Path, owner: u32) -> io::Result<()> {
+    match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error),
     }
-    let meta = std::fs::symlink_metadata(&dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
     if !meta.is_dir() || meta.uid() != owner || meta.mode() & 0o077 != 0 {
         return Err(io::Error::other(format!(
             "{} is not a directory private to the store's owner",
             dir.display()
         )));
     }
-    Ok(dir)
+    Ok(())
 }
