@@ -34,6 +34,9 @@ pub struct RemoteStore {
 enum Backend {
     Remote(Connection),
     Direct(SledStore),
+    /// The connection failed mid-exchange: a late answer may still arrive on it, so it is not
+    /// used again.
+    Broken,
 }
 
 struct Connection {
@@ -121,7 +124,9 @@ impl RemoteStore {
                 Ok(Response::Error(error)) => return Err(error.into_store_error(&self.dir, self.pid)),
                 Err(lost) => lost,
             },
+            Backend::Broken => io::Error::new(io::ErrorKind::BrokenPipe, "an earlier query failed"),
         };
+        *backend = Backend::Broken;
         // The holder ended (or stopped answering). If it ended, its lock is free, or will be
         // in a moment: it removes its socket just before it lets go of the store.
         let deadline = Instant::now() + LOCK_RELEASE;

@@ -14,10 +14,11 @@
 //!
 //! ## Where the socket is
 //! `<store>/sluice.sock` (mode 0600), unless that path is too long for a Unix socket address
-//! (about 100 bytes) or cannot be bound there (a file system without sockets). Then the socket is `$XDG_RUNTIME_DIR/sluice/<hash>.sock`, else
-//! `$TMPDIR/sluice-<uid>/<hash>.sock` (a 0700 directory owned by the store's owner), `<hash>`
-//! being a digest of the store's canonical path, and the store directory holds
-//! `sluice.sock.path`, one line naming it. The holder removes both when it ends. A holder
+//! (about 100 bytes) or cannot be bound there (a file system without sockets). Then the socket
+//! is `$XDG_RUNTIME_DIR/sluice/<hash>.sock`, else `$TMPDIR/sluice-<uid>/<hash>.sock` (a 0700
+//! directory owned by the store's owner), `<hash>` being a digest of the store's canonical
+//! path, and the store directory holds `sluice.sock.path`, one line naming it. Readers try the
+//! store's socket first, then the named one. The holder removes both when it ends. A holder
 //! that was killed leaves them behind: a reader only uses the socket while the store is locked,
 //! and connecting to a dead socket fails, so a stale one is never mistaken for a live holder;
 //! the next holder (who has the lock, so no live holder can exist) replaces it.
@@ -50,7 +51,8 @@ pub const PROTOCOL: u32 = 1;
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// The socket's name in the store directory.
 const SOCKET: &str = "sluice.sock";
-/// Names the socket when it lives elsewhere (a store path too long for a socket address).
+/// Names the socket when it lives elsewhere (a store path too long for a socket address, or a
+/// store directory that cannot hold one).
 const SOCKET_POINTER: &str = "sluice.sock.path";
 /// Socket addresses hold about 104 (macOS) to 108 (Linux) bytes with the terminating NUL.
 const MAX_SOCKET_PATH: usize = 100;

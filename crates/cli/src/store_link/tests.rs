@@ -313,3 +313,38 @@ fn a_reader_passes_a_stale_socket_in_the_store_for_the_one_the_pointer_names() {
     let remote = RemoteStore::connect(&store_dir).unwrap();
     assert_eq!(remote.runs().unwrap().len(), 2);
 }
+
+#[test]
+fn a_holder_that_stops_answering_is_an_error_and_its_connection_is_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The store stays held (by this test), so the reader cannot fall back on it.
+    let _held = sluice_engine::SledStore::open(dir.path()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(dir.path().join(SOCKET)).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        let _hello = lines.next();
+        writeln!(
+            writer,
+            r#"{{"ok":{{"protocol":{PROTOCOL},"pid":4242,"sluice":"test"}}}}"#
+        )
+        .unwrap();
+        // The first query is never answered; any later one would be, wrongly.
+        let _first = lines.next();
+        while let Some(Ok(_)) = lines.next() {
+            writeln!(writer, r#"{{"ok":[]}}"#).unwrap();
+        }
+    });
+    let remote = RemoteStore::connect(dir.path()).unwrap();
+    assert_eq!(remote.pid(), 4242);
+    let error = remote.runs().unwrap_err().to_string();
+    assert!(
+        error.contains("4242") && error.contains("stopped answering"),
+        "{error}"
+    );
+    assert!(
+        remote.runs().is_err(),
+        "a late answer is never taken for the next query's"
+    );
+}
