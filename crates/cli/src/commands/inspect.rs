@@ -134,7 +134,7 @@ pub fn compact(store_dir: &Path, keep: usize) -> u8 {
             match crate::store_link::holder_pid(store_dir) {
                 Some(pid) => {
                     errln!(
-                        "error: cannot compact the store at {path} while sluice process {pid} runs on it; compact once that run has ended (`sluice status` and `sluice runs` work meanwhile)"
+                        "error: cannot compact the store at {path} while sluice process {pid} runs on it; compact once that run has ended (`sluice status`, `sluice runs` and `sluice fleet status` work meanwhile)"
                     );
                     exit::STORE_UNUSABLE
                 }

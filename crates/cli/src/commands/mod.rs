@@ -171,7 +171,7 @@ fn store_failure(error: &StoreError) -> u8 {
     if let StoreError::Locked { path } = error {
         if let Some(pid) = crate::store_link::holder_pid(Path::new(path)) {
             errln!(
-                "it is held by sluice process {pid}, running on it; `sluice status` and `sluice runs` read it meanwhile"
+                "it is held by sluice process {pid}, which is running on it; `sluice status`, `sluice runs` and `sluice fleet status` can read it meanwhile"
             );
         }
     }
