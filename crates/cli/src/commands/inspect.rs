@@ -117,7 +117,20 @@ pub fn compact(store_dir: &Path, keep: usize) -> u8 {
     if let Err(code) = require_store(store_dir) {
         return code;
     }
-    match SledStore::compact(store_dir, keep) {
+    // A reader holding the store directly (no run holds it) lets go in a moment.
+    let deadline = std::time::Instant::now() + super::READ_WAIT;
+    let compacted = loop {
+        match SledStore::compact(store_dir, keep) {
+            Err(StoreError::Locked { .. })
+                if std::time::Instant::now() < deadline
+                    && crate::store_link::holder_pid(store_dir).is_none() =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other,
+        }
+    };
+    match compacted {
         Ok(report) => {
             outln!(
                 "removed {} finished runs, kept {}; {} → {} bytes",
