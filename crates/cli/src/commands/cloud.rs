@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sluice_emulator::config::{FaultConfig, ProjectConfig};
+use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use sluice_engine::{Registry, RetryPolicy};
 use sluice_gcp::{ClientOptions, Credentials, Secret};
@@ -19,6 +19,8 @@ pub const DEMO_TIME_SCALE: f64 = 0.01;
 pub const DEMO_ORGANIZATION: &str = "123456789012";
 pub const DEMO_PROJECT: &str = "sluice-demo";
 pub const DEMO_MODEL_ARMOR_PROJECT: &str = "sluice-armor";
+/// The demo billing account new projects are linked to (`plans/nightly-test-projects.fleet.json`).
+pub const DEMO_BILLING_ACCOUNT: &str = "billingAccounts/01D3A0-5E1B7C-9F2A44";
 
 /// A cloud to run against, and what keeps it alive.
 pub struct Target {
@@ -45,6 +47,12 @@ pub fn demo_emulator_config() -> EmulatorConfig {
         id: DEMO_MODEL_ARMOR_PROJECT.into(),
         number: 100_000_000_002,
         enabled_services: vec![],
+    });
+    config.billing_accounts.push(BillingAccountConfig {
+        name: DEMO_BILLING_ACCOUNT.into(),
+        open: true,
+        max_projects: None,
+        display_name: "Sluice demo billing".into(),
     });
     config.faults.insert(
         "*".into(),
