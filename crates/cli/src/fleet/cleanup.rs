@@ -25,7 +25,14 @@ pub async fn run(target: &Target, fleet: &FleetRecord, ttl: Duration) -> Value {
         .iter()
         .filter_map(|t| t.vars.get("project").and_then(Value::as_str))
         .collect();
-    let expired = match sluice_steps::fleet_cleanup::expired_fleet_projects(client, label, ttl, SystemTime::now()).await {
+    let expired = match sluice_steps::fleet_cleanup::expired_fleet_projects(
+        client,
+        label,
+        ttl,
+        SystemTime::now(),
+    )
+    .await
+    {
         Ok(expired) => expired,
         Err(error) => {
             return json!({
