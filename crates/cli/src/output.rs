@@ -197,9 +197,26 @@ pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
     for project in state["projects"].as_array().into_iter().flatten() {
         let enabled = project["services"].as_object().map_or(0, |s| s.len());
         if enabled > 0 {
+            let billing = project["billingAccount"]
+                .as_str()
+                .filter(|b| !b.is_empty())
+                .map(|b| format!(", billing {b}"))
+                .unwrap_or_default();
+            let labels = project["labels"]
+                .as_object()
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let pairs: Vec<String> = l
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect();
+                    format!(", labels {}", pairs.join(","))
+                })
+                .unwrap_or_default();
             lines.push(format!(
-                "project          {}: {enabled} APIs enabled",
-                project["id"].as_str().unwrap_or("?")
+                "project          {}: {} ({enabled} APIs enabled{billing}{labels})",
+                project["id"].as_str().unwrap_or("?"),
+                project["state"].as_str().unwrap_or("ACTIVE")
             ));
         }
         for grant in project["iamGrants"].as_array().into_iter().flatten() {

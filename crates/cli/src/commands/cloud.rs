@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sluice_emulator::config::{FaultConfig, ProjectConfig};
+use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use sluice_engine::{Registry, RetryPolicy};
 use sluice_gcp::{ClientOptions, Credentials, Secret};
@@ -19,6 +19,11 @@ pub const DEMO_TIME_SCALE: f64 = 0.01;
 pub const DEMO_ORGANIZATION: &str = "123456789012";
 pub const DEMO_PROJECT: &str = "sluice-demo";
 pub const DEMO_MODEL_ARMOR_PROJECT: &str = "sluice-armor";
+/// The demo organisation admin's project: the quota project of `fleet run --emulator`, with the
+/// client-based APIs a fleet needs (Resource Manager, Cloud Billing, IAM, Service Usage) enabled.
+pub const DEMO_ADMIN_PROJECT: &str = "sluice-admin";
+/// The demo billing account new projects are linked to (`plans/nightly-test-projects.fleet.json`).
+pub const DEMO_BILLING_ACCOUNT: &str = "billingAccounts/01D3A0-5E1B7C-9F2A44";
 
 /// A cloud to run against, and what keeps it alive.
 pub struct Target {
@@ -45,6 +50,23 @@ pub fn demo_emulator_config() -> EmulatorConfig {
         id: DEMO_MODEL_ARMOR_PROJECT.into(),
         number: 100_000_000_002,
         enabled_services: vec![],
+    });
+    config.organizations[0].projects.push(ProjectConfig::new(
+        DEMO_ADMIN_PROJECT,
+        100_000_000_009,
+        &[
+            "cloudresourcemanager.googleapis.com",
+            "cloudbilling.googleapis.com",
+            "iam.googleapis.com",
+            "serviceusage.googleapis.com",
+            "orgpolicy.googleapis.com",
+        ],
+    ));
+    config.billing_accounts.push(BillingAccountConfig {
+        name: DEMO_BILLING_ACCOUNT.into(),
+        open: true,
+        max_projects: None,
+        display_name: "Sluice demo billing".into(),
     });
     config.faults.insert(
         "*".into(),
@@ -77,6 +99,7 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
         );
         let options = ClientOptions {
             rate_limits: rate_limits.clone(),
+            quota_project: args.quota_project.clone(),
             ..ClientOptions::emulator(emulator.base_url.clone(), "sluice-emulator", DEMO_TIME_SCALE)
         };
         let default_vars = BTreeMap::from([

@@ -29,6 +29,13 @@ pub async fn run(
     hooks: Option<Arc<dyn Hooks>>,
 ) -> u8 {
     let rate_limits = file::rate_limits_of(fleet_path);
+    // On the embedded emulator the fleet calls as the demo organisation's admin, whose project
+    // pays for the client-based APIs (a new project has none of them enabled).
+    let mut cloud_args = cloud_args.clone();
+    if cloud_args.emulator && cloud_args.quota_project.is_none() {
+        cloud_args.quota_project = Some(cloud::DEMO_ADMIN_PROJECT.to_string());
+    }
+    let cloud_args = &cloud_args;
     let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
         Ok(target) => target,
         Err(code) => return code,

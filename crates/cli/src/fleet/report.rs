@@ -51,7 +51,7 @@ pub fn failure_groups(targets: &[TargetOutcome]) -> Vec<(String, Vec<String>)> {
                 .push(target.name.clone());
             continue;
         };
-        let message = failure.message.replace(&target.name, "<project>");
+        let message = without_numbers(&failure.message.replace(&target.name, "<project>"));
         let cause = match &failure.step {
             Some(step) => format!("step `{step}` ({}): {message}", failure.class),
             None => format!("{}: {message}", failure.class),
@@ -61,6 +61,28 @@ pub fn failure_groups(targets: &[TargetOutcome]) -> Vec<(String, Vec<String>)> {
     let mut groups: Vec<(String, Vec<String>)> = groups.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
     groups
+}
+
+/// `text` with every run of six or more digits (project numbers, operation ids) as `N`, so
+/// one cause met by many projects reads the same for each.
+fn without_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if digits.len() >= 6 {
+            out.push('N');
+        } else {
+            out.push_str(&digits);
+        }
+        digits.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
 }
 
 /// Prints the end of a fleet session for people (stdout).
@@ -106,9 +128,12 @@ pub fn print_summary(fleet: &FleetRecord, state: FleetState, targets: &[TargetOu
             let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
             let more = names.len().saturating_sub(shown.len());
             outln!(
-                "  {} target{}: {cause}\n    targets: {}{}",
+                "  {} target{}: {cause}",
                 names.len(),
-                if names.len() == 1 { "" } else { "s" },
+                if names.len() == 1 { "" } else { "s" }
+            );
+            outln!(
+                "    targets: {}{}",
                 shown.join(", "),
                 if more > 0 {
                     format!(" and {more} more")
