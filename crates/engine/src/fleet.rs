@@ -489,8 +489,14 @@ fn outcome_of(
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
+    // In the order they started (plan order among equals): what a run did, as it happened.
     let mut steps: Vec<&StepRecord> = steps.iter().collect();
-    steps.sort_by_key(|s| order.get(s.step_id.as_str()).copied().unwrap_or(usize::MAX));
+    steps.sort_by_key(|s| {
+        (
+            s.started_at_ms.unwrap_or(u64::MAX),
+            order.get(s.step_id.as_str()).copied().unwrap_or(usize::MAX),
+        )
+    });
     let changes = steps
         .iter()
         .filter(|s| s.state == StepState::Succeeded)

@@ -367,7 +367,7 @@ impl GcpClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let sent_at = self.inner.rate.acquire(service).await;
+        let sent_at = self.inner.rate.acquire(service, shown).await;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,
@@ -392,7 +392,7 @@ impl GcpClient {
         if !(200..300).contains(&status) {
             let error = GcpError::from_response(shown, status, &bytes, retry_after);
             if error.is_quota_exhausted() {
-                self.inner.rate.exhausted(service, sent_at, error.retry_delay);
+                self.inner.rate.exhausted(service, shown, sent_at, error.retry_delay);
             }
             return Err((error, true));
         }

@@ -425,7 +425,7 @@ pub fn project_ids(new: &NewProjects, date: &str) -> Vec<String> {
 }
 
 /// The plan with the project created and its billing linked first: every step of the plan
-/// comes after both.
+/// comes after both (the two steps are listed last; the dependencies order them first).
 pub fn with_project_creation(plan: &Plan, new: &NewProjects, fleet: &str) -> Plan {
     let mut labels: Map<String, Value> = new
         .labels
@@ -466,7 +466,9 @@ pub fn with_project_creation(plan: &Plan, new: &NewProjects, fleet: &str) -> Pla
     for step in &mut composed.steps {
         step.after.push(BILLING_STEP.into());
     }
-    composed.steps.splice(0..0, [create, billing]);
+    // Put after the plan's own steps (the `after` edges order them first), so that a problem
+    // reported at `$.steps[N]` is at the same index as in the plan file.
+    composed.steps.extend([create, billing]);
     composed
 }
 
