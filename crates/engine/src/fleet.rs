@@ -348,6 +348,9 @@ impl Engine {
             }
         };
         let started = self.start(&validated, &fleet.source)?;
+        // `execute` reads the plan back from the store: a thousand targets in flight need not
+        // keep a second copy each.
+        drop(validated);
         // Durable before the target's first step: `fleet status` and `fleet resume` find it.
         self.store()
             .set_fleet_target_run(&fleet.id, index, &started.run_id)?;

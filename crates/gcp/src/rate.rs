@@ -327,7 +327,8 @@ impl Window {
             length: scaled(WINDOW, scale),
             minute: scaled(Duration::from_secs(60), scale),
             scale,
-            sent: VecDeque::with_capacity(configured.min(4096) as usize),
+            // Grows as sends come: a per-project bucket usually holds a handful.
+            sent: VecDeque::new(),
             paused_until: now,
             reduced: None,
         }
