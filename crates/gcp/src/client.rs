@@ -392,7 +392,9 @@ impl GcpClient {
         if !(200..300).contains(&status) {
             let error = GcpError::from_response(shown, status, &bytes, retry_after);
             if error.is_quota_exhausted() {
-                self.inner.rate.exhausted(service, shown, sent_at, error.retry_delay);
+                self.inner
+                    .rate
+                    .exhausted(service, shown, sent_at, error.retry_delay);
             }
             return Err((error, true));
         }

@@ -172,7 +172,10 @@ impl Bucket {
 fn project_of(path: &str) -> Option<&str> {
     let mut segments = path.trim_start_matches('/').split('/');
     let _version = segments.next()?;
-    (segments.next()? == "projects").then(|| segments.next()).flatten().filter(|p| !p.is_empty())
+    (segments.next()? == "projects")
+        .then(|| segments.next())
+        .flatten()
+        .filter(|p| !p.is_empty())
 }
 
 impl RateLimiter {
@@ -205,11 +208,9 @@ impl RateLimiter {
         // A resource-based call that names no project (rare) shares the service's `-` bucket.
         let key = (service.to_string(), project_of(path).unwrap_or("-").to_string());
         let mut buckets = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
-        Some(Arc::clone(
-            buckets
-                .entry(key)
-                .or_insert_with(|| Arc::new(Bucket::new(rpm, self.scale, Instant::now()))),
-        ))
+        Some(Arc::clone(buckets.entry(key).or_insert_with(|| {
+            Arc::new(Bucket::new(rpm, self.scale, Instant::now()))
+        })))
     }
 
     /// Waits for a slot of `service` (for the project `path` names, when the service's quota is
@@ -431,18 +432,32 @@ mod tests {
         let limiter = RateLimiter::new(&limits, 1.0, Instant::now());
         let gateways = |project: &str| {
             limiter
-                .bucket("networkservices.googleapis.com", &format!("/v1/projects/{project}/locations/l/agentGateways"))
+                .bucket(
+                    "networkservices.googleapis.com",
+                    &format!("/v1/projects/{project}/locations/l/agentGateways"),
+                )
                 .unwrap()
         };
         assert!(Arc::ptr_eq(&gateways("a"), &gateways("a")));
-        assert!(!Arc::ptr_eq(&gateways("a"), &gateways("b")), "each project its own budget");
+        assert!(
+            !Arc::ptr_eq(&gateways("a"), &gateways("b")),
+            "each project its own budget"
+        );
         let usage = |project: &str| {
             limiter
-                .bucket("serviceusage.googleapis.com", &format!("/v1/projects/{project}/services:batchGet"))
+                .bucket(
+                    "serviceusage.googleapis.com",
+                    &format!("/v1/projects/{project}/services:batchGet"),
+                )
                 .unwrap()
         };
-        assert!(Arc::ptr_eq(&usage("a"), &usage("b")), "the caller's quota project pays for all");
-        assert!(limiter.bucket("iam.googleapis.com", "/v1/projects/a/roles").is_none());
+        assert!(
+            Arc::ptr_eq(&usage("a"), &usage("b")),
+            "the caller's quota project pays for all"
+        );
+        assert!(limiter
+            .bucket("iam.googleapis.com", "/v1/projects/a/roles")
+            .is_none());
         assert_eq!(project_of("/v1/projects/p-1/locations/x"), Some("p-1"));
         assert_eq!(project_of("/v1/operations/x"), None);
     }
