@@ -15,6 +15,7 @@
 //! | 2 | bad input: flags, plan file, variables, credentials (missing, unusable, or refused by the token endpoint) or endpoint (including an untrusted server certificate), unknown run id, or no store; nothing was changed |
 //! | 3 | the store cannot be used: held by another process (`run`, `resume`, `fleet run`, `fleet resume` and `compact`; `status`, `runs` and `fleet status` read a store a run holds through that run, see `store_link`), unknown format, damaged (its path and what to do are printed), or not a sluice store |
 //! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
+//! | 5 | a fleet ended partial: some targets failed (the others converged), or its clean-up failed; a fleet whose every target failed exits 1 |
 
 /// `println!` for a line that may hold text from plans, variables, the store or servers: the
 /// whole line goes through [`output::clean`], so control characters are printed escaped.

@@ -12,7 +12,9 @@
 //!   every problem reported at once).
 //! - [`StepKind`]: a reconciler with `observe` (read only) / `apply` (mutation) / `poll` (operation).
 //! - [`Store`]: runs, step records and a journal; [`SledStore`] on disk, [`MemoryStore`] in memory.
-//! - [`Engine`]: `start` picks or creates a run, `execute` drives it, emitting [`Event`]s.
+//! - [`Engine`]: `start` picks or creates a run, `execute` drives it, emitting [`Event`]s;
+//!   `start_fleet` / `execute_fleet` run one plan against many targets, each its own run
+//!   ([`fleet`]).
 //!
 //! ## The one non-obvious decision
 //! The engine never trusts its own memory of a mutation: a step found `applying` (the process died
