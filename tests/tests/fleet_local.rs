@@ -166,3 +166,24 @@ fn a_second_fleet_run_of_converged_targets_changes_nothing() {
         stdout(&second)
     );
 }
+
+#[test]
+fn an_unwritable_report_path_is_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    let file = fleet(&sandbox, json!([{ "project": "alpha-one" }]));
+    let report = sandbox.root.join("no-such-dir").join("report.json");
+    let output = sandbox.run(
+        HARNESS,
+        &[
+            "fleet",
+            "run",
+            file.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--report"), "{}", stderr(&output));
+    assert!(!sandbox.store().exists(), "nothing ran");
+    assert!(!sandbox.work("out").exists(), "no target ran");
+}

@@ -4,8 +4,9 @@
 //! guarantees holds per target: a fleet killed at any instant continues each unfinished target
 //! exactly as `resume` would, and a target whose run succeeded in this fleet is not run again.
 //! One target's failure never stops the others. The fleet record is written when the fleet is
-//! created and when a session of it ends; which run serves which target is written as each
-//! target starts ([`Store::set_fleet_target_run`]), before its first step.
+//! created and when a session of it starts and ends (the embedder may add to its `extra`);
+//! which run serves which target is written as each target starts
+//! ([`Store::set_fleet_target_run`]), before its first step.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -126,8 +127,11 @@ pub struct FleetSummary {
 }
 
 impl Engine {
-    /// Continues the newest unfinished fleet with `fleet_key`, or creates a new fleet holding
-    /// `targets` (their plans stored once per digest). Writes nothing when continuing.
+    /// Continues the newest fleet with `fleet_key` if it is unfinished and `may_continue`
+    /// accepts it, or creates a new fleet holding `targets` (their plans stored once per
+    /// digest). Writes nothing when continuing. (The CLI continues a fleet that was killed or
+    /// stopped whatever its day, but one that ended with failed targets only the same day, so
+    /// that a target failing for good never keeps the next nights from making new projects.)
     pub fn start_fleet(
         &self,
         name: &str,
@@ -135,6 +139,7 @@ impl Engine {
         source: &str,
         targets: &[FleetTargetSpec],
         extra: Value,
+        may_continue: &dyn Fn(&FleetRecord) -> bool,
     ) -> Result<StartedFleet, EngineError> {
         let store = self.store();
         if let Some(fleet) = store
@@ -143,7 +148,7 @@ impl Engine {
             .rev()
             .find(|f| f.fleet_key == fleet_key)
         {
-            if !fleet.is_finished() {
+            if !fleet.is_finished() && may_continue(&fleet) {
                 return Ok(StartedFleet {
                     fleet_id: fleet.id,
                     continued: true,
@@ -233,14 +238,17 @@ impl Engine {
         let mut to_run = Vec::new();
         let mut run_plans = PlanCache::default();
         for (index, target) in fleet.targets.iter().enumerate() {
-            match mapped.get(&index).map(|id| store.run(id)).transpose()?.flatten() {
-                // Succeeded in this fleet: finished targets are not redone.
-                Some(run) if run.is_finished() => {
-                    let outcome =
-                        target_outcome(store.as_ref(), &mut run_plans, index, target, Some(&run.id))?;
-                    outcomes[index] = Some(outcome);
-                }
-                _ => to_run.push(index),
+            let Some(run_id) = mapped.get(&index) else {
+                to_run.push(index);
+                continue;
+            };
+            // Succeeded in this fleet (or compacted away, which only a succeeded run is):
+            // finished targets are not redone.
+            let outcome = target_outcome(store.as_ref(), &mut run_plans, index, target, Some(run_id))?;
+            if outcome.state == TargetState::Succeeded {
+                outcomes[index] = Some(outcome);
+            } else {
+                to_run.push(index);
             }
         }
 

@@ -68,7 +68,7 @@ async fn a_failing_target_fails_alone_and_the_fleet_is_partial() {
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2", "c3", "d4"], &["b2"]);
     let started = engine
-        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
         .unwrap();
     let summary = engine
         .execute_fleet(&started.fleet_id, 2, running(), None)
@@ -109,7 +109,7 @@ async fn a_continued_fleet_does_not_redo_finished_targets() {
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2", "c3"], &["b2"]);
     let started = engine
-        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
         .unwrap();
     let first = engine
         .execute_fleet(&started.fleet_id, 3, running(), None)
@@ -119,7 +119,7 @@ async fn a_continued_fleet_does_not_redo_finished_targets() {
 
     // The same key continues the unfinished fleet rather than making a new one.
     let again = engine
-        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
         .unwrap();
     assert!(again.continued);
     assert_eq!(again.fleet_id, started.fleet_id);
@@ -152,7 +152,7 @@ async fn a_stopped_fleet_starts_no_target_and_continues_later() {
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2", "c3"], &[]);
     let started = engine
-        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
         .unwrap();
     let (stop, stopped) = watch::channel(true);
     let summary = engine
@@ -180,7 +180,7 @@ async fn a_second_fleet_of_converged_targets_changes_nothing() {
     let engine = engine(Arc::clone(&store));
     let specs = targets(path, &["a1", "b2"], &[]);
     let first = engine
-        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
         .unwrap();
     let summary = engine
         .execute_fleet(&first.fleet_id, 2, running(), None)
@@ -189,7 +189,7 @@ async fn a_second_fleet_of_converged_targets_changes_nothing() {
     assert!(summary.targets.iter().all(|t| !t.changes.is_empty()));
 
     let second = engine
-        .start_fleet("f", "key", "fleet.json", &specs, Value::Null)
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
         .unwrap();
     assert!(
         !second.continued,
@@ -209,4 +209,29 @@ async fn a_second_fleet_of_converged_targets_changes_nothing() {
             target.changes
         );
     }
+}
+
+#[tokio::test]
+async fn an_unfinished_fleet_the_embedder_declines_is_not_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let engine = engine(Arc::clone(&store));
+    let specs = targets(path, &["a1", "b2"], &["b2"]);
+    let first = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|_| true)
+        .unwrap();
+    let summary = engine
+        .execute_fleet(&first.fleet_id, 2, running(), None)
+        .await
+        .unwrap();
+    assert_eq!(summary.state, FleetState::Partial);
+    // Yesterday's partial fleet: the CLI declines it, so a new fleet starts.
+    let next = engine
+        .start_fleet("f", "key", "fleet.json", &specs, Value::Null, &|fleet| {
+            fleet.state != FleetState::Partial
+        })
+        .unwrap();
+    assert!(!next.continued);
+    assert_ne!(next.fleet_id, first.fleet_id);
 }

@@ -244,6 +244,9 @@ impl GcpClient {
         // When this call first met quota exhaustion (429 RESOURCE_EXHAUSTED).
         let mut exhausted_since: Option<tokio::time::Instant> = None;
         loop {
+            // The slot first, then the token: a long wait for the slot (a busy shared limiter,
+            // a quota pause) must not send a token that expired meanwhile.
+            let sent_at = self.inner.rate.acquire(service, &shown).await;
             // Token failures are retried inside `token()` with the same policy.
             let token = self.inner.tokens.token().await?;
             let (error, reached) = match self
@@ -256,6 +259,7 @@ impl GcpClient {
                     timeout,
                     retry.attempts() + 1,
                     &token,
+                    sent_at,
                 )
                 .await
             {
@@ -319,6 +323,11 @@ impl GcpClient {
         };
         let shown = format!("/v1/{consumer}/services/{service}");
         let url = format!("{}{shown}", self.base_url(&Api::ServiceUsage));
+        let sent_at = self
+            .inner
+            .rate
+            .acquire(Api::ServiceUsage.service_name(), &shown)
+            .await;
         if let Ok(answer) = self
             .attempt(
                 &Method::GET,
@@ -329,6 +338,7 @@ impl GcpClient {
                 None,
                 1,
                 token,
+                sent_at,
             )
             .await
         {
@@ -337,9 +347,9 @@ impl GcpClient {
         error
     }
 
-    /// One HTTP exchange, sent once `service`'s rate limiter gives it a slot. On failure, also
-    /// says whether the request may have reached the server. A 429 RESOURCE_EXHAUSTED is
-    /// reported to the limiter.
+    /// One HTTP exchange, in the rate-limiter slot taken at `sent_at`. On failure, also says
+    /// whether the request may have reached the server. A 429 RESOURCE_EXHAUSTED is reported to
+    /// the limiter.
     #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
@@ -351,6 +361,7 @@ impl GcpClient {
         timeout: Option<Duration>,
         attempt: u32,
         token: &Secret,
+        sent_at: tokio::time::Instant,
     ) -> Result<Value, (GcpError, bool)> {
         let bearer = token.bearer().map_err(|error| (error, false))?;
         let mut request = self
@@ -367,7 +378,6 @@ impl GcpClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let sent_at = self.inner.rate.acquire(service, shown).await;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,

@@ -51,6 +51,9 @@ pub async fn run(
         Ok(loaded) => loaded,
         Err(problems) => return report_problems(&problems),
     };
+    if let Err(code) = check_report_path(fleet_exec) {
+        return code;
+    }
     if let Some(first) = loaded.targets.first() {
         if let Err(code) = cloud::check_credentials(&target, &first.validated.plan).await {
             return code;
@@ -90,7 +93,21 @@ pub async fn run(
             validated: t.validated,
         })
         .collect();
-    let started = match engine.start_fleet(&loaded.file.name, &loaded.key, &loaded.source, &specs, extra) {
+    // A fleet killed or stopped is continued whatever its day; one that ended with failed
+    // targets only on its own day (a target failing for good must not stop the next night).
+    let today = loaded.date.clone();
+    let may_continue = move |fleet: &FleetRecord| {
+        matches!(fleet.state, FleetState::Running | FleetState::Interrupted)
+            || fleet.extra["date"] == today.as_str()
+    };
+    let started = match engine.start_fleet(
+        &loaded.file.name,
+        &loaded.key,
+        &loaded.source,
+        &specs,
+        extra,
+        &may_continue,
+    ) {
         Ok(started) => started,
         Err(error) => return engine_failure(&error),
     };
@@ -105,7 +122,13 @@ pub async fn run(
     }
     let mut fleet = match engine.store().fleet(&started.fleet_id) {
         Ok(Some(fleet)) => fleet,
-        Ok(None) => return exit::STORE_UNUSABLE,
+        Ok(None) => {
+            errln!(
+                "error: the fleet run {} just written is missing from the store",
+                started.fleet_id
+            );
+            return exit::STORE_UNUSABLE;
+        }
         Err(error) => return store_failure(&error),
     };
     let cleanup = match loaded.ttl {
@@ -188,6 +211,9 @@ pub async fn resume(
             }
         }
     }
+    if let Err(code) = check_report_path(fleet_exec) {
+        return code;
+    }
     errln!("resuming fleet run {fleet_id}");
     let registry = cloud::registry(target.cloud.clone());
     let exec = exec_args(fleet_exec);
@@ -211,9 +237,34 @@ pub async fn resume(
     .await
 }
 
+/// `--report FILE` must be writable before anything runs: finding out at the end of the night
+/// would lose the report of a whole fleet.
+fn check_report_path(fleet_exec: &FleetExecArgs) -> Result<(), u8> {
+    let Some(path) = &fleet_exec.report else {
+        return Ok(());
+    };
+    let probe = path.with_extension("json.tmp");
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(error) => {
+            errln!(
+                "error: --report {}: cannot write there ({error}); give a file in a writable directory",
+                path.display()
+            );
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
+/// Steps in flight within one target's run (the fleet's `--concurrency` counts targets).
+const STEPS_PER_TARGET: u16 = 8;
+
 fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
     ExecArgs {
-        concurrency: 8,
+        concurrency: STEPS_PER_TARGET,
         grace: fleet_exec.grace,
     }
 }
@@ -272,12 +323,10 @@ async fn drive(
     if let Some(path) = &fleet_exec.report {
         let mut report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
         report["rate_limits"] = report::rates_json(&rates);
+        // The fleet's own exit code and hint stand even if the report cannot be written.
         match report::write_report(path, &report) {
             Ok(()) => errln!("report written to {}", path.display()),
-            Err(error) => {
-                errln!("error: --report: {error}");
-                return exit::RUN_FAILED;
-            }
+            Err(error) => errln!("error: --report: {error}"),
         }
     }
     let cleanup_failed = !cleanup["error"].is_null();

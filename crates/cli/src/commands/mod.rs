@@ -75,10 +75,10 @@ pub(crate) struct HeldStore {
 /// `runs` from other processes); or explains why not (exit 3).
 ///
 /// A store held by another run is refused at once. One held by a process that does not serve
-/// it is waited for a moment ([`READ_WAIT`]): that is usually a reader (`status` in a watch
-/// loop), which holds the lock for milliseconds.
+/// it is waited for ([`HOLD_WAIT`]): that is usually a reader (`status` in a watch loop), which
+/// holds the lock for a moment.
 fn open_store(dir: &Path) -> Result<HeldStore, u8> {
-    let deadline = Instant::now() + READ_WAIT;
+    let deadline = Instant::now() + HOLD_WAIT;
     let store = loop {
         match SledStore::open(dir) {
             Ok(store) => break Arc::new(store),
@@ -116,6 +116,10 @@ fn open_existing_store(dir: &Path) -> Result<HeldStore, u8> {
 /// holder publishes its socket just after it takes the lock, and a reader holds the lock only
 /// for a moment.
 const READ_WAIT: Duration = Duration::from_millis(500);
+/// How long `run`, `resume`, `fleet run` and `fleet resume` wait for a store held by a process
+/// that does not serve it: a `fleet status` of a large fleet (read directly while nothing runs)
+/// holds it for a fraction of a second, and a `watch` loop of them must not fail the nightly run.
+const HOLD_WAIT: Duration = Duration::from_secs(10);
 
 /// Opens an existing store for reading (`status`, `runs`, and any command that only reads).
 /// When a run holds it, its queries go through that process ([`crate::store_link`]), which

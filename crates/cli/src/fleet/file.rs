@@ -165,7 +165,11 @@ pub fn load(
         }
     }
 
+    let before = problems.len();
     let ttl = check_new_projects(&file, &at, &mut problems);
+    // Problems of `new_projects` are said once, there: not again by the kinds' checks of the
+    // steps made from it.
+    let new_projects_ok = problems.len() == before;
     let mut targets = Vec::new();
     if let Some(plan) = &plan {
         let common = common_vars(&file, cli_vars, defaults, plan);
@@ -195,7 +199,12 @@ pub fn load(
                 }),
                 Err(found) => {
                     for problem in found {
-                        let text = problem.to_string().replace(&name, "<project>");
+                        let text = problem.to_string();
+                        let text = if name.is_empty() {
+                            text
+                        } else {
+                            text.replace(&name, "<project>")
+                        };
                         match plan_problems.iter_mut().find(|(t, _)| *t == text) {
                             Some((_, names)) => names.push(name.clone()),
                             None => plan_problems.push((text, vec![name.clone()])),
@@ -221,7 +230,7 @@ pub fn load(
                 &mut problems,
             );
         }
-        if let Some(new) = &file.new_projects {
+        if let Some(new) = file.new_projects.as_ref().filter(|_| new_projects_ok) {
             let composed = with_project_creation(plan, new, &file.name);
             for (i, id) in project_ids(new, date).into_iter().enumerate() {
                 let where_ = format!("$.new_projects (project {})", i + 1);
@@ -259,7 +268,17 @@ pub fn load(
         let canonical = serde_json::json!({
             "fleet": raw,
             "plan": plan_text,
-            "vars": cli_vars.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect::<BTreeMap<_, _>>(),
+            // Written out explicitly: the key must not change with a type's `Debug` output.
+            "vars": cli_vars
+                .iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        VarInput::Text(text) => serde_json::json!({ "text": text }),
+                        VarInput::Json(json) => serde_json::json!({ "json": json }),
+                    };
+                    (k.clone(), value)
+                })
+                .collect::<BTreeMap<_, _>>(),
         });
         sluice_engine::digest_hex(canonical.to_string().as_bytes())
     };

@@ -15,6 +15,9 @@ use crate::progress::safe;
 struct Tally {
     total: usize,
     done: usize,
+    /// Finished in this session: what the ETA is computed from (a resumed fleet's earlier
+    /// sessions took their own time).
+    done_here: usize,
     failed: usize,
     in_flight: usize,
     started: Instant,
@@ -22,12 +25,12 @@ struct Tally {
 
 impl Tally {
     fn line(&self) -> String {
-        let eta = if self.done == 0 {
+        let eta = if self.done_here == 0 {
             "ETA -".to_string()
         } else {
-            // The average time per finished target so far predicts the rest.
-            let per_target = self.started.elapsed().as_secs_f64() / self.done as f64;
-            let left = (self.total - self.done) as f64 * per_target;
+            // The average time per target finished in this session predicts the rest.
+            let per_target = self.started.elapsed().as_secs_f64() / self.done_here as f64;
+            let left = self.total.saturating_sub(self.done) as f64 * per_target;
             format!("ETA {}", short(Duration::from_secs_f64(left)))
         };
         format!(
@@ -115,6 +118,7 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<FleetEvent>, total: usize,
     let mut tally = Tally {
         total,
         done: already_done,
+        done_here: 0,
         failed: 0,
         in_flight: 0,
         started: Instant::now(),
@@ -140,6 +144,7 @@ pub async fn show(mut events: mpsc::UnboundedReceiver<FleetEvent>, total: usize,
             }
             FleetEvent::TargetFinished { outcome } => {
                 tally.done += 1;
+                tally.done_here += 1;
                 if let Some(bar) = lines.remove(&outcome.index) {
                     tally.in_flight = tally.in_flight.saturating_sub(1);
                     bar.finish_and_clear();

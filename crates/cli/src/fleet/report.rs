@@ -180,7 +180,8 @@ pub fn report_json(
                 "run_id": t.run_id,
                 "state": t.state,
                 "changed": !t.changes.is_empty(),
-                "created": t.changes,
+                "created": t.changes.iter().filter(|c| c.action == "create").collect::<Vec<_>>(),
+                "changes": t.changes,
                 "error": t.failure,
             })
         })

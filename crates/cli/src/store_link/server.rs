@@ -131,12 +131,28 @@ async fn accept(
             return;
         }
     };
+    // Whoever owns the socket file (this process's user) is the only peer served: mode 0600 is
+    // set just after `bind`, so a peer that connected in between is refused here.
+    let owner = listener
+        .local_addr()
+        .ok()
+        .and_then(|address| address.as_pathname().map(Path::to_path_buf))
+        .and_then(|path| std::fs::metadata(path).ok())
+        .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta));
     loop {
         tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, store.clone(), hello.clone()));
+                    let allowed = match (owner, stream.peer_cred()) {
+                        (Some(uid), Ok(peer)) => peer.uid() == uid,
+                        _ => false,
+                    };
+                    if allowed {
+                        tokio::spawn(serve(stream, store.clone(), hello.clone()));
+                    } else {
+                        tracing::warn!("the store link refused a connection from another user");
+                    }
                 }
                 Err(error) => {
                     tracing::debug!("the store link could not accept a connection: {error}");

@@ -209,9 +209,9 @@ pub struct Batch {
 }
 
 /// A fleet: one plan run against many targets, each target its own run (own run key, own
-/// journal). The record is written when the fleet is created and when a session of it ends;
-/// which run serves which target is kept apart ([`super::Store::fleet_target_runs`]), so
-/// starting a target never rewrites this record.
+/// journal). The record is written when the fleet is created and when a session of it starts
+/// and ends; which run serves which target is kept apart
+/// ([`super::Store::fleet_target_runs`]), so starting a target never rewrites this record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetRecord {
     pub id: String,

@@ -437,14 +437,14 @@ fn located(error: StoreError, dir: &Path) -> StoreError {
     }
 }
 
-/// Opens sled, waiting out this process's own lingering handle. We hold `sluice.lock`, so no
-/// other process can own the database; but sled's background I/O threads keep its file lock for
-/// a moment after a `Db` is dropped, so reopening at once in the same process can find it taken.
 /// sled's page cache: its default (1 GiB) lets a store's whole database live in memory as it
 /// grows; a night-long fleet of 1,000 targets writes ~80 MB. 64 MiB keeps the hot pages (the
 /// runs in flight) and bounds the process's memory.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Opens sled, waiting out this process's own lingering handle. We hold `sluice.lock`, so no
+/// other process can own the database; but sled's background I/O threads keep its file lock for
+/// a moment after a `Db` is dropped, so reopening at once in the same process can find it taken.
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
