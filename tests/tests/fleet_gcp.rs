@@ -104,6 +104,13 @@ fn fleet(cloud: &Cloud, sandbox: &Sandbox, command: &str, arg: &Path, scale: f64
     sandbox.command(HARNESS, &args)
 }
 
+/// `sluice fleet run FILE --report REPORT` against `cloud`, time scaled as the support's.
+fn run_reporting(cloud: &Cloud, sandbox: &Sandbox, file: &Path, report: &Path) -> Output {
+    let mut command = fleet(cloud, sandbox, "run", file, SCALE);
+    command.args(["--report", report.to_str().unwrap()]);
+    run(command)
+}
+
 fn run(mut command: Command) -> Output {
     command.output().expect("harness runs")
 }
@@ -181,11 +188,7 @@ fn twenty_new_and_five_existing_projects_converge_with_faults_and_a_rerun_change
     );
     let report_path = sandbox.work("report.json");
 
-    let output = run({
-        let mut c = fleet(&cloud, &sandbox, "run", &file, SCALE);
-        c.args(["--report", report_path.to_str().unwrap()]);
-        c
-    });
+    let output = run_reporting(&cloud, &sandbox, &file, &report_path);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -388,11 +391,7 @@ fn a_refused_billing_account_fails_its_target_alone_and_the_fleet_is_partial() {
         json!({}),
     );
     let report_path = sandbox.work("report.json");
-    let output = run({
-        let mut c = fleet(&cloud, &sandbox, "run", &file, SCALE);
-        c.args(["--report", report_path.to_str().unwrap()]);
-        c
-    });
+    let output = run_reporting(&cloud, &sandbox, &file, &report_path);
     let (out, err) = (stdout(&output), stderr(&output));
     assert_eq!(output.status.code(), Some(5), "partial:\n{out}\n{err}");
     assert!(
@@ -467,11 +466,7 @@ fn the_clean_up_deletes_exactly_the_expired_projects_carrying_the_fleets_label()
     new["ttl"] = json!("3d");
     let file = fleet_file(&sandbox, "ttlfleet", 0, Some(new), json!({}));
     let report_path = sandbox.work("report.json");
-    let output = run({
-        let mut c = fleet(&cloud, &sandbox, "run", &file, SCALE);
-        c.args(["--report", report_path.to_str().unwrap()]);
-        c
-    });
+    let output = run_reporting(&cloud, &sandbox, &file, &report_path);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -508,11 +503,7 @@ fn the_clean_up_deletes_exactly_the_expired_projects_carrying_the_fleets_label()
     assert_eq!(deletes, ["DELETE /v3/projects/ttl-old-ours"]);
 
     // The next run: the deleted project is gone from the clean-up.
-    let output = run({
-        let mut c = fleet(&cloud, &sandbox, "run", &file, SCALE);
-        c.args(["--report", report_path.to_str().unwrap()]);
-        c
-    });
+    let output = run_reporting(&cloud, &sandbox, &file, &report_path);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(read_report(&report_path)["cleanup"]["deleted"], json!([]));
 }

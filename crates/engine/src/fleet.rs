@@ -238,17 +238,14 @@ impl Engine {
         let mut to_run = Vec::new();
         let mut run_plans = PlanCache::default();
         for (index, target) in fleet.targets.iter().enumerate() {
-            let Some(run_id) = mapped.get(&index) else {
-                to_run.push(index);
-                continue;
-            };
-            // Succeeded in this fleet (or compacted away, which only a succeeded run is):
-            // finished targets are not redone.
-            let outcome = target_outcome(store.as_ref(), &mut run_plans, index, target, Some(run_id))?;
-            if outcome.state == TargetState::Succeeded {
-                outcomes[index] = Some(outcome);
-            } else {
-                to_run.push(index);
+            match mapped.get(&index) {
+                // Finished targets are not redone.
+                Some(run_id) if run_finished(store.as_ref(), run_id)? => {
+                    let outcome =
+                        target_outcome(store.as_ref(), &mut run_plans, index, target, Some(run_id))?;
+                    outcomes[index] = Some(outcome);
+                }
+                _ => to_run.push(index),
             }
         }
 
@@ -407,6 +404,22 @@ impl Engine {
             plan,
         ))
     }
+}
+
+/// Whether the run serving a target is finished for good: it succeeded, or it was compacted
+/// away (only a succeeded run is).
+fn run_finished(store: &dyn Store, run_id: &str) -> Result<bool, crate::error::StoreError> {
+    Ok(store.run(run_id)?.is_none_or(|run| run.is_finished()))
+}
+
+/// How many of `fleet`'s targets are finished for good: one run record read per started
+/// target, no step records (for progress before a session starts).
+pub fn finished_targets(store: &dyn Store, fleet: &FleetRecord) -> Result<usize, crate::error::StoreError> {
+    let mut finished = 0;
+    for run_id in store.fleet_target_runs(&fleet.id)?.values() {
+        finished += usize::from(run_finished(store, run_id)?);
+    }
+    Ok(finished)
 }
 
 /// Where target `index` of `fleet` stands according to the store (for `fleet status`).

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sluice_engine::fleet::fleet_outcomes;
+use sluice_engine::fleet::{finished_targets, fleet_outcomes};
 use sluice_engine::time::now_ms;
 use sluice_engine::{Engine, FleetRecord, FleetState, FleetTargetSpec, Hooks, Store, TargetOutcome};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud;
-use super::run::{build_engine, emulator_store, watch_signals};
-use super::{engine_failure, open_existing_store, open_for_reading, open_store, plan_file, store_failure};
+use super::run::{build_engine, open_run_store, watch_signals};
+use super::{engine_failure, open_existing_store, open_for_reading, plan_file, store_failure};
 use crate::args::{CloudArgs, ExecArgs, FleetExecArgs, LogFormat, VarArgs};
 use crate::fleet::{file, live, report};
 use crate::{exit, output};
@@ -59,17 +59,12 @@ pub async fn run(
             return code;
         }
     }
-    let scratch = match emulator_store(&target) {
-        Ok(scratch) => scratch,
-        Err(code) => return code,
-    };
-    let store_dir = scratch.as_ref().map_or(store_dir, |dir| dir.path());
-    let held = match open_store(store_dir) {
+    let held = match open_run_store(&target, store_dir) {
         Ok(held) => held,
         Err(code) => return code,
     };
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, held.store.clone(), &exec, &target, hooks);
+    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, hooks);
     let new_project_targets: Vec<usize> = loaded
         .targets
         .iter()
@@ -143,11 +138,7 @@ pub async fn run(
         }
         None => Value::Null,
     };
-    let concurrency = fleet_exec
-        .concurrency
-        .map(usize::from)
-        .or(loaded.file.concurrency)
-        .unwrap_or(file::DEFAULT_CONCURRENCY);
+    let concurrency = targets_at_once(fleet_exec, loaded.file.concurrency);
     let resumable = target.emulator.is_none();
     let code = drive(
         &engine,
@@ -218,11 +209,8 @@ pub async fn resume(
     let registry = cloud::registry(target.cloud.clone());
     let exec = exec_args(fleet_exec);
     let engine = build_engine(registry, store, &exec, &target, hooks);
-    let concurrency = fleet_exec
-        .concurrency
-        .map(usize::from)
-        .or_else(|| fleet.extra["concurrency"].as_u64().map(|c| c as usize))
-        .unwrap_or(file::DEFAULT_CONCURRENCY);
+    let from_file = fleet.extra["concurrency"].as_u64().map(|c| c as usize);
+    let concurrency = targets_at_once(fleet_exec, from_file);
     let cleanup = fleet.extra["cleanup"].clone();
     drive(
         &engine,
@@ -259,6 +247,15 @@ fn check_report_path(fleet_exec: &FleetExecArgs) -> Result<(), u8> {
     }
 }
 
+/// Targets in flight: `--concurrency`, else the fleet file's, else the default.
+fn targets_at_once(fleet_exec: &FleetExecArgs, from_file: Option<usize>) -> usize {
+    fleet_exec
+        .concurrency
+        .map(usize::from)
+        .or(from_file)
+        .unwrap_or(file::DEFAULT_CONCURRENCY)
+}
+
 /// Steps in flight within one target's run (the fleet's `--concurrency` counts targets).
 const STEPS_PER_TARGET: u16 = 8;
 
@@ -280,11 +277,8 @@ async fn drive(
     cloud: &sluice_steps::Cloud,
     resumable: bool,
 ) -> u8 {
-    let already_done = match fleet_outcomes(engine.store().as_ref(), fleet) {
-        Ok(outcomes) => outcomes
-            .iter()
-            .filter(|o| o.state == sluice_engine::TargetState::Succeeded)
-            .count(),
+    let already_done = match finished_targets(engine.store().as_ref(), fleet) {
+        Ok(done) => done,
         Err(error) => return store_failure(&error),
     };
     let total = fleet.targets.len();

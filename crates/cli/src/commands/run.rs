@@ -8,7 +8,7 @@ use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
-use super::{engine_failure, open_existing_store, open_store, plan_file};
+use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStore};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::{exit, output};
 
@@ -35,18 +35,11 @@ pub async fn run(
     if let Err(code) = cloud::check_credentials(&target, &validated.plan).await {
         return code;
     }
-    // The embedded emulator's world lives only in this process: its runs get a store of their
-    // own, so a run against it can never be continued against Google Cloud (or vice versa).
-    let scratch = match emulator_store(&target) {
-        Ok(scratch) => scratch,
-        Err(code) => return code,
-    };
-    let store_dir = scratch.as_ref().map_or(store_dir, |dir| dir.path());
-    let held = match open_store(store_dir) {
+    let held = match open_run_store(&target, store_dir) {
         Ok(held) => held,
         Err(code) => return code,
     };
-    let engine = build_engine(registry, held.store.clone(), exec, &target, hooks);
+    let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
     let started = match engine.start(&validated, &plan_path.display().to_string()) {
         Ok(started) => started,
         Err(error) => return engine_failure(&error),
@@ -66,18 +59,34 @@ pub async fn run(
     code
 }
 
-pub(crate) fn emulator_store(target: &Target) -> Result<Option<tempfile::TempDir>, u8> {
-    if target.emulator.is_none() {
-        return Ok(None);
-    }
-    tempfile::Builder::new()
-        .prefix("sluice-emulator-run-")
-        .tempdir()
-        .map(Some)
-        .map_err(|error| {
-            errln!("error: cannot create a scratch store for the --emulator run: {error}");
-            exit::STORE_UNUSABLE
-        })
+/// The store a run or fleet on `target` holds, and the scratch directory it lives in for an
+/// `--emulator` run (dropped after the store).
+pub(crate) struct RunStore {
+    pub held: HeldStore,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// Opens the store to run on: `store_dir`, or for `--emulator` a throw-away one. The embedded
+/// emulator's world lives only in this process, so its runs get a store of their own and can
+/// never be continued against Google Cloud (or vice versa).
+pub(crate) fn open_run_store(target: &Target, store_dir: &Path) -> Result<RunStore, u8> {
+    let scratch = match &target.emulator {
+        None => None,
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("sluice-emulator-run-")
+                .tempdir()
+                .map_err(|error| {
+                    errln!("error: cannot create a scratch store for the --emulator run: {error}");
+                    exit::STORE_UNUSABLE
+                })?,
+        ),
+    };
+    let held = open_store(scratch.as_ref().map_or(store_dir, |dir| dir.path()))?;
+    Ok(RunStore {
+        held,
+        _scratch: scratch,
+    })
 }
 
 pub async fn resume(
