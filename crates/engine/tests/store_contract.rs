@@ -377,6 +377,24 @@ fn expect_damaged(result: Result<impl Sized, StoreError>, path: &std::path::Path
     }
 }
 
+/// sled's database under a `SledStore` this process just dropped: sled's background threads
+/// keep the file lock a moment after a `Db` is dropped (as `SledStore::open` knows), so the
+/// lock is waited for, up to 5 s, rather than taken for an error.
+fn reopen_raw(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::yield_now();
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 #[test]
 fn a_damaged_sled_store_is_refused_naming_its_path_and_never_taken_for_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -411,7 +429,7 @@ fn a_damaged_sled_store_is_refused_naming_its_path_and_never_taken_for_a_new_one
     let record = dir.path().join("record");
     write_one_run(&record);
     {
-        let db = sled::open(record.join("db")).unwrap();
+        let db = reopen_raw(&record.join("db"));
         db.insert(b"run/r2", b"{not json".as_slice()).unwrap();
         db.flush().unwrap();
     }
