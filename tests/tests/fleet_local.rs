@@ -187,3 +187,29 @@ fn an_unwritable_report_path_is_refused_before_anything_runs() {
     assert!(!sandbox.store().exists(), "nothing ran");
     assert!(!sandbox.work("out").exists(), "no target ran");
 }
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_keeps_the_exit_code() {
+    // `sluice fleet plan FLEET | head -1`: 3,000 targets print more than a pipe holds, so the
+    // command is still writing when the reader goes away.
+    let sandbox = Sandbox::new();
+    let targets: Vec<Value> = (0..3000)
+        .map(|i| json!({ "project": format!("project-{i:05}") }))
+        .collect();
+    let file = fleet(&sandbox, Value::Array(targets));
+    let mut child = sandbox
+        .command(HARNESS, &["fleet", "plan", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("fleet local"), "{first}");
+    // The reader is gone (dropped above); the command must not panic (exit 101).
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -17,18 +17,18 @@
 //! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
 //! | 5 | a fleet ended partial: some targets failed (the others converged), or its clean-up failed; a fleet whose every target failed exits 1 |
 
-/// `println!` for a line that may hold text from plans, variables, the store or servers: the
+/// A line on stdout that may hold text from plans, variables, the store or servers: the
 /// whole line goes through [`output::clean`], so control characters are printed escaped.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        println!("{}", $crate::output::clean(&format!($($arg)*)))
+        $crate::output::write_line(&mut ::std::io::stdout(), &$crate::output::clean(&format!($($arg)*)))
     };
 }
 
-/// `eprintln!` through [`output::clean`], as [`outln!`].
+/// A line on stderr through [`output::clean`], as [`outln!`].
 macro_rules! errln {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::output::clean(&format!($($arg)*)))
+        $crate::output::write_line(&mut ::std::io::stderr(), &$crate::output::clean(&format!($($arg)*)))
     };
 }
 

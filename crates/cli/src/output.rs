@@ -38,7 +38,14 @@ fn unsafe_char(c: char) -> bool {
 /// DEL, C1 controls and bidirectional overrides, which it leaves raw (they can only be inside
 /// strings), are written as `\uXXXX` too, so the output stays the same JSON.
 pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
-    println!("{}", json_text(value, pretty));
+    write_line(&mut std::io::stdout(), &json_text(value, pretty));
+}
+
+/// Writes one line. A reader that went away (`sluice runs | head -1`) is not an error of the
+/// command: the rest of the output is dropped and the command's own exit code stands, where
+/// `println!` would panic (exit 101).
+pub fn write_line(out: &mut impl std::io::Write, line: &str) {
+    let _ = writeln!(out, "{line}");
 }
 
 fn json_text(value: &impl serde::Serialize, pretty: bool) -> String {
@@ -268,7 +275,7 @@ pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
         lines.push(format!("org policy       {}", p["name"].as_str().unwrap_or("?")));
     }
     let calls = emulator.requests().as_array().map_or(0, Vec::len);
-    println!();
+    outln!("");
     outln!("in the emulated world ({calls} API calls):");
     for line in lines {
         outln!("  {line}");
