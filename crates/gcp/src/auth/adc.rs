@@ -142,126 +142,150 @@ pub(crate) fn from_file(path: &Path, source: &str) -> Result<Found, GcpError> {
 
 /// The flow a credentials JSON describes; the error names the missing or bad field.
 fn parse(json: &Value) -> Result<Flow, String> {
-    let field = |name: &str| -> Result<String, String> {
-        match json[name].as_str() {
-            Some(value) if !value.is_empty() => Ok(value.to_string()),
-            _ => Err(format!(
-                "{} credentials need a string field {name:?}",
-                json["type"].as_str().unwrap_or("these")
-            )),
-        }
-    };
-    let endpoint = |name: &str, default: Option<&str>| -> Result<String, String> {
-        let value = match (json[name].as_str(), default) {
-            (Some(value), _) if !value.is_empty() => value.to_string(),
-            (_, Some(default)) => default.to_string(),
-            _ => field(name)?,
-        };
-        check_endpoint(&value).map_err(|error| format!("{name}: {}", error.message))
-    };
+    let fields = Fields(json);
     match json["type"].as_str() {
         Some("service_account") => {
-            let email = field("client_email")?;
-            let key = private_key(&field("private_key")?)
+            let email = fields.required("client_email")?;
+            let key = private_key(&fields.required("private_key")?)
                 .map_err(|why| format!("private_key is not a usable RSA key ({why})"))?;
             Ok(Flow::ServiceAccount {
                 email,
                 key_id: json["private_key_id"].as_str().map(str::to_string),
                 key: Arc::new(key),
-                token_uri: endpoint("token_uri", Some(GOOGLE_TOKEN_URI))?,
+                token_uri: fields.endpoint("token_uri", Some(GOOGLE_TOKEN_URI))?,
             })
         }
         Some("authorized_user") => Ok(Flow::AuthorizedUser {
-            client_id: field("client_id")?,
-            client_secret: Secret::new(field("client_secret")?),
-            refresh_token: Secret::new(field("refresh_token")?),
-            token_uri: endpoint("token_uri", Some(GOOGLE_TOKEN_URI))?,
+            client_id: fields.required("client_id")?,
+            client_secret: Secret::new(fields.required("client_secret")?),
+            refresh_token: Secret::new(fields.required("refresh_token")?),
+            token_uri: fields.endpoint("token_uri", Some(GOOGLE_TOKEN_URI))?,
         }),
-        Some("external_account") => {
-            let source = &json["credential_source"];
-            let format = &source["format"];
-            let subject_field = match format["type"].as_str() {
-                None | Some("text") => None,
-                Some("json") => Some(
-                    format["subject_token_field_name"]
-                        .as_str()
-                        .ok_or("credential_source.format of type json needs subject_token_field_name")?
-                        .to_string(),
-                ),
-                Some(other) => {
-                    return Err(format!(
-                        "credential_source.format.type {other:?} is not text or json"
-                    ))
-                }
-            };
-            let subject = if let Some(file) = source["file"].as_str() {
-                SubjectSource::File {
-                    path: PathBuf::from(file),
-                    field: subject_field,
-                }
-            } else if let Some(url) = source["url"].as_str() {
-                let headers = source["headers"]
-                    .as_object()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                SubjectSource::Url {
-                    url: url.to_string(),
-                    headers,
-                    field: subject_field,
-                }
-            } else if source.get("executable").is_some() || source.get("environment_id").is_some() {
-                return Err(
-                    "credential_source: executable- and AWS-sourced subject tokens are not supported; \
-                     use a file- or URL-sourced configuration"
-                        .into(),
-                );
-            } else {
-                return Err("credential_source needs a file or a url".into());
-            };
-            let impersonation = match json["service_account_impersonation_url"].as_str() {
-                Some(url) if !url.is_empty() => Some(Impersonation {
-                    url: endpoint("service_account_impersonation_url", None)?,
-                    delegates: vec![],
-                }),
-                _ => None,
-            };
-            Ok(Flow::External {
-                audience: field("audience")?,
-                subject_token_type: field("subject_token_type")?,
-                token_url: endpoint("token_url", Some("https://sts.googleapis.com/v1/token"))?,
-                subject,
-                impersonation,
-            })
-        }
-        Some("impersonated_service_account") => {
-            let source = &json["source_credentials"];
-            if !source.is_object() {
-                return Err("impersonated_service_account credentials need source_credentials".into());
-            }
-            let source = parse(source).map_err(|why| format!("source_credentials: {why}"))?;
-            let delegates = json["delegates"]
-                .as_array()
-                .map(|d| d.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            Ok(Flow::Impersonated {
-                source: Box::new(source),
-                target: Impersonation {
-                    url: endpoint("service_account_impersonation_url", None)?,
-                    delegates,
-                },
-            })
-        }
+        Some("external_account") => external_account(&fields),
+        Some("impersonated_service_account") => impersonated_service_account(&fields),
         Some(other) => Err(format!(
             "type {other:?} is not one of service_account, authorized_user, external_account, \
              impersonated_service_account"
         )),
         None => Err("the file has no \"type\" field; is it a Google credentials file?".into()),
     }
+}
+
+/// The fields of one credentials JSON, read with errors that name the field.
+struct Fields<'a>(&'a Value);
+
+impl Fields<'_> {
+    /// A required, non-empty string field.
+    fn required(&self, name: &str) -> Result<String, String> {
+        match self.0[name].as_str() {
+            Some(value) if !value.is_empty() => Ok(value.to_string()),
+            _ => Err(format!(
+                "{} credentials need a string field {name:?}",
+                self.0["type"].as_str().unwrap_or("these")
+            )),
+        }
+    }
+
+    /// A URL field (or its default), checked like every endpoint (https, or loopback http).
+    fn endpoint(&self, name: &str, default: Option<&str>) -> Result<String, String> {
+        let value = match (self.0[name].as_str(), default) {
+            (Some(value), _) if !value.is_empty() => value.to_string(),
+            (_, Some(default)) => default.to_string(),
+            _ => self.required(name)?,
+        };
+        check_endpoint(&value).map_err(|error| format!("{name}: {}", error.message))
+    }
+}
+
+/// Workload identity federation: an STS exchange of a file- or URL-sourced subject token.
+fn external_account(fields: &Fields) -> Result<Flow, String> {
+    let json = fields.0;
+    // Checked in this order so that a file with several problems names the same one as before.
+    let subject = subject_source(&json["credential_source"])?;
+    let impersonation = match json["service_account_impersonation_url"].as_str() {
+        Some(url) if !url.is_empty() => Some(Impersonation {
+            url: fields.endpoint("service_account_impersonation_url", None)?,
+            delegates: vec![],
+        }),
+        _ => None,
+    };
+    Ok(Flow::External {
+        audience: fields.required("audience")?,
+        subject_token_type: fields.required("subject_token_type")?,
+        token_url: fields.endpoint("token_url", Some("https://sts.googleapis.com/v1/token"))?,
+        subject,
+        impersonation,
+    })
+}
+
+/// Where an external account's subject token comes from (`credential_source`).
+fn subject_source(source: &Value) -> Result<SubjectSource, String> {
+    let format = &source["format"];
+    let field = match format["type"].as_str() {
+        None | Some("text") => None,
+        Some("json") => Some(
+            format["subject_token_field_name"]
+                .as_str()
+                .ok_or("credential_source.format of type json needs subject_token_field_name")?
+                .to_string(),
+        ),
+        Some(other) => {
+            return Err(format!(
+                "credential_source.format.type {other:?} is not text or json"
+            ))
+        }
+    };
+    if let Some(file) = source["file"].as_str() {
+        return Ok(SubjectSource::File {
+            path: PathBuf::from(file),
+            field,
+        });
+    }
+    if let Some(url) = source["url"].as_str() {
+        let headers = source["headers"]
+            .as_object()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(SubjectSource::Url {
+            url: url.to_string(),
+            headers,
+            field,
+        });
+    }
+    if source.get("executable").is_some() || source.get("environment_id").is_some() {
+        return Err(
+            "credential_source: executable- and AWS-sourced subject tokens are not supported; \
+                    use a file- or URL-sourced configuration"
+                .into(),
+        );
+    }
+    Err("credential_source needs a file or a url".into())
+}
+
+/// gcloud's impersonation file: source credentials, then `generateAccessToken` for the target.
+fn impersonated_service_account(fields: &Fields) -> Result<Flow, String> {
+    let json = fields.0;
+    let source = &json["source_credentials"];
+    if !source.is_object() {
+        return Err("impersonated_service_account credentials need source_credentials".into());
+    }
+    let source = parse(source).map_err(|why| format!("source_credentials: {why}"))?;
+    let delegates = json["delegates"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(Flow::Impersonated {
+        source: Box::new(source),
+        target: Impersonation {
+            url: fields.endpoint("service_account_impersonation_url", None)?,
+            delegates,
+        },
+    })
 }
 
 /// A PKCS#8 PEM RSA private key. The reason never includes key material.
