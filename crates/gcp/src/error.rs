@@ -350,6 +350,31 @@ mod tests {
     }
 
     #[test]
+    fn a_status_this_client_does_not_know_is_kept_as_sent() {
+        let body = json!({"error": {"code": 400, "message": "new", "status": "SOMETHING_NEW"}});
+        let error = GcpError::from_response("/v1/x", 400, body.to_string().as_bytes(), None);
+        assert_eq!(
+            error.status,
+            Status::Google(Code::Unrecognized(crate::Unrecognized::Name(
+                "SOMETHING_NEW".into()
+            )))
+        );
+        assert!(
+            error.to_string().starts_with("SOMETHING_NEW (HTTP 400)"),
+            "{error}"
+        );
+        assert!(!error.is_retryable() && error.code().is_some());
+        let without_status = json!({"error": {"code": 404, "message": "gone"}});
+        let error = GcpError::from_response("/v1/x", 404, without_status.to_string().as_bytes(), None);
+        assert!(error.is_not_found(), "the HTTP status's code: {error}");
+        assert_eq!(GcpError::transport("/v1/x", "reset").code(), None);
+        assert_eq!(
+            GcpError::transport("/v1/x", "reset").to_string(),
+            "TRANSPORT from /v1/x: reset"
+        );
+    }
+
+    #[test]
     fn a_huge_server_message_is_cut() {
         let huge = "x".repeat(1_000_000);
         let body = json!({"error": {"code": 400, "message": huge, "status": "INVALID_ARGUMENT"}});
