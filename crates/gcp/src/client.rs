@@ -16,6 +16,7 @@ use crate::iam::{Coalescer, IamHook};
 use crate::options::{check_endpoint, Api, ClientOptions, RetryConfig, Secret};
 use crate::rate::{RateLimiter, RateStats};
 use crate::retry::Retry;
+use crate::time_scale::TimeScale;
 
 /// Whether a POST may be sent again after it may have reached the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub(crate) struct Inner {
     tokens: TokenSource,
     quota_project: Option<HeaderValue>,
     pub(crate) retry: RetryConfig,
-    pub(crate) time_scale: f64,
+    pub(crate) time_scale: TimeScale,
     calls: AtomicU64,
     /// Client-side rate limits per API service, shared by every clone.
     rate: RateLimiter,
@@ -74,12 +75,6 @@ impl GcpClient {
     /// file's `quota_project_id`.
     pub async fn new(options: ClientOptions) -> Result<Self, GcpError> {
         let endpoint = options.endpoint.as_deref().map(check_endpoint).transpose()?;
-        if !(options.time_scale.is_finite() && options.time_scale >= 0.0) {
-            return Err(GcpError::config(format!(
-                "time_scale must be a finite number ≥ 0, not {}",
-                options.time_scale
-            )));
-        }
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(crate::retry::scaled_timeout(
@@ -125,7 +120,7 @@ impl GcpClient {
                     options.time_scale,
                     tokio::time::Instant::now(),
                 ),
-                quota_patience: crate::retry::scaled(options.quota_patience, options.time_scale),
+                quota_patience: options.time_scale.apply(options.quota_patience),
                 iam: Coalescer::default(),
                 iam_hook: OnceLock::new(),
             }),
@@ -161,7 +156,7 @@ impl GcpClient {
     }
 
     /// The client's time scale (multiplies every client-side wait).
-    pub fn time_scale(&self) -> f64 {
+    pub fn time_scale(&self) -> TimeScale {
         self.inner.time_scale
     }
 
@@ -285,10 +280,8 @@ impl GcpClient {
                 // too (a service without a limiter has no pause) and tries again. A 429 is
                 // answered before the call runs, so even an Unsafe POST is sent again.
                 let since = *exhausted_since.get_or_insert_with(tokio::time::Instant::now);
-                let pause = crate::retry::scaled(
-                    error.retry_delay.unwrap_or(crate::rate::DEFAULT_PAUSE),
-                    self.inner.time_scale,
-                );
+                let pause =
+                    (self.inner.time_scale).apply(error.retry_delay.unwrap_or(crate::rate::DEFAULT_PAUSE));
                 if since.elapsed() + pause > self.inner.quota_patience {
                     return Err(error);
                 }

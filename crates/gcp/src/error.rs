@@ -6,15 +6,50 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::code::Code;
+
+/// What went wrong: Google's canonical code, or what the client itself saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Google's canonical code: the envelope's `status`, else the HTTP status's.
+    Google(Code),
+    /// No answer (connection refused or reset, timeout, broken body).
+    Transport,
+    /// Bad options or credentials: the client was not built.
+    Config,
+    /// A 2xx answer that is not JSON, or lacks the fields its caller relies on: retried like a
+    /// 5xx, since a proxy or a server fault answered, not the API's result.
+    BadResponse,
+    /// A server certificate the client does not trust: final, never retried.
+    Tls,
+    /// A caller asked for something the client refuses to do (e.g. poll a done operation).
+    ClientUsage,
+    /// The long-running operation a call started ended in error.
+    OperationFailed,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client_side = match self {
+            Status::Google(code) => return code.fmt(f),
+            Status::Transport => "TRANSPORT",
+            Status::Config => "CONFIG",
+            Status::BadResponse => "BAD_RESPONSE",
+            Status::Tls => "TLS",
+            Status::ClientUsage => "CLIENT_USAGE",
+            Status::OperationFailed => "OPERATION_FAILED",
+        };
+        f.write_str(client_side)
+    }
+}
+
 /// A failed call, or a client that cannot be built. `status` is Google's canonical code
-/// (`ABORTED`, `NOT_FOUND`, …), or `TRANSPORT` (no answer), `CONFIG` (bad options / credentials),
-/// `BAD_RESPONSE` (a 2xx answer that is not JSON, or lacks the fields its caller relies on:
-/// retried like a 5xx, since a proxy or a server fault answered, not the API's result), `TLS` (a
-/// server certificate the client does not trust: final, never retried).
+/// ([`Status::Google`]: `ABORTED`, `NOT_FOUND`, …), or what the client saw itself
+/// (`TRANSPORT`, `CONFIG`, `BAD_RESPONSE`, `TLS`, `CLIENT_USAGE`, `OPERATION_FAILED`).
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
 pub struct GcpError {
     pub http_status: Option<u16>,
-    pub status: String,
+    pub status: Status,
     pub message: String,
     /// `google.rpc.ErrorInfo.reason`, e.g. `SERVICE_DISABLED`, `RATE_LIMIT_EXCEEDED`.
     pub reason: Option<String>,
@@ -49,10 +84,10 @@ impl fmt::Display for GcpError {
 }
 
 impl GcpError {
-    fn new(status: &str, message: impl Into<String>) -> Self {
+    fn new(status: Status, message: impl Into<String>) -> Self {
         GcpError {
             http_status: None,
-            status: status.to_string(),
+            status,
             message: message.into(),
             reason: None,
             retry_delay: None,
@@ -64,14 +99,14 @@ impl GcpError {
 
     /// Bad options or credentials: the client was not built.
     pub fn config(message: impl Into<String>) -> Self {
-        Self::new("CONFIG", message)
+        Self::new(Status::Config, message)
     }
 
     /// No answer (connection refused or reset, timeout, broken body).
     pub fn transport(url: &str, message: impl Into<String>) -> Self {
         GcpError {
             url: url.to_string(),
-            ..Self::new("TRANSPORT", message)
+            ..Self::new(Status::Transport, message)
         }
     }
 
@@ -79,7 +114,7 @@ impl GcpError {
     pub(crate) fn tls(url: &str, message: impl Into<String>) -> Self {
         GcpError {
             url: url.to_string(),
-            ..Self::new("TLS", message)
+            ..Self::new(Status::Tls, message)
         }
     }
 
@@ -87,7 +122,15 @@ impl GcpError {
     pub fn usage(url: &str, message: impl Into<String>) -> Self {
         GcpError {
             url: url.to_string(),
-            ..Self::new("CLIENT_USAGE", message)
+            ..Self::new(Status::ClientUsage, message)
+        }
+    }
+
+    /// The long-running operation `name` ended in error (`message` says which and why).
+    pub fn operation_failed(name: &str, message: impl Into<String>) -> Self {
+        GcpError {
+            url: name.to_string(),
+            ..Self::new(Status::OperationFailed, message)
         }
     }
 
@@ -97,7 +140,7 @@ impl GcpError {
         GcpError {
             url: url.to_string(),
             http_status,
-            ..Self::new("BAD_RESPONSE", message)
+            ..Self::new(Status::BadResponse, message)
         }
     }
 
@@ -113,13 +156,13 @@ impl GcpError {
             let snippet = crate::answers::bounded(&String::from_utf8_lossy(body), 200);
             return GcpError {
                 http_status: Some(http_status),
-                status: status_of_http(http_status).to_string(),
+                status: Status::Google(code_of_http(http_status)),
                 message: format!(
                     "HTTP {http_status} from {url} with a body that is not Google's error envelope: {snippet:?}"
                 ),
                 retry_delay: retry_after,
                 url: url.to_string(),
-                ..Self::new("", "")
+                ..Self::new(Status::Google(Code::Unknown), "")
             };
         };
         let details = error["details"].as_array().cloned().unwrap_or_default();
@@ -130,13 +173,13 @@ impl GcpError {
         let retry_info = of_type(&details, "google.rpc.RetryInfo")
             .next()
             .and_then(|d| parse_duration(&d["retryDelay"]));
-        let status = error["status"]
+        let code = error["status"]
             .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| status_of_http(http_status).to_string());
+            .map(Code::from_name)
+            .unwrap_or_else(|| code_of_http(http_status));
         GcpError {
             http_status: Some(http_status),
-            status,
+            status: Status::Google(code),
             // A server may answer with a huge message; it is printed with every retry.
             message: crate::answers::bounded(
                 error["message"].as_str().unwrap_or_default(),
@@ -150,21 +193,37 @@ impl GcpError {
         }
     }
 
+    /// Google's code, when Google (or the HTTP status) gave one.
+    pub fn code(&self) -> Option<&Code> {
+        match &self.status {
+            Status::Google(code) => Some(code),
+            _ => None,
+        }
+    }
+    fn is(&self, code: Code) -> bool {
+        self.code() == Some(&code)
+    }
     pub fn is_not_found(&self) -> bool {
-        self.status == "NOT_FOUND"
+        self.is(Code::NotFound)
     }
     pub fn is_already_exists(&self) -> bool {
-        self.status == "ALREADY_EXISTS"
+        self.is(Code::AlreadyExists)
     }
     /// A concurrent change (stale etag): redo the whole read-modify-write.
     pub fn is_aborted(&self) -> bool {
-        self.status == "ABORTED"
+        self.is(Code::Aborted)
     }
     pub fn is_failed_precondition(&self) -> bool {
-        self.status == "FAILED_PRECONDITION"
+        self.is(Code::FailedPrecondition)
     }
     pub fn is_permission_denied(&self) -> bool {
-        self.status == "PERMISSION_DENIED"
+        self.is(Code::PermissionDenied)
+    }
+    pub fn is_unauthenticated(&self) -> bool {
+        self.is(Code::Unauthenticated)
+    }
+    pub fn is_invalid_argument(&self) -> bool {
+        self.is(Code::InvalidArgument)
     }
     /// The API is not enabled (or not usable yet) in the project.
     pub fn is_service_disabled(&self) -> bool {
@@ -190,16 +249,16 @@ impl GcpError {
     /// A 2xx answer that was not JSON or lacked the fields its caller relies on. It says
     /// nothing of whether the call took effect: the caller reads again before trusting it.
     pub fn is_bad_response(&self) -> bool {
-        self.status == "BAD_RESPONSE"
+        self.status == Status::BadResponse
     }
     /// A rate quota ran out (HTTP 429 RESOURCE_EXHAUSTED): Google refused the call before running
     /// it. The client retries it without using up attempts, within its `quota_patience`.
     pub fn is_quota_exhausted(&self) -> bool {
-        self.http_status == Some(429) && self.status == "RESOURCE_EXHAUSTED"
+        self.http_status == Some(429) && self.is(Code::ResourceExhausted)
     }
     /// Worth another attempt: 429, 500, 502, 503, 504, no answer, or a bad answer.
     pub fn is_retryable(&self) -> bool {
-        self.status == "TRANSPORT"
+        self.status == Status::Transport
             || self.is_bad_response()
             || matches!(self.http_status, Some(429 | 500 | 502 | 503 | 504))
     }
@@ -219,21 +278,21 @@ fn of_type<'a>(details: &'a [Value], suffix: &'a str) -> impl Iterator<Item = &'
         .filter(move |d| d["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
 }
 
-/// Google's canonical status for an HTTP code, for bodies without an envelope.
-fn status_of_http(http: u16) -> &'static str {
+/// Google's canonical code for an HTTP status, for bodies without an envelope.
+fn code_of_http(http: u16) -> Code {
     match http {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        409 => "ABORTED",
-        429 => "RESOURCE_EXHAUSTED",
-        499 => "CANCELLED",
-        501 => "UNIMPLEMENTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        500..=599 => "INTERNAL",
-        _ => "UNKNOWN",
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::Aborted,
+        429 => Code::ResourceExhausted,
+        499 => Code::Cancelled,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        504 => Code::DeadlineExceeded,
+        500..=599 => Code::Internal,
+        _ => Code::Unknown,
     }
 }
 
@@ -261,7 +320,7 @@ mod tests {
             body.to_string().as_bytes(),
             Some(Duration::from_secs(9)),
         );
-        assert_eq!(error.status, "RESOURCE_EXHAUSTED");
+        assert_eq!(error.status, Status::Google(Code::ResourceExhausted));
         assert_eq!(error.reason.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
         assert_eq!(
             error.retry_delay,
@@ -281,13 +340,38 @@ mod tests {
             Some(Duration::from_secs(3)),
         );
         assert_eq!(error.http_status, Some(502));
-        assert_eq!(error.status, "INTERNAL");
+        assert_eq!(error.status, Status::Google(Code::Internal));
         assert!(
             error.message.contains("/v1/projects/p") && error.message.contains("502"),
             "{error}"
         );
         assert_eq!(error.retry_delay, Some(Duration::from_secs(3)));
         assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn a_status_this_client_does_not_know_is_kept_as_sent() {
+        let body = json!({"error": {"code": 400, "message": "new", "status": "SOMETHING_NEW"}});
+        let error = GcpError::from_response("/v1/x", 400, body.to_string().as_bytes(), None);
+        assert_eq!(
+            error.status,
+            Status::Google(Code::Unrecognized(crate::Unrecognized::Name(
+                "SOMETHING_NEW".into()
+            )))
+        );
+        assert!(
+            error.to_string().starts_with("SOMETHING_NEW (HTTP 400)"),
+            "{error}"
+        );
+        assert!(!error.is_retryable() && error.code().is_some());
+        let without_status = json!({"error": {"code": 404, "message": "gone"}});
+        let error = GcpError::from_response("/v1/x", 404, without_status.to_string().as_bytes(), None);
+        assert!(error.is_not_found(), "the HTTP status's code: {error}");
+        assert_eq!(GcpError::transport("/v1/x", "reset").code(), None);
+        assert_eq!(
+            GcpError::transport("/v1/x", "reset").to_string(),
+            "TRANSPORT from /v1/x: reset"
+        );
     }
 
     #[test]

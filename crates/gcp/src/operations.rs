@@ -1,18 +1,27 @@
 //! Long-running operations of the five families Sluice meets, read with one shape:
-//! [`Operation`]. Vertex AI is long-polled with `:wait`; the others are read with GET on a
-//! [`PollSchedule`] (capped exponential, no jitter). A done operation is never read again.
+//! [`Operation`]. Vertex AI is long-polled with `:wait`; the others are read with one GET each
+//! ([`GcpClient::wait_operation`]); how often is the caller's poll schedule (the engine's
+//! `PollPolicy`). A done operation is never read again. [`GoogleOperation`] names one
+//! operation (family and name), serialisable as the handle a step persists.
 
 use std::time::Duration;
 
 use reqwest::Method;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::client::GcpClient;
+use crate::code::{self, Code};
 use crate::error::GcpError;
 use crate::options::Api;
 
 /// Which API an operation belongs to (its host, and whether it can be long-polled).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Serialised as `{"family": "service_usage" | "network_services" | "vertex_ai" |
+/// "agent_registry" | "resource_manager", "region": REGION | null}` (the region only for
+/// Vertex AI): the shape of the operation handles already in users' stores.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "FamilyRecord", try_from = "FamilyRecord")]
 pub enum OperationFamily {
     /// `operations/…` on serviceusage (polled at `v1/operations/{id}`).
     ServiceUsage,
@@ -41,13 +50,90 @@ impl OperationFamily {
     }
 }
 
-/// The error of a finished operation: a bare `google.rpc.Status` with a numeric code.
-#[derive(Debug, Clone, PartialEq)]
+/// How [`OperationFamily`] is stored.
+#[derive(Serialize, Deserialize)]
+struct FamilyRecord {
+    family: FamilyTag,
+    region: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FamilyTag {
+    ServiceUsage,
+    NetworkServices,
+    VertexAi,
+    AgentRegistry,
+    ResourceManager,
+}
+
+impl From<OperationFamily> for FamilyRecord {
+    fn from(family: OperationFamily) -> Self {
+        let (family, region) = match family {
+            OperationFamily::ServiceUsage => (FamilyTag::ServiceUsage, None),
+            OperationFamily::NetworkServices => (FamilyTag::NetworkServices, None),
+            OperationFamily::VertexAi { region } => (FamilyTag::VertexAi, Some(region)),
+            OperationFamily::AgentRegistry => (FamilyTag::AgentRegistry, None),
+            OperationFamily::ResourceManager => (FamilyTag::ResourceManager, None),
+        };
+        FamilyRecord { family, region }
+    }
+}
+
+impl TryFrom<FamilyRecord> for OperationFamily {
+    type Error = String;
+    fn try_from(record: FamilyRecord) -> Result<Self, String> {
+        Ok(match record.family {
+            FamilyTag::ServiceUsage => OperationFamily::ServiceUsage,
+            FamilyTag::NetworkServices => OperationFamily::NetworkServices,
+            FamilyTag::VertexAi => OperationFamily::VertexAi {
+                region: record.region.ok_or("a vertex_ai operation needs its region")?,
+            },
+            FamilyTag::AgentRegistry => OperationFamily::AgentRegistry,
+            FamilyTag::ResourceManager => OperationFamily::ResourceManager,
+        })
+    }
+}
+
+/// One long-running operation: its family and its name. Serialised as
+/// `{"family": …, "region": …, "name": …}` (see [`OperationFamily`]), the handle steps persist.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GoogleOperation {
+    #[serde(flatten)]
+    pub family: OperationFamily,
+    pub name: String,
+}
+
+/// The error of a finished operation: a bare `google.rpc.Status`, its code a number on the
+/// wire. A field that is missing or malformed reads as its default (code UNKNOWN, no message,
+/// no details): a failed operation stays a failed operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OperationError {
     /// Canonical code: 7 PERMISSION_DENIED, 9 FAILED_PRECONDITION, 13 INTERNAL, …
-    pub code: i32,
+    #[serde(serialize_with = "code::as_number", deserialize_with = "or_default", default)]
+    pub code: Code,
+    #[serde(deserialize_with = "or_default", default)]
     pub message: String,
+    #[serde(deserialize_with = "or_default", default)]
     pub details: Vec<Value>,
+}
+
+impl std::fmt::Display for OperationError {
+    /// `code 9 MESSAGE` (the number, or an unrecognised name as sent).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code.number() {
+            Some(number) => write!(f, "code {number} {}", self.message),
+            None => write!(f, "code {} {}", self.code, self.message),
+        }
+    }
+}
+
+/// The field as `T`, or `T`'s default when it is of another type.
+fn or_default<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 /// A long-running operation as any of the four APIs returns it.
@@ -79,11 +165,7 @@ impl Operation {
         };
         let error = match v.get("error") {
             None | Some(Value::Null) => None,
-            Some(error) => Some(OperationError {
-                code: error["code"].as_i64().unwrap_or(2) as i32,
-                message: error["message"].as_str().unwrap_or_default().to_string(),
-                details: error["details"].as_array().cloned().unwrap_or_default(),
-            }),
+            Some(error) => Some(OperationError::deserialize(error).unwrap_or_default()),
         };
         Ok(Operation {
             name,
@@ -97,41 +179,6 @@ impl Operation {
     /// True for names that must not be read again (`finished.DONE_OPERATION`).
     pub fn is_finished_name(name: &str) -> bool {
         name == DONE_OPERATION || name.starts_with("finished.")
-    }
-}
-
-/// Delays between polls: `initial × multiplier^i`, capped; no jitter (pure).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PollSchedule {
-    pub initial: Duration,
-    pub multiplier: f64,
-    pub cap: Duration,
-}
-
-impl PollSchedule {
-    /// The (unscaled) wait before poll `poll_index` (0 = the first poll after the start).
-    pub fn delay(&self, poll_index: u32) -> Duration {
-        let factor = self.multiplier.max(1.0).powi(poll_index.min(64) as i32);
-        let seconds = (self.initial.as_secs_f64() * factor).min(self.cap.as_secs_f64());
-        Duration::from_secs_f64(seconds.max(0.0))
-    }
-
-    /// Defaults per family. Service Usage enables take seconds: 1 s ×2 up to 20 s. Gateways
-    /// take minutes: 5 s ×2 up to 60 s. Agent Registry: 2 s ×2 up to 30 s. Vertex AI is
-    /// long-polled; between `:wait` calls 10 s ×2 up to 60 s (Google's SDK polls every 10 s).
-    pub fn for_family(family: &OperationFamily) -> Self {
-        let (initial, cap) = match family {
-            OperationFamily::ServiceUsage => (1, 20),
-            OperationFamily::NetworkServices => (5, 60),
-            OperationFamily::AgentRegistry => (2, 30),
-            OperationFamily::VertexAi { .. } => (10, 60),
-            OperationFamily::ResourceManager => (2, 20),
-        };
-        PollSchedule {
-            initial: Duration::from_secs(initial),
-            multiplier: 2.0,
-            cap: Duration::from_secs(cap),
-        }
     }
 }
 
@@ -174,40 +221,6 @@ impl GcpClient {
         )
         .await
     }
-
-    /// Polls until the operation is done: `:wait` calls for Vertex AI, otherwise GETs spaced
-    /// by `schedule` (scaled by the client's time scale). Gives up after `max_polls` reads
-    /// with the last (still running) state as a DEADLINE_EXCEEDED error.
-    pub async fn poll_operation(
-        &self,
-        family: &OperationFamily,
-        operation: Operation,
-        schedule: PollSchedule,
-        max_polls: u32,
-    ) -> Result<Operation, GcpError> {
-        let mut current = operation;
-        for index in 0..max_polls {
-            if current.done {
-                return Ok(current);
-            }
-            if matches!(family, OperationFamily::VertexAi { .. }) {
-                current = self.wait_operation(family, &current.name, schedule.cap).await?;
-            } else {
-                tokio::time::sleep(crate::retry::scaled(schedule.delay(index), self.time_scale())).await;
-                current = self.get_operation(family, &current.name).await?;
-            }
-        }
-        if current.done {
-            return Ok(current);
-        }
-        Err(GcpError {
-            status: "DEADLINE_EXCEEDED".into(),
-            ..GcpError::usage(
-                &current.name,
-                format!("operation {} still running after {max_polls} polls", current.name),
-            )
-        })
-    }
 }
 
 fn refuse_finished(name: &str) -> Result<(), GcpError> {
@@ -226,15 +239,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_schedule_doubles_to_its_cap_without_jitter() {
-        let schedule = PollSchedule::for_family(&OperationFamily::ServiceUsage);
-        let secs: Vec<u64> = (0..7).map(|i| schedule.delay(i).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 20, 20]);
-        assert_eq!(schedule.delay(1000), Duration::from_secs(20));
-        assert_eq!(schedule.delay(3), schedule.delay(3), "pure");
-    }
-
-    #[test]
     fn operations_parse_running_done_and_failed() {
         let running =
             Operation::from_json(&json!({"name": "operations/a", "metadata": {"@type": "x"}})).unwrap();
@@ -242,7 +246,101 @@ mod tests {
         let failed = Operation::from_json(&json!({"name": "operations/a", "done": true,
             "error": {"code": 9, "message": "no", "details": [{"@type": "t"}]}}))
         .unwrap();
-        assert_eq!(failed.error.unwrap().code, 9);
+        assert_eq!(failed.error.unwrap().code, Code::from_number(9));
         assert!(Operation::from_json(&json!({"done": true})).is_err());
+    }
+
+    #[test]
+    fn a_malformed_operation_error_still_fails_the_operation() {
+        for error in [
+            json!({}),
+            json!("broken"),
+            json!({"code": "9", "message": 3, "details": {}}),
+        ] {
+            let done =
+                Operation::from_json(&json!({"name": "operations/a", "done": true, "error": error})).unwrap();
+            let error = done.error.expect("still an error");
+            assert_eq!((error.message.as_str(), error.details.len()), ("", 0));
+        }
+        let unknown =
+            Operation::from_json(&json!({"name": "o", "done": true, "error": {"code": 77}})).unwrap();
+        assert_eq!(unknown.error.unwrap().code.number(), Some(77), "kept as sent");
+    }
+
+    #[test]
+    fn operation_errors_round_trip_as_google_rpc_status() {
+        let wire = json!({"code": 9, "message": "no", "details": [{"@type": "t"}]});
+        let error: OperationError = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(error.code, Code::FailedPrecondition);
+        assert_eq!(error.to_string(), "code 9 no");
+        assert_eq!(serde_json::to_value(&error).unwrap(), wire);
+    }
+
+    /// The handles earlier versions stored, exactly as they wrote them.
+    fn stored_handles() -> Vec<(Value, GoogleOperation)> {
+        let operation = |family, name: &str| GoogleOperation {
+            family,
+            name: name.to_string(),
+        };
+        vec![
+            (
+                json!({"family": "service_usage", "region": null, "name": "operations/acf.1"}),
+                operation(OperationFamily::ServiceUsage, "operations/acf.1"),
+            ),
+            (
+                json!({"family": "network_services", "region": null, "name": "projects/p/locations/global/operations/o"}),
+                operation(
+                    OperationFamily::NetworkServices,
+                    "projects/p/locations/global/operations/o",
+                ),
+            ),
+            (
+                json!({"family": "vertex_ai", "region": "us-central1", "name": "projects/1/locations/us-central1/operations/2"}),
+                operation(
+                    OperationFamily::VertexAi {
+                        region: "us-central1".into(),
+                    },
+                    "projects/1/locations/us-central1/operations/2",
+                ),
+            ),
+            (
+                json!({"family": "agent_registry", "region": null, "name": "projects/p/locations/l/operations/o"}),
+                operation(
+                    OperationFamily::AgentRegistry,
+                    "projects/p/locations/l/operations/o",
+                ),
+            ),
+            (
+                json!({"family": "resource_manager", "region": null, "name": "operations/cp.7"}),
+                operation(OperationFamily::ResourceManager, "operations/cp.7"),
+            ),
+        ]
+    }
+
+    #[test]
+    fn operation_handles_keep_the_stored_shape() {
+        for (stored, operation) in stored_handles() {
+            assert_eq!(
+                serde_json::from_value::<GoogleOperation>(stored.clone()).unwrap(),
+                operation
+            );
+            assert_eq!(serde_json::to_value(&operation).unwrap(), stored);
+        }
+    }
+
+    #[test]
+    fn damaged_operation_handles_are_refused() {
+        for damaged in [
+            json!({"family": "vertex_ai", "region": null, "name": "o"}),
+            json!({"family": "cloud_run", "region": null, "name": "o"}),
+            json!({"family": "service_usage", "region": null}),
+            json!({"region": null, "name": "o"}),
+            json!("operations/o"),
+        ] {
+            assert!(
+                serde_json::from_value::<GoogleOperation>(damaged.clone()).is_err(),
+                "{damaged}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::GcpError;
+use crate::time_scale::TimeScale;
 
 /// Everything [`crate::GcpClient::new`] needs.
 #[derive(Debug, Clone)]
@@ -28,8 +29,9 @@ pub struct ClientOptions {
     pub metadata_timeout: Duration,
     pub retry: RetryConfig,
     /// Multiplies every client-side wait (retry backoff, RetryInfo / Retry-After, poll delays,
-    /// the IAM member window). 1.0 against Google; the emulator's `time_scale` in tests.
-    pub time_scale: f64,
+    /// the IAM member window, timeouts, rate windows). [`TimeScale::REAL`] against Google; the
+    /// emulator's `time_scale` in tests.
+    pub time_scale: TimeScale,
     /// Client-side request rates, in requests per minute, by API service name
     /// (`iam.googleapis.com`); they override the defaults. `0` means no client-side limit for
     /// that service. Shared by every clone of the client: see [`crate::rate`].
@@ -55,7 +57,7 @@ impl Default for ClientOptions {
             impersonate_service_account: None,
             metadata_timeout: Duration::from_secs(3),
             retry: RetryConfig::default(),
-            time_scale: 1.0,
+            time_scale: TimeScale::REAL,
             rate_limits: BTreeMap::new(),
             default_rate_limits: true,
             quota_patience: Duration::from_secs(3600),
@@ -66,7 +68,7 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Options for the emulator (or any loopback server) at `base_url` with a fixed token. No
     /// client-side rate limit applies unless `rate_limits` names one.
-    pub fn emulator(base_url: impl Into<String>, token: impl Into<String>, time_scale: f64) -> Self {
+    pub fn emulator(base_url: impl Into<String>, token: impl Into<String>, time_scale: TimeScale) -> Self {
         ClientOptions {
             endpoint: Some(base_url.into()),
             credentials: Credentials::StaticToken(Secret::new(token)),

@@ -16,7 +16,7 @@
 //! minute) absorbs the jitter between the client's send and the server's arrival, so no
 //! 60-second window at the server holds more than N either, whatever the alignment of
 //! Google's (or the emulator's) minute, provided client and server clocks run at the same
-//! scale. At `time_scale` 0 (no client-side waiting at all) nothing is limited. Waits are
+//! scale. Waits are
 //! async (`tokio::time::sleep_until`) and FIFO: callers queue on a tokio mutex per service,
 //! which is fair. A service without a limit costs one hash look-up per request.
 //!
@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::retry::scaled;
+use crate::time_scale::TimeScale;
 
 /// Google's published default request quotas per minute, by service (sources in the module
 /// documentation).
@@ -141,7 +141,7 @@ pub(crate) struct RateLimiter {
     limits: HashMap<String, u32>,
     shared: HashMap<String, Arc<Bucket>>,
     per_project: Mutex<HashMap<(String, String), Arc<Bucket>>>,
-    scale: f64,
+    scale: TimeScale,
 }
 
 #[derive(Debug)]
@@ -156,7 +156,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(rpm: u32, scale: f64, now: Instant) -> Self {
+    fn new(rpm: u32, scale: TimeScale, now: Instant) -> Self {
         Bucket {
             queue: tokio::sync::Mutex::new(()),
             window: Mutex::new(Window::new(rpm, scale, now)),
@@ -180,7 +180,7 @@ fn project_of(path: &str) -> Option<&str> {
 
 impl RateLimiter {
     /// Limiters for `limits` (service → requests per minute, none 0) at the client's time scale.
-    pub(crate) fn new(limits: &BTreeMap<String, u32>, scale: f64, now: Instant) -> Self {
+    pub(crate) fn new(limits: &BTreeMap<String, u32>, scale: TimeScale, now: Instant) -> Self {
         let limits: HashMap<String, u32> = limits
             .iter()
             .filter(|(_, rpm)| **rpm > 0)
@@ -312,7 +312,7 @@ pub(crate) struct Window {
     length: Duration,
     /// The real-time length of one (scaled) minute, for recovery.
     minute: Duration,
-    scale: f64,
+    scale: TimeScale,
     /// Send instants, oldest first; never more than `configured`.
     sent: VecDeque<Instant>,
     /// No request is sent before this.
@@ -322,11 +322,11 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    pub(crate) fn new(configured: u32, scale: f64, now: Instant) -> Self {
+    pub(crate) fn new(configured: u32, scale: TimeScale, now: Instant) -> Self {
         Window {
             configured,
-            length: scaled(WINDOW, scale),
-            minute: scaled(Duration::from_secs(60), scale),
+            length: scale.apply(WINDOW),
+            minute: scale.apply(Duration::from_secs(60)),
             scale,
             // Grows as sends come: a per-project bucket usually holds a handful.
             sent: VecDeque::new(),
@@ -380,7 +380,7 @@ impl Window {
     /// A 429 at `now` for a request sent at `sent_at`: pause until `delay` (scaled) from now, and
     /// halve the rate unless it was already halved after that request was sent.
     pub(crate) fn exhausted(&mut self, now: Instant, sent_at: Instant, delay: Option<Duration>) {
-        let pause = scaled(delay.unwrap_or(DEFAULT_PAUSE), self.scale);
+        let pause = self.scale.apply(delay.unwrap_or(DEFAULT_PAUSE));
         self.paused_until = self.paused_until.max(now + pause);
         if matches!(self.reduced, Some((_, at)) if at >= sent_at) {
             return;
@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn no_window_of_63_seconds_holds_more_than_n_sends() {
         let base = Instant::now();
-        let mut window = Window::new(3, 1.0, base);
+        let mut window = Window::new(3, TimeScale::REAL, base);
         let mut sends = vec![];
         let mut now = base;
         for _ in 0..10 {
@@ -429,7 +429,7 @@ mod tests {
             ("networkservices.googleapis.com".to_string(), 300),
             ("serviceusage.googleapis.com".to_string(), 240),
         ]);
-        let limiter = RateLimiter::new(&limits, 1.0, Instant::now());
+        let limiter = RateLimiter::new(&limits, TimeScale::REAL, Instant::now());
         let gateways = |project: &str| {
             limiter
                 .bucket(
@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn the_window_follows_the_time_scale() {
         let base = Instant::now();
-        let mut window = Window::new(1, 0.01, base);
+        let mut window = Window::new(1, TimeScale::new(0.01).unwrap(), base);
         window.record(base);
         assert_eq!(window.ready_at(base), at(base, 0.63));
     }
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn a_429_pauses_and_halves_then_the_rate_recovers_by_a_tenth_per_minute() {
         let base = Instant::now();
-        let mut window = Window::new(100, 1.0, base);
+        let mut window = Window::new(100, TimeScale::REAL, base);
         window.record(base);
         window.exhausted(at(base, 1.0), base, Some(Duration::from_secs(5)));
         assert_eq!(
@@ -506,13 +506,13 @@ mod tests {
     #[test]
     fn the_rate_never_drops_below_its_floor() {
         let base = Instant::now();
-        let mut window = Window::new(100, 1.0, base);
+        let mut window = Window::new(100, TimeScale::REAL, base);
         for i in 0..20 {
             let now = at(base, f64::from(i));
             window.exhausted(now, now, None);
         }
         assert!(window.rate(at(base, 19.0)) >= 5.0 && window.rate(at(base, 19.0)) < 5.1);
-        let mut one = Window::new(1, 1.0, base);
+        let mut one = Window::new(1, TimeScale::REAL, base);
         one.exhausted(base, base, None);
         assert_eq!(one.rate(base), 1.0, "at least 1 a minute");
     }
@@ -520,7 +520,7 @@ mod tests {
     #[test]
     fn a_halved_rate_admits_fewer_sends_per_window() {
         let base = Instant::now();
-        let mut window = Window::new(10, 1.0, base);
+        let mut window = Window::new(10, TimeScale::REAL, base);
         for _ in 0..4 {
             window.record(base);
         }

@@ -7,19 +7,20 @@ use std::time::{Duration, Instant};
 use backoff::backoff::Backoff as _;
 
 use crate::options::RetryConfig;
+use crate::time_scale::TimeScale;
 
 pub(crate) struct Retry {
     backoff: backoff::ExponentialBackoff,
     max_attempts: u32,
     /// Scaled.
     max_elapsed: Option<Duration>,
-    scale: f64,
+    scale: TimeScale,
     started: Instant,
     attempts: u32,
 }
 
 impl Retry {
-    pub(crate) fn new(config: &RetryConfig, scale: f64) -> Self {
+    pub(crate) fn new(config: &RetryConfig, scale: TimeScale) -> Self {
         let backoff = backoff::ExponentialBackoffBuilder::new()
             .with_initial_interval(config.initial)
             .with_multiplier(config.multiplier.max(1.0))
@@ -30,7 +31,7 @@ impl Retry {
         Retry {
             backoff,
             max_attempts: config.max_attempts.max(1),
-            max_elapsed: config.max_elapsed.map(|d| scaled(d, scale)),
+            max_elapsed: config.max_elapsed.map(|d| scale.apply(d)),
             scale,
             started: Instant::now(),
             attempts: 0,
@@ -60,8 +61,8 @@ impl Retry {
 
 /// The wait before a retry: the backoff delay or the server's hint, whichever is longer,
 /// multiplied by `scale`.
-pub(crate) fn combine(backoff: Duration, hint: Option<Duration>, scale: f64) -> Duration {
-    scaled(backoff.max(hint.unwrap_or_default()), scale)
+pub(crate) fn combine(backoff: Duration, hint: Option<Duration>, scale: TimeScale) -> Duration {
+    scale.apply(backoff.max(hint.unwrap_or_default()))
 }
 
 /// How long one HTTP exchange may take when the caller names no other limit, in emulated (server)
@@ -75,30 +76,28 @@ pub(crate) const MIN_REAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A timeout of `duration` emulated time in real time: scaled like every other wait, so a
 /// stalled call against a 1,000× faster emulator ends after 2 s, not 300 s; never below
-/// [`MIN_REAL_TIMEOUT`] (a time scale of 0 means no waiting, not no time to answer).
-pub(crate) fn scaled_timeout(duration: Duration, scale: f64) -> Duration {
-    scaled(duration, scale).max(MIN_REAL_TIMEOUT)
-}
-
-pub(crate) fn scaled(duration: Duration, scale: f64) -> Duration {
-    if scale.is_finite() && scale > 0.0 {
-        duration.mul_f64(scale)
-    } else {
-        Duration::ZERO
-    }
+/// [`MIN_REAL_TIMEOUT`].
+pub(crate) fn scaled_timeout(duration: Duration, scale: TimeScale) -> Duration {
+    scale.apply(duration).max(MIN_REAL_TIMEOUT)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn scale(factor: f64) -> TimeScale {
+        TimeScale::new(factor).unwrap()
+    }
+
     #[test]
     fn timeouts_follow_the_time_scale_with_a_real_floor() {
-        assert_eq!(scaled_timeout(CALL_TIMEOUT, 1.0), CALL_TIMEOUT);
-        assert_eq!(scaled_timeout(CALL_TIMEOUT, 0.1), Duration::from_secs(30));
-        assert_eq!(scaled_timeout(CALL_TIMEOUT, 0.001), MIN_REAL_TIMEOUT);
-        assert_eq!(scaled_timeout(CALL_TIMEOUT, 0.0), MIN_REAL_TIMEOUT);
-        assert_eq!(scaled_timeout(Duration::from_secs(1), 1.0), MIN_REAL_TIMEOUT);
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, scale(1.0)), CALL_TIMEOUT);
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, scale(0.1)), Duration::from_secs(30));
+        assert_eq!(scaled_timeout(CALL_TIMEOUT, scale(0.001)), MIN_REAL_TIMEOUT);
+        assert_eq!(
+            scaled_timeout(Duration::from_secs(1), scale(1.0)),
+            MIN_REAL_TIMEOUT
+        );
     }
 
     fn config(jitter: bool) -> RetryConfig {
@@ -116,7 +115,7 @@ mod tests {
                 max_elapsed: None,
                 ..config(false)
             },
-            1.0,
+            TimeScale::REAL,
         );
         let delays: Vec<_> = std::iter::from_fn(|| retry.next_delay(None)).collect();
         let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
@@ -126,25 +125,33 @@ mod tests {
     #[test]
     fn the_server_hint_is_a_minimum_and_everything_is_scaled() {
         assert_eq!(
-            combine(Duration::from_millis(500), Some(Duration::from_secs(2)), 1.0),
+            combine(
+                Duration::from_millis(500),
+                Some(Duration::from_secs(2)),
+                TimeScale::REAL
+            ),
             Duration::from_secs(2)
         );
         assert_eq!(
-            combine(Duration::from_secs(4), Some(Duration::from_secs(2)), 1.0),
+            combine(
+                Duration::from_secs(4),
+                Some(Duration::from_secs(2)),
+                TimeScale::REAL
+            ),
             Duration::from_secs(4)
         );
         assert_eq!(
-            combine(Duration::from_secs(2), None, 0.001),
+            combine(Duration::from_secs(2), None, scale(0.001)),
             Duration::from_millis(2)
         );
-        let mut retry = Retry::new(&config(true), 0.001);
+        let mut retry = Retry::new(&config(true), scale(0.001));
         let first = retry.next_delay(Some(Duration::from_secs(30))).unwrap();
         assert_eq!(first, Duration::from_millis(30), "RetryInfo 30s at scale 0.001");
     }
 
     #[test]
     fn jitter_stays_within_half_of_the_delay() {
-        let mut retry = Retry::new(&config(true), 1.0);
+        let mut retry = Retry::new(&config(true), TimeScale::REAL);
         let first = retry.next_delay(None).unwrap();
         assert!(
             first >= Duration::from_millis(250) && first <= Duration::from_millis(750),
@@ -159,7 +166,7 @@ mod tests {
                 max_elapsed: Some(Duration::from_secs(1)),
                 ..config(false)
             },
-            1.0,
+            TimeScale::REAL,
         );
         assert!(retry.next_delay(None).is_some(), "500 ms fits in 1 s");
         assert!(

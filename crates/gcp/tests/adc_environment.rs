@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_emulator::{test_authorized_user_json, Emulator, EmulatorConfig};
-use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient};
+use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient, Status};
 
 static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -35,7 +35,7 @@ async fn a_metadata_server_that_never_answers_ends_discovery_saying_what_was_tri
     })
     .await
     .unwrap_err();
-    assert_eq!(error.status, "CONFIG", "{error}");
+    assert_eq!(error.status, Status::Config, "{error}");
     let well_known = gcloud.path().join("application_default_credentials.json");
     for tried in [
         "GOOGLE_APPLICATION_CREDENTIALS (not set)".to_string(),

@@ -7,7 +7,7 @@ mod support;
 use serde_json::json;
 use sluice_emulator::config::FaultConfig;
 use sluice_emulator::EmulatorConfig;
-use sluice_gcp::{Api, Grant, PostRetry, Role};
+use sluice_gcp::{Api, Grant, PostRetry, Role, Status};
 use support::{start, PROJECT};
 
 fn faulty(seed: u64, api: &str, fault: FaultConfig) -> EmulatorConfig {
@@ -30,8 +30,8 @@ async fn a_policy_answer_without_an_etag_is_a_retryable_bad_response_not_a_grant
     let env = start(config, &["cloudresourcemanager"], 0.001).await;
     let error = env.client.project_policy(PROJECT).await.unwrap_err();
     assert_eq!(
-        (error.status.as_str(), error.http_status),
-        ("BAD_RESPONSE", Some(200))
+        (error.status.clone(), error.http_status),
+        (Status::BadResponse, Some(200))
     );
     assert!(error.is_bad_response() && error.is_retryable(), "{error}");
     assert_eq!(env.client.calls(), 6, "retried like a 5xx, up to max_attempts");

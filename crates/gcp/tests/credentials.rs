@@ -13,7 +13,7 @@ use sluice_emulator::{
     test_authorized_user_json, test_service_account_key_json, Emulator, EmulatorConfig, EmulatorHandle,
     TEST_REFRESH_TOKEN, TEST_SUBJECT_TOKEN,
 };
-use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient, RetryConfig};
+use sluice_gcp::{Api, ClientOptions, Code, Credentials, GcpClient, RetryConfig, Status, TimeScale};
 
 const SERVICE: &str = "v1/projects/sluice-demo/services/serviceusage.googleapis.com";
 const TARGET_SA: &str = "deployer@sluice-demo.iam.gserviceaccount.com";
@@ -30,7 +30,7 @@ fn options(emulator: &EmulatorHandle, credentials: Credentials) -> ClientOptions
     ClientOptions {
         endpoint: Some(emulator.base_url.clone()),
         credentials,
-        time_scale: 0.001,
+        time_scale: TimeScale::new(0.001).unwrap(),
         ..ClientOptions::default()
     }
 }
@@ -218,8 +218,8 @@ async fn a_refused_key_fails_at_once_with_the_servers_reason_and_never_the_key()
     );
     assert!(error.message.contains("key.json"), "names the file: {error}");
     assert_eq!(
-        (error.status.as_str(), error.http_status),
-        ("UNAUTHENTICATED", Some(400))
+        (error.status.clone(), error.http_status),
+        (Status::Google(Code::Unauthenticated), Some(400))
     );
     assert!(!error.is_retryable());
     let text = format!("{error} {error:?}");
@@ -382,7 +382,7 @@ async fn impersonation_needs_a_service_account_email_not_a_path() {
         })
         .await
         .unwrap_err();
-        assert_eq!(error.status, "CONFIG", "{account}: {error}");
+        assert_eq!(error.status, Status::Config, "{account}: {error}");
         assert!(error.message.contains("by its email"), "{error}");
     }
 }

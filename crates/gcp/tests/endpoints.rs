@@ -1,6 +1,6 @@
 //! Base URLs per API (regional Vertex AI included), the one override, and the http refusal.
 
-use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient, Secret};
+use sluice_gcp::{Api, ClientOptions, Credentials, GcpClient, Secret, Status, TimeScale};
 
 fn token() -> Credentials {
     Credentials::StaticToken(Secret::new("test-token"))
@@ -72,7 +72,7 @@ async fn plain_http_elsewhere_is_refused_naming_the_fix() {
         })
         .await
         .unwrap_err();
-        assert_eq!(error.status, "CONFIG");
+        assert_eq!(error.status, Status::Config);
         assert!(error.message.contains(endpoint), "{error}");
         assert!(error.message.contains("https://"), "names the fix: {error}");
     }
@@ -85,13 +85,13 @@ async fn the_token_never_shows_in_debug_output() {
     let client = GcpClient::new(ClientOptions::emulator(
         "http://127.0.0.1:1",
         "ya29.very-secret",
-        1.0,
+        TimeScale::REAL,
     ))
     .await
     .unwrap();
     let shown = format!(
         "{client:?} {:?}",
-        ClientOptions::emulator("http://127.0.0.1:1", "ya29.very-secret", 1.0)
+        ClientOptions::emulator("http://127.0.0.1:1", "ya29.very-secret", TimeScale::REAL)
     );
     assert!(!shown.contains("very-secret"), "{shown}");
 }

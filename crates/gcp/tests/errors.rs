@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::json;
 use sluice_emulator::EmulatorConfig;
-use sluice_gcp::{Api, PostRetry};
+use sluice_gcp::{Api, Code, PostRetry, Status};
 use support::{start, PROJECT};
 
 #[tokio::test]
@@ -49,7 +49,10 @@ async fn a_stale_etag_is_aborted() {
         )
         .await
         .unwrap_err();
-    assert_eq!((error.http_status, error.status.as_str()), (Some(409), "ABORTED"));
+    assert_eq!(
+        (error.http_status, error.status.clone()),
+        (Some(409), Status::Google(Code::Aborted))
+    );
     assert!(error.is_aborted() && !error.is_already_exists(), "{error}");
     assert!(error.message.contains("concurrent policy changes"), "{error}");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sluice_emulator::EmulatorConfig;
-use sluice_gcp::{ClientOptions, GcpClient, Grant, RetryConfig};
+use sluice_gcp::{ClientOptions, GcpClient, Grant, RetryConfig, TimeScale};
 use support::{start, Admin, NUMBER, PROJECT};
 
 const GET: &str = ":getIamPolicy";
@@ -180,7 +180,7 @@ fn member_wait_client(base: &str, wait: Duration) -> ClientOptions {
             member_wait: wait,
             ..RetryConfig::default()
         },
-        ..ClientOptions::emulator(base, "test-token", 0.001)
+        ..ClientOptions::emulator(base, "test-token", TimeScale::new(0.001).unwrap())
     }
 }
 

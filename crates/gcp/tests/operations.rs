@@ -1,13 +1,14 @@
-//! Operations: Service Usage polled with GET until done, Vertex AI long-polled with `:wait`,
-//! `finished.DONE_OPERATION` never polled.
+//! Operations: Service Usage read with GET until done, a failed operation's code typed, Vertex
+//! AI long-polled with `:wait`, `finished.DONE_OPERATION` never polled.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
+use sluice_emulator::config::FaultConfig;
 use sluice_emulator::EmulatorConfig;
-use sluice_gcp::{Api, Operation, OperationFamily, PollSchedule, PostRetry, DONE_OPERATION};
+use sluice_gcp::{Api, Code, Operation, OperationFamily, PostRetry, DONE_OPERATION};
 use support::{start, PROJECT};
 
 #[tokio::test]
@@ -40,26 +41,28 @@ async fn an_enable_operation_is_read_until_done_as_the_clock_advances() {
 }
 
 #[tokio::test]
-async fn poll_operation_follows_the_schedule_to_done() {
-    // The emulator runs 1,000× real time and so does the client: the 5 s enable is 5 ms.
-    let config = EmulatorConfig {
-        time_scale: 0.001,
-        ..EmulatorConfig::default()
-    };
+async fn a_failed_operation_reads_with_its_code_typed() {
+    let mut config = EmulatorConfig::default();
+    config.faults.insert(
+        "serviceusage.googleapis.com".into(),
+        FaultConfig {
+            operation_error: 1.0,
+            ..FaultConfig::default()
+        },
+    );
     let env = start(config, &[], 0.001).await;
     let started = support::enable_iam(&env.client).await;
-    let family = OperationFamily::ServiceUsage;
+    let name = Operation::from_json(&started).unwrap().name;
+    env.admin.advance(60.0).await;
     let done = env
         .client
-        .poll_operation(
-            &family,
-            Operation::from_json(&started).unwrap(),
-            PollSchedule::for_family(&family),
-            50,
-        )
+        .get_operation(&OperationFamily::ServiceUsage, &name)
         .await
         .unwrap();
-    assert!(done.done && done.error.is_none(), "{done:?}");
+    assert!(done.done, "{done:?}");
+    let error = done.error.expect("the operation failed");
+    assert_eq!(error.code, Code::Internal, "{error}");
+    assert!(error.to_string().starts_with("code 13 "), "{error}");
 }
 
 #[tokio::test]
@@ -144,19 +147,4 @@ async fn vertex_ai_is_long_polled_with_wait() {
     assert_eq!(done.response.unwrap()["displayName"], "waited");
     let waits = env.admin.calls_to(":wait").await;
     assert_eq!(waits, [("POST".to_string(), 200), ("POST".to_string(), 200)]);
-}
-
-#[test]
-fn poll_schedules_are_capped_exponential_without_jitter() {
-    let gateways = PollSchedule::for_family(&OperationFamily::NetworkServices);
-    let secs: Vec<u64> = (0..6).map(|i| gateways.delay(i).as_secs()).collect();
-    assert_eq!(secs, [5, 10, 20, 40, 60, 60]);
-    let custom = PollSchedule {
-        initial: Duration::from_millis(100),
-        multiplier: 1.5,
-        cap: Duration::from_secs(1),
-    };
-    assert_eq!(custom.delay(0), Duration::from_millis(100));
-    assert_eq!(custom.delay(2), Duration::from_millis(225));
-    assert_eq!(custom.delay(10), Duration::from_secs(1));
 }

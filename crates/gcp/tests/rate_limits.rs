@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice_emulator::{Emulator, EmulatorConfig};
-use sluice_gcp::{Api, ClientOptions, GcpClient, RetryConfig};
+use sluice_gcp::{Api, ClientOptions, GcpClient, RetryConfig, TimeScale};
 use support::PROJECT;
 
 const SERVICE_USAGE: &str = "serviceusage.googleapis.com";
@@ -37,7 +37,7 @@ fn fullest_minute(log: &[Value], service: &str) -> usize {
 fn limited(base: &str, token: &str, scale: f64, rpm: u32) -> ClientOptions {
     ClientOptions {
         rate_limits: BTreeMap::from([(SERVICE_USAGE.to_string(), rpm)]),
-        ..ClientOptions::emulator(base, token, scale)
+        ..ClientOptions::emulator(base, token, TimeScale::new(scale).unwrap())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sluice_emulator::EmulatorConfig;
-use sluice_gcp::{Api, ClientOptions, GcpClient, PostRetry, RetryConfig};
+use sluice_gcp::{Api, ClientOptions, Code, GcpClient, PostRetry, RetryConfig, Status, TimeScale};
 use support::{start, PROJECT};
 
 fn client_options(base: &str, max_attempts: u32) -> ClientOptions {
@@ -17,7 +17,7 @@ fn client_options(base: &str, max_attempts: u32) -> ClientOptions {
             max_attempts,
             ..RetryConfig::default()
         },
-        ..ClientOptions::emulator(base, "test-token", 0.001)
+        ..ClientOptions::emulator(base, "test-token", TimeScale::new(0.001).unwrap())
     }
 }
 
@@ -58,7 +58,7 @@ async fn a_429_carries_the_retry_info_delay_and_converges_once_the_minute_passes
     .unwrap();
     once.get(&Api::ServiceUsage, &path).await.unwrap();
     let error = once.get(&Api::ServiceUsage, &path).await.unwrap_err();
-    assert_eq!(error.status, "RESOURCE_EXHAUSTED");
+    assert_eq!(error.status, Status::Google(Code::ResourceExhausted));
     assert_eq!(error.reason.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
     let delay = error.retry_delay.expect("RetryInfo kept");
     assert!(
@@ -122,7 +122,7 @@ async fn an_unsafe_post_is_sent_once_and_a_safe_one_is_retried() {
     );
 
     let error = client.project_policy(PROJECT).await.unwrap_err();
-    assert_eq!(error.status, "UNAVAILABLE");
+    assert_eq!(error.status, Status::Google(Code::Unavailable));
     assert_eq!(
         env.admin.calls_to(":getIamPolicy").await.len(),
         3,
@@ -142,7 +142,7 @@ async fn a_refused_connection_is_a_transport_error_retried_even_for_an_unsafe_po
         .post(&Api::Iam, "v1/projects/p/roles", &json!({}), PostRetry::Unsafe)
         .await
         .unwrap_err();
-    assert_eq!(error.status, "TRANSPORT");
+    assert_eq!(error.status, Status::Transport);
     assert!(error.is_retryable());
     assert_eq!(
         client.calls(),
@@ -168,6 +168,6 @@ async fn a_stalled_call_times_out_on_the_scaled_clock_not_after_300_real_seconds
         .unwrap();
     let path = format!("v1/projects/{PROJECT}/services/iam.googleapis.com");
     let error = client.get(&Api::ServiceUsage, &path).await.unwrap_err();
-    assert_eq!(error.status, "TRANSPORT", "{error}");
+    assert_eq!(error.status, Status::Transport, "{error}");
     assert!(error.to_string().contains("timed out"), "{error}");
 }

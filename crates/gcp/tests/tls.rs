@@ -8,10 +8,10 @@ mod support;
 use std::sync::atomic::Ordering;
 
 use sluice_emulator::test_service_account_key_json;
-use sluice_gcp::{ClientOptions, Credentials, GcpClient};
+use sluice_gcp::{ClientOptions, Credentials, GcpClient, Status};
 
 fn assert_untrusted(error: &sluice_gcp::GcpError, host: &str) {
-    assert_eq!(error.status, "TLS", "{error}");
+    assert_eq!(error.status, Status::Tls, "{error}");
     assert!(!error.is_retryable(), "{error}");
     assert!(
         error

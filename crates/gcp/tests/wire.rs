@@ -2,7 +2,7 @@
 //! the quota-project header; and answers that are not Google's JSON.
 
 use serde_json::json;
-use sluice_gcp::{Api, ClientOptions, GcpClient, RetryConfig};
+use sluice_gcp::{Api, ClientOptions, GcpClient, RetryConfig, Status, TimeScale};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -39,7 +39,7 @@ fn options(base: &str) -> ClientOptions {
             max_attempts: 1,
             ..RetryConfig::default()
         },
-        ..ClientOptions::emulator(base, "test-token", 0.001)
+        ..ClientOptions::emulator(base, "test-token", TimeScale::new(0.001).unwrap())
     }
 }
 
@@ -87,8 +87,8 @@ async fn a_success_body_that_is_not_json_is_a_bad_response() {
     let error = client.get(&Api::Iam, "v1/projects/p/roles").await.unwrap_err();
     server.await.unwrap();
     assert_eq!(
-        (error.status.as_str(), error.http_status),
-        ("BAD_RESPONSE", Some(200))
+        (error.status.clone(), error.http_status),
+        (Status::BadResponse, Some(200))
     );
     assert!(error.message.contains("/v1/projects/p/roles"), "{error}");
     assert!(error.is_retryable(), "a non-JSON 200 is retried like a 5xx");

@@ -15,7 +15,7 @@ use sluice_emulator::{Emulator, EmulatorConfig};
 use sluice_engine::{
     parse_plan, validate, Engine, EngineConfig, MemoryStore, Registry, RetryPolicy, RunState, Store, VarInput,
 };
-use sluice_gcp::ClientOptions;
+use sluice_gcp::{ClientOptions, TimeScale};
 use sluice_steps::{register, Cloud};
 
 /// Real seconds per emulated second: a 9-minute bootstrap takes about 11 s.
@@ -68,11 +68,16 @@ async fn main() {
         ..EmulatorConfig::default()
     };
     let bound = critical_path(&config.delays);
+    let time_scale = TimeScale::new(SCALE).unwrap();
     let emulator = Emulator::start(config.clone()).await.unwrap();
     let mut registry = Registry::with_builtins();
     register(
         &mut registry,
-        Cloud::new(ClientOptions::emulator(emulator.base_url.clone(), "bench", SCALE)),
+        Cloud::new(ClientOptions::emulator(
+            emulator.base_url.clone(),
+            "bench",
+            time_scale,
+        )),
     );
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -89,7 +94,7 @@ async fn main() {
     .collect();
     let validated = validate(plan, "agent-gateway-egress.json", &registry, &vars).unwrap();
     let base = RetryPolicy::default();
-    let scaled = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() * SCALE);
+    let scaled = |d: Duration| time_scale.apply(d);
     let engine =
         Engine::new(registry, Arc::new(MemoryStore::new()) as Arc<dyn Store>).with_config(EngineConfig {
             retry: RetryPolicy {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_engine::{PollPolicy, StepError};
-use sluice_gcp::{ClientOptions, GcpClient};
+use sluice_gcp::{ClientOptions, GcpClient, TimeScale};
 use tokio::sync::OnceCell;
 
 /// How the `gcp.*` kinds reach Google Cloud (or the emulator). Cheap to clone.
@@ -62,26 +62,19 @@ impl Cloud {
         self.client.get()
     }
 
-    /// Real seconds per emulated second of the server (1.0 against Google).
-    pub fn time_scale(&self) -> f64 {
+    /// Real seconds per emulated second of the server ([`TimeScale::REAL`] against Google).
+    pub fn time_scale(&self) -> TimeScale {
         self.options.time_scale
     }
 
     /// `d` as this cloud's time runs.
     pub fn scaled(&self, d: Duration) -> Duration {
-        Duration::from_secs_f64(d.as_secs_f64() * self.time_scale().max(0.0))
+        self.time_scale().apply(d)
     }
 
-    /// Polling for operations read by GET: from 1 s doubling to 10 s, scaled; no jitter. (Google's
-    /// libraries cap at 20–60 s and notice a finished operation up to a minute late; 10 s keeps
-    /// a run within 10 % of its critical path for a few more reads.)
+    /// Polling for operations read by GET (see [`get_poll_policy`]).
     pub fn get_poll_policy(&self) -> PollPolicy {
-        PollPolicy {
-            first_delay: self.scaled(Duration::from_secs(1)),
-            multiplier: 2.0,
-            max_delay: self.scaled(Duration::from_secs(10)),
-            deadline: self.scaled(Duration::from_secs(60 * 60)),
-        }
+        get_poll_policy(self.time_scale())
     }
 
     /// Polling for Vertex AI operations: the `:wait` long poll paces itself, so no pause between.
@@ -92,5 +85,18 @@ impl Cloud {
             max_delay: Duration::ZERO,
             deadline: self.scaled(Duration::from_secs(2 * 60 * 60)),
         }
+    }
+}
+
+/// Polling for operations read by GET: from 1 s doubling to 10 s, scaled; no jitter. (Google's
+/// libraries cap at 20–60 s and notice a finished operation up to a minute late; 10 s keeps
+/// a run within 10 % of its critical path for a few more reads.) The one schedule for GET
+/// polls: the steps' `poll` (through the engine) and the fleet clean-up's project deletes.
+pub fn get_poll_policy(scale: TimeScale) -> PollPolicy {
+    PollPolicy {
+        first_delay: scale.apply(Duration::from_secs(1)),
+        multiplier: 2.0,
+        max_delay: scale.apply(Duration::from_secs(10)),
+        deadline: scale.apply(Duration::from_secs(60 * 60)),
     }
 }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use sluice_engine::{OperationHandle, PollOutcome, StepContext, StepError};
-use sluice_gcp::{Api, GcpClient, GcpError, Operation, OperationFamily, Page};
+use sluice_gcp::{Api, Code, GcpClient, GcpError, GoogleOperation, Operation, OperationFamily, Page};
 
 use crate::cloud::Cloud;
 
@@ -101,7 +102,7 @@ pub fn classify(cloud: &Cloud, doing: &str, error: GcpError) -> StepError {
             delay,
         };
     }
-    if error.is_permission_denied() || error.status == "UNAUTHENTICATED" {
+    if error.is_permission_denied() || error.is_unauthenticated() {
         return StepError::permanent(format!(
             "{doing}: {error}. The caller lacks a permission this step needs; README \"Permissions\" lists them"
         ));
@@ -214,16 +215,15 @@ pub async fn list_all(
     Ok(items)
 }
 
-/// The persisted handle of a Google operation: its family and name.
+/// The persisted handle of a Google operation: its family and name, serialised as a
+/// [`GoogleOperation`] (`{"family", "region", "name"}`, the shape every version stored).
 pub fn handle(family: &OperationFamily, name: &str) -> OperationHandle {
-    let (family, region) = match family {
-        OperationFamily::ServiceUsage => ("service_usage", None),
-        OperationFamily::NetworkServices => ("network_services", None),
-        OperationFamily::VertexAi { region } => ("vertex_ai", Some(region.clone())),
-        OperationFamily::AgentRegistry => ("agent_registry", None),
-        OperationFamily::ResourceManager => ("resource_manager", None),
+    let operation = GoogleOperation {
+        family: family.clone(),
+        name: name.to_string(),
     };
-    OperationHandle(json!({ "family": family, "region": region, "name": name }))
+    // A struct of strings always serialises; Null would only be refused when read back.
+    OperationHandle(serde_json::to_value(operation).unwrap_or(Value::Null))
 }
 
 /// Reads a handle back; a damaged one is a permanent error naming it.
@@ -231,24 +231,15 @@ pub fn family_and_name(
     cx: &StepContext,
     handle: &OperationHandle,
 ) -> Result<(OperationFamily, String), StepError> {
-    let bad = || {
+    // INVARIANT: a stored handle is read only through GoogleOperation's serde, the one
+    // definition of its shape; anything else is refused, never guessed at.
+    let operation = GoogleOperation::deserialize(&handle.0).map_err(|why| {
         StepError::permanent(format!(
-            "step `{}`: operation handle {} is not one this kind wrote",
+            "step `{}`: operation handle {} is not one this kind wrote ({why})",
             cx.step_id, handle.0
         ))
-    };
-    let name = handle.0["name"].as_str().ok_or_else(bad)?.to_string();
-    let family = match handle.0["family"].as_str() {
-        Some("service_usage") => OperationFamily::ServiceUsage,
-        Some("network_services") => OperationFamily::NetworkServices,
-        Some("agent_registry") => OperationFamily::AgentRegistry,
-        Some("resource_manager") => OperationFamily::ResourceManager,
-        Some("vertex_ai") => OperationFamily::VertexAi {
-            region: handle.0["region"].as_str().ok_or_else(bad)?.to_string(),
-        },
-        _ => return Err(bad()),
-    };
-    Ok((family, name))
+    })?;
+    Ok((operation.family, operation.name))
 }
 
 /// One look at an operation (a long poll for Vertex AI): pending, or its finished result.
@@ -292,18 +283,17 @@ pub fn finished(cloud: &Cloud, operation: Operation) -> Result<Value, PollOutcom
     match operation.error {
         None => Ok(operation.response.unwrap_or(Value::Null)),
         Some(error) => {
-            let message = format!(
-                "operation {} failed: code {} {}",
-                operation.name, error.code, error.message
-            );
-            // 13 INTERNAL, 14 UNAVAILABLE, 10 ABORTED: Google's own transient failures.
+            let message = format!("operation {} failed: {error}", operation.name);
             let outcome = match error.code {
-                13 | 14 | 10 | 4 => StepError::Retryable {
-                    message,
-                    delay: Some(cloud.scaled(Duration::from_secs(2))),
-                },
-                // 9 FAILED_PRECONDITION, 7 PERMISSION_DENIED: usually a grant still propagating.
-                9 | 7 => StepError::NotYet {
+                // Google's own transient failures.
+                Code::Internal | Code::Unavailable | Code::Aborted | Code::DeadlineExceeded => {
+                    StepError::Retryable {
+                        message,
+                        delay: Some(cloud.scaled(Duration::from_secs(2))),
+                    }
+                }
+                // Usually a grant still propagating.
+                Code::FailedPrecondition | Code::PermissionDenied => StepError::NotYet {
                     message,
                     delay: Some(cloud.scaled(Duration::from_secs(10))),
                 },
@@ -345,6 +335,59 @@ mod tests {
         assert!(token
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    fn context() -> StepContext {
+        StepContext {
+            run_id: "run".into(),
+            step_id: "deploy".into(),
+            params: serde_json::Map::new(),
+            idempotency_key: "run/deploy".into(),
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn handles_stored_by_earlier_versions_read_back() {
+        let stored = OperationHandle(serde_json::json!({"family": "vertex_ai",
+            "region": "europe-west4", "name": "projects/1/locations/europe-west4/operations/9"}));
+        let (family, name) = family_and_name(&context(), &stored).unwrap();
+        assert_eq!(
+            family,
+            OperationFamily::VertexAi {
+                region: "europe-west4".into()
+            }
+        );
+        assert_eq!(name, "projects/1/locations/europe-west4/operations/9");
+        assert_eq!(handle(&family, &name), stored, "written as it was");
+        let stored = OperationHandle(serde_json::json!({"family": "resource_manager",
+            "region": null, "name": "operations/cp.4"}));
+        assert_eq!(
+            family_and_name(&context(), &stored).unwrap(),
+            (OperationFamily::ResourceManager, "operations/cp.4".to_string())
+        );
+        assert_eq!(
+            handle(&OperationFamily::ResourceManager, "operations/cp.4"),
+            stored
+        );
+    }
+
+    #[test]
+    fn a_damaged_handle_is_a_permanent_error_naming_it() {
+        for damaged in [
+            serde_json::json!({"family": "vertex_ai", "region": null, "name": "operations/x"}),
+            serde_json::json!({"family": "compute", "region": null, "name": "operations/x"}),
+            serde_json::json!({"family": "service_usage", "region": null}),
+            serde_json::json!(null),
+        ] {
+            let error = family_and_name(&context(), &OperationHandle(damaged.clone())).unwrap_err();
+            assert!(matches!(error, StepError::Permanent { .. }), "{error:?}");
+            let message = error.message();
+            assert!(
+                message.contains("step `deploy`") && message.contains(&damaged.to_string()),
+                "{message}"
+            );
+        }
     }
 
     #[test]

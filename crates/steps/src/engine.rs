@@ -475,7 +475,7 @@ impl ReasoningEngine {
             )
             .await
             .map_err(|e| {
-                if e.status == "INVALID_ARGUMENT"
+                if e.is_invalid_argument()
                     || (e.is_failed_precondition() && constraint_in(&e.message).is_none())
                 {
                     return StepError::permanent(format!(

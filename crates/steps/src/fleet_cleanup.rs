@@ -4,7 +4,8 @@
 //!   label exactly (`KEY=VALUE`, checked here on every result, whatever the server's filter
 //!   did) and whose `createTime` is more than `ttl` before `now`. [`delete_project`] reads the
 //!   project again and refuses to delete one without the owner label; it returns once Google
-//!   has accepted the deletion (the operation is done and the project is DELETE_REQUESTED).
+//!   has accepted the deletion (the operation is done and the project is DELETE_REQUESTED), read
+//!   on the steps' GET poll schedule ([`crate::cloud::get_poll_policy`]).
 //! - **Assumptions:** the caller may search and delete the fleet's projects
 //!   (`resourcemanager.projects.get` / `.delete`, which the creator holds as owner); its clock
 //!   and Google's agree within the precision a TTL needs.
@@ -17,7 +18,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use sluice_gcp::{Api, GcpClient, GcpError, Operation, OperationFamily, PollSchedule};
+use sluice_gcp::{Api, Code, GcpClient, GcpError, Operation, OperationFamily, Status};
 
 use crate::common::{self, encode, Reading};
 
@@ -88,23 +89,47 @@ pub async fn delete_project(
     }
     let answer = client.delete(&Api::ResourceManager, &path).await?;
     let operation = Operation::from_json(&answer)?;
-    let family = OperationFamily::ResourceManager;
-    let done = client
-        .poll_operation(&family, operation, PollSchedule::for_family(&family), 120)
-        .await?;
+    let done = wait_until_done(client, &OperationFamily::ResourceManager, operation).await?;
     match done.error {
         None => Ok(()),
-        Some(error) => Err(GcpError {
-            status: "OPERATION_FAILED".into(),
-            ..GcpError::usage(
-                &done.name,
-                format!(
-                    "deleting project {project_id}: operation {} failed: code {} {}",
-                    done.name, error.code, error.message
-                ),
-            )
-        }),
+        Some(error) => Err(GcpError::operation_failed(
+            &done.name,
+            format!(
+                "deleting project {project_id}: operation {} failed: {error}",
+                done.name
+            ),
+        )),
     }
+}
+
+/// Reads `operation` again, on the GET poll schedule at the client's time scale, until it is
+/// done. Past the schedule's deadline (the delays waited, added up) it gives up with
+/// DEADLINE_EXCEEDED, naming the operation.
+async fn wait_until_done(
+    client: &GcpClient,
+    family: &OperationFamily,
+    mut operation: Operation,
+) -> Result<Operation, GcpError> {
+    let policy = crate::cloud::get_poll_policy(client.time_scale());
+    let mut waited = Duration::ZERO;
+    let mut polls = 0;
+    while !operation.done {
+        if waited >= policy.deadline {
+            return Err(GcpError {
+                status: Status::Google(Code::DeadlineExceeded),
+                ..GcpError::usage(
+                    &operation.name,
+                    format!("operation {} still running after {polls} polls", operation.name),
+                )
+            });
+        }
+        let delay = policy.delay_before(polls);
+        tokio::time::sleep(delay).await;
+        waited += delay;
+        polls += 1;
+        operation = client.get_operation(family, &operation.name).await?;
+    }
+    Ok(operation)
 }
 
 /// Whether `project` carries exactly the label `key=value`.

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ProjectConfig, ProjectMetadataConfig};
 use sluice_engine::RunState;
-use sluice_gcp::{ClientOptions, GcpClient};
+use sluice_gcp::{ClientOptions, GcpClient, TimeScale};
 use support::{assert_succeeded, config, outputs, World};
 
 const ORG: &str = "organizations/123456789012";
@@ -222,7 +222,11 @@ fn cleanup_config() -> sluice_emulator::EmulatorConfig {
 async fn cleanup_deletes_exactly_the_expired_labelled_projects() {
     let world = World::start(cleanup_config()).await;
     assert_succeeded(&world.run(&plan("fleet-fresh-1", None), &[]).await);
-    let options = ClientOptions::emulator(world.emulator.base_url.clone(), "test-token", support::SCALE);
+    let options = ClientOptions::emulator(
+        world.emulator.base_url.clone(),
+        "test-token",
+        TimeScale::new(support::SCALE).unwrap(),
+    );
     let client = GcpClient::new(options).await.unwrap();
     let day = Duration::from_secs(86_400);
 
@@ -270,7 +274,11 @@ async fn cleanup_deletes_exactly_the_expired_labelled_projects() {
 async fn the_fresh_project_expires_once_its_ttl_has_passed_in_emulated_time() {
     let world = World::start(cleanup_config()).await;
     assert_succeeded(&world.run(&plan("fleet-fresh-2", None), &[]).await);
-    let options = ClientOptions::emulator(world.emulator.base_url.clone(), "test-token", support::SCALE);
+    let options = ClientOptions::emulator(
+        world.emulator.base_url.clone(),
+        "test-token",
+        TimeScale::new(support::SCALE).unwrap(),
+    );
     let client = GcpClient::new(options).await.unwrap();
     let hour = Duration::from_secs(3600);
     // Under time scaling the emulator's clock runs ahead of ours: judge from its createTime.

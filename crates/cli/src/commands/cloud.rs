@@ -2,12 +2,11 @@
 //! `--endpoint`, or an emulator embedded in this process (`--emulator`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use sluice_engine::{Registry, RetryPolicy};
-use sluice_gcp::{ClientOptions, Credentials, Secret};
+use sluice_gcp::{ClientOptions, Credentials, Secret, TimeScale};
 use sluice_steps::Cloud;
 
 use crate::args::CloudArgs;
@@ -33,7 +32,7 @@ pub struct Target {
     /// Values `--emulator` fills in for variables the plan declares and the command line leaves
     /// out: the demo project and organisation, a package URI, the Model Armor project.
     pub default_vars: BTreeMap<String, String>,
-    pub time_scale: f64,
+    pub time_scale: TimeScale,
 }
 
 /// The embedded emulator's world: the demo organisation with a fresh project and a Model Armor
@@ -97,10 +96,11 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
             emulator.base_url,
             (1.0 / DEMO_TIME_SCALE).round()
         );
+        let time_scale = demo_time_scale();
         let options = ClientOptions {
             rate_limits: rate_limits.clone(),
             quota_project: args.quota_project.clone(),
-            ..ClientOptions::emulator(emulator.base_url.clone(), "sluice-emulator", DEMO_TIME_SCALE)
+            ..ClientOptions::emulator(emulator.base_url.clone(), "sluice-emulator", time_scale)
         };
         let default_vars = BTreeMap::from([
             ("project".to_string(), DEMO_PROJECT.to_string()),
@@ -119,7 +119,7 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
             cloud: Cloud::new(options),
             emulator: Some(emulator),
             default_vars,
-            time_scale: DEMO_TIME_SCALE,
+            time_scale,
         });
     }
     let credentials = match (&args.access_token, &args.credentials) {
@@ -142,19 +142,19 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
             return Err(exit::BAD_INPUT);
         }
     }
-    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+    let Ok(time_scale) = TimeScale::new(args.time_scale) else {
         errln!(
             "error: --time-scale must be a positive number, got {}",
             args.time_scale
         );
         return Err(exit::BAD_INPUT);
-    }
+    };
     let options = ClientOptions {
         endpoint: args.endpoint.clone(),
         credentials,
         quota_project: args.quota_project.clone(),
         impersonate_service_account: args.impersonate_service_account.clone(),
-        time_scale: args.time_scale,
+        time_scale,
         rate_limits: rate_limits.clone(),
         ..ClientOptions::default()
     };
@@ -162,7 +162,7 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
         cloud: Cloud::new(options),
         emulator: None,
         default_vars: BTreeMap::new(),
-        time_scale: args.time_scale,
+        time_scale,
     })
 }
 
@@ -207,14 +207,40 @@ pub fn offline_registry() -> Registry {
     registry(Cloud::new(ClientOptions::default()))
 }
 
+/// [`DEMO_TIME_SCALE`] as a time scale.
+fn demo_time_scale() -> TimeScale {
+    TimeScale::new(DEMO_TIME_SCALE).unwrap_or_default()
+}
+
 /// Retries as the engine's default, with every delay on the target's clock.
-pub fn retry_policy(time_scale: f64) -> RetryPolicy {
+pub fn retry_policy(time_scale: TimeScale) -> RetryPolicy {
     let base = RetryPolicy::default();
-    let scale = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() * time_scale);
     RetryPolicy {
-        initial_delay: scale(base.initial_delay),
-        max_delay: scale(base.max_delay),
-        not_yet_window: scale(base.not_yet_window),
+        initial_delay: time_scale.apply(base.initial_delay),
+        max_delay: time_scale.apply(base.max_delay),
+        not_yet_window: time_scale.apply(base.not_yet_window),
         ..base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_retry_policy_runs_on_the_targets_clock() {
+        assert_eq!(
+            demo_time_scale().factor(),
+            DEMO_TIME_SCALE,
+            "the demo scale is valid"
+        );
+        let base = RetryPolicy::default();
+        let fast = retry_policy(TimeScale::new(0.001).unwrap());
+        assert_eq!(fast.max_delay, base.max_delay / 1000);
+        assert_eq!(fast.not_yet_window, Duration::from_millis(900));
+        assert_eq!(fast.max_attempts, base.max_attempts, "only delays are scaled");
+        assert_eq!(retry_policy(TimeScale::REAL), base);
     }
 }

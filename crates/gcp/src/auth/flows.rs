@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 
 use super::SCOPE;
 use crate::client::{host_of, transport_error};
-use crate::error::GcpError;
+use crate::code::Code;
+use crate::error::{GcpError, Status};
 use crate::options::Secret;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -265,7 +266,7 @@ pub(crate) fn refusal_or_retry(url: &str, status: u16, body: &[u8], what: &str) 
     }
     let retryable = error.is_retryable();
     if !retryable && matches!(status, 400 | 401) {
-        error.status = "UNAUTHENTICATED".into();
+        error.status = Status::Google(Code::Unauthenticated);
     }
     error.message = if retryable {
         format!("{what} {} answered HTTP {status}: {}", shown(url), error.message)
@@ -345,7 +346,7 @@ fn path_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::refusal_or_retry;
+    use super::{refusal_or_retry, Code, Status};
 
     const URL: &str = "https://oauth2.googleapis.com/token";
 
@@ -360,7 +361,7 @@ mod tests {
         let body = br#"{"error": "invalid_client", "error_description": "Unauthorized"}"#;
         let error = refusal_or_retry(URL, 401, body, "the token endpoint");
         assert!(!error.is_retryable());
-        assert_eq!(error.status, "UNAUTHENTICATED");
+        assert_eq!(error.status, Status::Google(Code::Unauthenticated));
         assert!(
             error.message.ends_with(
                 "oauth2.googleapis.com/token refused the credentials: invalid_client: Unauthorized"
@@ -372,7 +373,7 @@ mod tests {
             "message": "Permission 'iam.serviceAccounts.getAccessToken' denied", "details": []}}"#;
         let error = refusal_or_retry(URL, 403, body, "the token endpoint");
         assert!(!error.is_retryable());
-        assert_eq!(error.status, "PERMISSION_DENIED");
+        assert_eq!(error.status, Status::Google(Code::PermissionDenied));
         assert!(error.message.contains("getAccessToken' denied"), "{error}");
     }
 }

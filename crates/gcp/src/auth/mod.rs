@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::error::GcpError;
 use crate::options::{Credentials, RetryConfig, Secret};
 use crate::retry::Retry;
+use crate::time_scale::TimeScale;
 
 pub(crate) use adc::Found;
 pub(crate) use flows::Flow;
@@ -57,7 +58,7 @@ pub(crate) struct Fetcher {
     pub(crate) described: String,
     http: reqwest::Client,
     retry: RetryConfig,
-    scale: f64,
+    scale: TimeScale,
     /// The current token and when to renew it.
     cache: tokio::sync::Mutex<Option<(Secret, Instant)>>,
 }
@@ -66,7 +67,7 @@ pub(crate) struct Fetcher {
 pub(crate) struct Setup<'a> {
     pub http: &'a reqwest::Client,
     pub retry: &'a RetryConfig,
-    pub scale: f64,
+    pub scale: TimeScale,
     pub metadata_timeout: Duration,
     /// `generateAccessToken`'s base URL (the `--endpoint` override, or Google's host).
     pub iam_credentials_base: String,

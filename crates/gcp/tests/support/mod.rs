@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
-use sluice_gcp::{ClientOptions, GcpClient};
+use sluice_gcp::{ClientOptions, GcpClient, TimeScale};
 
 pub const PROJECT: &str = "sluice-demo";
 pub const NUMBER: &str = "100000000001";
@@ -30,7 +30,7 @@ pub async fn start(mut config: EmulatorConfig, services: &[&str], client_scale: 
     let client = GcpClient::new(ClientOptions::emulator(
         &emulator.base_url,
         "test-token",
-        client_scale,
+        TimeScale::new(client_scale).unwrap(),
     ))
     .await
     .unwrap();

@@ -13,7 +13,7 @@ use sluice_engine::{
     parse_plan, validate, Engine, EngineConfig, MemoryStore, Registry, RetryPolicy, RunState, RunSummary,
     Store, VarInput,
 };
-use sluice_gcp::ClientOptions;
+use sluice_gcp::{ClientOptions, TimeScale};
 use sluice_steps::{register, Cloud};
 
 /// Real seconds per emulated second in these tests.
@@ -48,7 +48,11 @@ impl World {
     pub async fn start(config: EmulatorConfig) -> World {
         let scale = config.time_scale;
         let emulator = Emulator::start(config).await.unwrap();
-        let mut options = ClientOptions::emulator(emulator.base_url.clone(), "test-token", scale);
+        let mut options = ClientOptions::emulator(
+            emulator.base_url.clone(),
+            "test-token",
+            TimeScale::new(scale).unwrap(),
+        );
         options.retry.max_attempts = 10;
         let mut registry = Registry::with_builtins();
         register(&mut registry, Cloud::new(options));
