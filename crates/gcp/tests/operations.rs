@@ -137,7 +137,7 @@ async fn vertex_ai_is_long_polled_with_wait() {
     );
 
     let admin = env.admin.clone();
-    let (done, ()) = tokio::join!(
+    let (done, _) = tokio::join!(
         env.client
             .wait_operation(&family, &name, Duration::from_secs(3600)),
         admin.advance(300.0)

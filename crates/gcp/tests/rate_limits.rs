@@ -192,17 +192,21 @@ async fn quota_patience_bounds_the_wait() {
 /// POST (a reasoning engine, whose id the server picks): one engine is created, no duplicate.
 #[tokio::test]
 async fn an_unsafe_post_refused_for_quota_is_sent_again_and_creates_once() {
+    // An emulated minute is 3 s here, and the GET and the first POST are sent at the start of
+    // one: on a loaded machine a shorter minute could end between them, and the POST would not
+    // be refused at all.
     let mut config = EmulatorConfig {
-        time_scale: 0.001,
+        time_scale: 0.05,
         latency_ms: 0.0,
         ..EmulatorConfig::default()
     };
     config.quotas.insert("aiplatform.googleapis.com".into(), 1);
-    let env = support::start(config, &["aiplatform"], 0.001).await;
+    let env = support::start(config, &["aiplatform"], 0.05).await;
     let region = Api::VertexAi {
         region: "us-central1".into(),
     };
     let engines = format!("v1/projects/{PROJECT}/locations/us-central1/reasoningEngines");
+    env.admin.start_a_minute().await;
     env.client.get(&region, &engines).await.unwrap();
     let engine = serde_json::json!({ "displayName": "once",
         "spec": { "packageSpec": { "pickleObjectGcsUri": "gs://b/a.pkl" } } });

@@ -60,7 +60,8 @@ pub async fn enable_iam(client: &GcpClient) -> Value {
 }
 
 impl Admin {
-    pub async fn advance(&self, seconds: f64) {
+    /// Makes `seconds` of emulated time pass at once; the emulated time after it, in seconds.
+    pub async fn advance(&self, seconds: f64) -> f64 {
         let response = self
             .http
             .post(format!("{}/_emulator/clock", self.base))
@@ -69,6 +70,15 @@ impl Admin {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
+        let now: Value = response.json().await.unwrap();
+        now["nowSeconds"].as_f64().unwrap()
+    }
+
+    /// Moves the emulated clock to the start of the next emulated minute, so that calls made
+    /// right after it share one quota minute however slowly the machine runs them.
+    pub async fn start_a_minute(&self) {
+        let now = self.advance(0.0).await;
+        self.advance(60.0 - now % 60.0).await;
     }
 
     /// Every API call the emulator received: `{method, path, status, atSeconds}`.
