@@ -34,6 +34,9 @@
 // `GcpError` is a plain 144-byte struct passed by value on the error path only.
 #![allow(clippy::result_large_err)]
 
+#[macro_use]
+mod params;
+
 mod archive;
 mod billing;
 mod bindings;
@@ -48,6 +51,7 @@ mod identity;
 mod new_project;
 mod policy;
 mod project;
+mod reconcile;
 mod registration;
 mod role;
 mod services;
@@ -55,6 +59,7 @@ mod services;
 pub use cloud::Cloud;
 pub use fleet_cleanup::{delete_project, expired_fleet_projects, ExpiredProject};
 
+use reconcile::Reconciled;
 use sluice_engine::Registry;
 
 /// Adds every `gcp.*` kind, all sharing `cloud`.
@@ -65,22 +70,34 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
         "gcp.service_identity",
         identity::ServiceIdentity::new(cloud.clone()),
     );
-    registry.register("gcp.custom_role", role::CustomRole::new(cloud.clone()));
+    registry.register(
+        "gcp.custom_role",
+        Reconciled(role::CustomRole::new(cloud.clone())),
+    );
     registry.register("gcp.iam_binding", bindings::IamBinding::new(cloud.clone()));
-    registry.register("gcp.agent_gateway", gateway::AgentGateway::new(cloud.clone()));
+    registry.register(
+        "gcp.agent_gateway",
+        Reconciled(gateway::AgentGateway::new(cloud.clone())),
+    );
     registry.register(
         "gcp.reasoning_engine",
-        engine::ReasoningEngine::new(cloud.clone()),
+        Reconciled(engine::ReasoningEngine::new(cloud.clone())),
     );
     registry.register(
         "gcp.agent_registration",
-        registration::AgentRegistration::new(cloud.clone()),
+        Reconciled(registration::AgentRegistration::new(cloud.clone())),
     );
     registry.register(
         "gcp.custom_constraint",
-        constraint::CustomConstraint::new(cloud.clone()),
+        Reconciled(constraint::CustomConstraint::new(cloud.clone())),
     );
-    registry.register("gcp.org_policy", policy::OrgPolicy::new(cloud.clone()));
-    registry.register("gcp.new_project", new_project::NewProject::new(cloud.clone()));
+    registry.register(
+        "gcp.org_policy",
+        Reconciled(policy::OrgPolicy::new(cloud.clone())),
+    );
+    registry.register(
+        "gcp.new_project",
+        Reconciled(new_project::NewProject::new(cloud.clone())),
+    );
     registry.register("gcp.billing", billing::Billing::new(cloud.clone()));
 }
