@@ -317,12 +317,6 @@ impl ReasoningEngine {
             })
     }
 
-    /// Engines carrying this step's `sluice-key` label.
-    async fn labelled(&self, wanted: &Wanted, reading: Reading) -> Result<Vec<Value>, StepError> {
-        let filter = format!("labels.{KEY_LABEL}=\"{}\"", wanted.token);
-        self.list(wanted, &filter, reading).await
-    }
-
     /// The name of an operation on `engine` still running (its create, an update, a delete),
     /// if there is one: until it ends, the engine is not known to be deployed.
     async fn running_operation(&self, wanted: &Wanted, engine: &Value) -> Result<Option<String>, StepError> {
@@ -350,55 +344,6 @@ impl ReasoningEngine {
                 e,
             )),
         }
-    }
-
-    /// This step's engine among those `labelled` and those named `display_name`, if one
-    /// exists; a permanent error when it cannot be used as is.
-    async fn pick(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-        labelled: &[Value],
-    ) -> Result<Option<Value>, StepError> {
-        let by_name = format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\""));
-        let named = self.list(wanted, &by_name, reading).await?;
-        let found: BTreeMap<&str, &Value> = labelled
-            .iter()
-            .chain(&named)
-            .filter_map(|engine| Some((engine["name"].as_str()?, engine)))
-            .collect();
-        if found.len() > 1 {
-            let names: Vec<&str> = found.keys().copied().collect();
-            return Err(StepError::permanent(format!(
-                "step `{}`: {} reasoning engines are named `{}` or carry this step's label \
-                 {KEY_LABEL}={}: {}. Delete the extra ones so one remains",
-                cx.step_id,
-                found.len(),
-                wanted.display_name,
-                wanted.token,
-                names.join(", ")
-            )));
-        }
-        let Some(engine) = found.into_values().next() else {
-            return Ok(None);
-        };
-        let (egress, ingress) = bound(engine);
-        if gateway_key(&egress) != gateway_key(&wanted.egress)
-            || gateway_key(&ingress) != gateway_key(&wanted.ingress)
-        {
-            let name = engine["name"].as_str().unwrap_or_default();
-            return Err(StepError::permanent(format!(
-                "step `{}`: reasoning engine {name} is bound to {}, but the plan asks for {}. Google \
-                 cannot unbind an engine from its gateway or re-bind it to another, so nothing was \
-                 changed. To use the new gateway, delete {name} and run again, or give this step a \
-                 new `display_name` to deploy a second engine (the old one stays bound until deleted)",
-                cx.step_id,
-                Wanted::describe_gateways(&egress, &ingress),
-                Wanted::describe_gateways(&wanted.egress, &wanted.ingress),
-            )));
-        }
-        Ok(Some(engine.clone()))
     }
 
     fn body(&self, cx: &StepContext, wanted: &Wanted) -> Result<Value, StepError> {
@@ -502,9 +447,12 @@ impl Resource for ReasoningEngine {
         wanted: &Wanted,
         reading: Reading,
     ) -> Result<Vec<Value>, StepError> {
-        self.labelled(wanted, reading).await
+        let filter = format!("labels.{KEY_LABEL}=\"{}\"", wanted.token);
+        self.list(wanted, &filter, reading).await
     }
 
+    /// This step's engine among those `labelled` and those named `display_name`, if one
+    /// exists; a permanent error when it cannot be used as is.
     async fn find(
         &self,
         cx: &StepContext,
@@ -512,7 +460,44 @@ impl Resource for ReasoningEngine {
         reading: Reading,
         labelled: &[Value],
     ) -> Result<Option<Value>, StepError> {
-        self.pick(cx, wanted, reading, labelled).await
+        let by_name = format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\""));
+        let named = self.list(wanted, &by_name, reading).await?;
+        let found: BTreeMap<&str, &Value> = labelled
+            .iter()
+            .chain(&named)
+            .filter_map(|engine| Some((engine["name"].as_str()?, engine)))
+            .collect();
+        if found.len() > 1 {
+            let names: Vec<&str> = found.keys().copied().collect();
+            return Err(StepError::permanent(format!(
+                "step `{}`: {} reasoning engines are named `{}` or carry this step's label \
+                 {KEY_LABEL}={}: {}. Delete the extra ones so one remains",
+                cx.step_id,
+                found.len(),
+                wanted.display_name,
+                wanted.token,
+                names.join(", ")
+            )));
+        }
+        let Some(engine) = found.into_values().next() else {
+            return Ok(None);
+        };
+        let (egress, ingress) = bound(engine);
+        if gateway_key(&egress) != gateway_key(&wanted.egress)
+            || gateway_key(&ingress) != gateway_key(&wanted.ingress)
+        {
+            let name = engine["name"].as_str().unwrap_or_default();
+            return Err(StepError::permanent(format!(
+                "step `{}`: reasoning engine {name} is bound to {}, but the plan asks for {}. Google \
+                 cannot unbind an engine from its gateway or re-bind it to another, so nothing was \
+                 changed. To use the new gateway, delete {name} and run again, or give this step a \
+                 new `display_name` to deploy a second engine (the old one stays bound until deleted)",
+                cx.step_id,
+                Wanted::describe_gateways(&egress, &ingress),
+                Wanted::describe_gateways(&wanted.egress, &wanted.ingress),
+            )));
+        }
+        Ok(Some(engine.clone()))
     }
 
     async fn examine(
@@ -625,8 +610,8 @@ impl Resource for ReasoningEngine {
             true => Some(response),
             // A delete, or an answer without the engine: read it.
             false => {
-                let labelled = self.labelled(wanted, Reading::Apply).await?;
-                self.pick(cx, wanted, Reading::Apply, &labelled).await?
+                let labelled = self.by_label(cx, wanted, Reading::Apply).await?;
+                self.find(cx, wanted, Reading::Apply, &labelled).await?
             }
         };
         Ok(match engine {

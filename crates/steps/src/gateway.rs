@@ -129,47 +129,6 @@ fn mode_of(gateway: &Value) -> &str {
         .unwrap_or("GOVERNED_ACCESS_PATH_UNSPECIFIED")
 }
 
-impl AgentGateway {
-    /// Ours, else another gateway of the wanted mode, else none; ours with another mode is a
-    /// permanent error (a mode cannot be changed).
-    async fn lookup(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-    ) -> Result<Option<Gateway>, StepError> {
-        let client = self.cloud.client().await?;
-        let path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
-        // Observing, a disabled API has nothing in it (see `Reading`).
-        let gateways = common::list_all(client, &Api::NetworkServices, &path, "agentGateways", reading)
-            .await
-            .map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("listing the agent gateways of {}", wanted.parent()),
-                    e,
-                )
-            })?;
-        let ours = wanted.name();
-        if let Some(gateway) = gateways.iter().find(|g| g["name"] == ours.as_str()) {
-            let mode = mode_of(gateway);
-            if mode != wanted.path {
-                return Err(StepError::permanent(format!(
-                    "step `{}`: gateway {ours} exists with mode {mode}, not {} (`{}`); a gateway's mode \
-                     cannot be changed: delete it or choose another `gateway_id`",
-                    cx.step_id, wanted.path, wanted.mode
-                )));
-            }
-            return Ok(Some(Gateway::Ours));
-        }
-        Ok(gateways
-            .iter()
-            .filter(|g| mode_of(g) == wanted.path)
-            .find_map(|g| g["name"].as_str())
-            .map(|other| Gateway::Other(other.to_string())))
-    }
-}
-
 #[async_trait]
 impl Resource for AgentGateway {
     type Wanted = Wanted;
@@ -209,6 +168,8 @@ impl Resource for AgentGateway {
         format!("gateway {}", wanted.name())
     }
 
+    /// Ours, else another gateway of the wanted mode, else none; ours with another mode is a
+    /// permanent error (a mode cannot be changed).
     async fn find(
         &self,
         cx: &StepContext,
@@ -216,7 +177,35 @@ impl Resource for AgentGateway {
         reading: Reading,
         _labelled: &[Value],
     ) -> Result<Option<Gateway>, StepError> {
-        self.lookup(cx, wanted, reading).await
+        let client = self.cloud.client().await?;
+        let path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
+        // Observing, a disabled API has nothing in it (see `Reading`).
+        let gateways = common::list_all(client, &Api::NetworkServices, &path, "agentGateways", reading)
+            .await
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("listing the agent gateways of {}", wanted.parent()),
+                    e,
+                )
+            })?;
+        let ours = wanted.name();
+        if let Some(gateway) = gateways.iter().find(|g| g["name"] == ours.as_str()) {
+            let mode = mode_of(gateway);
+            if mode != wanted.path {
+                return Err(StepError::permanent(format!(
+                    "step `{}`: gateway {ours} exists with mode {mode}, not {} (`{}`); a gateway's mode \
+                     cannot be changed: delete it or choose another `gateway_id`",
+                    cx.step_id, wanted.path, wanted.mode
+                )));
+            }
+            return Ok(Some(Gateway::Ours));
+        }
+        Ok(gateways
+            .iter()
+            .filter(|g| mode_of(g) == wanted.path)
+            .find_map(|g| g["name"].as_str())
+            .map(|other| Gateway::Other(other.to_string())))
     }
 
     fn claim(&self, cx: &StepContext, wanted: &Wanted, gateway: &Gateway) -> Claim {
@@ -316,7 +305,7 @@ impl Resource for AgentGateway {
             return Ok(PollOutcome::Done(wanted.outputs(name, false)));
         }
         // No gateway in the answer: read it back.
-        Ok(match self.lookup(cx, wanted, Reading::Apply).await? {
+        Ok(match self.find(cx, wanted, Reading::Apply, &[]).await? {
             Some(Gateway::Ours) => PollOutcome::Done(wanted.outputs(&wanted.name(), false)),
             _ => PollOutcome::Failed(StepError::retryable(format!(
                 "the create of {} finished but the gateway is not listed yet",

@@ -107,19 +107,6 @@ impl Wanted {
 }
 
 impl CustomRole {
-    async fn read(&self, wanted: &Wanted, reading: Reading) -> Result<Option<Role>, StepError> {
-        let client = self.cloud.client().await?;
-        match reading.tolerate(client.get_as::<Role>(&Api::Iam, &wanted.path()).await) {
-            Ok(role) => Ok(role),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(classify(
-                &self.cloud,
-                &format!("reading role {}", wanted.name()),
-                e,
-            )),
-        }
-    }
-
     /// Undeletes a soft-deleted role (its etag), giving the live role.
     async fn undelete(&self, wanted: &Wanted, role: &Role) -> Result<Role, StepError> {
         let name = wanted.name();
@@ -187,7 +174,16 @@ impl Resource for CustomRole {
         reading: Reading,
         _labelled: &[Value],
     ) -> Result<Option<Role>, StepError> {
-        self.read(wanted, reading).await
+        let client = self.cloud.client().await?;
+        match reading.tolerate(client.get_as::<Role>(&Api::Iam, &wanted.path()).await) {
+            Ok(role) => Ok(role),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(classify(
+                &self.cloud,
+                &format!("reading role {}", wanted.name()),
+                e,
+            )),
+        }
     }
 
     async fn examine(&self, _cx: &StepContext, wanted: &Wanted, role: &Role) -> Result<Verdict, StepError> {
