@@ -13,6 +13,13 @@
 //! - [`Cloud`]: how kinds reach Google — a lazily built [`sluice_gcp::GcpClient`] (so plans
 //!   without `gcp.*` steps never need credentials) and the time scale of every wait.
 //! - [`register`] adds every kind to a [`sluice_engine::Registry`].
+//! - `reconcile::Resource` and `reconcile::Reconciled`: the generic reconciler. Each Google
+//!   resource kind (`role`, `gateway`, `engine`, `registration`, `constraint`, `policy`,
+//!   `new_project`) implements `Resource` with only its specifics; `Reconciled` is its one
+//!   `StepKind` and enforces the strict re-read before a mutation, the 409 adoption rule and
+//!   label-before-create (each marked `INVARIANT` in `reconcile/flow.rs`). The other kinds
+//!   (`services`, `project`, `identity`, `bindings`, `billing`) are plain `StepKind`s.
+//! - `params!`: each kind declares its parameters once; the parse and the schema come from it.
 //!
 //! ## The one non-obvious decision
 //! Eventual consistency is an error class, not a delay: an API enabled but not usable yet
