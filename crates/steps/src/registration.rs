@@ -9,11 +9,13 @@
 //!   (undocumented; minutes). The engine may be named by project number and the registry by
 //!   project id, so references are matched on the whole URI or on `locations/L/reasoningEngines/ID`.
 //!   A Service with id `service_id` is ours.
-//! - **Caveats:** `apply` creates nothing: it starts a wait of this kind's own, whose handle is
+//! - **Caveats:** `apply` creates nothing: it starts the reconciler's grace wait
+//!   ([`Resource::grace`](crate::reconcile::Resource::grace)), whose handle is
 //!   `{"phase": "await_automatic", "deadline_unix_ms": N}` (wall-clock milliseconds, the wait
 //!   already scaled by the cloud's time scale), persisted by the engine before the first poll.
 //!   So a resumed run keeps the original deadline. The *poll* performs the fallback create
-//!   once the deadline has passed: this is safe to repeat because the service id is chosen
+//!   once the deadline has passed, right after a strict re-read (an Agent Registry not usable
+//!   yet is then "not yet", never a create bound to fail): this is safe to repeat because the service id is chosen
 //!   here (a repeat answers 409 ALREADY_EXISTS, which is adopted) and the `requestId` is derived
 //!   from the step's idempotency key (Google de-duplicates it for at least an hour). The poll
 //!   then reads the Service back rather than waiting on the create's operation (a handle cannot

@@ -37,7 +37,11 @@ async fn no_resource_kind_mutates_before_a_strict_read_succeeds() {
     let summary = world.run(&plan(), &[]).await;
     for step in ["role", "gateway", "engine", "registration", "policy"] {
         let record = summary.steps.iter().find(|s| s.step_id == step).unwrap();
-        let message = record.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default();
+        let message = record
+            .error
+            .as_ref()
+            .map(|e| e.message.as_str())
+            .unwrap_or_default();
         assert!(message.contains("not enabled"), "{step}: {message}");
     }
     assert_eq!(world.mutations().await, vec![], "nothing was sent but reads");
