@@ -25,8 +25,8 @@ use sluice_gcp::{Api, PostRetry, Resource as Answer};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, read_optional, Reading};
-use crate::reconcile::{Absent, CreateError, Current, Mutated, Resource, Verdict};
+use crate::common::{classify, read_optional};
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The resource type the seed's constraints govern.
 pub const REASONING_ENGINE: &str = "aiplatform.googleapis.com/ReasoningEngine";
@@ -288,18 +288,14 @@ impl Resource for CustomConstraint {
     }
 
     /// Org-level: read strictly whatever `reading` says.
-    async fn find(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Value>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup { wanted, .. } = lookup;
         let doing = format!("reading custom constraint {}", wanted.name());
         read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
     }
 
-    async fn examine(&self, _cx: &StepContext, wanted: &Wanted, live: &Value) -> Result<Verdict, StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, live: &Value) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         let differences = wanted.differences(live);
         Ok(if differences.is_empty() {
             Verdict::Converged(wanted.outputs())
@@ -324,12 +320,8 @@ impl Resource for CustomConstraint {
         .predicting(wanted.outputs())
     }
 
-    async fn create(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
         // The name is ours: a repeat answers 409.
         client
@@ -343,7 +335,8 @@ impl Resource for CustomConstraint {
         Ok(Mutated::Applied(Applied::Done(wanted.outputs())))
     }
 
-    fn missing_after_conflict(&self, _cx: &StepContext, wanted: &Wanted) -> StepError {
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
         StepError::retryable(format!(
             "custom constraint {} exists and does not; reading again",
             wanted.name()
@@ -351,12 +344,8 @@ impl Resource for CustomConstraint {
     }
 
     /// Overwrites the constraint.
-    async fn patch(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _live: Current<'_, Value>,
-    ) -> Result<Mutated, StepError> {
+    async fn patch(&self, step: Step<'_, Wanted>, _live: Current<'_, Value>) -> Result<Mutated, StepError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
         client
             .patch_as::<Answer>(&Api::OrgPolicy, &wanted.path(), &wanted.body())

@@ -43,7 +43,7 @@ use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, Reading};
-use crate::reconcile::{Absent, CreateError, Current, Mutated, Resource, Verdict};
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The label carrying the step's idempotency key (as [`key_token`]).
 pub const KEY_LABEL: &str = "sluice-key";
@@ -432,7 +432,8 @@ impl Resource for ReasoningEngine {
     }
 
     /// The code's parameters are checked before anything is reported as a change.
-    fn preflight(&self, cx: &StepContext, wanted: &Wanted) -> Result<(), StepError> {
+    fn preflight(&self, step: Step<'_, Wanted>) -> Result<(), StepError> {
+        let Step { cx, wanted } = step;
         code_spec(&cx.step_id, &wanted.code).map(drop)
     }
 
@@ -441,25 +442,21 @@ impl Resource for ReasoningEngine {
     }
 
     /// Google chooses the id: what this step created carries its `sluice-key` label.
-    async fn by_label(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-    ) -> Result<Vec<Value>, StepError> {
+    async fn by_label(&self, step: Step<'_, Wanted>, reading: Reading) -> Result<Vec<Value>, StepError> {
+        let Step { wanted, .. } = step;
         let filter = format!("labels.{KEY_LABEL}=\"{}\"", wanted.token);
         self.list(wanted, &filter, reading).await
     }
 
     /// This step's engine among those `labelled` and those named `display_name`, if one
     /// exists; a permanent error when it cannot be used as is.
-    async fn find(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-        labelled: &[Value],
-    ) -> Result<Option<Value>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup {
+            cx,
+            wanted,
+            reading,
+            labelled,
+        } = lookup;
         let by_name = format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\""));
         let named = self.list(wanted, &by_name, reading).await?;
         let found: BTreeMap<&str, &Value> = labelled
@@ -500,12 +497,8 @@ impl Resource for ReasoningEngine {
         Ok(Some(engine.clone()))
     }
 
-    async fn examine(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        engine: &Value,
-    ) -> Result<Verdict, StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, engine: &Value) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         if let Some(operation) = self.running_operation(wanted, engine).await? {
             return Ok(Verdict::Running(wanted.family(), operation));
         }
@@ -528,12 +521,8 @@ impl Resource for ReasoningEngine {
         ))
     }
 
-    async fn create(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { cx, wanted } = step;
         let body = self.body(cx, wanted)?;
         let client = self.cloud.client().await?;
         let operation = client
@@ -548,7 +537,8 @@ impl Resource for ReasoningEngine {
         Ok(Mutated::Operation(wanted.family(), operation))
     }
 
-    fn create_refused(&self, _cx: &StepContext, wanted: &Wanted, e: GcpError) -> StepError {
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { wanted, .. } = step;
         self.refusal(
             wanted,
             &format!("deploying reasoning engine `{}`", wanted.display_name),
@@ -558,12 +548,8 @@ impl Resource for ReasoningEngine {
 
     /// Switches an existing engine to agent identity (dropping any service account, which agent
     /// identity must not have), or refuses permanently, naming the engine and the way out.
-    async fn patch(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        engine: Current<'_, Value>,
-    ) -> Result<Mutated, StepError> {
+    async fn patch(&self, step: Step<'_, Wanted>, engine: Current<'_, Value>) -> Result<Mutated, StepError> {
+        let Step { cx, wanted } = step;
         let name = engine["name"].as_str().unwrap_or_default();
         let mut mask = vec!["spec.identityType"];
         if engine["spec"].get("serviceAccount").is_some() {
@@ -600,18 +586,22 @@ impl Resource for ReasoningEngine {
         Ok(Mutated::Operation(wanted.family(), answer))
     }
 
-    async fn completed(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        response: Value,
-    ) -> Result<PollOutcome, StepError> {
+    async fn completed(&self, step: Step<'_, Wanted>, response: Value) -> Result<PollOutcome, StepError> {
+        let Step { cx, wanted } = step;
         let engine = match response["name"].is_string() {
             true => Some(response),
             // A delete, or an answer without the engine: read it.
             false => {
-                let labelled = self.by_label(cx, wanted, Reading::Apply).await?;
-                self.find(cx, wanted, Reading::Apply, &labelled).await?
+                let labelled = self.by_label(step, Reading::Apply).await?;
+                let reading = Reading::Apply;
+                let labelled = &labelled;
+                self.find(Lookup {
+                    cx,
+                    wanted,
+                    reading,
+                    labelled,
+                })
+                .await?
             }
         };
         Ok(match engine {

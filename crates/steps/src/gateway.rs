@@ -21,7 +21,7 @@ use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, Reading};
-use crate::reconcile::{Absent, Claim, CreateError, Mutated, Resource, Verdict};
+use crate::reconcile::{Absent, Claim, CreateError, Lookup, Mutated, Resource, Step, Verdict};
 
 pub struct AgentGateway {
     cloud: Cloud,
@@ -170,13 +170,10 @@ impl Resource for AgentGateway {
 
     /// Ours, else another gateway of the wanted mode, else none; ours with another mode is a
     /// permanent error (a mode cannot be changed).
-    async fn find(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Gateway>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Gateway>, StepError> {
+        let Lookup {
+            cx, wanted, reading, ..
+        } = lookup;
         let client = self.cloud.client().await?;
         let path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
         // Observing, a disabled API has nothing in it (see `Reading`).
@@ -208,7 +205,8 @@ impl Resource for AgentGateway {
             .map(|other| Gateway::Other(other.to_string())))
     }
 
-    fn claim(&self, cx: &StepContext, wanted: &Wanted, gateway: &Gateway) -> Claim {
+    fn claim(&self, step: Step<'_, Wanted>, gateway: &Gateway) -> Claim {
+        let Step { cx, wanted } = step;
         match gateway {
             Gateway::Ours => Claim::Ours,
             Gateway::Other(_) if wanted.adopt => Claim::Adoptable,
@@ -223,12 +221,8 @@ impl Resource for AgentGateway {
         }
     }
 
-    async fn examine(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        gateway: &Gateway,
-    ) -> Result<Verdict, StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, gateway: &Gateway) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         // An existing gateway is never patched (see the module's caveats).
         Ok(Verdict::Converged(match gateway {
             Gateway::Ours => wanted.outputs(&wanted.name(), false),
@@ -254,12 +248,8 @@ impl Resource for AgentGateway {
         .predicting(wanted.outputs(&wanted.name(), false))
     }
 
-    async fn create(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
         let path = format!(
             "v1/{}/agentGateways?agentGatewayId={}",
@@ -273,7 +263,8 @@ impl Resource for AgentGateway {
         Ok(Mutated::Operation(OperationFamily::NetworkServices, operation))
     }
 
-    fn create_refused(&self, _cx: &StepContext, wanted: &Wanted, e: GcpError) -> StepError {
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { wanted, .. } = step;
         let name = wanted.name();
         if e.is_failed_precondition() && !wanted.adopt {
             return StepError::permanent(format!(
@@ -288,30 +279,37 @@ impl Resource for AgentGateway {
         classify(&self.cloud, &format!("creating gateway {name}"), e)
     }
 
-    fn missing_after_conflict(&self, _cx: &StepContext, wanted: &Wanted) -> StepError {
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
         StepError::retryable(format!(
             "gateway {} already exists but is not listed yet; reading again",
             wanted.name()
         ))
     }
 
-    async fn completed(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        response: Value,
-    ) -> Result<PollOutcome, StepError> {
+    async fn completed(&self, step: Step<'_, Wanted>, response: Value) -> Result<PollOutcome, StepError> {
+        let Step { cx, wanted } = step;
         if let Some(name) = response["name"].as_str() {
             return Ok(PollOutcome::Done(wanted.outputs(name, false)));
         }
         // No gateway in the answer: read it back.
-        Ok(match self.find(cx, wanted, Reading::Apply, &[]).await? {
-            Some(Gateway::Ours) => PollOutcome::Done(wanted.outputs(&wanted.name(), false)),
-            _ => PollOutcome::Failed(StepError::retryable(format!(
-                "the create of {} finished but the gateway is not listed yet",
-                wanted.name()
-            ))),
-        })
+        Ok(
+            match self
+                .find(Lookup {
+                    cx,
+                    wanted,
+                    reading: Reading::Apply,
+                    labelled: &[],
+                })
+                .await?
+            {
+                Some(Gateway::Ours) => PollOutcome::Done(wanted.outputs(&wanted.name(), false)),
+                _ => PollOutcome::Failed(StepError::retryable(format!(
+                    "the create of {} finished but the gateway is not listed yet",
+                    wanted.name()
+                ))),
+            },
+        )
     }
 }
 

@@ -26,8 +26,8 @@ use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, number_of, Reading};
-use crate::reconcile::{Absent, Claim, CreateError, Mutated, Resource, Verdict};
+use crate::common::{classify, number_of};
+use crate::reconcile::{Absent, Claim, CreateError, Lookup, Mutated, Resource, Step, Verdict};
 
 pub struct NewProject {
     cloud: Cloud,
@@ -220,13 +220,8 @@ impl Resource for NewProject {
     }
 
     /// Resource Manager is client-based: a read is strict whatever `reading` says.
-    async fn find(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Value>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup { wanted, .. } = lookup;
         let client = self.cloud.client().await?;
         let path = format!("v3/projects/{}", wanted.project);
         match client.get(&Api::ResourceManager, &path).await {
@@ -242,7 +237,8 @@ impl Resource for NewProject {
     }
 
     /// Ours only with the owner label; a project id is global, so one without it is taken.
-    fn claim(&self, cx: &StepContext, wanted: &Wanted, project: &Value) -> Claim {
+    fn claim(&self, step: Step<'_, Wanted>, project: &Value) -> Claim {
+        let Step { cx, wanted } = step;
         if wanted.is_ours(project) {
             Claim::Ours
         } else {
@@ -250,12 +246,8 @@ impl Resource for NewProject {
         }
     }
 
-    async fn examine(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        project: &Value,
-    ) -> Result<Verdict, StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, project: &Value) -> Result<Verdict, StepError> {
+        let Step { cx, wanted } = step;
         self.judge(cx, wanted, project).map(Verdict::Converged)
     }
 
@@ -273,12 +265,8 @@ impl Resource for NewProject {
         ]))
     }
 
-    async fn create(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
         // The id is ours: a repeat answers 409.
         let operation = client
@@ -292,7 +280,8 @@ impl Resource for NewProject {
         Ok(Mutated::Operation(OperationFamily::ResourceManager, operation))
     }
 
-    fn create_refused(&self, cx: &StepContext, wanted: &Wanted, e: GcpError) -> StepError {
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { cx, wanted } = step;
         let id = &wanted.project;
         if e.is_permission_denied() && !e.is_service_disabled() {
             return StepError::permanent(format!(
@@ -306,16 +295,13 @@ impl Resource for NewProject {
     }
 
     /// ALREADY_EXISTS and nothing we can see: the id is someone else's.
-    fn missing_after_conflict(&self, cx: &StepContext, wanted: &Wanted) -> StepError {
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { cx, wanted } = step;
         wanted.taken(cx)
     }
 
-    async fn completed(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        project: Value,
-    ) -> Result<PollOutcome, StepError> {
+    async fn completed(&self, step: Step<'_, Wanted>, project: Value) -> Result<PollOutcome, StepError> {
+        let Step { cx, wanted } = step;
         Ok(PollOutcome::Done(self.judge(cx, wanted, &project)?))
     }
 }

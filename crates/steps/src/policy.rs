@@ -30,8 +30,8 @@ use sluice_gcp::{Api, PostRetry, Resource as Answer};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, read_optional, Reading};
-use crate::reconcile::{Absent, CreateError, Current, Mutated, Resource, Verdict};
+use crate::common::{classify, read_optional};
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 const HANDLE_KIND: &str = "org_policy_effective";
 const PROPAGATION: &str = "enforcement takes up to 15 minutes after the policy is set";
@@ -199,18 +199,14 @@ impl Resource for OrgPolicy {
     }
 
     /// Read strictly whatever `reading` says (a disabled API is "not yet").
-    async fn find(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Value>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup { wanted, .. } = lookup;
         let doing = format!("reading org policy {}", wanted.name());
         read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
     }
 
-    async fn examine(&self, _cx: &StepContext, wanted: &Wanted, live: &Value) -> Result<Verdict, StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, live: &Value) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         if rules_match(live, wanted.enforce) {
             return Ok(Verdict::Converged(wanted.outputs()));
         }
@@ -235,12 +231,8 @@ impl Resource for OrgPolicy {
         .predicting(wanted.outputs())
     }
 
-    async fn create(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
         let body = json!({ "name": wanted.name(), "spec": wanted.spec() });
         // The name is ours: a repeat answers 409.
@@ -255,7 +247,8 @@ impl Resource for OrgPolicy {
         Ok(Mutated::Applied(self.finish(wanted, wanted.outputs())))
     }
 
-    fn missing_after_conflict(&self, _cx: &StepContext, wanted: &Wanted) -> StepError {
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
         StepError::retryable(format!(
             "org policy {} exists and does not; reading again",
             wanted.name()
@@ -263,12 +256,8 @@ impl Resource for OrgPolicy {
     }
 
     /// Patches the policy with the etag just read, keeping its `dryRunSpec`.
-    async fn patch(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        live: Current<'_, Value>,
-    ) -> Result<Mutated, StepError> {
+    async fn patch(&self, step: Step<'_, Wanted>, live: Current<'_, Value>) -> Result<Mutated, StepError> {
+        let Step { wanted, .. } = step;
         let mut body = json!({ "name": wanted.name(), "spec": wanted.spec() });
         if let Some(etag) = live.get("etag").filter(|e| e.is_string()) {
             body["etag"] = etag.clone();
@@ -310,10 +299,10 @@ impl Resource for OrgPolicy {
 
     async fn poll_own(
         &self,
-        cx: &StepContext,
-        wanted: &Wanted,
+        step: Step<'_, Wanted>,
         handle: &OperationHandle,
     ) -> Option<Result<PollOutcome, StepError>> {
+        let Step { cx, wanted } = step;
         if handle.0["kind"] != HANDLE_KIND || handle.0["enforce"].as_bool().is_none() {
             return Some(Err(StepError::permanent(format!(
                 "step `{}`: operation handle {} is not one this kind wrote",

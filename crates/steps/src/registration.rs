@@ -24,14 +24,14 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice_engine::{async_trait, Change, KindSchema, Outputs, StepContext, StepError};
 use sluice_gcp::{Api, Operation, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, Reading};
-use crate::reconcile::{Absent, CreateError, Mutated, Resource, Verdict};
+use crate::reconcile::{Absent, CreateError, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The attribute Agent Runtime sets on the agents it registers.
 pub const RUNTIME_REFERENCE: &str = "agentregistry.googleapis.com/system/RuntimeReference";
@@ -237,13 +237,8 @@ impl Resource for AgentRegistration {
     }
 
     /// The automatic registration, else our Service.
-    async fn find(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Outputs>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Outputs>, StepError> {
+        let Lookup { wanted, reading, .. } = lookup;
         if let Some(agent) = self.automatic(wanted, reading).await? {
             return Ok(Some(outputs(&agent, "automatic")));
         }
@@ -253,12 +248,7 @@ impl Resource for AgentRegistration {
             .map(|agent| outputs(&agent, "service")))
     }
 
-    async fn examine(
-        &self,
-        _cx: &StepContext,
-        _wanted: &Wanted,
-        found: &Outputs,
-    ) -> Result<Verdict, StepError> {
+    async fn examine(&self, _step: Step<'_, Wanted>, found: &Outputs) -> Result<Verdict, StepError> {
         Ok(Verdict::Converged(found.clone()))
     }
 
@@ -283,12 +273,8 @@ impl Resource for AgentRegistration {
     }
 
     /// Creates our Service (safe to repeat: our id and a request id from the key).
-    async fn create(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { cx, wanted } = step;
         let client = self.cloud.client().await?;
         let name = wanted.service_name();
         let path = format!(

@@ -16,8 +16,8 @@ use sluice_gcp::{Api, GcpError, PostRetry, Role};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, Reading};
-use crate::reconcile::{Absent, CreateError, Current, Mutated, Resource, Verdict};
+use crate::common::classify;
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// What the seed grants the Reasoning Engine service agent.
 pub const GATEWAY_PERMISSIONS: [&str; 3] = [
@@ -167,13 +167,8 @@ impl Resource for CustomRole {
         format!("role {}", wanted.name())
     }
 
-    async fn find(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Role>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Role>, StepError> {
+        let Lookup { wanted, reading, .. } = lookup;
         let client = self.cloud.client().await?;
         match reading.tolerate(client.get_as::<Role>(&Api::Iam, &wanted.path()).await) {
             Ok(role) => Ok(role),
@@ -186,7 +181,8 @@ impl Resource for CustomRole {
         }
     }
 
-    async fn examine(&self, _cx: &StepContext, wanted: &Wanted, role: &Role) -> Result<Verdict, StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, role: &Role) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         let name = wanted.name();
         if role.deleted {
             return Ok(Verdict::Drift(
@@ -216,12 +212,8 @@ impl Resource for CustomRole {
         .predicting(wanted.outputs())
     }
 
-    async fn create(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        _absent: Absent,
-    ) -> Result<Mutated, CreateError> {
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let body = json!({ "roleId": wanted.role_id, "role": wanted.body() });
         let client = self.cloud.client().await?;
         // The answer must be the role (name, etag): anything else is a bad response, retried,
@@ -237,7 +229,8 @@ impl Resource for CustomRole {
         Ok(Mutated::Applied(Applied::Done(wanted.outputs())))
     }
 
-    fn create_refused(&self, _cx: &StepContext, wanted: &Wanted, e: GcpError) -> StepError {
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { wanted, .. } = step;
         let name = wanted.name();
         if e.is_failed_precondition() {
             return StepError::permanent(format!(
@@ -248,16 +241,13 @@ impl Resource for CustomRole {
         classify(&self.cloud, &format!("creating role {name}"), e)
     }
 
-    fn missing_after_conflict(&self, _cx: &StepContext, wanted: &Wanted) -> StepError {
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
         StepError::retryable(format!("role {} is changing; reading again", wanted.name()))
     }
 
-    async fn patch(
-        &self,
-        _cx: &StepContext,
-        wanted: &Wanted,
-        live: Current<'_, Role>,
-    ) -> Result<Mutated, StepError> {
+    async fn patch(&self, step: Step<'_, Wanted>, live: Current<'_, Role>) -> Result<Mutated, StepError> {
+        let Step { wanted, .. } = step;
         let undeleted;
         let role = if live.deleted {
             undeleted = self.undelete(wanted, &live).await?;

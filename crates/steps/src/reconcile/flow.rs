@@ -9,7 +9,7 @@ use sluice_engine::{
     StepContext, StepError, StepKind,
 };
 
-use super::{Absent, Claim, CreateError, Current, Mutated, Resource, Verdict};
+use super::{Absent, Claim, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 use crate::common::{self, Reading};
 
 /// The phase of the wait [`Resource::grace`] starts. Stored in step records: the handle is
@@ -43,13 +43,20 @@ impl<R: Resource> Reconciled<R> {
         reading: Reading,
     ) -> Result<Option<R::Live>, StepError> {
         let kind = &self.0;
-        let labelled = kind.by_label(cx, wanted, reading).await?;
-        let found = kind.find(cx, wanted, reading, &labelled).await?;
+        let labelled = kind.by_label(Step { cx, wanted }, reading).await?;
+        let found = kind
+            .find(Lookup {
+                cx,
+                wanted,
+                reading,
+                labelled: &labelled,
+            })
+            .await?;
         match found {
             Some(live) => {
                 // INVARIANT: a found resource (also the one found again after a 409
                 // ALREADY_EXISTS) is used only when it is ours or adoptable.
-                match kind.claim(cx, wanted, &live) {
+                match kind.claim(Step { cx, wanted }, &live) {
                     Claim::Ours | Claim::Adoptable => Ok(Some(live)),
                     Claim::Foreign(error) => Err(error),
                 }
@@ -89,11 +96,11 @@ impl<R: Resource> Reconciled<R> {
         live: &R::Live,
     ) -> Result<Applied, StepError> {
         let kind = &self.0;
-        match kind.examine(cx, wanted, live).await? {
+        match kind.examine(Step { cx, wanted }, live).await? {
             Verdict::Converged(outputs) => Ok(kind.finish(wanted, outputs)),
             Verdict::Running(family, name) => Ok(Applied::Started(common::handle(&family, &name))),
             Verdict::Drift(_) => {
-                let mutated = kind.patch(cx, wanted, Current { live }).await?;
+                let mutated = kind.patch(Step { cx, wanted }, Current { live }).await?;
                 self.mutated(cx, wanted, mutated).await
             }
         }
@@ -108,15 +115,15 @@ impl<R: Resource> Reconciled<R> {
         absent: Absent,
     ) -> Result<Applied, StepError> {
         let kind = &self.0;
-        match kind.create(cx, wanted, absent).await {
+        match kind.create(Step { cx, wanted }, absent).await {
             Ok(mutated) => self.mutated(cx, wanted, mutated).await,
             Err(CreateError::Refused(e)) if e.is_already_exists() => {
                 match self.read_strictly(cx, wanted).await? {
                     Strict::Found(live) => self.settle(cx, wanted, &live).await,
-                    Strict::Absent(_) => Err(kind.missing_after_conflict(cx, wanted)),
+                    Strict::Absent(_) => Err(kind.missing_after_conflict(Step { cx, wanted })),
                 }
             }
-            Err(CreateError::Refused(e)) => Err(kind.create_refused(cx, wanted, e)),
+            Err(CreateError::Refused(e)) => Err(kind.create_refused(Step { cx, wanted }, e)),
             Err(CreateError::Failed(error)) => Err(error),
         }
     }
@@ -136,7 +143,7 @@ impl<R: Resource> Reconciled<R> {
             }
             Mutated::Operation(_, operation) => {
                 let outcome = match common::finished(kind.cloud(), operation) {
-                    Ok(response) => kind.completed(cx, wanted, response).await?,
+                    Ok(response) => kind.completed(Step { cx, wanted }, response).await?,
                     Err(outcome) => outcome,
                 };
                 match outcome {
@@ -158,7 +165,7 @@ impl<R: Resource> Reconciled<R> {
                 let Some(live) = self.read(cx, wanted, Reading::Apply).await? else {
                     return Err(not_yet());
                 };
-                match kind.examine(cx, wanted, &live).await? {
+                match kind.examine(Step { cx, wanted }, &live).await? {
                     Verdict::Converged(outputs) => Ok(kind.finish(wanted, outputs)),
                     Verdict::Running(family, name) => Ok(Applied::Started(common::handle(&family, &name))),
                     Verdict::Drift(_) => Err(not_yet()),
@@ -215,7 +222,7 @@ impl<R: Resource> Reconciled<R> {
         wanted: &R::Wanted,
         live: &R::Live,
     ) -> Result<Observation, StepError> {
-        Ok(match self.0.examine(cx, wanted, live).await? {
+        Ok(match self.0.examine(Step { cx, wanted }, live).await? {
             Verdict::Converged(outputs) => Observation::Converged(outputs),
             Verdict::Running(family, name) => Observation::InProgress(common::handle(&family, &name)),
             Verdict::Drift(change) => Observation::Diverged(change),
@@ -244,7 +251,7 @@ impl<R: Resource> StepKind for Reconciled<R> {
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
         let kind = &self.0;
         let wanted = kind.wanted(cx)?;
-        kind.preflight(cx, &wanted)?;
+        kind.preflight(Step { cx, wanted: &wanted })?;
         match self.read(cx, &wanted, Reading::Observe).await? {
             Some(live) => self.settle_observed(cx, &wanted, &live).await,
             None => Ok(Observation::Diverged(kind.create_change(&wanted))),
@@ -279,12 +286,12 @@ impl<R: Resource> StepKind for Reconciled<R> {
             let deadline = Self::await_deadline(cx, handle)?;
             return self.poll_wait(cx, &wanted, deadline).await;
         }
-        if let Some(outcome) = kind.poll_own(cx, &wanted, handle).await {
+        if let Some(outcome) = kind.poll_own(Step { cx, wanted: &wanted }, handle).await {
             return outcome;
         }
         match common::poll_once(kind.cloud(), cx, handle).await? {
             Err(outcome) => Ok(outcome),
-            Ok(response) => kind.completed(cx, &wanted, response).await,
+            Ok(response) => kind.completed(Step { cx, wanted: &wanted }, response).await,
         }
     }
 }

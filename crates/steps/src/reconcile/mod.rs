@@ -112,6 +112,29 @@ impl From<StepError> for CreateError {
     }
 }
 
+/// One step's call about its resource: the step, and what its parameters want.
+pub struct Step<'a, W> {
+    pub cx: &'a StepContext,
+    pub wanted: &'a W,
+}
+
+/// What [`Resource::find`] is given: the step, what it wants, how to read, and what
+/// [`Resource::by_label`] listed.
+pub struct Lookup<'a, W> {
+    pub cx: &'a StepContext,
+    pub wanted: &'a W,
+    pub reading: Reading,
+    pub labelled: &'a [Value],
+}
+
+// Copy without asking `W: Copy` (a derive would).
+impl<W> Clone for Step<'_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W> Copy for Step<'_, W> {}
+
 /// One Google resource kind: only what is specific to it. [`Reconciled`] runs the flow.
 #[async_trait]
 pub trait Resource: Send + Sync + 'static {
@@ -127,8 +150,8 @@ pub trait Resource: Send + Sync + 'static {
     /// The wanted state, from the step's parameters.
     fn wanted(&self, cx: &StepContext) -> Result<Self::Wanted, StepError>;
     /// More checks `observe` makes before it reports any change. Default: none.
-    fn preflight(&self, cx: &StepContext, wanted: &Self::Wanted) -> Result<(), StepError> {
-        let _ = (cx, wanted);
+    fn preflight(&self, step: Step<'_, Self::Wanted>) -> Result<(), StepError> {
+        let _ = step;
         Ok(())
     }
     /// The resource for a person ("role projects/p/roles/r").
@@ -138,34 +161,22 @@ pub trait Resource: Send + Sync + 'static {
     /// chooses the name): nothing.
     async fn by_label(
         &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
+        step: Step<'_, Self::Wanted>,
         reading: Reading,
     ) -> Result<Vec<Value>, StepError> {
-        let _ = (cx, wanted, reading);
+        let _ = (step, reading);
         Ok(Vec::new())
     }
-    /// Reads the resource; `labelled` is what [`Resource::by_label`] listed. Never mutates.
-    async fn find(
-        &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
-        reading: Reading,
-        labelled: &[Value],
-    ) -> Result<Option<Self::Live>, StepError>;
+    /// Reads the resource. Never mutates.
+    async fn find(&self, lookup: Lookup<'_, Self::Wanted>) -> Result<Option<Self::Live>, StepError>;
     /// Whether a found resource is ours, adoptable or someone else's. Default: ours (the step
     /// chose its name).
-    fn claim(&self, cx: &StepContext, wanted: &Self::Wanted, live: &Self::Live) -> Claim {
-        let _ = (cx, wanted, live);
+    fn claim(&self, step: Step<'_, Self::Wanted>, live: &Self::Live) -> Claim {
+        let _ = (step, live);
         Claim::Ours
     }
     /// What a resource of ours needs.
-    async fn examine(
-        &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
-        live: &Self::Live,
-    ) -> Result<Verdict, StepError>;
+    async fn examine(&self, step: Step<'_, Self::Wanted>, live: &Self::Live) -> Result<Verdict, StepError>;
 
     /// What `apply` does when nothing is found (with what the outputs will be, if known).
     fn create_change(&self, wanted: &Self::Wanted) -> Change;
@@ -182,40 +193,29 @@ pub trait Resource: Send + Sync + 'static {
     }
     /// Sends the create. A repeat must be safe: a name the step chooses (a repeat answers 409)
     /// or a request id; a server-chosen id is sent once (`PostRetry::Unsafe`).
-    async fn create(
-        &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
-        absent: Absent,
-    ) -> Result<Mutated, CreateError>;
+    async fn create(&self, step: Step<'_, Self::Wanted>, absent: Absent) -> Result<Mutated, CreateError>;
     /// A refused create (not a 409), for the engine. Default: classified.
-    fn create_refused(&self, cx: &StepContext, wanted: &Self::Wanted, error: GcpError) -> StepError {
-        let _ = cx;
-        classify(
-            self.cloud(),
-            &format!("creating {}", self.describe(wanted)),
-            error,
-        )
+    fn create_refused(&self, step: Step<'_, Self::Wanted>, error: GcpError) -> StepError {
+        let doing = format!("creating {}", self.describe(step.wanted));
+        classify(self.cloud(), &doing, error)
     }
     /// A 409 after which nothing can be read. Default: retried (not readable yet).
-    fn missing_after_conflict(&self, cx: &StepContext, wanted: &Self::Wanted) -> StepError {
-        let _ = cx;
+    fn missing_after_conflict(&self, step: Step<'_, Self::Wanted>) -> StepError {
         StepError::retryable(format!(
             "{} already exists but cannot be read yet; reading again",
-            self.describe(wanted)
+            self.describe(step.wanted)
         ))
     }
     /// Corrects a drifted resource. Default: the kind never reports drift.
     async fn patch(
         &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
+        step: Step<'_, Self::Wanted>,
         live: Current<'_, Self::Live>,
     ) -> Result<Mutated, StepError> {
-        let _ = (wanted, live);
+        let _ = live;
         Err(StepError::permanent(format!(
             "step `{}`: this kind never changes an existing resource",
-            cx.step_id
+            step.cx.step_id
         )))
     }
     /// The result of `apply` for a resource that needs nothing (or was just corrected).
@@ -228,25 +228,23 @@ pub trait Resource: Send + Sync + 'static {
     /// operations.
     async fn completed(
         &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
+        step: Step<'_, Self::Wanted>,
         response: Value,
     ) -> Result<PollOutcome, StepError> {
-        let _ = (wanted, response);
+        let _ = response;
         Err(StepError::permanent(format!(
             "step `{}`: this kind has no operations to poll",
-            cx.step_id
+            step.cx.step_id
         )))
     }
     /// Polls a handle of the kind's own (not a Google operation); `None` when `handle` is not
     /// one. Default: none.
     async fn poll_own(
         &self,
-        cx: &StepContext,
-        wanted: &Self::Wanted,
+        step: Step<'_, Self::Wanted>,
         handle: &OperationHandle,
     ) -> Option<Result<PollOutcome, StepError>> {
-        let _ = (cx, wanted, handle);
+        let _ = (step, handle);
         None
     }
     /// How its operations are polled. Default: Google's GET-read operations.

@@ -12,7 +12,7 @@ use sluice_engine::{
 };
 use sluice_gcp::{ClientOptions, GcpError};
 
-use super::{Absent, Claim, CreateError, Current, Mutated, Reconciled, Resource, Verdict};
+use super::{Absent, Claim, CreateError, Current, Lookup, Mutated, Reconciled, Resource, Step, Verdict};
 use crate::cloud::Cloud;
 use crate::common::Reading;
 
@@ -86,22 +86,12 @@ impl Resource for Fake {
     fn describe(&self, _wanted: &()) -> String {
         "thing things/ours".into()
     }
-    async fn by_label(
-        &self,
-        _cx: &StepContext,
-        _wanted: &(),
-        reading: Reading,
-    ) -> Result<Vec<Value>, StepError> {
+    async fn by_label(&self, _step: Step<'_, ()>, reading: Reading) -> Result<Vec<Value>, StepError> {
         self.log(format!("by_label {reading:?}"));
         Ok(self.script.lock().unwrap().labelled.clone())
     }
-    async fn find(
-        &self,
-        _cx: &StepContext,
-        _wanted: &(),
-        reading: Reading,
-        _labelled: &[Value],
-    ) -> Result<Option<Live>, StepError> {
+    async fn find(&self, lookup: Lookup<'_, ()>) -> Result<Option<Live>, StepError> {
+        let Lookup { reading, .. } = lookup;
         self.log(format!("find {reading:?}"));
         let script = self.script.lock().unwrap();
         match (script.disabled, reading) {
@@ -113,14 +103,14 @@ impl Resource for Fake {
             (false, _) => Ok(script.resource),
         }
     }
-    fn claim(&self, _cx: &StepContext, _wanted: &(), live: &Live) -> Claim {
+    fn claim(&self, _step: Step<'_, ()>, live: &Live) -> Claim {
         match live.owner {
             Owner::Us => Claim::Ours,
             Owner::Adoptable => Claim::Adoptable,
             Owner::Someone => Claim::Foreign(StepError::permanent("things/ours is someone else's")),
         }
     }
-    async fn examine(&self, _cx: &StepContext, _wanted: &(), live: &Live) -> Result<Verdict, StepError> {
+    async fn examine(&self, _step: Step<'_, ()>, live: &Live) -> Result<Verdict, StepError> {
         Ok(match live.drifted {
             true => Verdict::Drift(Change::update("correct it")),
             false => Verdict::Converged(outputs()),
@@ -132,7 +122,7 @@ impl Resource for Fake {
     fn grace(&self, _wanted: &()) -> Option<Duration> {
         self.grace
     }
-    async fn create(&self, _cx: &StepContext, _wanted: &(), _absent: Absent) -> Result<Mutated, CreateError> {
+    async fn create(&self, _step: Step<'_, ()>, _absent: Absent) -> Result<Mutated, CreateError> {
         self.log("create".into());
         let mut script = self.script.lock().unwrap();
         if let Some(existing) = script.conflict.take() {
@@ -146,12 +136,7 @@ impl Resource for Fake {
         });
         Ok(Mutated::ReadBack)
     }
-    async fn patch(
-        &self,
-        _cx: &StepContext,
-        _wanted: &(),
-        _live: Current<'_, Live>,
-    ) -> Result<Mutated, StepError> {
+    async fn patch(&self, _step: Step<'_, ()>, _live: Current<'_, Live>) -> Result<Mutated, StepError> {
         self.log("patch".into());
         Ok(Mutated::Applied(Applied::Done(outputs())))
     }
