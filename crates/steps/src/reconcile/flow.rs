@@ -74,7 +74,8 @@ impl<R: Resource> Reconciled<R> {
         }
     }
 
-    /// The read every mutation follows: the only maker of [`Absent`] and [`Current`].
+    /// The read every mutation follows: [`Absent`] is made only here, and [`Current`] only
+    /// from what this read found (`Strict::Found`).
     async fn read_strictly(
         &self,
         cx: &StepContext,
@@ -93,14 +94,14 @@ impl<R: Resource> Reconciled<R> {
         &self,
         cx: &StepContext,
         wanted: &R::Wanted,
-        live: &R::Live,
+        current: Current<'_, R::Live>,
     ) -> Result<Applied, StepError> {
         let kind = &self.0;
-        match kind.examine(Step { cx, wanted }, live).await? {
+        match kind.examine(Step { cx, wanted }, current.live).await? {
             Verdict::Converged(outputs) => Ok(kind.finish(wanted, outputs)),
             Verdict::Running(family, name) => Ok(Applied::Started(common::handle(&family, &name))),
             Verdict::Drift(_) => {
-                let mutated = kind.patch(Step { cx, wanted }, Current { live }).await?;
+                let mutated = kind.patch(Step { cx, wanted }, current).await?;
                 self.mutated(cx, wanted, mutated).await
             }
         }
@@ -119,7 +120,7 @@ impl<R: Resource> Reconciled<R> {
             Ok(mutated) => self.mutated(cx, wanted, mutated).await,
             Err(CreateError::Refused(e)) if e.is_already_exists() => {
                 match self.read_strictly(cx, wanted).await? {
-                    Strict::Found(live) => self.settle(cx, wanted, &live).await,
+                    Strict::Found(live) => self.settle(cx, wanted, Current { live: &live }).await,
                     Strict::Absent(_) => Err(kind.missing_after_conflict(Step { cx, wanted })),
                 }
             }
@@ -205,7 +206,7 @@ impl<R: Resource> Reconciled<R> {
             });
         }
         let applied = match self.read_strictly(cx, wanted).await? {
-            Strict::Found(live) => self.settle(cx, wanted, &live).await?,
+            Strict::Found(live) => self.settle(cx, wanted, Current { live: &live }).await?,
             Strict::Absent(absent) => self.create(cx, wanted, absent).await?,
         };
         Ok(match applied {
@@ -270,7 +271,7 @@ impl<R: Resource> StepKind for Reconciled<R> {
             }))));
         }
         match self.read_strictly(cx, &wanted).await? {
-            Strict::Found(live) => self.settle(cx, &wanted, &live).await,
+            Strict::Found(live) => self.settle(cx, &wanted, Current { live: &live }).await,
             Strict::Absent(absent) => self.create(cx, &wanted, absent).await,
         }
     }
