@@ -16,14 +16,21 @@
 
 use serde_json::{json, Value};
 use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepError, StepKind,
+    async_trait, Applied, Change, KindSchema, Observation, Outputs, StepContext, StepError, StepKind,
 };
 use sluice_gcp::{Api, GcpError};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, text};
+use crate::common::classify;
+
+params! {
+    /// The parameters of `gcp.billing`.
+    struct BillingParams {
+        project: text => "project id",
+        billing_account: text => "billingAccounts/XXXXXX-XXXXXX-XXXXXX",
+    }
+}
 
 pub struct Billing {
     cloud: Cloud,
@@ -90,14 +97,7 @@ impl StepKind for Billing {
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "a project linked to a billing account",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required(
-                    "billing_account",
-                    ParamType::String,
-                    "billingAccounts/XXXXXX-XXXXXX-XXXXXX",
-                ),
-            ],
+            params: BillingParams::specs(),
             outputs: vec!["billing_account"],
         }
     }
@@ -110,8 +110,8 @@ impl StepKind for Billing {
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let project = text(cx, "project")?;
-        let account = text(cx, "billing_account")?;
+        let params = BillingParams::parse(cx)?;
+        let (project, account) = (params.project.as_str(), params.billing_account.as_str());
         let (linked, enabled) = self.read(project).await?;
         if linked == account && enabled {
             return Ok(Observation::Converged(outputs(account)));
@@ -127,8 +127,8 @@ impl StepKind for Billing {
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let project = text(cx, "project")?;
-        let account = text(cx, "billing_account")?;
+        let params = BillingParams::parse(cx)?;
+        let (project, account) = (params.project.as_str(), params.billing_account.as_str());
         let client = self.cloud.client().await?;
         let body = json!({ "billingAccountName": account });
         // A PUT of the same link twice leaves the same state: retried by the client.

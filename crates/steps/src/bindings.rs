@@ -13,14 +13,13 @@
 
 use serde_json::json;
 use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepError, StepKind,
+    async_trait, Applied, Change, KindSchema, Observation, Outputs, StepContext, StepError, StepKind,
 };
 use sluice_gcp::Grant;
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{absent_if_disabled, classify, strings, text};
+use crate::common::{absent_if_disabled, classify};
 
 pub struct IamBinding {
     cloud: Cloud,
@@ -43,10 +42,22 @@ fn member(text: &str) -> String {
     }
 }
 
+params! {
+    /// The parameters of `gcp.iam_binding`.
+    struct BindingParams {
+        project: text => "project id",
+        role: text => "roles/… or projects/P/roles/ID",
+        members: list => "members, like serviceAccount:EMAIL",
+    }
+}
+
 fn wanted(cx: &StepContext) -> Result<(String, Vec<Grant>, Outputs), StepError> {
-    let project = text(cx, "project")?.to_string();
-    let role = text(cx, "role")?.to_string();
-    let members: Vec<String> = strings(cx, "members")?.iter().map(|m| member(m)).collect();
+    let BindingParams {
+        project,
+        role,
+        members,
+    } = BindingParams::parse(cx)?;
+    let members: Vec<String> = members.iter().map(|m| member(m)).collect();
     if members.is_empty() {
         return Err(StepError::permanent(format!(
             "step `{}`: `members` is empty; name at least one member",
@@ -70,11 +81,7 @@ impl StepKind for IamBinding {
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "grants a role to members on a project, keeping everything else in its policy",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required("role", ParamType::String, "roles/… or projects/P/roles/ID"),
-                ParamSpec::required("members", ParamType::List, "members, like serviceAccount:EMAIL"),
-            ],
+            params: BindingParams::specs(),
             outputs: vec!["project", "role", "members"],
         }
     }

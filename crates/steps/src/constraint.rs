@@ -20,15 +20,13 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepError, StepKind,
-};
-use sluice_gcp::{Api, PostRetry, Resource};
+use sluice_engine::{async_trait, Applied, Change, KindSchema, Outputs, StepContext, StepError};
+use sluice_gcp::{Api, PostRetry, Resource as Answer};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, optional_text, read_optional, strings, text};
+use crate::common::{classify, read_optional};
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The resource type the seed's constraints govern.
 pub const REASONING_ENGINE: &str = "aiplatform.googleapis.com/ReasoningEngine";
@@ -141,7 +139,21 @@ pub fn field_of(mode: &str) -> Option<&'static str> {
     }
 }
 
-struct Wanted {
+params! {
+    /// The parameters of `gcp.custom_constraint`.
+    struct ConstraintParams {
+        organization: text => "numeric organisation id",
+        constraint_id: text => "custom.NAME: letters and digits after `custom.`, at most 70 characters",
+        mode: text => "egress (agentToAnywhereConfig) or ingress (clientToAgentConfig)",
+        allowed_gateways: list =>
+            "approved gateways, projects/P/locations/L/agentGateways/G (empty: none approved)",
+        display_name: opt_text =>
+            "display name [default: Restrict Reasoning Engine Egress|Ingress to Approved Agent Gateways]",
+        description: text_or(DEFAULT_DESCRIPTION) => "description [default: the seed's]",
+    }
+}
+
+pub struct Wanted {
     organization: String,
     constraint_id: String,
     condition: String,
@@ -152,35 +164,31 @@ struct Wanted {
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
         let bad = |message: String| StepError::permanent(format!("step `{}`: {message}", cx.step_id));
-        let organization = text(cx, "organization")?.trim().to_string();
+        let params = ConstraintParams::parse(cx)?;
+        let organization = params.organization.trim().to_string();
         if !organization.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad(format!(
                 "`organization` must be the numeric organisation id (like 123456789012), not `{organization}`"
             )));
         }
-        let constraint_id = text(cx, "constraint_id")?.trim().to_string();
+        let constraint_id = params.constraint_id.trim().to_string();
         check_constraint_id(&constraint_id).map_err(bad)?;
-        let mode = text(cx, "mode")?.trim();
+        let mode = params.mode.trim();
         let field = field_of(mode)
             .ok_or_else(|| bad(format!("`mode` must be `egress` or `ingress`, not `{mode}`")))?;
-        let gateways = strings(cx, "allowed_gateways")?;
-        for gateway in &gateways {
+        for gateway in &params.allowed_gateways {
             check_gateway(gateway).map_err(|e| bad(format!("`allowed_gateways`: {e}")))?;
         }
-        let condition = bounded_condition(field, &gateways).map_err(bad)?;
+        let condition = bounded_condition(field, &params.allowed_gateways).map_err(bad)?;
         let direction = if mode == "egress" { "Egress" } else { "Ingress" };
         Ok(Wanted {
             organization,
             constraint_id,
             condition,
-            display_name: optional_text(cx, "display_name")
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    format!("Restrict Reasoning Engine {direction} to Approved Agent Gateways")
-                }),
-            description: optional_text(cx, "description")
-                .unwrap_or(DEFAULT_DESCRIPTION)
-                .to_string(),
+            display_name: params.display_name.unwrap_or_else(|| {
+                format!("Restrict Reasoning Engine {direction} to Approved Agent Gateways")
+            }),
+            description: params.description,
         })
     }
     fn name(&self) -> String {
@@ -235,61 +243,20 @@ impl Wanted {
     }
 }
 
-impl CustomConstraint {
-    async fn read(&self, wanted: &Wanted) -> Result<Option<Value>, StepError> {
-        let doing = format!("reading custom constraint {}", wanted.name());
-        read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
-    }
-
-    /// Overwrites the constraint unless it already matches.
-    async fn correct(&self, wanted: &Wanted, live: &Value) -> Result<Applied, StepError> {
-        if wanted.differences(live).is_empty() {
-            return Ok(Applied::Done(wanted.outputs()));
-        }
-        let client = self.cloud.client().await?;
-        client
-            .patch_as::<Resource>(&Api::OrgPolicy, &wanted.path(), &wanted.body())
-            .await
-            .map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("updating custom constraint {}", wanted.name()),
-                    e,
-                )
-            })?;
-        Ok(Applied::Done(wanted.outputs()))
-    }
-}
-
 #[async_trait]
-impl StepKind for CustomConstraint {
+impl Resource for CustomConstraint {
+    type Wanted = Wanted;
+    type Live = Value;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     fn schema(&self) -> KindSchema {
         KindSchema {
-            description: "an organisation custom constraint allowing Reasoning Engines only approved Agent Gateways",
-            params: vec![
-                ParamSpec::required("organization", ParamType::String, "numeric organisation id"),
-                ParamSpec::required(
-                    "constraint_id",
-                    ParamType::String,
-                    "custom.NAME: letters and digits after `custom.`, at most 70 characters",
-                ),
-                ParamSpec::required(
-                    "mode",
-                    ParamType::String,
-                    "egress (agentToAnywhereConfig) or ingress (clientToAgentConfig)",
-                ),
-                ParamSpec::required(
-                    "allowed_gateways",
-                    ParamType::List,
-                    "approved gateways, projects/P/locations/L/agentGateways/G (empty: none approved)",
-                ),
-                ParamSpec::optional(
-                    "display_name",
-                    ParamType::String,
-                    "display name [default: Restrict Reasoning Engine Egress|Ingress to Approved Agent Gateways]",
-                ),
-                ParamSpec::optional("description", ParamType::String, "description [default: the seed's]"),
-            ],
+            description:
+                "an organisation custom constraint allowing Reasoning Engines only approved Agent Gateways",
+            params: ConstraintParams::specs(),
             outputs: vec!["name", "constraint_id"],
         }
     }
@@ -312,62 +279,85 @@ impl StepKind for CustomConstraint {
             .done()
     }
 
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let name = wanted.name();
-        Ok(match self.read(&wanted).await? {
-            None => Observation::Diverged(
-                Change::create(format!(
-                    "create custom constraint {name} (ALLOW on ReasoningEngine CREATE/UPDATE; enforces \
-                     nothing until an org policy enforces it)"
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
+    }
+
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("custom constraint {}", wanted.name())
+    }
+
+    /// Org-level: read strictly whatever `reading` says.
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup { wanted, .. } = lookup;
+        let doing = format!("reading custom constraint {}", wanted.name());
+        read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
+    }
+
+    async fn examine(&self, step: Step<'_, Wanted>, live: &Value) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
+        let differences = wanted.differences(live);
+        Ok(if differences.is_empty() {
+            Verdict::Converged(wanted.outputs())
+        } else {
+            Verdict::Drift(
+                Change::update(format!(
+                    "custom constraint {}: {}",
+                    wanted.name(),
+                    differences.join("; ")
                 ))
                 .predicting(wanted.outputs()),
-            ),
-            Some(live) => {
-                let differences = wanted.differences(&live);
-                if differences.is_empty() {
-                    Observation::Converged(wanted.outputs())
-                } else {
-                    Observation::Diverged(
-                        Change::update(format!("custom constraint {name}: {}", differences.join("; ")))
-                            .predicting(wanted.outputs()),
-                    )
-                }
-            }
+            )
         })
     }
 
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let name = wanted.name();
-        if let Some(live) = self.read(&wanted).await? {
-            return self.correct(&wanted, &live).await;
-        }
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "create custom constraint {} (ALLOW on ReasoningEngine CREATE/UPDATE; enforces \
+             nothing until an org policy enforces it)",
+            wanted.name()
+        ))
+        .predicting(wanted.outputs())
+    }
+
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
-        let created = client
-            .post_as::<Resource>(
+        // The name is ours: a repeat answers 409.
+        client
+            .post_as::<Answer>(
                 &Api::OrgPolicy,
                 &format!("v2/organizations/{}/customConstraints", wanted.organization),
                 &wanted.body(),
-                // The name is ours: a repeat answers 409, handled below.
                 PostRetry::Safe,
             )
-            .await;
-        match created {
-            Ok(_) => Ok(Applied::Done(wanted.outputs())),
-            Err(e) if e.is_already_exists() => match self.read(&wanted).await? {
-                // A create whose answer was lost, or a concurrent one: check what is there.
-                Some(live) => self.correct(&wanted, &live).await,
-                None => Err(StepError::retryable(format!(
-                    "custom constraint {name} exists and does not; reading again"
-                ))),
-            },
-            Err(e) => Err(classify(
-                &self.cloud,
-                &format!("creating custom constraint {name}"),
-                e,
-            )),
-        }
+            .await?;
+        Ok(Mutated::Applied(Applied::Done(wanted.outputs())))
+    }
+
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
+        StepError::retryable(format!(
+            "custom constraint {} exists and does not; reading again",
+            wanted.name()
+        ))
+    }
+
+    /// Overwrites the constraint.
+    async fn patch(&self, step: Step<'_, Wanted>, _live: Current<'_, Value>) -> Result<Mutated, StepError> {
+        let Step { wanted, .. } = step;
+        let client = self.cloud.client().await?;
+        client
+            .patch_as::<Answer>(&Api::OrgPolicy, &wanted.path(), &wanted.body())
+            .await
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("updating custom constraint {}", wanted.name()),
+                    e,
+                )
+            })?;
+        Ok(Mutated::Applied(Applied::Done(wanted.outputs())))
     }
 }
 

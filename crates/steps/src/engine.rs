@@ -36,14 +36,14 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
+    async_trait, Change, KindSchema, Outputs, PollOutcome, PollPolicy, StepContext, StepError,
 };
-use sluice_gcp::{Api, GcpError, Operation, OperationFamily, PostRetry};
+use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{self, classify, encode, key_token, optional_text, text, Reading};
+use crate::common::{self, classify, encode, key_token, Reading};
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The label carrying the step's idempotency key (as [`key_token`]).
 pub const KEY_LABEL: &str = "sluice-key";
@@ -66,7 +66,27 @@ const PACKAGE_FIELDS: [(&str, &str); 4] = [
     ("python_version", "pythonVersion"),
 ];
 
-struct Wanted {
+params! {
+    /// The parameters of `gcp.reasoning_engine`.
+    struct EngineParams {
+        project: text => "project id",
+        region: text => "region, like us-central1",
+        display_name: text => "display name; identifies the engine",
+        description: opt_text => "description",
+        egress_gateway: opt_text => "full name of an egress (AGENT_TO_ANYWHERE) gateway",
+        ingress_gateway: opt_text => "full name of an ingress (CLIENT_TO_AGENT) gateway",
+        package: object => "code in Cloud Storage: pickle_object_gcs_uri, dependency_files_gcs_uri, \
+                            requirements_gcs_uri, python_version",
+        source_dir: opt_text => "local source directory, sent inline",
+        python_version: opt_text => "with source_dir: Python version",
+        entrypoint_module: opt_text => "with source_dir: module",
+        entrypoint_object: opt_text => "with source_dir: object",
+        requirements_file: opt_text => "with source_dir: requirements file",
+        labels: object => "labels (sluice-key is added)",
+    }
+}
+
+pub struct Wanted {
     project: String,
     region: String,
     display_name: String,
@@ -75,13 +95,16 @@ struct Wanted {
     token: String,
     labels: Map<String, Value>,
     description: Option<String>,
+    /// The code's parameters, packed only when a create is sent.
+    code: EngineParams,
 }
 
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
+        let params = EngineParams::parse(cx)?;
         let token = key_token(&cx.idempotency_key);
-        let mut labels = match cx.params.get("labels") {
-            None | Some(Value::Null) => Map::new(),
+        let mut labels = match &params.labels {
+            None => Map::new(),
             Some(Value::Object(labels)) => {
                 for (key, value) in labels {
                     if !value.is_string() {
@@ -102,14 +125,15 @@ impl Wanted {
         };
         labels.insert(KEY_LABEL.to_string(), json!(token));
         Ok(Wanted {
-            project: text(cx, "project")?.to_string(),
-            region: text(cx, "region")?.to_string(),
-            display_name: text(cx, "display_name")?.to_string(),
-            egress: optional_text(cx, "egress_gateway").map(str::to_string),
-            ingress: optional_text(cx, "ingress_gateway").map(str::to_string),
+            project: params.project.clone(),
+            region: params.region.clone(),
+            display_name: params.display_name.clone(),
+            egress: params.egress_gateway.clone(),
+            ingress: params.ingress_gateway.clone(),
             token,
             labels,
-            description: optional_text(cx, "description").map(str::to_string),
+            description: params.description.clone(),
+            code: params,
         })
     }
     fn parent(&self) -> String {
@@ -193,20 +217,20 @@ fn constraint_in(message: &str) -> Option<String> {
 }
 
 /// Builds `spec.packageSpec` or `spec.sourceCodeSpec` from the parameters.
-fn code_spec(cx: &StepContext) -> Result<(&'static str, Value), StepError> {
-    let package = cx.params.get("package").filter(|p| !p.is_null());
-    let source_dir = optional_text(cx, "source_dir");
+fn code_spec(step_id: &str, code: &EngineParams) -> Result<(&'static str, Value), StepError> {
+    let package = code.package.as_ref();
+    let source_dir = code.source_dir.as_deref();
     match (package, source_dir) {
         (Some(_), Some(_)) | (None, None) => Err(StepError::permanent(format!(
             "step `{}`: give exactly one of `package` (code in Cloud Storage) and `source_dir` \
              (a local directory)",
-            cx.step_id
+            step_id
         ))),
         (Some(package), None) => {
             let Some(object) = package.as_object() else {
                 return Err(StepError::permanent(format!(
                     "step `{}`: `package` must be an object with {}",
-                    cx.step_id,
+                    step_id,
                     PACKAGE_FIELDS.map(|(k, _)| k).join(", ")
                 )));
             };
@@ -215,7 +239,7 @@ fn code_spec(cx: &StepContext) -> Result<(&'static str, Value), StepError> {
                 let Some((_, wire)) = PACKAGE_FIELDS.iter().find(|(k, _)| k == key) else {
                     return Err(StepError::permanent(format!(
                         "step `{}`: `package.{key}` is unknown; the keys are {}",
-                        cx.step_id,
+                        step_id,
                         PACKAGE_FIELDS.map(|(k, _)| k).join(", ")
                     )));
                 };
@@ -229,7 +253,7 @@ fn code_spec(cx: &StepContext) -> Result<(&'static str, Value), StepError> {
                     _ => {
                         return Err(StepError::permanent(format!(
                             "step `{}`: `package.{key}` must be a non-empty string",
-                            cx.step_id
+                            step_id
                         )))
                     }
                 }
@@ -237,26 +261,23 @@ fn code_spec(cx: &StepContext) -> Result<(&'static str, Value), StepError> {
             if !spec.contains_key("pickleObjectGcsUri") {
                 return Err(StepError::permanent(format!(
                     "step `{}`: `package.pickle_object_gcs_uri` is required (gs://… of the pickled agent)",
-                    cx.step_id
+                    step_id
                 )));
             }
             Ok(("packageSpec", Value::Object(spec)))
         }
         (None, Some(dir)) => {
             let archive = crate::archive::tar_gz_base64(Path::new(dir)).map_err(|e| {
-                StepError::permanent(format!(
-                    "step `{}`: cannot pack `source_dir` {dir}: {e}",
-                    cx.step_id
-                ))
+                StepError::permanent(format!("step `{}`: cannot pack `source_dir` {dir}: {e}", step_id))
             })?;
             let mut python = Map::new();
-            for (param, wire) in [
-                ("python_version", "version"),
-                ("entrypoint_module", "entrypointModule"),
-                ("entrypoint_object", "entrypointObject"),
-                ("requirements_file", "requirementsFile"),
+            for (value, wire) in [
+                (&code.python_version, "version"),
+                (&code.entrypoint_module, "entrypointModule"),
+                (&code.entrypoint_object, "entrypointObject"),
+                (&code.requirements_file, "requirementsFile"),
             ] {
-                if let Some(value) = optional_text(cx, param) {
+                if let Some(value) = value {
                     python.insert(wire.to_string(), json!(value));
                 }
             }
@@ -277,21 +298,15 @@ fn has_agent_identity(engine: &Value) -> bool {
 }
 
 impl ReasoningEngine {
-    /// Engines matching `filter` (all pages), by name.
-    async fn list(
-        &self,
-        wanted: &Wanted,
-        filter: &str,
-        reading: Reading,
-        into: &mut BTreeMap<String, Value>,
-    ) -> Result<(), StepError> {
+    /// Engines matching `filter` (all pages).
+    async fn list(&self, wanted: &Wanted, filter: &str, reading: Reading) -> Result<Vec<Value>, StepError> {
         let path = format!(
             "v1/{}/reasoningEngines?pageSize=100&filter={}",
             wanted.parent(),
             encode(filter)
         );
         let client = self.cloud.client().await?;
-        let engines = common::list_all(client, &wanted.api(), &path, "reasoningEngines", reading)
+        common::list_all(client, &wanted.api(), &path, "reasoningEngines", reading)
             .await
             .map_err(|e| {
                 classify(
@@ -299,22 +314,12 @@ impl ReasoningEngine {
                     &format!("listing the reasoning engines of {}", wanted.parent()),
                     e,
                 )
-            })?;
-        for engine in engines {
-            if let Some(name) = engine["name"].as_str() {
-                into.insert(name.to_string(), engine);
-            }
-        }
-        Ok(())
+            })
     }
 
-    /// The handle of an operation on `engine` still running (its create, an update, a delete),
+    /// The name of an operation on `engine` still running (its create, an update, a delete),
     /// if there is one: until it ends, the engine is not known to be deployed.
-    async fn running_operation(
-        &self,
-        wanted: &Wanted,
-        engine: &Value,
-    ) -> Result<Option<OperationHandle>, StepError> {
+    async fn running_operation(&self, wanted: &Wanted, engine: &Value) -> Result<Option<String>, StepError> {
         let name = engine["name"].as_str().unwrap_or_default();
         let path = format!("v1/{name}/operations?pageSize=100");
         let client = self.cloud.client().await?;
@@ -328,7 +333,7 @@ impl ReasoningEngine {
             })
             .await;
         match running {
-            Ok(running) => Ok(running.map(|op| common::handle(&wanted.family(), &op))),
+            Ok(running) => Ok(running),
             // Listed a moment ago: a failed create has just ended and taken the engine with it.
             Err(e) if e.is_not_found() => Err(StepError::retryable(format!(
                 "reasoning engine {name} disappeared while it was read; observing again"
@@ -341,64 +346,8 @@ impl ReasoningEngine {
         }
     }
 
-    /// This step's engine, if one exists; a permanent error when it cannot be used as is.
-    async fn find(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        reading: Reading,
-    ) -> Result<Option<Value>, StepError> {
-        let mut found = BTreeMap::new();
-        self.list(
-            wanted,
-            &format!("labels.{KEY_LABEL}=\"{}\"", wanted.token),
-            reading,
-            &mut found,
-        )
-        .await?;
-        self.list(
-            wanted,
-            &format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\"")),
-            reading,
-            &mut found,
-        )
-        .await?;
-        let engines: Vec<Value> = found.into_values().collect();
-        if engines.len() > 1 {
-            let names: Vec<&str> = engines.iter().filter_map(|e| e["name"].as_str()).collect();
-            return Err(StepError::permanent(format!(
-                "step `{}`: {} reasoning engines are named `{}` or carry this step's label \
-                 {KEY_LABEL}={}: {}. Delete the extra ones so one remains",
-                cx.step_id,
-                engines.len(),
-                wanted.display_name,
-                wanted.token,
-                names.join(", ")
-            )));
-        }
-        let Some(engine) = engines.into_iter().next() else {
-            return Ok(None);
-        };
-        let (egress, ingress) = bound(&engine);
-        if gateway_key(&egress) != gateway_key(&wanted.egress)
-            || gateway_key(&ingress) != gateway_key(&wanted.ingress)
-        {
-            let name = engine["name"].as_str().unwrap_or_default();
-            return Err(StepError::permanent(format!(
-                "step `{}`: reasoning engine {name} is bound to {}, but the plan asks for {}. Google \
-                 cannot unbind an engine from its gateway or re-bind it to another, so nothing was \
-                 changed. To use the new gateway, delete {name} and run again, or give this step a \
-                 new `display_name` to deploy a second engine (the old one stays bound until deleted)",
-                cx.step_id,
-                Wanted::describe_gateways(&egress, &ingress),
-                Wanted::describe_gateways(&wanted.egress, &wanted.ingress),
-            )));
-        }
-        Ok(Some(engine))
-    }
-
     fn body(&self, cx: &StepContext, wanted: &Wanted) -> Result<Value, StepError> {
-        let (field, code) = code_spec(cx)?;
+        let (field, code) = code_spec(&cx.step_id, &wanted.code)?;
         let mut spec = json!({ "identityType": "AGENT_IDENTITY" });
         spec[field] = code;
         if let Some(config) = wanted.gateway_config() {
@@ -430,67 +379,6 @@ impl ReasoningEngine {
         }
         classify(&self.cloud, doing, e)
     }
-
-    /// The operation a create or patch answered: waited on, or its result if it is done.
-    fn started(&self, wanted: &Wanted, operation: Operation) -> Result<Applied, StepError> {
-        if operation.done {
-            return match common::finished(&self.cloud, operation) {
-                Ok(response) => Ok(Applied::Done(outputs_of(&response))),
-                Err(PollOutcome::Failed(error)) => Err(error),
-                Err(_) => Err(StepError::retryable(
-                    "the operation's answer is not finished; observing again",
-                )),
-            };
-        }
-        Ok(Applied::Started(common::handle(
-            &wanted.family(),
-            &operation.name,
-        )))
-    }
-
-    /// Switches an existing engine to agent identity (dropping any service account, which agent
-    /// identity must not have), or refuses permanently, naming the engine and the way out.
-    async fn give_agent_identity(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        engine: &Value,
-    ) -> Result<Applied, StepError> {
-        let name = engine["name"].as_str().unwrap_or_default();
-        let mut mask = vec!["spec.identityType"];
-        if engine["spec"].get("serviceAccount").is_some() {
-            mask.push("spec.serviceAccount");
-        }
-        let mut body = json!({ "spec": { "identityType": "AGENT_IDENTITY" } });
-        if let Some(etag) = engine["etag"].as_str() {
-            body["etag"] = json!(etag);
-        }
-        let client = self.cloud.client().await?;
-        let doing = format!("giving reasoning engine {name} agent identity");
-        let answer = client
-            .patch_as::<Operation>(
-                &wanted.api(),
-                &format!("v1/{name}?updateMask={}", encode(&mask.join(","))),
-                &body,
-            )
-            .await
-            .map_err(|e| {
-                if e.is_invalid_argument()
-                    || (e.is_failed_precondition() && constraint_in(&e.message).is_none())
-                {
-                    return StepError::permanent(format!(
-                        "step `{}`: reasoning engine {name} does not run as its agent identity ({}), \
-                         and Vertex AI refused to switch it to AGENT_IDENTITY: {e}. Nothing was \
-                         changed. Delete {name} and run again to deploy it with agent identity, or \
-                         give this step a new `display_name` to deploy a second engine",
-                        cx.step_id,
-                        identity_of(engine)
-                    ));
-                }
-                self.refusal(wanted, &doing, e)
-            })?;
-        self.started(wanted, answer)
-    }
 }
 
 /// How an engine's identity reads in a message.
@@ -505,54 +393,18 @@ fn identity_of(engine: &Value) -> String {
 }
 
 #[async_trait]
-impl StepKind for ReasoningEngine {
+impl Resource for ReasoningEngine {
+    type Wanted = Wanted;
+    type Live = Value;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "an agent on Vertex AI Agent Runtime (reasoning engine), bound to Agent Gateways",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required("region", ParamType::String, "region, like us-central1"),
-                ParamSpec::required(
-                    "display_name",
-                    ParamType::String,
-                    "display name; identifies the engine",
-                ),
-                ParamSpec::optional("description", ParamType::String, "description"),
-                ParamSpec::optional(
-                    "egress_gateway",
-                    ParamType::String,
-                    "full name of an egress (AGENT_TO_ANYWHERE) gateway",
-                ),
-                ParamSpec::optional(
-                    "ingress_gateway",
-                    ParamType::String,
-                    "full name of an ingress (CLIENT_TO_AGENT) gateway",
-                ),
-                ParamSpec::optional(
-                    "package",
-                    ParamType::Object,
-                    "code in Cloud Storage: pickle_object_gcs_uri, dependency_files_gcs_uri, \
-                     requirements_gcs_uri, python_version",
-                ),
-                ParamSpec::optional(
-                    "source_dir",
-                    ParamType::String,
-                    "local source directory, sent inline",
-                ),
-                ParamSpec::optional(
-                    "python_version",
-                    ParamType::String,
-                    "with source_dir: Python version",
-                ),
-                ParamSpec::optional("entrypoint_module", ParamType::String, "with source_dir: module"),
-                ParamSpec::optional("entrypoint_object", ParamType::String, "with source_dir: object"),
-                ParamSpec::optional(
-                    "requirements_file",
-                    ParamType::String,
-                    "with source_dir: requirements file",
-                ),
-                ParamSpec::optional("labels", ParamType::Object, "labels (sluice-key is added)"),
-            ],
+            params: EngineParams::specs(),
             outputs: vec!["name", "engine_id", "effective_identity"],
         }
     }
@@ -575,78 +427,182 @@ impl StepKind for ReasoningEngine {
             .done()
     }
 
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
-        // Parameters are checked before anything is reported as a change.
-        code_spec(cx)?;
-        let Some(engine) = self.find(cx, &wanted, Reading::Observe).await? else {
-            return Ok(Observation::Diverged(Change::create(format!(
-                "deploy reasoning engine `{}` in {} ({})",
-                wanted.display_name,
-                wanted.parent(),
-                Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
-            ))));
-        };
-        if let Some(handle) = self.running_operation(&wanted, &engine).await? {
-            return Ok(Observation::InProgress(handle));
-        }
-        if !has_agent_identity(&engine) {
-            return Ok(Observation::Diverged(Change::update(format!(
-                "give reasoning engine {} agent identity (spec.identityType AGENT_IDENTITY; it has {})",
-                engine["name"].as_str().unwrap_or_default(),
-                identity_of(&engine)
-            ))));
-        }
-        Ok(Observation::Converged(outputs_of(&engine)))
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
     }
 
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        // A lost create answer must never lead to a second engine: look again first.
-        if let Some(engine) = self.find(cx, &wanted, Reading::Apply).await? {
-            if let Some(handle) = self.running_operation(&wanted, &engine).await? {
-                return Ok(Applied::Started(handle));
-            }
-            if !has_agent_identity(&engine) {
-                return self.give_agent_identity(cx, &wanted, &engine).await;
-            }
-            return Ok(Applied::Done(outputs_of(&engine)));
+    /// The code's parameters are checked before anything is reported as a change.
+    fn preflight(&self, step: Step<'_, Wanted>) -> Result<(), StepError> {
+        let Step { cx, wanted } = step;
+        code_spec(&cx.step_id, &wanted.code).map(drop)
+    }
+
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("reasoning engine `{}`", wanted.display_name)
+    }
+
+    /// Google chooses the id: what this step created carries its `sluice-key` label.
+    async fn by_label(&self, step: Step<'_, Wanted>, reading: Reading) -> Result<Vec<Value>, StepError> {
+        let Step { wanted, .. } = step;
+        let filter = format!("labels.{KEY_LABEL}=\"{}\"", wanted.token);
+        self.list(wanted, &filter, reading).await
+    }
+
+    /// This step's engine among those `labelled` and those named `display_name`, if one
+    /// exists; a permanent error when it cannot be used as is.
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup {
+            cx,
+            wanted,
+            reading,
+            labelled,
+        } = lookup;
+        let by_name = format!("display_name=\"{}\"", wanted.display_name.replace('"', "\\\""));
+        let named = self.list(wanted, &by_name, reading).await?;
+        let found: BTreeMap<&str, &Value> = labelled
+            .iter()
+            .chain(&named)
+            .filter_map(|engine| Some((engine["name"].as_str()?, engine)))
+            .collect();
+        if found.len() > 1 {
+            let names: Vec<&str> = found.keys().copied().collect();
+            return Err(StepError::permanent(format!(
+                "step `{}`: {} reasoning engines are named `{}` or carry this step's label \
+                 {KEY_LABEL}={}: {}. Delete the extra ones so one remains",
+                cx.step_id,
+                found.len(),
+                wanted.display_name,
+                wanted.token,
+                names.join(", ")
+            )));
         }
-        let body = self.body(cx, &wanted)?;
+        let Some(engine) = found.into_values().next() else {
+            return Ok(None);
+        };
+        let (egress, ingress) = bound(engine);
+        if gateway_key(&egress) != gateway_key(&wanted.egress)
+            || gateway_key(&ingress) != gateway_key(&wanted.ingress)
+        {
+            let name = engine["name"].as_str().unwrap_or_default();
+            return Err(StepError::permanent(format!(
+                "step `{}`: reasoning engine {name} is bound to {}, but the plan asks for {}. Google \
+                 cannot unbind an engine from its gateway or re-bind it to another, so nothing was \
+                 changed. To use the new gateway, delete {name} and run again, or give this step a \
+                 new `display_name` to deploy a second engine (the old one stays bound until deleted)",
+                cx.step_id,
+                Wanted::describe_gateways(&egress, &ingress),
+                Wanted::describe_gateways(&wanted.egress, &wanted.ingress),
+            )));
+        }
+        Ok(Some(engine.clone()))
+    }
+
+    async fn examine(&self, step: Step<'_, Wanted>, engine: &Value) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
+        if let Some(operation) = self.running_operation(wanted, engine).await? {
+            return Ok(Verdict::Running(wanted.family(), operation));
+        }
+        if !has_agent_identity(engine) {
+            return Ok(Verdict::Drift(Change::update(format!(
+                "give reasoning engine {} agent identity (spec.identityType AGENT_IDENTITY; it has {})",
+                engine["name"].as_str().unwrap_or_default(),
+                identity_of(engine)
+            ))));
+        }
+        Ok(Verdict::Converged(outputs_of(engine)))
+    }
+
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "deploy reasoning engine `{}` in {} ({})",
+            wanted.display_name,
+            wanted.parent(),
+            Wanted::describe_gateways(&wanted.egress, &wanted.ingress)
+        ))
+    }
+
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { cx, wanted } = step;
+        let body = self.body(cx, wanted)?;
         let client = self.cloud.client().await?;
         let operation = client
-            .post_as::<Operation>(
+            .post_as(
                 &wanted.api(),
                 &format!("v1/{}/reasoningEngines", wanted.parent()),
                 &body,
                 // Google chooses the id: a repeat would deploy a second engine.
                 PostRetry::Unsafe,
             )
+            .await?;
+        Ok(Mutated::Operation(wanted.family(), operation))
+    }
+
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { wanted, .. } = step;
+        self.refusal(
+            wanted,
+            &format!("deploying reasoning engine `{}`", wanted.display_name),
+            e,
+        )
+    }
+
+    /// Switches an existing engine to agent identity (dropping any service account, which agent
+    /// identity must not have), or refuses permanently, naming the engine and the way out.
+    async fn patch(&self, step: Step<'_, Wanted>, engine: Current<'_, Value>) -> Result<Mutated, StepError> {
+        let Step { cx, wanted } = step;
+        let name = engine["name"].as_str().unwrap_or_default();
+        let mut mask = vec!["spec.identityType"];
+        if engine["spec"].get("serviceAccount").is_some() {
+            mask.push("spec.serviceAccount");
+        }
+        let mut body = json!({ "spec": { "identityType": "AGENT_IDENTITY" } });
+        if let Some(etag) = engine["etag"].as_str() {
+            body["etag"] = json!(etag);
+        }
+        let client = self.cloud.client().await?;
+        let doing = format!("giving reasoning engine {name} agent identity");
+        let answer = client
+            .patch_as(
+                &wanted.api(),
+                &format!("v1/{name}?updateMask={}", encode(&mask.join(","))),
+                &body,
+            )
             .await
             .map_err(|e| {
-                self.refusal(
-                    &wanted,
-                    &format!("deploying reasoning engine `{}`", wanted.display_name),
-                    e,
-                )
+                if e.is_invalid_argument()
+                    || (e.is_failed_precondition() && constraint_in(&e.message).is_none())
+                {
+                    return StepError::permanent(format!(
+                        "step `{}`: reasoning engine {name} does not run as its agent identity ({}), \
+                         and Vertex AI refused to switch it to AGENT_IDENTITY: {e}. Nothing was \
+                         changed. Delete {name} and run again to deploy it with agent identity, or \
+                         give this step a new `display_name` to deploy a second engine",
+                        cx.step_id,
+                        identity_of(&engine)
+                    ));
+                }
+                self.refusal(wanted, &doing, e)
             })?;
-        self.started(&wanted, operation)
+        Ok(Mutated::Operation(wanted.family(), answer))
     }
 
-    fn poll_policy(&self) -> Option<PollPolicy> {
-        Some(self.cloud.long_poll_policy())
-    }
-
-    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        let response = match common::poll_once(&self.cloud, cx, handle).await? {
-            Err(outcome) => return Ok(outcome),
-            Ok(response) => response,
-        };
-        let wanted = Wanted::from(cx)?;
+    async fn completed(&self, step: Step<'_, Wanted>, response: Value) -> Result<PollOutcome, StepError> {
+        let Step { cx, wanted } = step;
         let engine = match response["name"].is_string() {
             true => Some(response),
             // A delete, or an answer without the engine: read it.
-            false => self.find(cx, &wanted, Reading::Apply).await?,
+            false => {
+                let labelled = self.by_label(step, Reading::Apply).await?;
+                let reading = Reading::Apply;
+                let labelled = &labelled;
+                self.find(Lookup {
+                    cx,
+                    wanted,
+                    reading,
+                    labelled,
+                })
+                .await?
+            }
         };
         Ok(match engine {
             // The operation waited on may be another tool's, leaving the engine as it wanted.
@@ -660,6 +616,10 @@ impl StepKind for ReasoningEngine {
                 wanted.display_name
             ))),
         })
+    }
+
+    fn poll_policy(&self) -> Option<PollPolicy> {
+        Some(self.cloud.long_poll_policy())
     }
 }
 

@@ -15,15 +15,13 @@
 //!   choose another `gateway_id`.
 
 use serde_json::{json, Value};
-use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
-};
-use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
+use sluice_engine::{async_trait, Change, KindSchema, Outputs, PollOutcome, StepContext, StepError};
+use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{self, classify, encode, flag, optional_text, text, Reading};
+use crate::common::{self, classify, encode, Reading};
+use crate::reconcile::{Absent, Claim, CreateError, Lookup, Mutated, Resource, Step, Verdict};
 
 pub struct AgentGateway {
     cloud: Cloud,
@@ -35,7 +33,20 @@ impl AgentGateway {
     }
 }
 
-struct Wanted {
+params! {
+    /// The parameters of `gcp.agent_gateway`.
+    struct GatewayParams {
+        project: text => "project id",
+        region: text => "region, like us-central1",
+        gateway_id: text => "gateway id: lowercase letters, digits, -",
+        mode: text => "`egress` or `ingress`",
+        adopt_existing: flag(true) => "use an existing gateway of the same mode [default: true]",
+        registry: flag(true) => "link the project's Agent Registry [default: true]",
+        description: opt_text => "description",
+    }
+}
+
+pub struct Wanted {
     project: String,
     region: String,
     gateway_id: String,
@@ -50,7 +61,8 @@ struct Wanted {
 
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
-        let mode = text(cx, "mode")?.trim().to_ascii_lowercase();
+        let params = GatewayParams::parse(cx)?;
+        let mode = params.mode.trim().to_ascii_lowercase();
         let path = match mode.as_str() {
             "egress" => "AGENT_TO_ANYWHERE",
             "ingress" => "CLIENT_TO_AGENT",
@@ -63,14 +75,14 @@ impl Wanted {
             }
         };
         Ok(Wanted {
-            project: text(cx, "project")?.to_string(),
-            region: text(cx, "region")?.to_string(),
-            gateway_id: text(cx, "gateway_id")?.to_string(),
+            project: params.project,
+            region: params.region,
+            gateway_id: params.gateway_id,
             mode,
             path,
-            adopt: flag(cx, "adopt_existing", true)?,
-            registry: flag(cx, "registry", true)?,
-            description: optional_text(cx, "description").map(str::to_string),
+            adopt: params.adopt_existing,
+            registry: params.registry,
+            description: params.description,
         })
     }
     fn parent(&self) -> String {
@@ -103,14 +115,12 @@ impl Wanted {
     }
 }
 
-/// What observing found.
-enum Found {
-    /// Our gateway with the right mode.
+/// A gateway found in the project and region.
+pub enum Gateway {
+    /// Ours (`gateway_id`), with the wanted mode.
     Ours,
-    /// Another gateway of the wanted mode, which adoption takes.
-    Adopted(String),
-    /// Nothing of the wanted mode: create ours.
-    Missing,
+    /// Another gateway of the wanted mode (by name), which adoption takes.
+    Other(String),
 }
 
 fn mode_of(gateway: &Value) -> &str {
@@ -119,100 +129,20 @@ fn mode_of(gateway: &Value) -> &str {
         .unwrap_or("GOVERNED_ACCESS_PATH_UNSPECIFIED")
 }
 
-impl AgentGateway {
-    /// Every gateway in the project and region (all pages).
-    async fn list(&self, wanted: &Wanted, reading: Reading) -> Result<Vec<Value>, StepError> {
-        let client = self.cloud.client().await?;
-        let path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
-        // Observing, a disabled API has nothing in it (see `Reading`).
-        common::list_all(client, &Api::NetworkServices, &path, "agentGateways", reading)
-            .await
-            .map_err(|e| {
-                classify(
-                    &self.cloud,
-                    &format!("listing the agent gateways of {}", wanted.parent()),
-                    e,
-                )
-            })
-    }
-
-    async fn find(&self, cx: &StepContext, wanted: &Wanted, reading: Reading) -> Result<Found, StepError> {
-        let gateways = self.list(wanted, reading).await?;
-        let ours = wanted.name();
-        if let Some(gateway) = gateways.iter().find(|g| g["name"] == ours.as_str()) {
-            let mode = mode_of(gateway);
-            if mode != wanted.path {
-                return Err(StepError::permanent(format!(
-                    "step `{}`: gateway {ours} exists with mode {mode}, not {} (`{}`); a gateway's mode \
-                     cannot be changed: delete it or choose another `gateway_id`",
-                    cx.step_id, wanted.path, wanted.mode
-                )));
-            }
-            return Ok(Found::Ours);
-        }
-        let other = gateways
-            .iter()
-            .filter(|g| mode_of(g) == wanted.path)
-            .filter_map(|g| g["name"].as_str())
-            .next();
-        match other {
-            None => Ok(Found::Missing),
-            Some(other) if wanted.adopt => Ok(Found::Adopted(other.to_string())),
-            Some(other) => Err(StepError::permanent(format!(
-                "step `{}`: {other} is already the {} ({}) gateway of {}, and Google allows one per \
-                 mode per project and region; set `adopt_existing` to true to use it, or delete it",
-                cx.step_id,
-                wanted.mode,
-                wanted.path,
-                wanted.parent()
-            ))),
-        }
-    }
-
-    fn converged(&self, wanted: &Wanted, found: Found) -> Option<Outputs> {
-        match found {
-            Found::Ours => Some(wanted.outputs(&wanted.name(), false)),
-            Found::Adopted(name) => {
-                tracing::info!(
-                    gateway = %name,
-                    "adopting the existing {} agent gateway {name} instead of creating {}",
-                    wanted.mode,
-                    wanted.name()
-                );
-                Some(wanted.outputs(&name, true))
-            }
-            Found::Missing => None,
-        }
-    }
-}
-
 #[async_trait]
-impl StepKind for AgentGateway {
+impl Resource for AgentGateway {
+    type Wanted = Wanted;
+    type Live = Gateway;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     fn schema(&self) -> KindSchema {
         KindSchema {
             description:
                 "a Google-managed Agent Gateway (egress AGENT_TO_ANYWHERE or ingress CLIENT_TO_AGENT)",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required("region", ParamType::String, "region, like us-central1"),
-                ParamSpec::required(
-                    "gateway_id",
-                    ParamType::String,
-                    "gateway id: lowercase letters, digits, -",
-                ),
-                ParamSpec::required("mode", ParamType::String, "`egress` or `ingress`"),
-                ParamSpec::optional(
-                    "adopt_existing",
-                    ParamType::Bool,
-                    "use an existing gateway of the same mode [default: true]",
-                ),
-                ParamSpec::optional(
-                    "registry",
-                    ParamType::Bool,
-                    "link the project's Agent Registry [default: true]",
-                ),
-                ParamSpec::optional("description", ParamType::String, "description"),
-            ],
+            params: GatewayParams::specs(),
             outputs: vec!["name", "gateway_id", "mode", "adopted"],
         }
     }
@@ -230,104 +160,162 @@ impl StepKind for AgentGateway {
             .done()
     }
 
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let found = self.find(cx, &wanted, Reading::Observe).await?;
-        Ok(match self.converged(&wanted, found) {
-            Some(outputs) => Observation::Converged(outputs),
-            None => Observation::Diverged(
-                Change::create(format!(
-                    "create {} agent gateway {} ({})",
-                    wanted.mode,
-                    wanted.name(),
-                    wanted.path
-                ))
-                .predicting(wanted.outputs(&wanted.name(), false)),
-            ),
-        })
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
     }
 
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        // Re-read: the adoption rule is checked again right before creating.
-        let found = self.find(cx, &wanted, Reading::Apply).await?;
-        if let Some(outputs) = self.converged(&wanted, found) {
-            return Ok(Applied::Done(outputs));
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("gateway {}", wanted.name())
+    }
+
+    /// Ours, else another gateway of the wanted mode, else none; ours with another mode is a
+    /// permanent error (a mode cannot be changed).
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Gateway>, StepError> {
+        let Lookup {
+            cx, wanted, reading, ..
+        } = lookup;
+        let client = self.cloud.client().await?;
+        let path = format!("v1/{}/agentGateways?pageSize=100", wanted.parent());
+        // Observing, a disabled API has nothing in it (see `Reading`).
+        let gateways = common::list_all(client, &Api::NetworkServices, &path, "agentGateways", reading)
+            .await
+            .map_err(|e| {
+                classify(
+                    &self.cloud,
+                    &format!("listing the agent gateways of {}", wanted.parent()),
+                    e,
+                )
+            })?;
+        let ours = wanted.name();
+        if let Some(gateway) = gateways.iter().find(|g| g["name"] == ours.as_str()) {
+            let mode = mode_of(gateway);
+            if mode != wanted.path {
+                return Err(StepError::permanent(format!(
+                    "step `{}`: gateway {ours} exists with mode {mode}, not {} (`{}`); a gateway's mode \
+                     cannot be changed: delete it or choose another `gateway_id`",
+                    cx.step_id, wanted.path, wanted.mode
+                )));
+            }
+            return Ok(Some(Gateway::Ours));
         }
+        Ok(gateways
+            .iter()
+            .filter(|g| mode_of(g) == wanted.path)
+            .find_map(|g| g["name"].as_str())
+            .map(|other| Gateway::Other(other.to_string())))
+    }
+
+    fn claim(&self, step: Step<'_, Wanted>, gateway: &Gateway) -> Claim {
+        let Step { cx, wanted } = step;
+        match gateway {
+            Gateway::Ours => Claim::Ours,
+            Gateway::Other(_) if wanted.adopt => Claim::Adoptable,
+            Gateway::Other(other) => Claim::Foreign(StepError::permanent(format!(
+                "step `{}`: {other} is already the {} ({}) gateway of {}, and Google allows one per \
+                 mode per project and region; set `adopt_existing` to true to use it, or delete it",
+                cx.step_id,
+                wanted.mode,
+                wanted.path,
+                wanted.parent()
+            ))),
+        }
+    }
+
+    async fn examine(&self, step: Step<'_, Wanted>, gateway: &Gateway) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
+        // An existing gateway is never patched (see the module's caveats).
+        Ok(Verdict::Converged(match gateway {
+            Gateway::Ours => wanted.outputs(&wanted.name(), false),
+            Gateway::Other(name) => {
+                tracing::info!(
+                    gateway = %name,
+                    "adopting the existing {} agent gateway {name} instead of creating {}",
+                    wanted.mode,
+                    wanted.name()
+                );
+                wanted.outputs(name, true)
+            }
+        }))
+    }
+
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "create {} agent gateway {} ({})",
+            wanted.mode,
+            wanted.name(),
+            wanted.path
+        ))
+        .predicting(wanted.outputs(&wanted.name(), false))
+    }
+
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
         let client = self.cloud.client().await?;
         let path = format!(
             "v1/{}/agentGateways?agentGatewayId={}",
             wanted.parent(),
             encode(&wanted.gateway_id)
         );
+        // The id is ours: a repeat answers 409.
+        let operation = client
+            .post_as(&Api::NetworkServices, &path, &wanted.body(), PostRetry::Safe)
+            .await?;
+        Ok(Mutated::Operation(OperationFamily::NetworkServices, operation))
+    }
+
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { wanted, .. } = step;
         let name = wanted.name();
-        match client
-            .post_as::<Operation>(
-                &Api::NetworkServices,
-                &path,
-                &wanted.body(),
-                // The id is ours: a repeat answers 409, handled below.
-                PostRetry::Safe,
-            )
-            .await
-        {
-            Ok(operation) if operation.done => Ok(Applied::Done(wanted.outputs(&name, false))),
-            Ok(operation) => Ok(Applied::Started(common::handle(
-                &OperationFamily::NetworkServices,
-                &operation.name,
-            ))),
-            Err(e) if e.is_already_exists() => {
-                // A create whose answer was lost: adopt what it made.
-                match self.find(cx, &wanted, Reading::Apply).await? {
-                    Found::Ours => Ok(Applied::Done(wanted.outputs(&name, false))),
-                    _ => Err(StepError::retryable(format!(
-                        "gateway {name} already exists but is not listed yet; reading again"
-                    ))),
-                }
-            }
-            Err(e) if e.is_failed_precondition() && !wanted.adopt => Err(StepError::permanent(format!(
+        if e.is_failed_precondition() && !wanted.adopt {
+            return StepError::permanent(format!(
                 "creating gateway {name}: {e}. Set `adopt_existing` to true to use the existing gateway"
-            ))),
-            Err(e) if e.is_failed_precondition() => Err(StepError::retryable(format!(
+            ));
+        }
+        if e.is_failed_precondition() {
+            return StepError::retryable(format!(
                 "creating gateway {name}: {e}; observing again to adopt it"
-            ))),
-            Err(e) => Err(classify(&self.cloud, &format!("creating gateway {name}"), e)),
+            ));
         }
+        classify(&self.cloud, &format!("creating gateway {name}"), e)
     }
 
-    fn poll_policy(&self) -> Option<PollPolicy> {
-        Some(self.cloud.get_poll_policy())
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
+        StepError::retryable(format!(
+            "gateway {} already exists but is not listed yet; reading again",
+            wanted.name()
+        ))
     }
 
-    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        let wanted = Wanted::from(cx)?;
-        match common::poll_once(&self.cloud, cx, handle).await? {
-            Err(outcome) => Ok(outcome),
-            Ok(response) => {
-                let name = match response["name"].as_str() {
-                    Some(name) => name.to_string(),
-                    None => {
-                        // No gateway in the answer: read it back.
-                        match self.find(cx, &wanted, Reading::Apply).await? {
-                            Found::Ours => wanted.name(),
-                            _ => {
-                                return Ok(PollOutcome::Failed(StepError::retryable(format!(
-                                    "the create of {} finished but the gateway is not listed yet",
-                                    wanted.name()
-                                ))))
-                            }
-                        }
-                    }
-                };
-                Ok(PollOutcome::Done(wanted.outputs(&name, false)))
-            }
+    async fn completed(&self, step: Step<'_, Wanted>, response: Value) -> Result<PollOutcome, StepError> {
+        let Step { cx, wanted } = step;
+        if let Some(name) = response["name"].as_str() {
+            return Ok(PollOutcome::Done(wanted.outputs(name, false)));
         }
+        // No gateway in the answer: read it back.
+        Ok(
+            match self
+                .find(Lookup {
+                    cx,
+                    wanted,
+                    reading: Reading::Apply,
+                    labelled: &[],
+                })
+                .await?
+            {
+                Some(Gateway::Ours) => PollOutcome::Done(wanted.outputs(&wanted.name(), false)),
+                _ => PollOutcome::Failed(StepError::retryable(format!(
+                    "the create of {} finished but the gateway is not listed yet",
+                    wanted.name()
+                ))),
+            },
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use crate::common::encode;
 
     #[test]
     fn query_values_are_percent_encoded() {

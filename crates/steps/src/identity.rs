@@ -14,14 +14,21 @@
 
 use serde_json::json;
 use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepError, StepKind,
+    async_trait, Applied, Change, KindSchema, Observation, Outputs, StepContext, StepError, StepKind,
 };
 use sluice_gcp::{Api, Operation, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{absent_if_disabled, classify, text};
+use crate::common::{absent_if_disabled, classify};
+
+params! {
+    /// The parameters of `gcp.service_identity`.
+    struct IdentityParams {
+        project: text => "project id",
+        project_number: number => "project number (from gcp.project)",
+    }
+}
 
 pub struct ServiceIdentity {
     cloud: Cloud,
@@ -59,14 +66,7 @@ impl StepKind for ServiceIdentity {
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "ensures the Vertex AI service agents exist (generateServiceIdentity)",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required(
-                    "project_number",
-                    ParamType::Int,
-                    "project number (from gcp.project)",
-                ),
-            ],
+            params: IdentityParams::specs(),
             outputs: vec![
                 "aiplatform_agent",
                 "reasoning_engine_agent",
@@ -83,8 +83,9 @@ impl StepKind for ServiceIdentity {
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let project = text(cx, "project")?;
-        let number = cx.u64_param("project_number", 0)?.to_string();
+        let params = IdentityParams::parse(cx)?;
+        let project = params.project.as_str();
+        let number = params.project_number.to_string();
         let outputs = emails(&number);
         let agent = format!(
             "serviceAccount:{}",
@@ -105,8 +106,9 @@ impl StepKind for ServiceIdentity {
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let project = text(cx, "project")?;
-        let number = cx.u64_param("project_number", 0)?.to_string();
+        let params = IdentityParams::parse(cx)?;
+        let project = params.project.as_str();
+        let number = params.project_number.to_string();
         let answer = self
             .cloud
             .client()

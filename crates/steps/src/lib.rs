@@ -13,6 +13,13 @@
 //! - [`Cloud`]: how kinds reach Google — a lazily built [`sluice_gcp::GcpClient`] (so plans
 //!   without `gcp.*` steps never need credentials) and the time scale of every wait.
 //! - [`register`] adds every kind to a [`sluice_engine::Registry`].
+//! - `reconcile::Resource` and `reconcile::Reconciled`: the generic reconciler. Each Google
+//!   resource kind (`role`, `gateway`, `engine`, `registration`, `constraint`, `policy`,
+//!   `new_project`) implements `Resource` with only its specifics; `Reconciled` is its one
+//!   `StepKind` and enforces the strict re-read before a mutation, the 409 adoption rule and
+//!   label-before-create (each marked `INVARIANT` in `reconcile/flow.rs`). The other kinds
+//!   (`services`, `project`, `identity`, `bindings`, `billing`) are plain `StepKind`s.
+//! - `params!`: each kind declares its parameters once; the parse and the schema come from it.
 //!
 //! ## The one non-obvious decision
 //! Eventual consistency is an error class, not a delay: an API enabled but not usable yet
@@ -34,6 +41,9 @@
 // `GcpError` is a plain 144-byte struct passed by value on the error path only.
 #![allow(clippy::result_large_err)]
 
+#[macro_use]
+mod params;
+
 mod archive;
 mod billing;
 mod bindings;
@@ -48,6 +58,7 @@ mod identity;
 mod new_project;
 mod policy;
 mod project;
+mod reconcile;
 mod registration;
 mod role;
 mod services;
@@ -55,6 +66,7 @@ mod services;
 pub use cloud::Cloud;
 pub use fleet_cleanup::{delete_project, expired_fleet_projects, ExpiredProject};
 
+use reconcile::Reconciled;
 use sluice_engine::Registry;
 
 /// Adds every `gcp.*` kind, all sharing `cloud`.
@@ -65,22 +77,34 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
         "gcp.service_identity",
         identity::ServiceIdentity::new(cloud.clone()),
     );
-    registry.register("gcp.custom_role", role::CustomRole::new(cloud.clone()));
+    registry.register(
+        "gcp.custom_role",
+        Reconciled(role::CustomRole::new(cloud.clone())),
+    );
     registry.register("gcp.iam_binding", bindings::IamBinding::new(cloud.clone()));
-    registry.register("gcp.agent_gateway", gateway::AgentGateway::new(cloud.clone()));
+    registry.register(
+        "gcp.agent_gateway",
+        Reconciled(gateway::AgentGateway::new(cloud.clone())),
+    );
     registry.register(
         "gcp.reasoning_engine",
-        engine::ReasoningEngine::new(cloud.clone()),
+        Reconciled(engine::ReasoningEngine::new(cloud.clone())),
     );
     registry.register(
         "gcp.agent_registration",
-        registration::AgentRegistration::new(cloud.clone()),
+        Reconciled(registration::AgentRegistration::new(cloud.clone())),
     );
     registry.register(
         "gcp.custom_constraint",
-        constraint::CustomConstraint::new(cloud.clone()),
+        Reconciled(constraint::CustomConstraint::new(cloud.clone())),
     );
-    registry.register("gcp.org_policy", policy::OrgPolicy::new(cloud.clone()));
-    registry.register("gcp.new_project", new_project::NewProject::new(cloud.clone()));
+    registry.register(
+        "gcp.org_policy",
+        Reconciled(policy::OrgPolicy::new(cloud.clone())),
+    );
+    registry.register(
+        "gcp.new_project",
+        Reconciled(new_project::NewProject::new(cloud.clone())),
+    );
     registry.register("gcp.billing", billing::Billing::new(cloud.clone()));
 }

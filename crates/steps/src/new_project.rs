@@ -21,15 +21,13 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
-};
-use sluice_gcp::{Api, Operation, OperationFamily, PostRetry};
+use sluice_engine::{async_trait, Change, KindSchema, Outputs, PollOutcome, StepContext, StepError};
+use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{self, classify, number_of, optional_text, text};
+use crate::common::{classify, number_of};
+use crate::reconcile::{Absent, Claim, CreateError, Lookup, Mutated, Resource, Step, Verdict};
 
 pub struct NewProject {
     cloud: Cloud,
@@ -41,7 +39,18 @@ impl NewProject {
     }
 }
 
-struct Wanted {
+params! {
+    /// The parameters of `gcp.new_project`.
+    struct NewProjectParams {
+        project: text => "project id (global, never reused)",
+        parent: text => "organizations/N or folders/N",
+        owner_label: text => "KEY=VALUE marking projects this fleet created, like sluice-fleet=nightly",
+        display_name: opt_text => "display name [default: the id]",
+        labels: object => "more labels, set at creation",
+    }
+}
+
+pub struct Wanted {
     project: String,
     parent: String,
     display_name: String,
@@ -51,8 +60,8 @@ struct Wanted {
 
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
-        let project = text(cx, "project")?.to_string();
-        let owner_text = text(cx, "owner_label")?;
+        let params = NewProjectParams::parse(cx)?;
+        let owner_text = &params.owner_label;
         let owner = owner_text
             .split_once('=')
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -63,8 +72,8 @@ impl Wanted {
                 ))
             })?;
         let mut labels = BTreeMap::new();
-        match cx.params.get("labels") {
-            None | Some(Value::Null) => {}
+        match params.labels {
+            None => {}
             Some(Value::Object(map)) => {
                 for (key, value) in map {
                     let value = value.as_str().ok_or_else(|| {
@@ -85,9 +94,9 @@ impl Wanted {
         }
         labels.insert(owner.0.clone(), owner.1.clone());
         Ok(Wanted {
-            display_name: optional_text(cx, "display_name").unwrap_or(&project).to_string(),
-            parent: text(cx, "parent")?.to_string(),
-            project,
+            display_name: params.display_name.unwrap_or_else(|| params.project.clone()),
+            parent: params.parent,
+            project: params.project,
             labels,
             owner,
         })
@@ -128,46 +137,7 @@ impl Wanted {
     }
 }
 
-/// What reading the project found.
-enum Found {
-    /// Ours, ACTIVE, under the wanted parent: outputs.
-    Ours(Outputs),
-    /// No project we can see with that id.
-    Missing,
-}
-
 impl NewProject {
-    /// Reads the project: ours and ACTIVE, missing, or a permanent error for anything else.
-    /// `missing_is_taken`: after ALREADY_EXISTS, a project we cannot see is someone else's.
-    async fn find(
-        &self,
-        cx: &StepContext,
-        wanted: &Wanted,
-        missing_is_taken: bool,
-    ) -> Result<Found, StepError> {
-        let client = self.cloud.client().await?;
-        let path = format!("v3/projects/{}", wanted.project);
-        let project = match client.get(&Api::ResourceManager, &path).await {
-            Ok(project) => project,
-            // Google answers 403 for a project that does not exist and for one we cannot see.
-            Err(e) if e.is_not_found() || (e.is_permission_denied() && !e.is_service_disabled()) => {
-                return if missing_is_taken {
-                    Err(wanted.taken(cx))
-                } else {
-                    Ok(Found::Missing)
-                };
-            }
-            Err(e) => {
-                return Err(classify(
-                    &self.cloud,
-                    &format!("reading project {}", wanted.project),
-                    e,
-                ))
-            }
-        };
-        self.judge(cx, wanted, &project).map(Found::Ours)
-    }
-
     /// Outputs for a project of ours that is ACTIVE under the wanted parent; else why not.
     fn judge(&self, cx: &StepContext, wanted: &Wanted, project: &Value) -> Result<Outputs, StepError> {
         let id = &wanted.project;
@@ -215,25 +185,18 @@ impl NewProject {
 }
 
 #[async_trait]
-impl StepKind for NewProject {
+impl Resource for NewProject {
+    type Wanted = Wanted;
+    type Live = Value;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "a new project, created once and marked by the fleet's owner label",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id (global, never reused)"),
-                ParamSpec::required("parent", ParamType::String, "organizations/N or folders/N"),
-                ParamSpec::required(
-                    "owner_label",
-                    ParamType::String,
-                    "KEY=VALUE marking projects this fleet created, like sluice-fleet=nightly",
-                ),
-                ParamSpec::optional(
-                    "display_name",
-                    ParamType::String,
-                    "display name [default: the id]",
-                ),
-                ParamSpec::optional("labels", ParamType::Object, "more labels, set at creation"),
-            ],
+            params: NewProjectParams::specs(),
             outputs: vec!["project_id", "project_number", "parent"],
         }
     }
@@ -248,71 +211,97 @@ impl StepKind for NewProject {
             .done()
     }
 
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
-        Ok(match self.find(cx, &wanted, false).await? {
-            Found::Ours(outputs) => Observation::Converged(outputs),
-            // The number is Google's to choose: steps reading it wait ("known after apply").
-            Found::Missing => Observation::Diverged(
-                Change::create(format!(
-                    "create project {} under {} labelled {}",
-                    wanted.project,
-                    wanted.parent,
-                    wanted.owner_text()
-                ))
-                .predicting(Outputs::from([
-                    ("project_id".to_string(), json!(wanted.project)),
-                    ("parent".to_string(), json!(wanted.parent)),
-                ])),
-            ),
-        })
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
     }
 
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        if let Found::Ours(outputs) = self.find(cx, &wanted, false).await? {
-            return Ok(Applied::Done(outputs));
-        }
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("project {}", wanted.project)
+    }
+
+    /// Resource Manager is client-based: a read is strict whatever `reading` says.
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup { wanted, .. } = lookup;
         let client = self.cloud.client().await?;
+        let path = format!("v3/projects/{}", wanted.project);
+        match client.get(&Api::ResourceManager, &path).await {
+            Ok(project) => Ok(Some(project)),
+            // Google answers 403 for a project that does not exist and for one we cannot see.
+            Err(e) if e.is_not_found() || (e.is_permission_denied() && !e.is_service_disabled()) => Ok(None),
+            Err(e) => Err(classify(
+                &self.cloud,
+                &format!("reading project {}", wanted.project),
+                e,
+            )),
+        }
+    }
+
+    /// Ours only with the owner label; a project id is global, so one without it is taken.
+    fn claim(&self, step: Step<'_, Wanted>, project: &Value) -> Claim {
+        let Step { cx, wanted } = step;
+        if wanted.is_ours(project) {
+            Claim::Ours
+        } else {
+            Claim::Foreign(wanted.taken(cx))
+        }
+    }
+
+    async fn examine(&self, step: Step<'_, Wanted>, project: &Value) -> Result<Verdict, StepError> {
+        let Step { cx, wanted } = step;
+        self.judge(cx, wanted, project).map(Verdict::Converged)
+    }
+
+    // The number is Google's to choose: steps reading it wait ("known after apply").
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "create project {} under {} labelled {}",
+            wanted.project,
+            wanted.parent,
+            wanted.owner_text()
+        ))
+        .predicting(Outputs::from([
+            ("project_id".to_string(), json!(wanted.project)),
+            ("parent".to_string(), json!(wanted.parent)),
+        ]))
+    }
+
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
+        let client = self.cloud.client().await?;
+        // The id is ours: a repeat answers 409.
+        let operation = client
+            .post_as(
+                &Api::ResourceManager,
+                "v3/projects",
+                &wanted.body(),
+                PostRetry::Safe,
+            )
+            .await?;
+        Ok(Mutated::Operation(OperationFamily::ResourceManager, operation))
+    }
+
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { cx, wanted } = step;
         let id = &wanted.project;
-        // The id is ours: a repeat answers 409, handled below.
-        match client
-            .post_as::<Operation>(&Api::ResourceManager, "v3/projects", &wanted.body(), PostRetry::Safe)
-            .await
-        {
-            Ok(operation) if operation.done => match common::finished(&self.cloud, operation) {
-                Ok(project) => self.judge(cx, &wanted, &project).map(Applied::Done),
-                Err(PollOutcome::Failed(error)) => Err(error),
-                Err(_) => Err(StepError::retryable(format!("creating project {id}: observing again"))),
-            },
-            Ok(operation) => Ok(Applied::Started(common::handle(
-                &OperationFamily::ResourceManager,
-                &operation.name,
-            ))),
-            // A create whose answer was lost, or an id taken elsewhere.
-            Err(e) if e.is_already_exists() => match self.find(cx, &wanted, true).await? {
-                Found::Ours(outputs) => Ok(Applied::Done(outputs)),
-                Found::Missing => Err(wanted.taken(cx)),
-            },
-            Err(e) if e.is_permission_denied() && !e.is_service_disabled() => Err(StepError::permanent(format!(
+        if e.is_permission_denied() && !e.is_service_disabled() {
+            return StepError::permanent(format!(
                 "step `{}`: creating project {id}: {e}. The caller cannot create projects under {} \
                  (it needs resourcemanager.projects.create there, e.g. roles/resourcemanager.projectCreator), \
                  or that parent does not exist",
                 cx.step_id, wanted.parent
-            ))),
-            Err(e) => Err(classify(&self.cloud, &format!("creating project {id}"), e)),
+            ));
         }
+        classify(&self.cloud, &format!("creating project {id}"), e)
     }
 
-    fn poll_policy(&self) -> Option<PollPolicy> {
-        Some(self.cloud.get_poll_policy())
+    /// ALREADY_EXISTS and nothing we can see: the id is someone else's.
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { cx, wanted } = step;
+        wanted.taken(cx)
     }
 
-    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        let wanted = Wanted::from(cx)?;
-        match common::poll_once(&self.cloud, cx, handle).await? {
-            Err(outcome) => Ok(outcome),
-            Ok(project) => Ok(PollOutcome::Done(self.judge(cx, &wanted, &project)?)),
-        }
+    async fn completed(&self, step: Step<'_, Wanted>, project: Value) -> Result<PollOutcome, StepError> {
+        let Step { cx, wanted } = step;
+        Ok(PollOutcome::Done(self.judge(cx, wanted, &project)?))
     }
 }

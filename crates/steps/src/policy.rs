@@ -24,14 +24,14 @@
 
 use serde_json::{json, Value};
 use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
+    async_trait, Applied, Change, KindSchema, OperationHandle, Outputs, PollOutcome, StepContext, StepError,
 };
-use sluice_gcp::{Api, PostRetry, Resource};
+use sluice_gcp::{Api, PostRetry, Resource as Answer};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, flag, read_optional, text};
+use crate::common::{classify, read_optional};
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 const HANDLE_KIND: &str = "org_policy_effective";
 const PROPAGATION: &str = "enforcement takes up to 15 minutes after the policy is set";
@@ -100,7 +100,18 @@ fn enforced(policy: &Value) -> bool {
         .is_some_and(|rules| rules.iter().any(|r| r["enforce"] == true))
 }
 
-struct Wanted {
+params! {
+    /// The parameters of `gcp.org_policy`.
+    struct PolicyParams {
+        parent: text => "projects/PROJECT, folders/NUMBER or organizations/NUMBER",
+        constraint: text => "constraint name, e.g. custom.allowlistedEgressAgentGatewaysForAgentEngine",
+        enforce: flag(true) => "enforce the constraint [default: true]",
+        wait_until_effective: flag(false) =>
+            "finish only when getEffectivePolicy shows it (configured, not yet propagated) [default: false]",
+    }
+}
+
+pub struct Wanted {
     parent: String,
     constraint: String,
     enforce: bool,
@@ -110,15 +121,16 @@ struct Wanted {
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
         let bad = |message: String| StepError::permanent(format!("step `{}`: {message}", cx.step_id));
-        let parent = text(cx, "parent")?.trim().trim_end_matches('/').to_string();
+        let params = PolicyParams::parse(cx)?;
+        let parent = params.parent.trim().trim_end_matches('/').to_string();
         check_parent(&parent).map_err(bad)?;
-        let constraint = text(cx, "constraint")?.trim().to_string();
+        let constraint = params.constraint.trim().to_string();
         check_constraint(&constraint).map_err(bad)?;
         Ok(Wanted {
             parent,
             constraint,
-            enforce: flag(cx, "enforce", true)?,
-            wait: flag(cx, "wait_until_effective", false)?,
+            enforce: params.enforce,
+            wait: params.wait_until_effective,
         })
     }
     fn name(&self) -> String {
@@ -154,17 +166,98 @@ impl Wanted {
     }
 }
 
-impl OrgPolicy {
-    async fn read(&self, wanted: &Wanted) -> Result<Option<Value>, StepError> {
+#[async_trait]
+impl Resource for OrgPolicy {
+    type Wanted = Wanted;
+    type Live = Value;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema {
+            description: "an org policy enforcing one constraint on a project, folder or organisation",
+            params: PolicyParams::specs(),
+            outputs: vec!["name", "constraint", "enforced"],
+        }
+    }
+
+    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
+        checks::Checks::new(params)
+            .string("parent", &check_parent)
+            .string("constraint", &check_constraint)
+            .done()
+    }
+
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
+    }
+
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("org policy {}", wanted.name())
+    }
+
+    /// Read strictly whatever `reading` says (a disabled API is "not yet").
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Value>, StepError> {
+        let Lookup { wanted, .. } = lookup;
         let doing = format!("reading org policy {}", wanted.name());
         read_optional(&self.cloud, &Api::OrgPolicy, &wanted.path(), &doing).await
     }
 
-    /// Patches the policy with its current etag unless its rules already match.
-    async fn correct(&self, wanted: &Wanted, live: &Value) -> Result<(), StepError> {
+    async fn examine(&self, step: Step<'_, Wanted>, live: &Value) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         if rules_match(live, wanted.enforce) {
-            return Ok(());
+            return Ok(Verdict::Converged(wanted.outputs()));
         }
+        Ok(Verdict::Drift(
+            Change::update(format!(
+                "org policy {}: set rules to [{{enforce: {}}}] (now {}; {PROPAGATION})",
+                wanted.name(),
+                wanted.enforce,
+                live["spec"].get("rules").cloned().unwrap_or(Value::Null)
+            ))
+            .predicting(wanted.outputs()),
+        ))
+    }
+
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "create org policy {} {} {} ({PROPAGATION})",
+            wanted.name(),
+            wanted.verb(),
+            wanted.constraint
+        ))
+        .predicting(wanted.outputs())
+    }
+
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
+        let client = self.cloud.client().await?;
+        let body = json!({ "name": wanted.name(), "spec": wanted.spec() });
+        // The name is ours: a repeat answers 409.
+        client
+            .post_as::<Answer>(
+                &Api::OrgPolicy,
+                &format!("v2/{}/policies", wanted.parent),
+                &body,
+                PostRetry::Safe,
+            )
+            .await?;
+        Ok(Mutated::Applied(self.finish(wanted, wanted.outputs())))
+    }
+
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
+        StepError::retryable(format!(
+            "org policy {} exists and does not; reading again",
+            wanted.name()
+        ))
+    }
+
+    /// Patches the policy with the etag just read, keeping its `dryRunSpec`.
+    async fn patch(&self, step: Step<'_, Wanted>, live: Current<'_, Value>) -> Result<Mutated, StepError> {
+        let Step { wanted, .. } = step;
         let mut body = json!({ "name": wanted.name(), "spec": wanted.spec() });
         if let Some(etag) = live.get("etag").filter(|e| e.is_string()) {
             body["etag"] = etag.clone();
@@ -180,17 +273,18 @@ impl OrgPolicy {
         }
         let client = self.cloud.client().await?;
         client
-            .patch_as::<Resource>(&Api::OrgPolicy, &wanted.path(), &body)
+            .patch_as::<Answer>(&Api::OrgPolicy, &wanted.path(), &body)
             .await
             .map_err(|e| {
                 // A stale etag answers 409 ABORTED, which `classify` makes retryable: the step
                 // reads the policy again and patches with the fresh etag.
                 classify(&self.cloud, &format!("updating org policy {}", wanted.name()), e)
             })?;
-        Ok(())
+        Ok(Mutated::Applied(self.finish(wanted, wanted.outputs())))
     }
 
-    fn finish(&self, wanted: &Wanted) -> Applied {
+    /// Set: done, or (with `wait_until_effective`) waiting for the effective policy.
+    fn finish(&self, wanted: &Wanted, outputs: Outputs) -> Applied {
         tracing::info!(
             policy = %wanted.name(),
             enforce = wanted.enforce,
@@ -199,110 +293,29 @@ impl OrgPolicy {
         if wanted.wait {
             Applied::Started(wanted.handle())
         } else {
-            Applied::Done(wanted.outputs())
+            Applied::Done(outputs)
         }
+    }
+
+    async fn poll_own(
+        &self,
+        step: Step<'_, Wanted>,
+        handle: &OperationHandle,
+    ) -> Option<Result<PollOutcome, StepError>> {
+        let Step { cx, wanted } = step;
+        if handle.0["kind"] != HANDLE_KIND || handle.0["enforce"].as_bool().is_none() {
+            return Some(Err(StepError::permanent(format!(
+                "step `{}`: operation handle {} is not one this kind wrote",
+                cx.step_id, handle.0
+            ))));
+        }
+        Some(self.effective(wanted).await)
     }
 }
 
-#[async_trait]
-impl StepKind for OrgPolicy {
-    fn schema(&self) -> KindSchema {
-        KindSchema {
-            description: "an org policy enforcing one constraint on a project, folder or organisation",
-            params: vec![
-                ParamSpec::required(
-                    "parent",
-                    ParamType::String,
-                    "projects/PROJECT, folders/NUMBER or organizations/NUMBER",
-                ),
-                ParamSpec::required(
-                    "constraint",
-                    ParamType::String,
-                    "constraint name, e.g. custom.allowlistedEgressAgentGatewaysForAgentEngine",
-                ),
-                ParamSpec::optional("enforce", ParamType::Bool, "enforce the constraint [default: true]"),
-                ParamSpec::optional(
-                    "wait_until_effective",
-                    ParamType::Bool,
-                    "finish only when getEffectivePolicy shows it (configured, not yet propagated) [default: false]",
-                ),
-            ],
-            outputs: vec!["name", "constraint", "enforced"],
-        }
-    }
-
-    fn check(&self, params: &serde_json::Map<String, serde_json::Value>) -> Vec<sluice_engine::ParamProblem> {
-        checks::Checks::new(params)
-            .string("parent", &check_parent)
-            .string("constraint", &check_constraint)
-            .done()
-    }
-
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let name = wanted.name();
-        Ok(match self.read(&wanted).await? {
-            None => Observation::Diverged(
-                Change::create(format!(
-                    "create org policy {name} {} {} ({PROPAGATION})",
-                    wanted.verb(),
-                    wanted.constraint
-                ))
-                .predicting(wanted.outputs()),
-            ),
-            Some(live) if rules_match(&live, wanted.enforce) => Observation::Converged(wanted.outputs()),
-            Some(live) => Observation::Diverged(
-                Change::update(format!(
-                    "org policy {name}: set rules to [{{enforce: {}}}] (now {}; {PROPAGATION})",
-                    wanted.enforce,
-                    live["spec"].get("rules").cloned().unwrap_or(Value::Null)
-                ))
-                .predicting(wanted.outputs()),
-            ),
-        })
-    }
-
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let name = wanted.name();
-        if let Some(live) = self.read(&wanted).await? {
-            self.correct(&wanted, &live).await?;
-            return Ok(self.finish(&wanted));
-        }
-        let client = self.cloud.client().await?;
-        let body = json!({ "name": name, "spec": wanted.spec() });
-        let created = client
-            .post_as::<Resource>(
-                &Api::OrgPolicy,
-                &format!("v2/{}/policies", wanted.parent),
-                &body,
-                // The name is ours: a repeat answers 409, handled below.
-                PostRetry::Safe,
-            )
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if e.is_already_exists() => match self.read(&wanted).await? {
-                Some(live) => self.correct(&wanted, &live).await?,
-                None => {
-                    return Err(StepError::retryable(format!(
-                        "org policy {name} exists and does not; reading again"
-                    )))
-                }
-            },
-            Err(e) => return Err(classify(&self.cloud, &format!("creating org policy {name}"), e)),
-        }
-        Ok(self.finish(&wanted))
-    }
-
-    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        let wanted = Wanted::from(cx)?;
-        if handle.0["kind"] != HANDLE_KIND || handle.0["enforce"].as_bool().is_none() {
-            return Err(StepError::permanent(format!(
-                "step `{}`: operation handle {} is not one this kind wrote",
-                cx.step_id, handle.0
-            )));
-        }
+impl OrgPolicy {
+    /// Done once `getEffectivePolicy` shows the constraint as wanted.
+    async fn effective(&self, wanted: &Wanted) -> Result<PollOutcome, StepError> {
         let path = format!("{}:getEffectivePolicy", wanted.path());
         let effective = self
             .cloud
@@ -329,10 +342,6 @@ impl StepKind for OrgPolicy {
                 )),
             })
         }
-    }
-
-    fn poll_policy(&self) -> Option<PollPolicy> {
-        Some(self.cloud.get_poll_policy())
     }
 }
 

@@ -9,14 +9,20 @@
 
 use serde_json::json;
 use sluice_engine::{
-    async_trait, Applied, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext, StepError,
-    StepKind,
+    async_trait, Applied, KindSchema, Observation, Outputs, StepContext, StepError, StepKind,
 };
 use sluice_gcp::Api;
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, number_of, text};
+use crate::common::{classify, number_of};
+
+params! {
+    /// The parameters of `gcp.project`.
+    struct ProjectParams {
+        project: text => "project id",
+    }
+}
 
 pub struct Project {
     cloud: Cloud,
@@ -44,7 +50,7 @@ impl StepKind for Project {
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "looks a project up by id: its number and parent (read only)",
-            params: vec![ParamSpec::required("project", ParamType::String, "project id")],
+            params: ProjectParams::specs(),
             outputs: vec!["project_id", "project_number", "parent"],
         }
     }
@@ -56,7 +62,8 @@ impl StepKind for Project {
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let project = text(cx, "project")?;
+        let ProjectParams { project } = ProjectParams::parse(cx)?;
+        let project = project.as_str();
         let client = self.cloud.client().await?;
         let found = match client
             .get(&Api::ResourceManager, &format!("v3/projects/{project}"))

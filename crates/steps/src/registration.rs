@@ -9,35 +9,32 @@
 //!   (undocumented; minutes). The engine may be named by project number and the registry by
 //!   project id, so references are matched on the whole URI or on `locations/L/reasoningEngines/ID`.
 //!   A Service with id `service_id` is ours.
-//! - **Caveats:** `apply` creates nothing: it starts a wait of this kind's own, whose handle is
+//! - **Caveats:** `apply` creates nothing: it starts the reconciler's grace wait
+//!   ([`Resource::grace`](crate::reconcile::Resource::grace)), whose handle is
 //!   `{"phase": "await_automatic", "deadline_unix_ms": N}` (wall-clock milliseconds, the wait
 //!   already scaled by the cloud's time scale), persisted by the engine before the first poll.
 //!   So a resumed run keeps the original deadline. The *poll* performs the fallback create
-//!   once the deadline has passed: this is safe to repeat because the service id is chosen
+//!   once the deadline has passed, right after a strict re-read (an Agent Registry not usable
+//!   yet is then "not yet", never a create bound to fail): this is safe to repeat because the service id is chosen
 //!   here (a repeat answers 409 ALREADY_EXISTS, which is adopted) and the `requestId` is derived
 //!   from the step's idempotency key (Google de-duplicates it for at least an hour). The poll
 //!   then reads the Service back rather than waiting on the create's operation (a handle cannot
 //!   change once persisted); the Service is readable as soon as the create is accepted.
 //!   Should the automatic registration appear after the fallback, both exist.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::json;
-use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
-};
+use sluice_engine::{async_trait, Change, KindSchema, Outputs, StepContext, StepError};
 use sluice_gcp::{Api, Operation, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{self, absent_if_disabled, classify, encode, key_token, optional_text, text, Reading};
+use crate::common::{self, classify, encode, key_token, Reading};
+use crate::reconcile::{Absent, CreateError, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The attribute Agent Runtime sets on the agents it registers.
 pub const RUNTIME_REFERENCE: &str = "agentregistry.googleapis.com/system/RuntimeReference";
-
-/// The handle's only phase.
-const PHASE: &str = "await_automatic";
 
 pub struct AgentRegistration {
     cloud: Cloud,
@@ -49,7 +46,20 @@ impl AgentRegistration {
     }
 }
 
-struct Wanted {
+params! {
+    /// The parameters of `gcp.agent_registration`.
+    struct RegistrationParams {
+        project: text => "project id",
+        region: text => "region, like us-central1",
+        engine: text => "the engine's name (gcp.reasoning_engine `name`)",
+        service_id: text => "id of the fallback Service: 4-63 of [a-z0-9-]",
+        display_name: text => "display name of the fallback Service",
+        wait_for_automatic: text_or("5m") =>
+            "how long to wait for Agent Runtime's own registration [default: 5m]",
+    }
+}
+
+pub struct Wanted {
     project: String,
     region: String,
     engine: String,
@@ -68,7 +78,8 @@ fn valid_service_id(id: &str) -> bool {
 
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
-        let service_id = text(cx, "service_id")?.to_string();
+        let params = RegistrationParams::parse(cx)?;
+        let service_id = params.service_id;
         if !valid_service_id(&service_id) {
             return Err(StepError::permanent(format!(
                 "step `{}`: `service_id` `{service_id}` must be 4 to 63 characters of lowercase \
@@ -76,17 +87,16 @@ impl Wanted {
                 cx.step_id
             )));
         }
-        let display_name = text(cx, "display_name")?.to_string();
+        let display_name = params.display_name;
         if display_name.chars().count() > 63 {
             return Err(StepError::permanent(format!(
                 "step `{}`: `display_name` is longer than Agent Registry's 63 characters",
                 cx.step_id
             )));
         }
-        let wait_text = optional_text(cx, "wait_for_automatic").unwrap_or("5m");
-        let wait = sluice_engine::plan::parse_duration(wait_text)
+        let wait = sluice_engine::plan::parse_duration(&params.wait_for_automatic)
             .map_err(|e| StepError::permanent(format!("step `{}`: `wait_for_automatic`: {e}", cx.step_id)))?;
-        let engine = text(cx, "engine")?.to_string();
+        let engine = params.engine;
         if !engine.contains("/reasoningEngines/") {
             return Err(StepError::permanent(format!(
                 "step `{}`: `engine` `{engine}` is not a reasoning engine name \
@@ -95,8 +105,8 @@ impl Wanted {
             )));
         }
         Ok(Wanted {
-            project: text(cx, "project")?.to_string(),
-            region: text(cx, "region")?.to_string(),
+            project: params.project,
+            region: params.region,
             engine,
             service_id,
             display_name,
@@ -142,33 +152,18 @@ pub fn request_id(key: &str) -> String {
     )
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 impl AgentRegistration {
     /// The agent Agent Runtime registered for the engine, if listed yet.
-    async fn automatic(&self, wanted: &Wanted) -> Result<Option<String>, StepError> {
+    async fn automatic(&self, wanted: &Wanted, reading: Reading) -> Result<Option<String>, StepError> {
         let client = self.cloud.client().await?;
         let uri = format!("//aiplatform.googleapis.com/{}", wanted.engine);
         let path = format!("v1/{}/agents?pageSize=100", wanted.parent());
-        // The first agent referring to the engine is the answer. A disabled API has nothing in
-        // it (`Reading::Observe`, as `absent_if_disabled`).
-        let found = common::find_in_pages(
-            client,
-            &Api::AgentRegistry,
-            &path,
-            "agents",
-            Reading::Observe,
-            |agent| {
-                let reference = agent["attributes"][RUNTIME_REFERENCE]["uri"].as_str()?;
-                (reference == uri || tail(reference) == wanted.engine_tail())
-                    .then(|| agent["name"].as_str().map(str::to_string))
-            },
-        )
+        // The first agent referring to the engine is the answer.
+        let found = common::find_in_pages(client, &Api::AgentRegistry, &path, "agents", reading, |agent| {
+            let reference = agent["attributes"][RUNTIME_REFERENCE]["uri"].as_str()?;
+            (reference == uri || tail(reference) == wanted.engine_tail())
+                .then(|| agent["name"].as_str().map(str::to_string))
+        })
         .await;
         found.map(Option::flatten).map_err(|e| {
             classify(
@@ -180,10 +175,10 @@ impl AgentRegistration {
     }
 
     /// Our Service's agent (`registryResource`, else the service's name), if it exists.
-    async fn service(&self, wanted: &Wanted) -> Result<Option<String>, StepError> {
+    async fn service(&self, wanted: &Wanted, reading: Reading) -> Result<Option<String>, StepError> {
         let client = self.cloud.client().await?;
         let name = wanted.service_name();
-        match absent_if_disabled(client.get(&Api::AgentRegistry, &format!("v1/{name}")).await) {
+        match reading.tolerate(client.get(&Api::AgentRegistry, &format!("v1/{name}")).await) {
             Ok(None) => Ok(None),
             Ok(Some(service)) => Ok(Some(
                 service["registryResource"].as_str().unwrap_or(&name).to_string(),
@@ -192,79 +187,22 @@ impl AgentRegistration {
             Err(e) => Err(classify(&self.cloud, &format!("reading service {name}"), e)),
         }
     }
-
-    async fn registered(&self, wanted: &Wanted) -> Result<Option<Outputs>, StepError> {
-        if let Some(agent) = self.automatic(wanted).await? {
-            return Ok(Some(outputs(&agent, "automatic")));
-        }
-        Ok(self
-            .service(wanted)
-            .await?
-            .map(|agent| outputs(&agent, "service")))
-    }
-
-    /// Creates our Service (safe to repeat: our id and a request id from the key).
-    async fn create_service(&self, cx: &StepContext, wanted: &Wanted) -> Result<(), StepError> {
-        let client = self.cloud.client().await?;
-        let name = wanted.service_name();
-        let path = format!(
-            "v1/{}/services?serviceId={}&requestId={}",
-            wanted.parent(),
-            encode(&wanted.service_id),
-            request_id(&cx.idempotency_key)
-        );
-        let body = json!({
-            "displayName": wanted.display_name,
-            "description": format!("Agent Runtime engine {}", wanted.engine),
-            "agentSpec": { "type": "NO_SPEC" },
-        });
-        tracing::info!(
-            service = %name,
-            "Agent Runtime has not registered {} yet; registering it as service {name}",
-            wanted.engine
-        );
-        match client
-            // An answer that is not an operation is a retried BAD_RESPONSE, not a registration.
-            .post_as::<Operation>(&Api::AgentRegistry, &path, &body, PostRetry::Safe)
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Created by an earlier call whose answer was lost: adopted by the read that follows.
-            Err(e) if e.is_already_exists() => Ok(()),
-            Err(e) => Err(classify(&self.cloud, &format!("creating service {name}"), e)),
-        }
-    }
 }
 
 #[async_trait]
-impl StepKind for AgentRegistration {
+impl Resource for AgentRegistration {
+    type Wanted = Wanted;
+    /// The outputs of the registration found.
+    type Live = Outputs;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "an Agent Runtime engine registered in Agent Registry (automatic, else a Service)",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required("region", ParamType::String, "region, like us-central1"),
-                ParamSpec::required(
-                    "engine",
-                    ParamType::String,
-                    "the engine's name (gcp.reasoning_engine `name`)",
-                ),
-                ParamSpec::required(
-                    "service_id",
-                    ParamType::String,
-                    "id of the fallback Service: 4-63 of [a-z0-9-]",
-                ),
-                ParamSpec::required(
-                    "display_name",
-                    ParamType::String,
-                    "display name of the fallback Service",
-                ),
-                ParamSpec::optional(
-                    "wait_for_automatic",
-                    ParamType::String,
-                    "how long to wait for Agent Runtime's own registration [default: 5m]",
-                ),
-            ],
+            params: RegistrationParams::specs(),
             outputs: vec!["agent", "source"],
         }
     }
@@ -290,61 +228,77 @@ impl StepKind for AgentRegistration {
             .done()
     }
 
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
-        Ok(match self.registered(&wanted).await? {
-            Some(outputs) => Observation::Converged(outputs),
-            None => Observation::Diverged(Change::create(format!(
-                "wait up to {:?} for Agent Runtime to register {}, then register it as service {}",
-                wanted.wait,
-                wanted.engine,
-                wanted.service_name()
-            ))),
-        })
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
     }
 
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let deadline = now_ms() + self.cloud.scaled(wanted.wait).as_millis() as u64;
-        Ok(Applied::Started(OperationHandle(json!({
-            "phase": PHASE,
-            "deadline_unix_ms": deadline,
-        }))))
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("service {}", wanted.service_name())
     }
 
-    fn poll_policy(&self) -> Option<PollPolicy> {
-        Some(self.cloud.get_poll_policy())
-    }
-
-    async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let deadline = match (handle.0["phase"].as_str(), handle.0["deadline_unix_ms"].as_u64()) {
-            (Some(PHASE), Some(deadline)) => deadline,
-            _ => {
-                return Err(StepError::permanent(format!(
-                    "step `{}`: handle {} is not one gcp.agent_registration wrote",
-                    cx.step_id, handle.0
-                )))
-            }
-        };
-        if let Some(outputs) = self.registered(&wanted).await? {
-            return Ok(PollOutcome::Done(outputs));
+    /// The automatic registration, else our Service.
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Outputs>, StepError> {
+        let Lookup { wanted, reading, .. } = lookup;
+        if let Some(agent) = self.automatic(wanted, reading).await? {
+            return Ok(Some(outputs(&agent, "automatic")));
         }
-        if now_ms() < deadline {
-            return Ok(PollOutcome::Pending {
-                progress: Some(format!(
-                    "waiting for Agent Runtime's automatic registration of {}",
-                    wanted.engine
-                )),
-            });
-        }
-        self.create_service(cx, &wanted).await?;
-        Ok(match self.service(&wanted).await? {
-            Some(agent) => PollOutcome::Done(outputs(&agent, "service")),
-            None => PollOutcome::Pending {
-                progress: Some(format!("registering service {}", wanted.service_name())),
-            },
-        })
+        Ok(self
+            .service(wanted, reading)
+            .await?
+            .map(|agent| outputs(&agent, "service")))
+    }
+
+    async fn examine(&self, _step: Step<'_, Wanted>, found: &Outputs) -> Result<Verdict, StepError> {
+        Ok(Verdict::Converged(found.clone()))
+    }
+
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "wait up to {:?} for Agent Runtime to register {}, then register it as service {}",
+            wanted.wait,
+            wanted.engine,
+            wanted.service_name()
+        ))
+    }
+
+    fn grace(&self, wanted: &Wanted) -> Option<Duration> {
+        Some(wanted.wait)
+    }
+
+    fn awaiting(&self, wanted: &Wanted) -> String {
+        format!(
+            "waiting for Agent Runtime's automatic registration of {}",
+            wanted.engine
+        )
+    }
+
+    /// Creates our Service (safe to repeat: our id and a request id from the key).
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { cx, wanted } = step;
+        let client = self.cloud.client().await?;
+        let name = wanted.service_name();
+        let path = format!(
+            "v1/{}/services?serviceId={}&requestId={}",
+            wanted.parent(),
+            encode(&wanted.service_id),
+            request_id(&cx.idempotency_key)
+        );
+        let body = json!({
+            "displayName": wanted.display_name,
+            "description": format!("Agent Runtime engine {}", wanted.engine),
+            "agentSpec": { "type": "NO_SPEC" },
+        });
+        tracing::info!(
+            service = %name,
+            "Agent Runtime has not registered {} yet; registering it as service {name}",
+            wanted.engine
+        );
+        // An answer that is not an operation is a retried BAD_RESPONSE, not a registration.
+        client
+            .post_as::<Operation>(&Api::AgentRegistry, &path, &body, PostRetry::Safe)
+            .await?;
+        // The Service is readable as soon as the create is accepted.
+        Ok(Mutated::ReadBack)
     }
 }
 

@@ -11,15 +11,13 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, Outputs, ParamSpec, ParamType, StepContext,
-    StepError, StepKind,
-};
+use sluice_engine::{async_trait, Applied, Change, KindSchema, Outputs, StepContext, StepError};
 use sluice_gcp::{Api, GcpError, PostRetry, Role};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, optional_text, strings, text, Reading};
+use crate::common::classify;
+use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// What the seed grants the Reasoning Engine service agent.
 pub const GATEWAY_PERMISSIONS: [&str; 3] = [
@@ -38,7 +36,7 @@ impl CustomRole {
     }
 }
 
-struct Wanted {
+pub struct Wanted {
     project: String,
     role_id: String,
     title: String,
@@ -46,21 +44,29 @@ struct Wanted {
     permissions: BTreeSet<String>,
 }
 
+params! {
+    /// The parameters of `gcp.custom_role`.
+    struct RoleParams {
+        project: text => "project id",
+        role_id: text => "role id: letters, digits, _ and ., 3-64 long",
+        title: text_or("Custom Agent Gateway access role") => "title",
+        description: text_or("Custom role for Agent Gateway") => "description",
+        permissions: strings => "permissions [default: networkservices.agentGateways.get/.use, networkservices.operations.get]",
+    }
+}
+
 impl Wanted {
     fn from(cx: &StepContext) -> Result<Self, StepError> {
-        let mut permissions: BTreeSet<String> = strings(cx, "permissions")?.into_iter().collect();
+        let params = RoleParams::parse(cx)?;
+        let mut permissions: BTreeSet<String> = params.permissions.into_iter().collect();
         if permissions.is_empty() {
             permissions = GATEWAY_PERMISSIONS.iter().map(|p| p.to_string()).collect();
         }
         Ok(Wanted {
-            project: text(cx, "project")?.to_string(),
-            role_id: text(cx, "role_id")?.to_string(),
-            title: optional_text(cx, "title")
-                .unwrap_or("Custom Agent Gateway access role")
-                .to_string(),
-            description: optional_text(cx, "description")
-                .unwrap_or("Custom role for Agent Gateway")
-                .to_string(),
+            project: params.project,
+            role_id: params.role_id,
+            title: params.title,
+            description: params.description,
             permissions,
         })
     }
@@ -100,60 +106,45 @@ impl Wanted {
     }
 }
 
-enum Found {
-    Missing,
-    Deleted(Role),
-    Live(Role),
-}
-
 impl CustomRole {
-    async fn read(&self, wanted: &Wanted, reading: Reading) -> Result<Found, StepError> {
+    /// Undeletes a soft-deleted role (its etag), giving the live role.
+    async fn undelete(&self, wanted: &Wanted, role: &Role) -> Result<Role, StepError> {
+        let name = wanted.name();
         let client = self.cloud.client().await?;
-        match reading.tolerate(client.get_as::<Role>(&Api::Iam, &wanted.path()).await) {
-            Ok(Some(role)) if role.deleted => Ok(Found::Deleted(role)),
-            Ok(Some(role)) => Ok(Found::Live(role)),
-            Ok(None) => Ok(Found::Missing),
-            Err(e) if e.is_not_found() => Ok(Found::Missing),
-            Err(e) => Err(classify(
-                &self.cloud,
-                &format!("reading role {}", wanted.name()),
-                e,
-            )),
-        }
-    }
-
-    async fn patch(&self, wanted: &Wanted, role: &Role) -> Result<Role, GcpError> {
-        let mut body = wanted.body();
-        body["etag"] = json!(role.etag);
-        let path = format!(
-            "{}?updateMask=title,description,includedPermissions,stage",
-            wanted.path()
-        );
-        let client = self
-            .cloud
-            .client()
+        client
+            .post_as::<Role>(
+                &Api::Iam,
+                &format!("{}:undelete", wanted.path()),
+                &json!({ "etag": role.etag }),
+                PostRetry::Safe,
+            )
             .await
-            .map_err(|e| GcpError::config(e.to_string()))?;
-        client.patch_as(&Api::Iam, &path, &body).await
+            .map_err(|e| {
+                if e.is_failed_precondition() {
+                    StepError::permanent(format!(
+                        "role {name} was deleted more than 7 days ago and cannot be undeleted: \
+                         choose another `role_id`. {e}"
+                    ))
+                } else {
+                    classify(&self.cloud, &format!("undeleting role {name}"), e)
+                }
+            })
     }
 }
 
 #[async_trait]
-impl StepKind for CustomRole {
+impl Resource for CustomRole {
+    type Wanted = Wanted;
+    type Live = Role;
+
+    fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "a project custom role with exactly the given permissions",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required("role_id", ParamType::String, "role id: letters, digits, _ and ., 3-64 long"),
-                ParamSpec::optional("title", ParamType::String, "title"),
-                ParamSpec::optional("description", ParamType::String, "description"),
-                ParamSpec::optional(
-                    "permissions",
-                    ParamType::List,
-                    "permissions [default: networkservices.agentGateways.get/.use, networkservices.operations.get]",
-                ),
-            ],
+            params: RoleParams::specs(),
             outputs: vec!["name"],
         }
     }
@@ -168,106 +159,115 @@ impl StepKind for CustomRole {
             .done()
     }
 
-    async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let wanted = Wanted::from(cx)?;
+    fn wanted(&self, cx: &StepContext) -> Result<Wanted, StepError> {
+        Wanted::from(cx)
+    }
+
+    fn describe(&self, wanted: &Wanted) -> String {
+        format!("role {}", wanted.name())
+    }
+
+    async fn find(&self, lookup: Lookup<'_, Wanted>) -> Result<Option<Role>, StepError> {
+        let Lookup { wanted, reading, .. } = lookup;
+        let client = self.cloud.client().await?;
+        match reading.tolerate(client.get_as::<Role>(&Api::Iam, &wanted.path()).await) {
+            Ok(role) => Ok(role),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(classify(
+                &self.cloud,
+                &format!("reading role {}", wanted.name()),
+                e,
+            )),
+        }
+    }
+
+    async fn examine(&self, step: Step<'_, Wanted>, role: &Role) -> Result<Verdict, StepError> {
+        let Step { wanted, .. } = step;
         let name = wanted.name();
-        Ok(match self.read(&wanted, Reading::Observe).await? {
-            Found::Missing => Observation::Diverged(
-                Change::create(format!(
-                    "create role {name} with {}",
-                    wanted.permissions.iter().cloned().collect::<Vec<_>>().join(", ")
-                ))
-                .predicting(wanted.outputs()),
-            ),
-            Found::Deleted(_) => Observation::Diverged(
+        if role.deleted {
+            return Ok(Verdict::Drift(
                 Change::update(format!(
                     "undelete role {name} (soft-deleted) and set its permissions"
                 ))
                 .predicting(wanted.outputs()),
-            ),
-            Found::Live(role) => {
-                let differences = wanted.differences(&role);
-                if differences.is_empty() {
-                    Observation::Converged(wanted.outputs())
-                } else {
-                    Observation::Diverged(
-                        Change::update(format!("role {name}: {}", differences.join("; ")))
-                            .predicting(wanted.outputs()),
-                    )
-                }
-            }
+            ));
+        }
+        let differences = wanted.differences(role);
+        Ok(if differences.is_empty() {
+            Verdict::Converged(wanted.outputs())
+        } else {
+            Verdict::Drift(
+                Change::update(format!("role {name}: {}", differences.join("; ")))
+                    .predicting(wanted.outputs()),
+            )
         })
     }
 
-    async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let wanted = Wanted::from(cx)?;
-        let name = wanted.name();
+    fn create_change(&self, wanted: &Wanted) -> Change {
+        Change::create(format!(
+            "create role {} with {}",
+            wanted.name(),
+            wanted.permissions.iter().cloned().collect::<Vec<_>>().join(", ")
+        ))
+        .predicting(wanted.outputs())
+    }
+
+    async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
+        let Step { wanted, .. } = step;
+        let body = json!({ "roleId": wanted.role_id, "role": wanted.body() });
         let client = self.cloud.client().await?;
-        let role = match self.read(&wanted, Reading::Apply).await? {
-            Found::Missing => {
-                let body = json!({ "roleId": wanted.role_id, "role": wanted.body() });
-                // The answer must be the role (name, etag): anything else is a bad response,
-                // retried, never taken for a created role.
-                let created = client
-                    .post_as::<Role>(
-                        &Api::Iam,
-                        &format!("v1/projects/{}/roles", wanted.project),
-                        &body,
-                        // The id is ours: a repeat answers 409, handled below.
-                        PostRetry::Safe,
-                    )
-                    .await;
-                match created {
-                    Ok(_) => return Ok(Applied::Done(wanted.outputs())),
-                    Err(e) if e.is_already_exists() => {
-                        // A create whose answer was lost: adopt it and check it.
-                        match self.read(&wanted, Reading::Apply).await? {
-                            Found::Live(role) => role,
-                            _ => {
-                                return Err(StepError::retryable(format!(
-                                    "role {name} is changing; reading again"
-                                )))
-                            }
-                        }
-                    }
-                    Err(e) if e.is_failed_precondition() => {
-                        return Err(StepError::permanent(format!(
-                            "role {name} was deleted and cannot be undeleted or reused yet (Google keeps \
-                             deleted role ids for ~37 days): choose another `role_id`. {e}"
-                        )))
-                    }
-                    Err(e) => return Err(classify(&self.cloud, &format!("creating role {name}"), e)),
-                }
-            }
-            Found::Deleted(role) => {
-                let undeleted = client
-                    .post_as::<Role>(
-                        &Api::Iam,
-                        &format!("{}:undelete", wanted.path()),
-                        &json!({ "etag": role.etag }),
-                        PostRetry::Safe,
-                    )
-                    .await
-                    .map_err(|e| {
-                        if e.is_failed_precondition() {
-                            StepError::permanent(format!(
-                                "role {name} was deleted more than 7 days ago and cannot be undeleted: \
-                                 choose another `role_id`. {e}"
-                            ))
-                        } else {
-                            classify(&self.cloud, &format!("undeleting role {name}"), e)
-                        }
-                    })?;
-                undeleted
-            }
-            Found::Live(role) => role,
-        };
-        if wanted.differences(&role).is_empty() {
-            return Ok(Applied::Done(wanted.outputs()));
+        // The answer must be the role (name, etag): anything else is a bad response, retried,
+        // never taken for a created role. The id is ours: a repeat answers 409.
+        client
+            .post_as::<Role>(
+                &Api::Iam,
+                &format!("v1/projects/{}/roles", wanted.project),
+                &body,
+                PostRetry::Safe,
+            )
+            .await?;
+        Ok(Mutated::Applied(Applied::Done(wanted.outputs())))
+    }
+
+    fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
+        let Step { wanted, .. } = step;
+        let name = wanted.name();
+        if e.is_failed_precondition() {
+            return StepError::permanent(format!(
+                "role {name} was deleted and cannot be undeleted or reused yet (Google keeps \
+                 deleted role ids for ~37 days): choose another `role_id`. {e}"
+            ));
         }
-        self.patch(&wanted, &role)
-            .await
-            .map_err(|e| classify(&self.cloud, &format!("updating role {name}"), e))?;
-        Ok(Applied::Done(wanted.outputs()))
+        classify(&self.cloud, &format!("creating role {name}"), e)
+    }
+
+    fn missing_after_conflict(&self, step: Step<'_, Wanted>) -> StepError {
+        let Step { wanted, .. } = step;
+        StepError::retryable(format!("role {} is changing; reading again", wanted.name()))
+    }
+
+    async fn patch(&self, step: Step<'_, Wanted>, live: Current<'_, Role>) -> Result<Mutated, StepError> {
+        let Step { wanted, .. } = step;
+        let undeleted;
+        let role = if live.deleted {
+            undeleted = self.undelete(wanted, &live).await?;
+            &undeleted
+        } else {
+            &*live
+        };
+        if !wanted.differences(role).is_empty() {
+            let mut body = wanted.body();
+            body["etag"] = json!(role.etag);
+            let path = format!(
+                "{}?updateMask=title,description,includedPermissions,stage",
+                wanted.path()
+            );
+            let client = self.cloud.client().await?;
+            client
+                .patch_as::<Role>(&Api::Iam, &path, &body)
+                .await
+                .map_err(|e| classify(&self.cloud, &format!("updating role {}", wanted.name()), e))?;
+        }
+        Ok(Mutated::Applied(Applied::Done(wanted.outputs())))
     }
 }

@@ -10,14 +10,22 @@
 
 use serde_json::json;
 use sluice_engine::{
-    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, ParamSpec, ParamType,
-    PollOutcome, PollPolicy, StepContext, StepError, StepKind,
+    async_trait, Applied, Change, KindSchema, Observation, OperationHandle, Outputs, PollOutcome, PollPolicy,
+    StepContext, StepError, StepKind,
 };
 use sluice_gcp::{Api, Operation, OperationFamily, Page, PostRetry};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{self, classify, strings, text};
+use crate::common::{self, classify};
+
+params! {
+    /// The parameters of `gcp.services`.
+    struct ServicesParams {
+        project: text => "project id",
+        services: list => "API names, like iam.googleapis.com",
+    }
+}
 
 pub struct Services {
     cloud: Cloud,
@@ -72,10 +80,7 @@ impl StepKind for Services {
     fn schema(&self) -> KindSchema {
         KindSchema {
             description: "enables APIs in a project (Service Usage batchEnable)",
-            params: vec![
-                ParamSpec::required("project", ParamType::String, "project id"),
-                ParamSpec::required("services", ParamType::List, "API names, like iam.googleapis.com"),
-            ],
+            params: ServicesParams::specs(),
             outputs: vec!["project", "services"],
         }
     }
@@ -88,8 +93,11 @@ impl StepKind for Services {
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        let project = text(cx, "project")?;
-        let wanted = strings(cx, "services")?;
+        let ServicesParams {
+            project,
+            services: wanted,
+        } = ServicesParams::parse(cx)?;
+        let project = project.as_str();
         let disabled = self.disabled(project, &wanted).await?;
         Ok(if disabled.is_empty() {
             Observation::Converged(outputs(project, &wanted))
@@ -102,8 +110,11 @@ impl StepKind for Services {
     }
 
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        let project = text(cx, "project")?;
-        let wanted = strings(cx, "services")?;
+        let ServicesParams {
+            project,
+            services: wanted,
+        } = ServicesParams::parse(cx)?;
+        let project = project.as_str();
         let disabled = self.disabled(project, &wanted).await?;
         let client = self.cloud.client().await?;
         // batchEnable takes at most 20 ids; plans name fewer, so one operation is waited on and
@@ -135,8 +146,11 @@ impl StepKind for Services {
     }
 
     async fn poll(&self, cx: &StepContext, handle: &OperationHandle) -> Result<PollOutcome, StepError> {
-        let project = text(cx, "project")?;
-        let wanted = strings(cx, "services")?;
+        let ServicesParams {
+            project,
+            services: wanted,
+        } = ServicesParams::parse(cx)?;
+        let project = project.as_str();
         match common::poll_once(&self.cloud, cx, handle).await? {
             Err(outcome) => Ok(outcome),
             Ok(_) => {
