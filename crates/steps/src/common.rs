@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 use sluice_engine::{OperationHandle, PollOutcome, StepContext, StepError};
 use sluice_gcp::{Api, Code, GcpClient, GcpError, GoogleOperation, Operation, OperationFamily, Page};
@@ -215,30 +216,42 @@ pub async fn list_all(
     Ok(items)
 }
 
-/// The persisted handle of a Google operation: its family and name, serialised as a
-/// [`GoogleOperation`] (`{"family", "region", "name"}`, the shape every version stored).
-pub fn handle(family: &OperationFamily, name: &str) -> OperationHandle {
-    let operation = GoogleOperation {
-        family: family.clone(),
-        name: name.to_string(),
-    };
-    // A struct of strings always serialises; Null would only be refused when read back.
-    OperationHandle(serde_json::to_value(operation).unwrap_or(Value::Null))
+/// A handle to persist, from its typed form: every handle a kind stores is a serde type, so
+/// writing and reading it back cannot disagree about its shape.
+pub fn stored_handle<T: Serialize>(handle: &T) -> OperationHandle {
+    // The handle types here are plain structs of strings, numbers and booleans, which always
+    // serialise; Null would only be refused when read back.
+    OperationHandle(serde_json::to_value(handle).unwrap_or(Value::Null))
 }
 
-/// Reads a handle back; a damaged one is a permanent error naming it.
-pub fn family_and_name(
-    cx: &StepContext,
-    handle: &OperationHandle,
-) -> Result<(OperationFamily, String), StepError> {
-    // INVARIANT: a stored handle is read only through GoogleOperation's serde, the one
-    // definition of its shape; anything else is refused, never guessed at.
-    let operation = GoogleOperation::deserialize(&handle.0).map_err(|why| {
+/// Reads a stored handle back into its type; a damaged one (or one another kind wrote) is a
+/// permanent error naming it.
+pub fn read_stored<T: DeserializeOwned>(cx: &StepContext, handle: &OperationHandle) -> Result<T, StepError> {
+    // INVARIANT: a stored handle is read only through its type's serde, the one definition of
+    // its shape; anything else is refused, never guessed at.
+    T::deserialize(&handle.0).map_err(|why| {
         StepError::permanent(format!(
             "step `{}`: operation handle {} is not one this kind wrote ({why})",
             cx.step_id, handle.0
         ))
-    })?;
+    })
+}
+
+/// The persisted handle of a Google operation: its family and name, serialised as a
+/// [`GoogleOperation`] (`{"family", "region", "name"}`, the shape every version stored).
+pub fn handle(family: &OperationFamily, name: &str) -> OperationHandle {
+    stored_handle(&GoogleOperation {
+        family: family.clone(),
+        name: name.to_string(),
+    })
+}
+
+/// Reads a Google operation's handle back; a damaged one is a permanent error naming it.
+pub fn family_and_name(
+    cx: &StepContext,
+    handle: &OperationHandle,
+) -> Result<(OperationFamily, String), StepError> {
+    let operation: GoogleOperation = read_stored(cx, handle)?;
     Ok((operation.family, operation.name))
 }
 

@@ -22,6 +22,7 @@
 //!   attempted create. Project-level calls need the Org Policy API usable in the project (a
 //!   disabled API is reported as "not yet").
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_engine::{
     async_trait, Applied, Change, KindSchema, OperationHandle, Outputs, PollOutcome, StepContext, StepError,
@@ -30,10 +31,26 @@ use sluice_gcp::{Api, PostRetry, Resource as Answer};
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::{classify, read_optional};
+use crate::common::{self, classify, read_optional};
 use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
-const HANDLE_KIND: &str = "org_policy_effective";
+/// The handle of the wait for enforcement to take effect (Org Policy has no operations),
+/// stored in step records as `{"kind": "org_policy_effective", "parent", "constraint",
+/// "enforce"}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct EffectiveWait {
+    kind: EffectiveKind,
+    parent: String,
+    constraint: String,
+    enforce: bool,
+}
+
+/// The one kind an [`EffectiveWait`] has (its tag, so that no other handle reads as one).
+#[derive(Debug, Serialize, Deserialize)]
+enum EffectiveKind {
+    #[serde(rename = "org_policy_effective")]
+    OrgPolicyEffective,
+}
 const PROPAGATION: &str = "enforcement takes up to 15 minutes after the policy is set";
 
 pub struct OrgPolicy {
@@ -157,12 +174,12 @@ impl Wanted {
         }
     }
     fn handle(&self) -> OperationHandle {
-        OperationHandle(json!({
-            "kind": HANDLE_KIND,
-            "parent": self.parent,
-            "constraint": self.constraint,
-            "enforce": self.enforce,
-        }))
+        common::stored_handle(&EffectiveWait {
+            kind: EffectiveKind::OrgPolicyEffective,
+            parent: self.parent.clone(),
+            constraint: self.constraint.clone(),
+            enforce: self.enforce,
+        })
     }
 }
 
@@ -303,11 +320,8 @@ impl Resource for OrgPolicy {
         handle: &OperationHandle,
     ) -> Option<Result<PollOutcome, StepError>> {
         let Step { cx, wanted } = step;
-        if handle.0["kind"] != HANDLE_KIND || handle.0["enforce"].as_bool().is_none() {
-            return Some(Err(StepError::permanent(format!(
-                "step `{}`: operation handle {} is not one this kind wrote",
-                cx.step_id, handle.0
-            ))));
+        if let Err(damaged) = common::read_stored::<EffectiveWait>(cx, handle) {
+            return Some(Err(damaged));
         }
         Some(self.effective(wanted).await)
     }
@@ -348,6 +362,25 @@ impl OrgPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_enforcement_wait_handle_reads_back_in_the_shape_every_version_stored() {
+        let stored = json!({ "kind": "org_policy_effective", "parent": "projects/p",
+            "constraint": "custom.egress", "enforce": true });
+        let cx = StepContext {
+            run_id: "r".into(),
+            step_id: "policy".into(),
+            params: Default::default(),
+            idempotency_key: "k/policy".into(),
+            attempt: 1,
+        };
+        let wait: EffectiveWait = common::read_stored(&cx, &OperationHandle(stored.clone())).unwrap();
+        assert!(wait.enforce);
+        assert_eq!(common::stored_handle(&wait).0, stored);
+        let without_enforce = json!({ "kind": "org_policy_effective", "parent": "projects/p",
+            "constraint": "custom.egress" });
+        assert!(common::read_stored::<EffectiveWait>(&cx, &OperationHandle(without_enforce)).is_err());
+    }
 
     #[test]
     fn parents_have_three_shapes() {

@@ -3,7 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sluice_engine::{
     async_trait, Applied, KindSchema, Observation, OperationHandle, ParamProblem, PollOutcome, PollPolicy,
     StepContext, StepError, StepKind,
@@ -12,10 +13,21 @@ use sluice_engine::{
 use super::{Absent, Claim, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 use crate::common::{self, Reading};
 
-/// The phase of the wait [`Resource::grace`] starts. Stored in step records: the handle is
+/// The handle of the wait [`Resource::grace`] starts, stored in step records as
 /// `{"phase": "await_automatic", "deadline_unix_ms": N}` (wall-clock milliseconds, the wait
 /// already scaled by the cloud's time scale), so a resumed run keeps its deadline.
-const AWAIT_PHASE: &str = "await_automatic";
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct GraceWait {
+    pub(super) phase: GracePhase,
+    pub(super) deadline_unix_ms: u64,
+}
+
+/// The one phase a [`GraceWait`] has (its tag, so that no other handle reads as one).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum GracePhase {
+    #[serde(rename = "await_automatic")]
+    AwaitAutomatic,
+}
 
 /// A [`Resource`] as a step kind.
 pub struct Reconciled<R>(pub R);
@@ -175,17 +187,6 @@ impl<R: Resource> Reconciled<R> {
         }
     }
 
-    /// The deadline in a wait handle this reconciler wrote.
-    fn await_deadline(cx: &StepContext, handle: &OperationHandle) -> Result<u64, StepError> {
-        match (handle.0["phase"].as_str(), handle.0["deadline_unix_ms"].as_u64()) {
-            (Some(AWAIT_PHASE), Some(deadline)) => Ok(deadline),
-            _ => Err(StepError::permanent(format!(
-                "step `{}`: handle {} is not one this kind wrote",
-                cx.step_id, handle.0
-            ))),
-        }
-    }
-
     /// One look during the wait [`Resource::grace`] started: found → done; before the
     /// deadline → pending; after it → created (after the strict read), then read back.
     async fn poll_wait(
@@ -265,10 +266,10 @@ impl<R: Resource> StepKind for Reconciled<R> {
         if let Some(grace) = kind.grace(&wanted) {
             // Changes nothing: the poll creates, after its own strict read, once the wait is over.
             let deadline = now_ms() + kind.cloud().scaled(grace).as_millis() as u64;
-            return Ok(Applied::Started(OperationHandle(json!({
-                "phase": AWAIT_PHASE,
-                "deadline_unix_ms": deadline,
-            }))));
+            return Ok(Applied::Started(common::stored_handle(&GraceWait {
+                phase: GracePhase::AwaitAutomatic,
+                deadline_unix_ms: deadline,
+            })));
         }
         match self.read_strictly(cx, &wanted).await? {
             Strict::Found(live) => self.settle(cx, &wanted, Current { live: &live }).await,
@@ -284,8 +285,8 @@ impl<R: Resource> StepKind for Reconciled<R> {
         let kind = &self.0;
         let wanted = kind.wanted(cx)?;
         if kind.grace(&wanted).is_some() {
-            let deadline = Self::await_deadline(cx, handle)?;
-            return self.poll_wait(cx, &wanted, deadline).await;
+            let wait: GraceWait = common::read_stored(cx, handle)?;
+            return self.poll_wait(cx, &wanted, wait.deadline_unix_ms).await;
         }
         if let Some(outcome) = kind.poll_own(Step { cx, wanted: &wanted }, handle).await {
             return outcome;

@@ -17,7 +17,7 @@
 //! 3. **A server-chosen id is created only after the label lookup came back empty.** An
 //!    [`Absent`] is never made while [`Resource::by_label`] lists anything.
 
-mod flow;
+pub(crate) mod flow;
 #[cfg(test)]
 mod tests;
 

@@ -376,3 +376,20 @@ async fn a_handle_the_reconciler_did_not_write_is_refused() {
     );
     assert!(calls(&kind).is_empty());
 }
+
+#[test]
+fn a_grace_wait_handle_reads_back_in_the_shape_every_version_stored() {
+    use super::flow::GraceWait;
+    let stored = json!({ "phase": "await_automatic", "deadline_unix_ms": 1_700_000_000_000u64 });
+    let handle = sluice_engine::OperationHandle(stored.clone());
+    let wait: GraceWait = crate::common::read_stored(&cx(), &handle).unwrap();
+    assert_eq!(wait.deadline_unix_ms, 1_700_000_000_000);
+    assert_eq!(crate::common::stored_handle(&wait).0, stored);
+    // A Google operation's handle is not a grace wait.
+    let other = crate::common::handle(&sluice_gcp::OperationFamily::NetworkServices, "operations/1");
+    let refused = crate::common::read_stored::<GraceWait>(&cx(), &other).unwrap_err();
+    assert!(
+        refused.to_string().contains("is not one this kind wrote"),
+        "{refused}"
+    );
+}
