@@ -2,7 +2,7 @@
 //! skipped steps, graceful shutdown on SIGTERM, timeouts and store refusals.
 
 use serde_json::{json, Value};
-use sluice_engine::{JournalEvent, SledStore, StepState, Store};
+use sluice_engine::{ErrorClass, JournalEvent, SledStore, StepState, Store};
 use sluice_tests::{run_and_sigterm_after, status_json, stderr, stdout, Sandbox};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
@@ -150,7 +150,7 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
     assert_eq!(step(&status, "throttled")["outputs"]["attempts"], 3);
     let store = SledStore::open(&sandbox.store()).unwrap();
     let run_id = status["run"]["id"].as_str().unwrap();
-    let failed: Vec<String> = store
+    let failed: Vec<ErrorClass> = store
         .journal(run_id)
         .unwrap()
         .into_iter()
@@ -164,8 +164,8 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
             _ => None,
         })
         .collect();
-    assert_eq!(failed.iter().filter(|c| *c == "retryable").count(), 2);
-    assert_eq!(failed.iter().filter(|c| *c == "not-yet").count(), 3);
+    assert_eq!(failed.iter().filter(|c| **c == ErrorClass::Retryable).count(), 2);
+    assert_eq!(failed.iter().filter(|c| **c == ErrorClass::NotYet).count(), 3);
 }
 
 #[test]

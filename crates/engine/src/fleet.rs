@@ -523,7 +523,7 @@ fn outcome_of(
     });
     let changes = steps
         .iter()
-        .filter(|s| s.state == StepState::Succeeded)
+        .filter(|s| s.state() == StepState::Succeeded)
         .filter_map(|s| {
             s.change.as_ref().map(|change| AppliedChange {
                 step: s.step_id.clone(),
@@ -540,10 +540,13 @@ fn outcome_of(
         .collect();
     let failure = steps
         .iter()
-        .find(|s| s.state == StepState::Failed)
+        .find(|s| s.state() == StepState::Failed)
         .map(|s| TargetFailure {
             step: Some(s.step_id.clone()),
-            class: s.error.as_ref().map_or("failed".into(), |e| e.class.clone()),
+            class: s
+                .error
+                .as_ref()
+                .map_or("failed".into(), |e| e.class.as_str().into()),
             message: s.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
         });
     TargetOutcome {

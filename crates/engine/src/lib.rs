@@ -63,7 +63,7 @@ pub mod vars;
 /// Implement [`StepKind`] with `#[sluice_engine::async_trait]`, no extra dependency needed.
 pub use async_trait::async_trait;
 pub use digest::digest_hex;
-pub use error::{StepError, StoreError};
+pub use error::{ErrorClass, StepError, StoreError};
 pub use events::{CrashPoint, Event, Hooks};
 pub use executor::{Engine, EngineConfig, EngineError, RunSummary, StartedRun};
 pub use fleet::{FleetEvent, FleetSummary, FleetTargetSpec, StartedFleet, TargetOutcome, TargetState};
@@ -76,7 +76,7 @@ pub use policy::{PollPolicy, RetryPolicy};
 pub use preview::{Preview, StepPreview};
 pub use store::{
     FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
-    SledStore, StepRecord, StepState, Store,
+    SledStore, StepRecord, StepState, StepStatus, Store,
 };
 pub use validate::{parse_plan, validate, Problem, ValidatedPlan};
 pub use vars::VarInput;

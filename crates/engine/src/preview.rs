@@ -175,7 +175,7 @@ async fn preview_step(
         }
         Err(error) => (
             Preview::Unknown {
-                not_yet: error.class() == "not-yet",
+                not_yet: error.class() == crate::error::ErrorClass::NotYet,
                 error: error.message().to_string(),
             },
             Known::Unknown,

@@ -19,12 +19,13 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::digest::digest_hex;
+use crate::error::ErrorClass;
 use crate::error::StoreError;
 use crate::events::{Event, Hooks};
 use crate::kind::Registry;
 use crate::plan::{parse_duration, Plan};
 use crate::policy::{PollPolicy, RetryPolicy};
-use crate::store::{Batch, JournalEvent, RunRecord, RunState, StepRecord, StepState, Store};
+use crate::store::{JournalEvent, RunCommit, RunRecord, RunState, StepRecord, StepState, StepStatus, Store};
 use crate::time::{compact_stamp, now_ms};
 use crate::validate::{validate, Problem, ValidatedPlan};
 use crate::vars::VarInput;
@@ -179,7 +180,7 @@ impl Engine {
             .filter(|(_, skipped)| **skipped)
             .map(|(spec, _)| {
                 let mut record = StepRecord::pending(&spec.id);
-                record.state = StepState::Skipped;
+                record.status = StepStatus::Skipped;
                 record.note = Some(format!(
                     "skipped: `when` is false ({})",
                     spec.when.as_deref().unwrap_or("")
@@ -193,15 +194,12 @@ impl Engine {
             step: None,
             event: JournalEvent::RunCreated { run_key },
         };
-        self.store.commit(
-            &run_id,
-            Batch {
-                plan: Some((plan_digest, validated.plan.clone())),
-                run: Some(run),
-                steps,
-                journal: vec![created],
-            },
-        )?;
+        self.store.commit_run(RunCommit {
+            plan: Some((plan_digest, validated.plan.clone())),
+            run,
+            steps,
+            journal: vec![created],
+        })?;
         self.store.flush()?;
         Ok(StartedRun {
             run_id,
@@ -294,7 +292,7 @@ impl Engine {
                 records
                     .iter()
                     .map(|r| StepView {
-                        state: r.state,
+                        state: r.state(),
                         outputs: r.outputs.clone(),
                     })
                     .collect(),
@@ -310,10 +308,12 @@ impl Engine {
                 session: run.sessions,
             },
         )];
-        for record in records.iter().filter(|r| r.state == StepState::Applying) {
+        for record in records.iter().filter(|r| r.state() == StepState::Applying) {
             journal.push(shared.journal_entry(
                 Some(&record.step_id),
-                JournalEvent::InDoubt { state: record.state },
+                JournalEvent::InDoubt {
+                    state: record.state(),
+                },
             ));
             shared.emit(Event::StepInDoubt {
                 step: record.step_id.clone(),
@@ -342,7 +342,7 @@ impl Engine {
         let steps = in_plan_order(self.store.steps(run_id)?, &shared.plan, &shared.index_by_id);
         run.state = if outcome.interrupted {
             RunState::Interrupted
-        } else if steps.iter().all(|s| s.state.is_final()) {
+        } else if steps.iter().all(|s| s.state().is_final()) {
             RunState::Succeeded
         } else {
             RunState::Failed
@@ -395,7 +395,7 @@ async fn schedule(
     let count = records.len();
     // Only skipped steps are settled for good: a succeeded one is observed again when its run
     // continues, and its dependents wait for that.
-    let is_final: Vec<bool> = records.iter().map(|r| r.state == StepState::Skipped).collect();
+    let is_final: Vec<bool> = records.iter().map(|r| r.state() == StepState::Skipped).collect();
     let mut waiting_on: Vec<usize> = (0..count)
         .map(|i| graph.dependencies(i).iter().filter(|&&d| !is_final[d]).count())
         .collect();
@@ -498,10 +498,12 @@ fn record_panic(shared: &RunShared, index: usize, message: &str) {
         .ok()
         .and_then(|steps| steps.into_iter().find(|s| s.step_id == step_id))
         .unwrap_or_else(|| StepRecord::pending(&step_id));
-    let from = record.state;
-    record.state = StepState::Failed;
+    let from = record.state();
+    record.status = StepStatus::Failed {
+        unsettled: record.status.operation().cloned(),
+    };
     record.error = Some(crate::store::ErrorRecord {
-        class: "permanent".into(),
+        class: ErrorClass::Permanent,
         message: format!("the step kind panicked: {message}"),
     });
     let _ = shared.commit_step(

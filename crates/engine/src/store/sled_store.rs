@@ -17,7 +17,10 @@ use std::sync::Mutex;
 
 use std::collections::BTreeMap;
 
-use super::{decode, encode, Batch, FleetRecord, JournalEntry, RunRecord, StepRecord, Store, FORMAT_VERSION};
+use super::{
+    decode, encode, FleetRecord, JournalEntry, RunCommit, RunRecord, StepAppend, StepRecord, Store,
+    FORMAT_VERSION,
+};
 use crate::error::StoreError;
 
 const LOCK_FILE: &str = "sluice.lock";
@@ -225,19 +228,16 @@ impl SledStore {
     /// The hot path: a step's journal entries, then its record, as plain inserts. sled's
     /// `apply_batch` takes a global write lock that waits for any flush in flight (flushes hold
     /// the read side while they write), which would serialise every running step behind the
-    /// disk. sled's log recovers writes in order, so after a crash the journal may hold an entry
-    /// whose record was lost (harmless: the record rules, and the step observes first), never the
-    /// reverse.
-    fn commit_step_writes(&self, run_id: &str, batch: &Batch) -> Result<(), StoreError> {
-        for entry in &batch.journal {
-            self.db.insert(
-                format!("{JOURNAL}{run_id}/{:016x}", entry.seq).as_bytes(),
-                encode(entry),
-            )?;
+    /// disk.
+    fn insert_step_writes(&self, run_id: &str, append: &StepAppend) -> Result<(), StoreError> {
+        // INVARIANT: step appends are ordered: sled's log recovers inserts in order, so after a
+        // crash the journal may hold an entry whose record was lost (harmless: the record rules,
+        // and the step observes first), never the reverse.
+        for entry in &append.journal {
+            self.db.insert(journal_key(run_id, entry), encode(entry))?;
         }
-        for step in &batch.steps {
-            self.db
-                .insert(format!("step/{run_id}/{}", step.step_id).as_bytes(), encode(step))?;
+        for step in &append.steps {
+            self.db.insert(step_key(run_id, step), encode(step))?;
         }
         Ok(())
     }
@@ -269,33 +269,31 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
-        if batch.run.is_none() && batch.plan.is_none() {
-            self.commit_step_writes(run_id, &batch)
-                .map_err(|error| self.located(error))?;
-            self.committed.fetch_add(1, Ordering::SeqCst);
-            return Ok(());
-        }
+    fn commit_run(&self, commit: RunCommit) -> Result<(), StoreError> {
+        // INVARIANT: a run commit is atomic: one sled batch, recovered whole or not at all.
         let mut writes = sled::Batch::default();
-        if let Some((digest, plan)) = &batch.plan {
+        if let Some((digest, plan)) = &commit.plan {
             writes.insert(format!("plan/{digest}").as_bytes(), encode(plan));
         }
-        if let Some(run) = &batch.run {
-            writes.insert(format!("run/{}", run.id).as_bytes(), encode(run));
-            writes.insert(format!("key/{}", run.run_key).as_bytes(), run.id.as_bytes());
+        let run = &commit.run;
+        writes.insert(format!("run/{}", run.id).as_bytes(), encode(run));
+        writes.insert(format!("key/{}", run.run_key).as_bytes(), run.id.as_bytes());
+        for step in &commit.steps {
+            writes.insert(step_key(&run.id, step), encode(step));
         }
-        for step in &batch.steps {
-            writes.insert(format!("step/{run_id}/{}", step.step_id).as_bytes(), encode(step));
-        }
-        for entry in &batch.journal {
-            writes.insert(
-                format!("{JOURNAL}{run_id}/{:016x}", entry.seq).as_bytes(),
-                encode(entry),
-            );
+        for entry in &commit.journal {
+            writes.insert(journal_key(&run.id, entry), encode(entry));
         }
         self.db
             .apply_batch(writes)
             .map_err(|error| self.located(error.into()))?;
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn append_steps(&self, run_id: &str, append: StepAppend) -> Result<(), StoreError> {
+        self.insert_step_writes(run_id, &append)
+            .map_err(|error| self.located(error))?;
         self.committed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -421,6 +419,14 @@ impl Store for SledStore {
             None => Ok(0),
         }
     }
+}
+
+fn step_key(run_id: &str, step: &StepRecord) -> Vec<u8> {
+    format!("step/{run_id}/{}", step.step_id).into_bytes()
+}
+
+fn journal_key(run_id: &str, entry: &JournalEntry) -> Vec<u8> {
+    format!("{JOURNAL}{run_id}/{:016x}", entry.seq).into_bytes()
 }
 
 /// Says which store an error is about: sled's corruption, and records that do not decode,
