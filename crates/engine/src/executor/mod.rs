@@ -5,13 +5,13 @@
 //! starts, running steps get `grace_period` to finish, and whatever is still applying is left in
 //! doubt on disk, to be observed first on resume.
 
+mod session;
 mod shared;
 mod step;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -19,17 +19,15 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::digest::digest_hex;
-use crate::error::ErrorClass;
-use crate::error::StoreError;
+use crate::error::{ErrorClass, StoreError};
 use crate::events::{Event, Hooks};
 use crate::kind::Registry;
-use crate::plan::{parse_duration, Plan};
 use crate::policy::{PollPolicy, RetryPolicy};
 use crate::store::{JournalEvent, RunCommit, RunRecord, RunState, StepRecord, StepState, StepStatus, Store};
 use crate::time::{compact_stamp, now_ms};
-use crate::validate::{validate, Problem, ValidatedPlan};
-use crate::vars::VarInput;
-use shared::{RunShared, StepView};
+use crate::validate::{Problem, ValidatedPlan};
+use session::{begin_session, end_session, LoadedRun, SessionStart};
+use shared::RunShared;
 use step::{StepDriver, StepEnd};
 
 /// Executor settings.
@@ -213,121 +211,29 @@ impl Engine {
         run_id: &str,
         shutdown: watch::Receiver<bool>,
     ) -> Result<RunSummary, EngineError> {
-        let mut run = self
-            .store
-            .run(run_id)?
-            .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
-        let given: BTreeMap<String, VarInput> = run
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), VarInput::Json(v.clone())))
-            .collect();
-        let loading = std::time::Instant::now();
-        // Step records are read while the plan is validated: both dominate a large resume.
-        let step_reader = {
-            let (store, run_id) = (Arc::clone(&self.store), run_id.to_string());
-            tokio::task::spawn_blocking(move || store.steps(&run_id))
-        };
-        let plan = self.store.plan(&run.plan_digest)?.ok_or_else(|| {
-            EngineError::Store(StoreError::Corrupt {
-                key: format!("plan/{}", run.plan_digest),
-                reason: format!("the plan of run `{run_id}` is missing"),
-            })
-        })?;
-        let ValidatedPlan { plan, graph, .. } = validate(plan, &run.plan_source, &self.registry, &given)
-            .map_err(|problems| EngineError::StoredPlanInvalid {
-                run: run_id.to_string(),
-                problems,
-            })?;
-        tracing::debug!(
-            elapsed_us = loading.elapsed().as_micros() as u64,
-            "plan loaded and validated"
-        );
-        let count = plan.steps.len();
-        let index_by_id: HashMap<String, usize> = plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.clone(), i))
-            .collect();
-        let stored = step_reader
-            .await
-            .map_err(|e| StoreError::Sled(format!("reading step records failed: {e}")))??;
-        let records = in_plan_order(stored, &plan, &index_by_id);
-        let next_seq = self.store.next_journal_seq(run_id)?;
-        tracing::debug!(
-            elapsed_us = loading.elapsed().as_micros() as u64,
-            "step records loaded"
-        );
-
-        let mut retry = Vec::with_capacity(count);
-        let mut timeouts = Vec::with_capacity(count);
-        for spec in &plan.steps {
-            // Both were checked by validation; defaults stand in should that ever change.
-            retry.push(
-                spec.retry
-                    .as_ref()
-                    .and_then(|r| self.config.retry.with_overrides(r).ok())
-                    .unwrap_or_else(|| self.config.retry.clone()),
-            );
-            timeouts.push(spec.timeout.as_deref().and_then(|t| parse_duration(t).ok()));
-        }
-
+        let LoadedRun {
+            mut run,
+            plan,
+            graph,
+            index_by_id,
+            records,
+            next_seq,
+        } = self.load_run(run_id).await?;
         run.state = RunState::Running;
         run.sessions += 1;
         run.updated_at_ms = now_ms();
         run.finished_at_ms = None;
-        let shared = Arc::new(RunShared {
-            run_id: run_id.to_string(),
-            run_key: run.run_key.clone(),
+        let session = SessionStart {
             plan,
             index_by_id,
-            vars: run.vars.clone(),
-            store: Arc::clone(&self.store),
-            registry: Arc::clone(&self.registry),
-            config: self.config.clone(),
-            retry,
-            timeouts,
-            views: Mutex::new(
-                records
-                    .iter()
-                    .map(|r| StepView {
-                        state: r.state(),
-                        outputs: r.outputs.clone(),
-                    })
-                    .collect(),
-            ),
-            next_seq: AtomicU64::new(next_seq),
+            next_seq,
             shutdown: shutdown.clone(),
-            hooks: self.hooks.clone(),
-            events: self.events.clone(),
-        });
-        let mut journal = vec![shared.journal_entry(
-            None,
-            JournalEvent::SessionStarted {
-                session: run.sessions,
-            },
-        )];
-        for record in records.iter().filter(|r| r.state() == StepState::Applying) {
-            journal.push(shared.journal_entry(
-                Some(&record.step_id),
-                JournalEvent::InDoubt {
-                    state: record.state(),
-                },
-            ));
-            shared.emit(Event::StepInDoubt {
-                step: record.step_id.clone(),
-            });
-        }
-        shared.commit_run(&run, journal).await?;
-        shared.emit(Event::RunStarted {
-            run_id: run_id.to_string(),
-            session: run.sessions,
-            steps: count,
-        });
+        };
+        let shared = Arc::new(self.run_shared(&run, session, &records));
+        begin_session(&shared, &run, &records).await?;
 
         let span = tracing::info_span!("run", run_id = %run_id, session = run.sessions);
-        tracing::info!(parent: &span, steps = count, "run session started");
+        tracing::info!(parent: &span, steps = records.len(), "run session started");
         let outcome = schedule(
             &shared,
             &graph,
@@ -338,43 +244,9 @@ impl Engine {
         )
         .instrument(span.clone())
         .await;
-
-        let steps = in_plan_order(self.store.steps(run_id)?, &shared.plan, &shared.index_by_id);
-        run.state = if outcome.interrupted {
-            RunState::Interrupted
-        } else if steps.iter().all(|s| s.state().is_final()) {
-            RunState::Succeeded
-        } else {
-            RunState::Failed
-        };
-        run.updated_at_ms = now_ms();
-        if run.is_finished() {
-            run.finished_at_ms = Some(run.updated_at_ms);
-        }
-        let mut journal = Vec::new();
-        for step in &outcome.in_doubt {
-            journal.push(shared.journal_entry(
-                Some(step),
-                JournalEvent::InDoubt {
-                    state: StepState::Applying,
-                },
-            ));
-        }
-        if outcome.interrupted {
-            journal.push(shared.journal_entry(None, JournalEvent::Interrupted));
-        }
-        journal.push(shared.journal_entry(None, JournalEvent::RunFinished { state: run.state }));
-        shared.commit_run(&run, journal).await?;
-        tracing::info!(parent: &span, state = run.state.as_str(), "run session ended");
-        shared.emit(Event::RunFinished {
-            run_id: run_id.to_string(),
-            state: run.state,
-        });
-        Ok(RunSummary {
-            run_id: run_id.to_string(),
-            state: run.state,
-            steps,
-        })
+        let summary = end_session(&shared, run, &outcome).await?;
+        tracing::info!(parent: &span, state = summary.state.as_str(), "run session ended");
+        Ok(summary)
     }
 }
 
@@ -513,24 +385,4 @@ fn record_panic(shared: &RunShared, index: usize, message: &str) {
             to: StepState::Failed,
         }],
     );
-}
-
-/// Step records in plan order; a step without a record is pending.
-fn in_plan_order(
-    stored: Vec<StepRecord>,
-    plan: &Plan,
-    index_by_id: &HashMap<String, usize>,
-) -> Vec<StepRecord> {
-    let mut records: Vec<Option<StepRecord>> = vec![None; plan.steps.len()];
-    for record in stored {
-        // A record always belongs to the run's own stored plan, so every id is known.
-        if let Some(&i) = index_by_id.get(&record.step_id) {
-            records[i] = Some(record);
-        }
-    }
-    records
-        .into_iter()
-        .zip(&plan.steps)
-        .map(|(record, spec)| record.unwrap_or_else(|| StepRecord::pending(&spec.id)))
-        .collect()
 }
