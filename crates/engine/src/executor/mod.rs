@@ -5,30 +5,27 @@
 //! starts, running steps get `grace_period` to finish, and whatever is still applying is left in
 //! doubt on disk, to be observed first on resume.
 
+mod schedule;
 mod session;
 mod shared;
 mod step;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::digest::digest_hex;
-use crate::error::{ErrorClass, StoreError};
+use crate::error::StoreError;
 use crate::events::{Event, Hooks};
 use crate::kind::Registry;
 use crate::policy::{PollPolicy, RetryPolicy};
-use crate::store::{JournalEvent, RunCommit, RunRecord, RunState, StepRecord, StepState, StepStatus, Store};
+use crate::store::{JournalEvent, RunCommit, RunRecord, RunState, StepRecord, StepStatus, Store};
 use crate::time::{compact_stamp, now_ms};
 use crate::validate::{Problem, ValidatedPlan};
+use schedule::{schedule, ScheduleOutcome};
 use session::{begin_session, end_session, LoadedRun, SessionStart};
-use shared::RunShared;
-use step::{StepDriver, StepEnd};
 
 /// Executor settings.
 #[derive(Debug, Clone)]
@@ -248,141 +245,4 @@ impl Engine {
         tracing::info!(parent: &span, state = summary.state.as_str(), "run session ended");
         Ok(summary)
     }
-}
-
-struct ScheduleOutcome {
-    interrupted: bool,
-    /// Steps cut off while applying when the grace period ran out.
-    in_doubt: Vec<String>,
-}
-
-async fn schedule(
-    shared: &Arc<RunShared>,
-    graph: &crate::dag::StepGraph,
-    records: Vec<StepRecord>,
-    concurrency: usize,
-    grace: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> ScheduleOutcome {
-    let count = records.len();
-    // Only skipped steps are settled for good: a succeeded one is observed again when its run
-    // continues, and its dependents wait for that.
-    let is_final: Vec<bool> = records.iter().map(|r| r.state() == StepState::Skipped).collect();
-    let mut waiting_on: Vec<usize> = (0..count)
-        .map(|i| graph.dependencies(i).iter().filter(|&&d| !is_final[d]).count())
-        .collect();
-    let mut blocked = vec![false; count];
-    let mut ready: BinaryHeap<(usize, Reverse<usize>)> = (0..count)
-        .filter(|&i| !is_final[i] && waiting_on[i] == 0)
-        .map(|i| (graph.priority(i), Reverse(i)))
-        .collect();
-    let mut records: Vec<Option<StepRecord>> = records.into_iter().map(Some).collect();
-    let release = |i: usize,
-                   waiting_on: &mut Vec<usize>,
-                   ready: &mut BinaryHeap<(usize, Reverse<usize>)>,
-                   blocked: &Vec<bool>| {
-        // A dependent already final (skipped by `when` at creation) is neither counted nor
-        // launched.
-        for &d in graph.dependents(i).iter().filter(|&&d| !is_final[d]) {
-            waiting_on[d] -= 1;
-            if waiting_on[d] == 0 && !blocked[d] {
-                ready.push((graph.priority(d), Reverse(d)));
-            }
-        }
-    };
-
-    let mut running: JoinSet<(usize, StepEnd)> = JoinSet::new();
-    let mut running_ids: BTreeMap<tokio::task::Id, usize> = BTreeMap::new();
-    let mut stopping = *shutdown.borrow();
-    let mut grace_deadline: Option<tokio::time::Instant> = None;
-    let mut outcome = ScheduleOutcome {
-        interrupted: stopping,
-        in_doubt: Vec::new(),
-    };
-
-    loop {
-        while !stopping && running.len() < concurrency {
-            let Some((_, Reverse(i))) = ready.pop() else { break };
-            let record = records[i].take().expect("a step is launched once per session");
-            let driver = StepDriver::new(Arc::clone(shared), i, record);
-            let span = tracing::info_span!("step", step = %shared.plan.steps[i].id, kind = %shared.plan.steps[i].kind);
-            let handle = running.spawn(async move { (i, driver.run().await) }.instrument(span));
-            running_ids.insert(handle.id(), i);
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            joined = running.join_next_with_id() => {
-                let Some(joined) = joined else { continue };
-                let (i, end) = match joined {
-                    Ok((id, result)) => { running_ids.remove(&id); result }
-                    Err(error) => {
-                        let i = running_ids.remove(&error.id()).expect("every task is tracked");
-                        record_panic(shared, i, &error.to_string());
-                        (i, StepEnd::Failed)
-                    }
-                };
-                match end {
-                    StepEnd::Succeeded | StepEnd::Skipped => release(i, &mut waiting_on, &mut ready, &blocked),
-                    StepEnd::Failed => {
-                        for d in graph.descendants(i) {
-                            blocked[d] = true;
-                        }
-                    }
-                    StepEnd::Interrupted => outcome.interrupted = true,
-                }
-            }
-            // The guard `wait_for` returns is dropped inside, so the loop stays `Send`.
-            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; }, if !stopping => {
-                stopping = true;
-                outcome.interrupted = true;
-                grace_deadline = Some(tokio::time::Instant::now() + grace);
-            }
-            _ = sleep_until_opt(grace_deadline), if grace_deadline.is_some() => {
-                for (_, &i) in running_ids.iter() {
-                    if shared.view(i).state == StepState::Applying {
-                        outcome.in_doubt.push(shared.plan.steps[i].id.clone());
-                    }
-                }
-                running.abort_all();
-                while running.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
-    outcome
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A step kind panicked: record the step as failed so the run says why.
-fn record_panic(shared: &RunShared, index: usize, message: &str) {
-    let step_id = shared.plan.steps[index].id.clone();
-    let mut record = shared
-        .store
-        .steps(&shared.run_id)
-        .ok()
-        .and_then(|steps| steps.into_iter().find(|s| s.step_id == step_id))
-        .unwrap_or_else(|| StepRecord::pending(&step_id));
-    let from = record.state();
-    record.status = StepStatus::Failed {
-        unsettled: record.status.operation().cloned(),
-    };
-    record.error = Some(crate::store::ErrorRecord {
-        class: ErrorClass::Permanent,
-        message: format!("the step kind panicked: {message}"),
-    });
-    let _ = shared.commit_step(
-        &record,
-        vec![JournalEvent::Transition {
-            from,
-            to: StepState::Failed,
-        }],
-    );
 }
