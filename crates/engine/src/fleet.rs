@@ -307,18 +307,8 @@ impl Engine {
         let validated = match validate(plan.clone(), &fleet.source, self.registry(), &given) {
             Ok(validated) => validated,
             Err(problems) => {
-                let mut outcome = not_started(index, target);
-                outcome.state = TargetState::Failed;
-                outcome.failure = Some(TargetFailure {
-                    step: None,
-                    class: "invalid".into(),
-                    message: problems
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                });
-                return Ok(outcome);
+                let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                return Ok(invalid_target(index, target, None, problems.join("; ")));
             }
         };
         let started = self.start(&validated, &fleet.source)?;
@@ -336,14 +326,7 @@ impl Engine {
                     run_id: started.run_id.clone(),
                     continued: started.continued,
                 });
-                let (tx, mut rx) = mpsc::unbounded_channel();
-                let forward = events.clone();
-                tokio::spawn(async move {
-                    while let Some(event) = rx.recv().await {
-                        let _ = forward.send(FleetEvent::Step { index, event });
-                    }
-                });
-                self.clone().with_events(tx)
+                self.forwarding_events(index, events.clone())
             }
             None => self.clone(),
         };
@@ -352,15 +335,8 @@ impl Engine {
             Err(EngineError::Store(error)) => return Err(EngineError::Store(error)),
             // Anything else concerns this target alone.
             Err(error) => {
-                let mut outcome = not_started(index, target);
-                outcome.run_id = Some(started.run_id.clone());
-                outcome.state = TargetState::Failed;
-                outcome.failure = Some(TargetFailure {
-                    step: None,
-                    class: "invalid".into(),
-                    message: error.to_string(),
-                });
-                return Ok(outcome);
+                let run_id = Some(started.run_id.clone());
+                return Ok(invalid_target(index, target, run_id, error.to_string()));
             }
         };
         drop(engine);
@@ -373,6 +349,35 @@ impl Engine {
             plan,
         ))
     }
+
+    /// This engine, its run's events forwarded to `events` as target `index`'s.
+    fn forwarding_events(&self, index: usize, events: mpsc::UnboundedSender<FleetEvent>) -> Engine {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let _ = events.send(FleetEvent::Step { index, event });
+            }
+        });
+        self.clone().with_events(tx)
+    }
+}
+
+/// A target that failed before any of its steps could run: its plan or stored run is invalid.
+fn invalid_target(
+    index: usize,
+    target: &FleetTarget,
+    run_id: Option<String>,
+    message: String,
+) -> TargetOutcome {
+    let mut outcome = not_started(index, target);
+    outcome.run_id = run_id;
+    outcome.state = TargetState::Failed;
+    outcome.failure = Some(TargetFailure {
+        step: None,
+        class: "invalid".into(),
+        message,
+    });
+    outcome
 }
 
 /// What every target of one fleet session shares.

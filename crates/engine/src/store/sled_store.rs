@@ -65,58 +65,16 @@ impl SledStore {
             path: path_text.clone(),
             source,
         };
-        if dir.exists() {
-            if !dir.is_dir() {
-                return Err(StoreError::Foreign { path: path_text });
-            }
-            let mut entries = std::fs::read_dir(dir).map_err(io)?;
-            let ours = dir.join(LOCK_FILE).exists() || dir.join(DB_DIR).exists();
-            if !ours && entries.next().is_some() {
-                return Err(StoreError::Foreign { path: path_text });
-            }
-        }
+        refuse_foreign(dir)?;
         std::fs::create_dir_all(dir).map_err(io)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path_text }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        let lock = take_lock(dir)?;
         // sled reads a log it cannot check as a write torn by a crash, and recovers what came
         // before it: from a damaged file, often nothing. Once `MARKER` exists the format key
         // is durable, so an empty recovery is damage, and must not be taken for a new store
         // (that would write over the evidence).
         let marked = dir.join(MARKER).exists();
         let db = open_sled(&dir.join(DB_DIR))?;
-        match db.get(FORMAT_KEY)? {
-            Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
-            Some(found) => {
-                return Err(StoreError::UnknownFormat {
-                    path: path_text,
-                    found: String::from_utf8_lossy(&found).into_owned(),
-                    supported: FORMAT_VERSION,
-                })
-            }
-            None if db.is_empty() && marked => {
-                return Err(StoreError::Damaged {
-                    path: path_text,
-                    what: format!(
-                        "sled recovered no records from its files in {}: its log is unreadable",
-                        dir.join(DB_DIR).display()
-                    ),
-                })
-            }
-            None if db.is_empty() => {
-                db.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
-                db.flush()?;
-            }
-            None => return Err(StoreError::Foreign { path: path_text }),
-        }
+        check_format(&db, dir, marked)?;
         if !marked {
             // After the format key is durable; stores made before the marker get it now.
             std::fs::write(
@@ -418,6 +376,73 @@ impl Store for SledStore {
             }
             None => Ok(0),
         }
+    }
+}
+
+/// Refuses a path that is not a directory, or a directory holding something other than a store.
+fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let path = dir.display().to_string();
+    if !dir.is_dir() {
+        return Err(StoreError::Foreign { path });
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let ours = dir.join(LOCK_FILE).exists() || dir.join(DB_DIR).exists();
+    if !ours && entries.next().is_some() {
+        return Err(StoreError::Foreign { path });
+    }
+    Ok(())
+}
+
+/// Takes the OS lock on `sluice.lock`, held as long as the returned file is open.
+fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.display().to_string();
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Checks the database's format key, writing it (durably) into a new store; `marked` says the
+/// store existed before, so an empty database is damage.
+fn check_format(db: &sled::Db, dir: &Path, marked: bool) -> Result<(), StoreError> {
+    let path = dir.display().to_string();
+    match db.get(FORMAT_KEY)? {
+        Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(()),
+        Some(found) => Err(StoreError::UnknownFormat {
+            path,
+            found: String::from_utf8_lossy(&found).into_owned(),
+            supported: FORMAT_VERSION,
+        }),
+        None if db.is_empty() && marked => Err(StoreError::Damaged {
+            path,
+            what: format!(
+                "sled recovered no records from its files in {}: its log is unreadable",
+                dir.join(DB_DIR).display()
+            ),
+        }),
+        None if db.is_empty() => {
+            db.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
+            db.flush()?;
+            Ok(())
+        }
+        None => Err(StoreError::Foreign { path }),
     }
 }
 
