@@ -158,3 +158,37 @@ impl From<sled::Error> for StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{JournalEntry, JournalEvent};
+
+    #[test]
+    fn error_classes_are_written_one_way_and_read_in_the_old_spelling_too() {
+        assert_eq!(serde_json::to_value(ErrorClass::NotYet).unwrap(), "not_yet");
+        assert_eq!(StepError::not_yet("m").class().as_str(), "not_yet");
+        let old_journal = r#"{"seq": 3, "at_ms": 1, "step": "a", "event": {"event": "attempt_failed",
+            "attempt": 1, "class": "not-yet", "message": "m", "retry_in_ms": 5}}"#;
+        let entry: JournalEntry = serde_json::from_str(old_journal).unwrap();
+        assert!(matches!(
+            entry.event,
+            JournalEvent::AttemptFailed {
+                class: ErrorClass::NotYet,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_plan_names_a_class_only_in_its_one_spelling() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::from_plan(class.as_str()), Ok(class));
+        }
+        let refused = ErrorClass::from_plan("not-yet").unwrap_err();
+        assert!(
+            refused.contains("`retryable`, `not_yet`, `permanent`"),
+            "{refused}"
+        );
+    }
+}

@@ -11,7 +11,10 @@
 //! - [`Plan`] (parsed JSON) → [`validate()`] → [`ValidatedPlan`] (variables resolved, DAG built,
 //!   every problem reported at once).
 //! - [`StepKind`]: a reconciler with `observe` (read only) / `apply` (mutation) / `poll` (operation).
-//! - [`Store`]: runs, step records and a journal; [`SledStore`] on disk, [`MemoryStore`] in memory.
+//! - [`Store`]: runs, step records and a journal, written two ways: `commit_run` (atomic) and
+//!   `append_steps` (ordered, not atomic); [`SledStore`] on disk, [`MemoryStore`] in memory.
+//! - [`StepRecord`]: a step's latest state as a [`StepStatus`] (a waiting step carries its
+//!   operation handle); failures carry an [`ErrorClass`], spelled one way everywhere.
 //! - [`Engine`]: `start` picks or creates a run, `execute` drives it, emitting [`Event`]s;
 //!   `start_fleet` / `execute_fleet` run one plan against many targets, each its own run
 //!   ([`fleet`]).
