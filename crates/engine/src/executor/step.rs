@@ -147,13 +147,14 @@ impl StepDriver {
             let span = tracing::info_span!("attempt", n = self.record.attempts);
             let result = match &self.record.status {
                 StepStatus::Skipped => return StepEnd::Skipped,
+                // INVARIANT: an operation a previous attempt started is settled (polled until it
+                // is done or failed) before anything else, whatever ended that attempt: an
+                // interrupt or a crash leaves the step waiting on it, a step timeout or a
+                // failure leaves it failed with the operation unsettled.
                 StepStatus::Waiting(handle) => {
                     let handle = handle.clone();
                     self.wait(handle).instrument(span).await
                 }
-                // INVARIANT: an operation a previous attempt started is settled (polled until it
-                // is done or failed) before anything else, whatever ended that attempt: a step
-                // timeout, a failure, an interrupt or a crash all leave its handle stored.
                 StepStatus::Failed {
                     unsettled: Some(handle),
                 } => {

@@ -35,7 +35,8 @@ pub(crate) struct StoredStepRecord {
 fn status(state: StepState, handle: Option<OperationHandle>) -> Result<StepStatus, String> {
     Ok(match (state, handle) {
         (StepState::Waiting, Some(handle)) => StepStatus::Waiting(handle),
-        // No version recorded `waiting` before the handle (both go in one commit).
+        // INVARIANT: a waiting step has its operation handle, also when read from the store. No
+        // version recorded `waiting` before the handle (both go in one commit).
         (StepState::Waiting, None) => return Err("a waiting step record without an operation handle".into()),
         (StepState::Failed, unsettled) => StepStatus::Failed { unsettled },
         // Versions before the settle-first rule could leave a timed-out step's handle with a
