@@ -246,8 +246,8 @@ pub enum JournalEvent {
     },
 }
 
-/// A run's record with what belongs with it, written atomically by
-/// [`super::Store::commit_run`]: after a crash, all of it is there or none of it.
+/// A run's record with what belongs with it, for [`super::Store::commit_run`] (atomic; the
+/// guarantees are stated on [`super::Store`]).
 #[derive(Debug)]
 pub struct RunCommit {
     /// A plan to store under its digest (plans are immutable, so rewriting one is harmless).
@@ -269,9 +269,8 @@ impl RunCommit {
     }
 }
 
-/// Step writes of a run, applied by [`super::Store::append_steps`] in order (the journal
-/// entries, then the step records) but not atomically: after a crash a prefix of them may be
-/// there, so a recovered record never shows a transition its journal lacks.
+/// Step writes of a run, for [`super::Store::append_steps`] (the journal entries, then the step
+/// records, in order; not atomic: see [`super::Store`]).
 #[derive(Debug, Default)]
 pub struct StepAppend {
     pub journal: Vec<JournalEntry>,
