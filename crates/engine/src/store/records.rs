@@ -113,7 +113,7 @@ pub struct ErrorRecord {
 /// The latest state of one step in one run.
 ///
 /// Stored in the layout of every earlier version (`state` and `handle` side by side, see
-/// [`super::step_status`]), so the store's format is unchanged.
+/// `store/step_status.rs`), so the store's format is unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     try_from = "super::step_status::StoredStepRecord",
