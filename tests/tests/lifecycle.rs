@@ -2,7 +2,7 @@
 //! skipped steps, graceful shutdown on SIGTERM, timeouts and store refusals.
 
 use serde_json::{json, Value};
-use sluice_engine::{JournalEvent, SledStore, StepState, Store};
+use sluice_engine::{ErrorClass, JournalEvent, SledStore, StepState, Store};
 use sluice_tests::{run_and_sigterm_after, status_json, stderr, stdout, Sandbox};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
@@ -150,7 +150,7 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
     assert_eq!(step(&status, "throttled")["outputs"]["attempts"], 3);
     let store = SledStore::open(&sandbox.store()).unwrap();
     let run_id = status["run"]["id"].as_str().unwrap();
-    let failed: Vec<String> = store
+    let failed: Vec<ErrorClass> = store
         .journal(run_id)
         .unwrap()
         .into_iter()
@@ -164,8 +164,8 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
             _ => None,
         })
         .collect();
-    assert_eq!(failed.iter().filter(|c| *c == "retryable").count(), 2);
-    assert_eq!(failed.iter().filter(|c| *c == "not-yet").count(), 3);
+    assert_eq!(failed.iter().filter(|c| **c == ErrorClass::Retryable).count(), 2);
+    assert_eq!(failed.iter().filter(|c| **c == ErrorClass::NotYet).count(), 3);
 }
 
 #[test]
@@ -261,6 +261,43 @@ fn sigterm_stops_gracefully_and_resume_finishes_with_one_operation() {
         "the operation was started once"
     );
     assert_eq!(std::fs::read_to_string(sandbox.work("slow.txt")).unwrap(), "s");
+}
+
+/// The steps table (`run`'s summary, `status`) counts the polls the journal holds, also for a
+/// step stopped while it waits (it once said `POLLS 0` after 59 polls).
+#[test]
+fn the_polls_column_matches_the_journal_after_a_stop_mid_wait() {
+    let sandbox = Sandbox::new();
+    let plan = json!({"name": "slow", "steps": [
+        {"id": "slow", "kind": "local.operation", "with": {"path": sandbox.work("slow.txt").to_str().unwrap(), "content": "s", "polls": 1000000}}
+    ]});
+    let path = sandbox.write_plan("plan.json", &plan);
+    let (code, rest) = run_and_sigterm_after(
+        sandbox.command(HARNESS, &["run", path.to_str().unwrap()]),
+        "waiting on operation",
+    );
+    assert_eq!(code, Some(4), "{rest:?}");
+    let output = sandbox.run(HARNESS, &["status"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    let columns: Vec<&str> = table
+        .lines()
+        .find(|line| line.starts_with("slow "))
+        .unwrap_or_else(|| panic!("no row for `slow`:\n{table}"))
+        .split_whitespace()
+        .collect();
+    let status = status_json(&sandbox, HARNESS, None);
+    let run_id = status["run"]["id"].as_str().unwrap();
+    let store = SledStore::open(&sandbox.store()).unwrap();
+    let journaled = store
+        .journal(run_id)
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e.event, JournalEvent::Poll { .. }))
+        .count();
+    assert!(journaled >= 1, "it polled before the stop");
+    assert_eq!(columns[1], "waiting");
+    assert_eq!(columns[3], journaled.to_string(), "POLLS column:\n{table}");
 }
 
 #[test]

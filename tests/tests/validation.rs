@@ -140,6 +140,25 @@ fn parameter_the_kind_does_not_accept() {
     );
 }
 
+/// An error class has one spelling: `not-yet` (the journal's old spelling) or any other
+/// misspelling is refused, naming the accepted values, rather than read as "retryable".
+#[test]
+fn an_error_class_spelled_otherwise_is_refused_naming_the_accepted_values() {
+    for misspelt in ["not-yet", "NotYet", "retry"] {
+        let flaky = json!({"id": "f", "kind": "local.flaky", "with": {
+            "path": "/tmp/sluice-never-written/f", "failures": 1, "error": misspelt}});
+        assert_refused(
+            plan_with(vec![flaky]),
+            &[],
+            &[
+                "$.steps[0].with.error",
+                &format!("unknown error class `{misspelt}`"),
+                "`retryable`, `not_yet`, `permanent`",
+            ],
+        );
+    }
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let mut a = file_step("a", "${vars.nope}");

@@ -80,7 +80,7 @@ fn prepare(dir: &Path, plan: &ValidatedPlan, source: &str, stop_after: Option<us
         rt.block_on(counter).expect("event counter");
     }
     let done = store.steps(&run.run_id).expect("steps read");
-    let done = done.iter().filter(|s| s.state.is_final()).count();
+    let done = done.iter().filter(|s| s.state().is_final()).count();
     (run.run_id, done)
 }
 

@@ -173,7 +173,7 @@ pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
         outln!(
             "{:<28} {:<10} {:>8} {:>6} {:>10}  {}",
             step.step_id,
-            step.state.as_str(),
+            step.state().as_str(),
             step.attempts,
             step.polls,
             elapsed,

@@ -6,7 +6,7 @@
 //!   entries / wall time) and per-step overhead, for a wide plan (10,000 independent steps at
 //!   concurrency 1, 8 and 64) and a deep plan (a 10,000-step chain at concurrency 8), on a
 //!   `SledStore` in a temporary directory (durable) and on a `MemoryStore` (no durability);
-//! - where the time goes: calls to and time spent in `Store::commit` / `Store::flush`, and bytes
+//! - where the time goes: calls to and time spent in `Store::commit_run` and `Store::append_steps` (together) / `Store::flush`, and bytes
 //!   the process wrote during `execute` (`/proc/self/io`, Linux);
 //! - `parse_plan` and `validate` alone for both plans;
 //! - store size after 1,000 runs of a 10-step plan, and after `SledStore::compact(dir, 10)`.
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sluice_engine::store::Batch;
+use sluice_engine::store::{RunCommit, StepAppend};
 use sluice_engine::{
     parse_plan, validate, Engine, EngineConfig, FleetRecord, JournalEntry, JournalEvent, MemoryStore, Plan,
     Registry, RunRecord, RunState, SledStore, StepRecord, Store, StoreError, ValidatedPlan,
@@ -52,8 +52,11 @@ impl Counted {
 }
 
 impl Store for Counted {
-    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
-        self.timed(0, || self.inner.commit(run_id, batch))
+    fn commit_run(&self, commit: RunCommit) -> Result<(), StoreError> {
+        self.timed(0, || self.inner.commit_run(commit))
+    }
+    fn append_steps(&self, run_id: &str, append: StepAppend) -> Result<(), StoreError> {
+        self.timed(0, || self.inner.append_steps(run_id, append))
     }
     fn flush(&self) -> Result<(), StoreError> {
         self.timed(2, || self.inner.flush())

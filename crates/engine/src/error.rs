@@ -2,6 +2,53 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+/// The class of a step failure, spelled one way everywhere: plans (`local.flaky`'s `error`),
+/// step records, the journal and status output all use [`ErrorClass::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    Retryable,
+    /// Journals and records written before the spelling was unified say `not-yet`.
+    #[serde(alias = "not-yet")]
+    NotYet,
+    Permanent,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 3] = [ErrorClass::Retryable, ErrorClass::NotYet, ErrorClass::Permanent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Retryable => "retryable",
+            ErrorClass::NotYet => "not_yet",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+
+    /// The class a plan names, in its one accepted spelling (the old `not-yet` is read from
+    /// stored data only, never from a plan). The error names the accepted values.
+    pub fn from_plan(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|class| class.as_str() == text)
+            .ok_or_else(|| {
+                let accepted: Vec<String> = Self::ALL.iter().map(|c| format!("`{}`", c.as_str())).collect();
+                format!(
+                    "unknown error class `{text}`; accepted values: {}",
+                    accepted.join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a step failure should be treated. The executor decides what to do from the class alone.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StepError {
@@ -43,11 +90,19 @@ impl StepError {
             message: message.into(),
         }
     }
-    pub fn class(&self) -> &'static str {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            StepError::Retryable { .. } => "retryable",
-            StepError::NotYet { .. } => "not-yet",
-            StepError::Permanent { .. } => "permanent",
+            StepError::Retryable { .. } => ErrorClass::Retryable,
+            StepError::NotYet { .. } => ErrorClass::NotYet,
+            StepError::Permanent { .. } => ErrorClass::Permanent,
+        }
+    }
+    /// A step error of `class` with `message` and no server delay.
+    pub fn of_class(class: ErrorClass, message: impl Into<String>) -> Self {
+        match class {
+            ErrorClass::Retryable => StepError::retryable(message),
+            ErrorClass::NotYet => StepError::not_yet(message),
+            ErrorClass::Permanent => StepError::permanent(message),
         }
     }
     pub fn message(&self) -> &str {
@@ -101,5 +156,39 @@ impl From<sled::Error> for StoreError {
             },
             other => StoreError::Sled(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{JournalEntry, JournalEvent};
+
+    #[test]
+    fn error_classes_are_written_one_way_and_read_in_the_old_spelling_too() {
+        assert_eq!(serde_json::to_value(ErrorClass::NotYet).unwrap(), "not_yet");
+        assert_eq!(StepError::not_yet("m").class().as_str(), "not_yet");
+        let old_journal = r#"{"seq": 3, "at_ms": 1, "step": "a", "event": {"event": "attempt_failed",
+            "attempt": 1, "class": "not-yet", "message": "m", "retry_in_ms": 5}}"#;
+        let entry: JournalEntry = serde_json::from_str(old_journal).unwrap();
+        assert!(matches!(
+            entry.event,
+            JournalEvent::AttemptFailed {
+                class: ErrorClass::NotYet,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_plan_names_a_class_only_in_its_one_spelling() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::from_plan(class.as_str()), Ok(class));
+        }
+        let refused = ErrorClass::from_plan("not-yet").unwrap_err();
+        assert!(
+            refused.contains("`retryable`, `not_yet`, `permanent`"),
+            "{refused}"
+        );
     }
 }

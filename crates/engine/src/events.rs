@@ -35,7 +35,7 @@ pub enum Event {
     StepRetrying {
         step: String,
         attempt: u32,
-        class: &'static str,
+        class: crate::error::ErrorClass,
         message: String,
         delay: Duration,
     },

@@ -211,60 +211,57 @@ impl Engine {
         events: Option<mpsc::UnboundedSender<FleetEvent>>,
     ) -> Result<FleetSummary, EngineError> {
         let store = Arc::clone(self.store());
-        let mut fleet = store
-            .fleet(fleet_id)?
-            .ok_or_else(|| EngineError::UnknownFleet(fleet_id.to_string()))?;
-        fleet.state = FleetState::Running;
-        fleet.sessions += 1;
-        fleet.updated_at_ms = now_ms();
-        fleet.finished_at_ms = None;
-        store.commit_fleet(&fleet, Vec::new())?;
+        let fleet = begin_fleet_session(store.as_ref(), fleet_id)?;
+        let plans = fleet_plans(store.as_ref(), &fleet)?;
+        let (mut outcomes, to_run) = finished_first(store.as_ref(), &fleet)?;
+        let session = FleetSession {
+            fleet: Arc::new(fleet),
+            plans,
+            shutdown,
+            events,
+        };
+        let stopped = self
+            .run_targets(&session, to_run, concurrency, &mut outcomes)
+            .await?;
+        let FleetSession { fleet, shutdown, .. } = session;
+        let targets: Vec<TargetOutcome> = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| outcome.unwrap_or_else(|| not_started(index, &fleet.targets[index])))
+            .collect();
+        let fleet = Arc::try_unwrap(fleet).unwrap_or_else(|shared| (*shared).clone());
+        let stopped = stopped || *shutdown.borrow();
+        end_fleet_session(store.as_ref(), fleet, targets, stopped)
+    }
 
-        let mapped = store.fleet_target_runs(fleet_id)?;
-        let mut plans: HashMap<String, Arc<Plan>> = HashMap::new();
-        for target in &fleet.targets {
-            if !plans.contains_key(&target.plan_digest) {
-                let plan = store.plan(&target.plan_digest)?.ok_or_else(|| {
-                    EngineError::Store(crate::error::StoreError::Corrupt {
-                        key: format!("plan/{}", target.plan_digest),
-                        reason: format!("the plan of fleet `{fleet_id}` is missing"),
-                    })
-                })?;
-                plans.insert(target.plan_digest.clone(), Arc::new(plan));
-            }
-        }
-
-        let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; fleet.targets.len()];
-        let mut to_run = Vec::new();
-        let mut run_plans = PlanCache::default();
-        for (index, target) in fleet.targets.iter().enumerate() {
-            match mapped.get(&index) {
-                // Finished targets are not redone.
-                Some(run_id) if run_finished(store.as_ref(), run_id)? => {
-                    let outcome =
-                        target_outcome(store.as_ref(), &mut run_plans, index, target, Some(run_id))?;
-                    outcomes[index] = Some(outcome);
-                }
-                _ => to_run.push(index),
-            }
-        }
-
+    /// Runs the targets `to_run`, at most `concurrency` at once, recording each one's outcome;
+    /// returns whether shutdown stopped it before every target started.
+    async fn run_targets(
+        &self,
+        session: &FleetSession,
+        to_run: Vec<usize>,
+        concurrency: usize,
+        outcomes: &mut [Option<TargetOutcome>],
+    ) -> Result<bool, EngineError> {
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let mut running: JoinSet<Result<TargetOutcome, EngineError>> = JoinSet::new();
-        let fleet = Arc::new(fleet);
         let mut stopped = false;
         for index in to_run {
             let permit = tokio::select! {
                 permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
-                _ = wait_for_stop(shutdown.clone()) => { stopped = true; break; }
+                _ = wait_for_stop(session.shutdown.clone()) => { stopped = true; break; }
             };
-            if *shutdown.borrow() {
+            if *session.shutdown.borrow() {
                 stopped = true;
                 break;
             }
-            let (engine, fleet, shutdown, events) =
-                (self.clone(), Arc::clone(&fleet), shutdown.clone(), events.clone());
-            let plan = Arc::clone(&plans[&fleet.targets[index].plan_digest]);
+            let (engine, fleet, shutdown, events) = (
+                self.clone(),
+                Arc::clone(&session.fleet),
+                session.shutdown.clone(),
+                session.events.clone(),
+            );
+            let plan = Arc::clone(&session.plans[&fleet.targets[index].plan_digest]);
             running.spawn(async move {
                 let outcome = engine
                     .run_target(&fleet, index, &plan, shutdown, events.clone())
@@ -289,35 +286,7 @@ impl Engine {
             let at = outcome.index;
             outcomes[at] = Some(outcome);
         }
-        let targets: Vec<TargetOutcome> = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(index, outcome)| outcome.unwrap_or_else(|| not_started(index, &fleet.targets[index])))
-            .collect();
-
-        let mut fleet = Arc::try_unwrap(fleet).unwrap_or_else(|shared| (*shared).clone());
-        let interrupted = stopped
-            || *shutdown.borrow()
-            || targets
-                .iter()
-                .any(|t| matches!(t.state, TargetState::Interrupted | TargetState::NotStarted));
-        fleet.state = if targets.iter().all(|t| t.state == TargetState::Succeeded) {
-            FleetState::Succeeded
-        } else if interrupted {
-            FleetState::Interrupted
-        } else {
-            FleetState::Partial
-        };
-        fleet.updated_at_ms = now_ms();
-        if fleet.is_finished() {
-            fleet.finished_at_ms = Some(fleet.updated_at_ms);
-        }
-        store.commit_fleet(&fleet, Vec::new())?;
-        Ok(FleetSummary {
-            fleet_id: fleet_id.to_string(),
-            state: fleet.state,
-            targets,
-        })
+        Ok(stopped)
     }
 
     /// Starts (or continues) target `index`'s run and drives it to its end.
@@ -338,18 +307,8 @@ impl Engine {
         let validated = match validate(plan.clone(), &fleet.source, self.registry(), &given) {
             Ok(validated) => validated,
             Err(problems) => {
-                let mut outcome = not_started(index, target);
-                outcome.state = TargetState::Failed;
-                outcome.failure = Some(TargetFailure {
-                    step: None,
-                    class: "invalid".into(),
-                    message: problems
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                });
-                return Ok(outcome);
+                let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                return Ok(invalid_target(index, target, None, problems.join("; ")));
             }
         };
         let started = self.start(&validated, &fleet.source)?;
@@ -367,14 +326,7 @@ impl Engine {
                     run_id: started.run_id.clone(),
                     continued: started.continued,
                 });
-                let (tx, mut rx) = mpsc::unbounded_channel();
-                let forward = events.clone();
-                tokio::spawn(async move {
-                    while let Some(event) = rx.recv().await {
-                        let _ = forward.send(FleetEvent::Step { index, event });
-                    }
-                });
-                self.clone().with_events(tx)
+                self.forwarding_events(index, events.clone())
             }
             None => self.clone(),
         };
@@ -383,15 +335,8 @@ impl Engine {
             Err(EngineError::Store(error)) => return Err(EngineError::Store(error)),
             // Anything else concerns this target alone.
             Err(error) => {
-                let mut outcome = not_started(index, target);
-                outcome.run_id = Some(started.run_id.clone());
-                outcome.state = TargetState::Failed;
-                outcome.failure = Some(TargetFailure {
-                    step: None,
-                    class: "invalid".into(),
-                    message: error.to_string(),
-                });
-                return Ok(outcome);
+                let run_id = Some(started.run_id.clone());
+                return Ok(invalid_target(index, target, run_id, error.to_string()));
             }
         };
         drop(engine);
@@ -404,6 +349,126 @@ impl Engine {
             plan,
         ))
     }
+
+    /// This engine, its run's events forwarded to `events` as target `index`'s.
+    fn forwarding_events(&self, index: usize, events: mpsc::UnboundedSender<FleetEvent>) -> Engine {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let _ = events.send(FleetEvent::Step { index, event });
+            }
+        });
+        self.clone().with_events(tx)
+    }
+}
+
+/// A target that failed before any of its steps could run: its plan or stored run is invalid.
+fn invalid_target(
+    index: usize,
+    target: &FleetTarget,
+    run_id: Option<String>,
+    message: String,
+) -> TargetOutcome {
+    let mut outcome = not_started(index, target);
+    outcome.run_id = run_id;
+    outcome.state = TargetState::Failed;
+    outcome.failure = Some(TargetFailure {
+        step: None,
+        class: "invalid".into(),
+        message,
+    });
+    outcome
+}
+
+/// What every target of one fleet session shares.
+struct FleetSession {
+    fleet: Arc<FleetRecord>,
+    /// The targets' plans, by digest, each read once.
+    plans: HashMap<String, Arc<Plan>>,
+    shutdown: watch::Receiver<bool>,
+    events: Option<mpsc::UnboundedSender<FleetEvent>>,
+}
+
+/// Reads the fleet and records that a session of it starts.
+fn begin_fleet_session(store: &dyn Store, fleet_id: &str) -> Result<FleetRecord, EngineError> {
+    let mut fleet = store
+        .fleet(fleet_id)?
+        .ok_or_else(|| EngineError::UnknownFleet(fleet_id.to_string()))?;
+    fleet.state = FleetState::Running;
+    fleet.sessions += 1;
+    fleet.updated_at_ms = now_ms();
+    fleet.finished_at_ms = None;
+    store.commit_fleet(&fleet, Vec::new())?;
+    Ok(fleet)
+}
+
+/// Every plan the fleet's targets name, by digest.
+fn fleet_plans(store: &dyn Store, fleet: &FleetRecord) -> Result<HashMap<String, Arc<Plan>>, EngineError> {
+    let mut plans: HashMap<String, Arc<Plan>> = HashMap::new();
+    for target in &fleet.targets {
+        if !plans.contains_key(&target.plan_digest) {
+            let plan = store.plan(&target.plan_digest)?.ok_or_else(|| {
+                EngineError::Store(crate::error::StoreError::Corrupt {
+                    key: format!("plan/{}", target.plan_digest),
+                    reason: format!("the plan of fleet `{}` is missing", fleet.id),
+                })
+            })?;
+            plans.insert(target.plan_digest.clone(), Arc::new(plan));
+        }
+    }
+    Ok(plans)
+}
+
+/// The outcomes of targets already finished (they are not redone), and the targets to run.
+fn finished_first(
+    store: &dyn Store,
+    fleet: &FleetRecord,
+) -> Result<(Vec<Option<TargetOutcome>>, Vec<usize>), EngineError> {
+    let mapped = store.fleet_target_runs(&fleet.id)?;
+    let mut outcomes: Vec<Option<TargetOutcome>> = vec![None; fleet.targets.len()];
+    let mut to_run = Vec::new();
+    let mut run_plans = PlanCache::default();
+    for (index, target) in fleet.targets.iter().enumerate() {
+        match mapped.get(&index) {
+            Some(run_id) if run_finished(store, run_id)? => {
+                let outcome = target_outcome(store, &mut run_plans, index, target, Some(run_id))?;
+                outcomes[index] = Some(outcome);
+            }
+            _ => to_run.push(index),
+        }
+    }
+    Ok((outcomes, to_run))
+}
+
+/// Records how the session ended: succeeded, interrupted (stopped, or a target cut off or not
+/// started), or partial.
+fn end_fleet_session(
+    store: &dyn Store,
+    mut fleet: FleetRecord,
+    targets: Vec<TargetOutcome>,
+    stopped: bool,
+) -> Result<FleetSummary, EngineError> {
+    let interrupted = stopped
+        || targets
+            .iter()
+            .any(|t| matches!(t.state, TargetState::Interrupted | TargetState::NotStarted));
+    fleet.state = if targets.iter().all(|t| t.state == TargetState::Succeeded) {
+        FleetState::Succeeded
+    } else if interrupted {
+        FleetState::Interrupted
+    } else {
+        FleetState::Partial
+    };
+    fleet.updated_at_ms = now_ms();
+    if fleet.is_finished() {
+        fleet.finished_at_ms = Some(fleet.updated_at_ms);
+    }
+    store.commit_fleet(&fleet, Vec::new())?;
+    Ok(FleetSummary {
+        fleet_id: fleet.id,
+        state: fleet.state,
+        targets,
+    })
 }
 
 /// Whether the run serving a target is finished for good: it succeeded, or it was compacted
@@ -523,7 +588,7 @@ fn outcome_of(
     });
     let changes = steps
         .iter()
-        .filter(|s| s.state == StepState::Succeeded)
+        .filter(|s| s.state() == StepState::Succeeded)
         .filter_map(|s| {
             s.change.as_ref().map(|change| AppliedChange {
                 step: s.step_id.clone(),
@@ -540,10 +605,13 @@ fn outcome_of(
         .collect();
     let failure = steps
         .iter()
-        .find(|s| s.state == StepState::Failed)
+        .find(|s| s.state() == StepState::Failed)
         .map(|s| TargetFailure {
             step: Some(s.step_id.clone()),
-            class: s.error.as_ref().map_or("failed".into(), |e| e.class.clone()),
+            class: s
+                .error
+                .as_ref()
+                .map_or("failed".into(), |e| e.class.as_str().into()),
             message: s.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
         });
     TargetOutcome {

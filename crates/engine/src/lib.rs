@@ -11,7 +11,10 @@
 //! - [`Plan`] (parsed JSON) → [`validate()`] → [`ValidatedPlan`] (variables resolved, DAG built,
 //!   every problem reported at once).
 //! - [`StepKind`]: a reconciler with `observe` (read only) / `apply` (mutation) / `poll` (operation).
-//! - [`Store`]: runs, step records and a journal; [`SledStore`] on disk, [`MemoryStore`] in memory.
+//! - [`Store`]: runs, step records and a journal, written two ways: `commit_run` (atomic) and
+//!   `append_steps` (ordered, not atomic); [`SledStore`] on disk, [`MemoryStore`] in memory.
+//! - [`StepRecord`]: a step's latest state as a [`StepStatus`] (a waiting step carries its
+//!   operation handle); failures carry an [`ErrorClass`], spelled one way everywhere.
 //! - [`Engine`]: `start` picks or creates a run, `execute` drives it, emitting [`Event`]s;
 //!   `start_fleet` / `execute_fleet` run one plan against many targets, each its own run
 //!   ([`fleet`]).
@@ -63,7 +66,7 @@ pub mod vars;
 /// Implement [`StepKind`] with `#[sluice_engine::async_trait]`, no extra dependency needed.
 pub use async_trait::async_trait;
 pub use digest::digest_hex;
-pub use error::{StepError, StoreError};
+pub use error::{ErrorClass, StepError, StoreError};
 pub use events::{CrashPoint, Event, Hooks};
 pub use executor::{Engine, EngineConfig, EngineError, RunSummary, StartedRun};
 pub use fleet::{FleetEvent, FleetSummary, FleetTargetSpec, StartedFleet, TargetOutcome, TargetState};
@@ -76,7 +79,7 @@ pub use policy::{PollPolicy, RetryPolicy};
 pub use preview::{Preview, StepPreview};
 pub use store::{
     FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
-    SledStore, StepRecord, StepState, Store,
+    SledStore, StepRecord, StepState, StepStatus, Store,
 };
 pub use validate::{parse_plan, validate, Problem, ValidatedPlan};
 pub use vars::VarInput;

@@ -92,6 +92,10 @@ impl RetryBackoff {
 }
 
 /// How an operation is polled: first delay, then × multiplier up to a cap, until a deadline.
+///
+/// The engine's one poll schedule: the executor's wait loop (`executor/step.rs`, `wait`) is the
+/// only place that waits between polls, and a kind picks its pacing through
+/// [`crate::StepKind::poll_policy`] rather than looping itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollPolicy {
     pub first_delay: Duration,

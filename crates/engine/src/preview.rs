@@ -101,59 +101,15 @@ async fn preview_step(
 ) -> (Preview, Known) {
     let spec = &validated.plan.steps[index];
     let with = Value::Object(spec.with.clone());
-    let mut waiting_on = Vec::new();
-    for (_, reference) in template::references(&with) {
-        if let Ok(Ref::StepOutput { step, key }) = reference {
-            match known.get(&step) {
-                Some(Known::Skipped) => return (Preview::Skipped, Known::Skipped),
-                Some(Known::Outputs(outputs)) if outputs.contains_key(&key) => {}
-                _ if !waiting_on.contains(&step) => waiting_on.push(step),
-                _ => {}
-            }
-        }
+    if let Some(unknowable) = before_its_inputs(&with, known) {
+        return unknowable;
     }
-    if !waiting_on.is_empty() {
-        return (Preview::AfterSteps { steps: waiting_on }, Known::Unknown);
-    }
-    let mut lookup = |reference: &Ref| -> Result<Value, String> {
-        match reference {
-            Ref::Var(name) => validated
-                .vars
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("variable `{name}` has no value")),
-            Ref::StepOutput { step, key } => match known.get(step) {
-                Some(Known::Outputs(outputs)) => outputs
-                    .get(key)
-                    .cloned()
-                    .ok_or_else(|| format!("no output `{key}` from `{step}`")),
-                _ => Err(format!("no outputs from `{step}`")),
-            },
-        }
-    };
-    let params = match template::resolve(&with, &mut lookup) {
-        Ok(Value::Object(params)) => params,
-        Ok(_) => unreachable!("resolving an object yields an object"),
-        Err(error) => {
-            let error = format!("parameters: {error}");
-            return (
-                Preview::Unknown {
-                    error,
-                    not_yet: false,
-                },
-                Known::Unknown,
-            );
-        }
+    let params = match resolve_params(&with, validated, known) {
+        Ok(params) => params,
+        Err(error) => return unknown(format!("parameters: {error}")),
     };
     let Some(kind) = registry.get(&spec.kind) else {
-        let error = format!("unknown kind `{}`", spec.kind);
-        return (
-            Preview::Unknown {
-                error,
-                not_yet: false,
-            },
-            Known::Unknown,
-        );
+        return unknown(format!("unknown kind `{}`", spec.kind));
     };
     let cx = StepContext {
         run_id: "preview".into(),
@@ -175,12 +131,68 @@ async fn preview_step(
         }
         Err(error) => (
             Preview::Unknown {
-                not_yet: error.class() == "not-yet",
+                not_yet: error.class() == crate::error::ErrorClass::NotYet,
                 error: error.message().to_string(),
             },
             Known::Unknown,
         ),
     }
+}
+
+/// The preview of a step that cannot be observed yet: it reads a skipped step (so it is
+/// skipped too), or outputs not known before other steps run.
+fn before_its_inputs(with: &Value, known: &BTreeMap<String, Known>) -> Option<(Preview, Known)> {
+    let mut waiting_on = Vec::new();
+    for (_, reference) in template::references(with) {
+        if let Ok(Ref::StepOutput { step, key }) = reference {
+            match known.get(&step) {
+                Some(Known::Skipped) => return Some((Preview::Skipped, Known::Skipped)),
+                Some(Known::Outputs(outputs)) if outputs.contains_key(&key) => {}
+                _ if !waiting_on.contains(&step) => waiting_on.push(step),
+                _ => {}
+            }
+        }
+    }
+    (!waiting_on.is_empty()).then_some((Preview::AfterSteps { steps: waiting_on }, Known::Unknown))
+}
+
+/// `with`, every reference resolved from the variables and the outputs known so far.
+fn resolve_params(
+    with: &Value,
+    validated: &ValidatedPlan,
+    known: &BTreeMap<String, Known>,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let mut lookup = |reference: &Ref| -> Result<Value, String> {
+        match reference {
+            Ref::Var(name) => validated
+                .vars
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("variable `{name}` has no value")),
+            Ref::StepOutput { step, key } => match known.get(step) {
+                Some(Known::Outputs(outputs)) => outputs
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| format!("no output `{key}` from `{step}`")),
+                _ => Err(format!("no outputs from `{step}`")),
+            },
+        }
+    };
+    match template::resolve(with, &mut lookup)? {
+        Value::Object(params) => Ok(params),
+        _ => unreachable!("resolving an object yields an object"),
+    }
+}
+
+/// A step whose preview is unknown for `error` (not a not-yet error).
+fn unknown(error: String) -> (Preview, Known) {
+    (
+        Preview::Unknown {
+            error,
+            not_yet: false,
+        },
+        Known::Unknown,
+    )
 }
 
 #[cfg(test)]

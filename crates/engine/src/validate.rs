@@ -216,16 +216,7 @@ pub fn validate(
     registry: &Registry,
     given: &BTreeMap<String, VarInput>,
 ) -> Result<ValidatedPlan, Vec<Problem>> {
-    let var_name = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex");
-    let mut problems: Vec<Problem> = (plan.vars.keys().filter(|name| !var_name.is_match(name)))
-        .map(|name| Problem {
-            location: format!("{source}: $.vars{}", key_path(name)),
-            message: format!(
-                "variable name `{name}` is not allowed: use letters, digits and `_`, not \
-                 starting with a digit"
-            ),
-        })
-        .collect();
+    let mut problems = var_name_problems(&plan, source);
     // Variables whose value was refused: kinds do not check the zero value standing in for it.
     let Resolved {
         values: vars,
@@ -234,6 +225,62 @@ pub fn validate(
     } = resolve_vars(&plan, given, source);
     problems.extend(var_problems);
 
+    let (first_use, mut id_problems) = step_id_problems(&plan);
+    let ids_ok = id_problems.iter().all(Option::is_none);
+    let schemas = plan
+        .steps
+        .iter()
+        .map(|s| registry.get(&s.kind).map(|k| k.schema()))
+        .collect();
+    let mut cx = Checker {
+        plan: &plan,
+        source,
+        schemas,
+        first_use,
+        problems,
+    };
+    let known = KnownValues {
+        registry,
+        vars: &vars,
+        refused: &refused,
+    };
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
+    let mut skipped = vec![false; plan.steps.len()];
+    for i in 0..plan.steps.len() {
+        if let Some(message) = id_problems[i].take() {
+            cx.report(&format!("$.steps[{i}].id"), message);
+        }
+        skipped[i] = cx.check_step(i, &known, &mut deps[i]);
+    }
+
+    let graph = if ids_ok { cx.graph(&deps) } else { None };
+    match graph {
+        Some(graph) if cx.problems.is_empty() => Ok(ValidatedPlan {
+            plan,
+            vars,
+            graph,
+            skipped_by_condition: skipped,
+        }),
+        _ => Err(cx.problems),
+    }
+}
+
+/// Variable names a `${vars.NAME}` reference could not name.
+fn var_name_problems(plan: &Plan, source: &str) -> Vec<Problem> {
+    let var_name = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex");
+    (plan.vars.keys().filter(|name| !var_name.is_match(name)))
+        .map(|name| Problem {
+            location: format!("{source}: $.vars{}", key_path(name)),
+            message: format!(
+                "variable name `{name}` is not allowed: use letters, digits and `_`, not \
+                 starting with a digit"
+            ),
+        })
+        .collect()
+}
+
+/// The index of the first step with each well-formed id, and what is wrong with each step's id.
+fn step_id_problems(plan: &Plan) -> (HashMap<&str, usize>, Vec<Option<String>>) {
     let step_id = Regex::new(r"^[A-Za-z][A-Za-z0-9_-]*$").expect("valid regex");
     let mut first_use: HashMap<&str, usize> = HashMap::new();
     let mut id_problems: Vec<Option<String>> = vec![None; plan.steps.len()];
@@ -254,44 +301,58 @@ pub fn validate(
             None
         };
     }
-    let ids_ok = id_problems.iter().all(Option::is_none);
-    let schemas = plan
-        .steps
-        .iter()
-        .map(|s| registry.get(&s.kind).map(|k| k.schema()))
-        .collect();
-    let mut cx = Checker {
-        plan: &plan,
-        source,
-        schemas,
-        first_use,
-        problems,
-    };
+    (first_use, id_problems)
+}
 
-    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); plan.steps.len()];
-    let mut skipped = vec![false; plan.steps.len()];
-    for (i, step) in plan.steps.iter().enumerate() {
-        let at = format!("$.steps[{i}]");
-        if let Some(message) = id_problems[i].take() {
-            cx.report(&format!("{at}.id"), message);
-        }
-        if cx.schemas[i].is_none() {
-            let kinds = listing(registry.names(), "none are registered");
+/// What a step's checks read beyond the plan: the kinds, and the variables' values.
+struct KnownValues<'a> {
+    registry: &'a Registry,
+    vars: &'a BTreeMap<String, Value>,
+    /// Variables whose given value was refused.
+    refused: &'a BTreeSet<String>,
+}
+
+impl Checker<'_> {
+    /// Checks step `i` whole, adding the steps it depends on to `deps`; returns whether its
+    /// `when` is false (the step is skipped).
+    fn check_step(&mut self, i: usize, known: &KnownValues, deps: &mut Vec<usize>) -> bool {
+        let (step, at) = (&self.plan.steps[i], format!("$.steps[{i}]"));
+        if self.schemas[i].is_none() {
+            let kinds = listing(known.registry.names(), "none are registered");
             let message = format!("unknown kind `{}`; registered kinds: {kinds}", step.kind);
-            cx.report(&format!("{at}.kind"), message);
+            self.report(&format!("{at}.kind"), message);
         }
+        self.check_params(i, &at, deps);
+        self.check_after(i, &at, deps);
+        let mut skipped = false;
+        if let Some(expr) = &step.when {
+            match condition::check(expr).and_then(|()| condition::evaluate(expr, known.vars)) {
+                Ok(run) => skipped = !run,
+                Err(message) => self.report(&format!("{at}.when"), message),
+            }
+        }
+        if !skipped {
+            self.check_known_params(i, &at, known);
+        }
+        self.check_policies(i, &at);
+        skipped
+    }
+
+    /// Each parameter against the kind's schema, each reference in it, and the required ones.
+    fn check_params(&mut self, i: usize, at: &str, deps: &mut Vec<usize>) {
+        let step = &self.plan.steps[i];
         for (name, value) in &step.with {
             let param_at = format!("{at}.with{}", key_path(name));
-            if let Some(message) = cx.param_problem(i, name, value) {
-                cx.report(&param_at, message);
+            if let Some(message) = self.param_problem(i, name, value) {
+                self.report(&param_at, message);
             }
             for (suffix, reference) in template::references(value) {
-                if let Some(message) = cx.ref_problem(i, reference, &mut deps[i]) {
-                    cx.report(&format!("{param_at}{suffix}"), message);
+                if let Some(message) = self.ref_problem(i, reference, deps) {
+                    self.report(&format!("{param_at}{suffix}"), message);
                 }
             }
         }
-        let required = cx.schemas[i]
+        let required = self.schemas[i]
             .iter()
             .flat_map(|s| &s.params)
             .filter(|p| p.required);
@@ -302,76 +363,76 @@ pub fn validate(
             })
             .collect();
         for message in missing {
-            cx.report(&format!("{at}.with"), message);
+            self.report(&format!("{at}.with"), message);
         }
-        for (j, after) in step.after.iter().enumerate() {
-            match cx.first_use.get(after.as_str()) {
-                Some(&t) => deps[i].push(t),
+    }
+
+    /// Each `after` entry names a step; adds it to `deps`.
+    fn check_after(&mut self, i: usize, at: &str, deps: &mut Vec<usize>) {
+        for (j, after) in self.plan.steps[i].after.iter().enumerate() {
+            match self.first_use.get(after.as_str()) {
+                Some(&t) => deps.push(t),
                 None => {
                     let message = format!(
                         "`after` names an unknown step `{after}`; steps: {}",
-                        cx.step_ids()
+                        self.step_ids()
                     );
-                    cx.report(&format!("{at}.after[{j}]"), message);
+                    self.report(&format!("{at}.after[{j}]"), message);
                 }
             }
         }
-        if let Some(expr) = &step.when {
-            match condition::check(expr).and_then(|()| condition::evaluate(expr, &vars)) {
-                Ok(run) => skipped[i] = !run,
-                Err(message) => cx.report(&format!("{at}.when"), message),
-            }
+    }
+
+    /// The kind's own `check` of the parameters known before the run.
+    fn check_known_params(&mut self, i: usize, at: &str, known: &KnownValues) {
+        let step = &self.plan.steps[i];
+        let Some(kind) = known.registry.get(&step.kind) else {
+            return;
+        };
+        let (params, from) = known_params(step, known.vars, known.refused);
+        for problem in kind.check(&params) {
+            let top = problem.param.split(['.', '[']).next().unwrap_or_default();
+            let origin = from
+                .get(top)
+                .map(|var| format!(" (the value of variable `{var}`)"))
+                .unwrap_or_default();
+            let message = format!("{}{origin}", problem.message);
+            self.report(&format!("{at}.with.{}", problem.param), message);
         }
-        if !skipped[i] {
-            if let Some(kind) = registry.get(&step.kind) {
-                let (known, from) = known_params(step, &vars, &refused);
-                for problem in kind.check(&known) {
-                    let top = problem.param.split(['.', '[']).next().unwrap_or_default();
-                    let origin = from
-                        .get(top)
-                        .map(|var| format!(" (the value of variable `{var}`)"))
-                        .unwrap_or_default();
-                    let message = format!("{}{origin}", problem.message);
-                    cx.report(&format!("{at}.with.{}", problem.param), message);
-                }
-            }
-        }
+    }
+
+    /// The step's `timeout` and `retry`.
+    fn check_policies(&mut self, i: usize, at: &str) {
+        let step = &self.plan.steps[i];
         if let Some(Err(message)) = step.timeout.as_deref().map(parse_duration) {
-            cx.report(&format!("{at}.timeout"), format!("invalid timeout: {message}"));
+            self.report(&format!("{at}.timeout"), format!("invalid timeout: {message}"));
         }
         let retry = step
             .retry
             .as_ref()
             .map(|r| RetryPolicy::default().with_overrides(r));
         if let Some(Err(message)) = retry {
-            cx.report(&format!("{at}.retry"), format!("invalid retry: {message}"));
+            self.report(&format!("{at}.retry"), format!("invalid retry: {message}"));
         }
     }
 
-    let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
-    let graph = match ids_ok.then(|| dag::build(&ids, &deps)) {
-        Some(Ok(graph)) => Some(graph),
-        Some(Err(cycles)) => {
-            for cycle in cycles {
-                let path = format!("{} -> {}", cycle.join(" -> "), cycle[0]);
-                let message = format!(
-                    "dependency cycle: {path} (each step waits for the one before it); remove an \
-                     `after` entry or an output reference on it"
-                );
-                cx.report("$.steps", message);
+    /// The step graph, or `None` with every cycle in it reported.
+    fn graph(&mut self, deps: &[Vec<usize>]) -> Option<StepGraph> {
+        let ids: Vec<String> = self.plan.steps.iter().map(|s| s.id.clone()).collect();
+        match dag::build(&ids, deps) {
+            Ok(graph) => Some(graph),
+            Err(cycles) => {
+                for cycle in cycles {
+                    let path = format!("{} -> {}", cycle.join(" -> "), cycle[0]);
+                    let message = format!(
+                        "dependency cycle: {path} (each step waits for the one before it); remove \
+                         an `after` entry or an output reference on it"
+                    );
+                    self.report("$.steps", message);
+                }
+                None
             }
-            None
         }
-        None => None,
-    };
-    match graph {
-        Some(graph) if cx.problems.is_empty() => Ok(ValidatedPlan {
-            plan,
-            vars,
-            graph,
-            skipped_by_condition: skipped,
-        }),
-        _ => Err(cx.problems),
     }
 }
 

@@ -68,53 +68,12 @@ pub struct Resolved {
 /// The value of every declared variable, and every problem found on the way.
 pub fn resolve_vars(plan: &Plan, given: &BTreeMap<String, VarInput>, source: &str) -> Resolved {
     let mut values = BTreeMap::new();
-    let mut problems = Vec::new();
+    let mut problems = undeclared_problems(plan, given, source);
     let mut refused = BTreeSet::new();
     let at = |name: &str, suffix: &str| format!("{source}: $.vars{}{suffix}", key_path(name));
-    for name in given.keys().filter(|name| !plan.vars.contains_key(*name)) {
-        let declared = if plan.vars.is_empty() {
-            "the plan declares no variables".to_string()
-        } else {
-            let names: Vec<String> = plan.vars.keys().map(|n| format!("`{n}`")).collect();
-            format!("declared variables: {}", names.join(", "))
-        };
-        let guess = closest(name, plan.vars.keys())
-            .map(|n| format!("did you mean `{n}`? "))
-            .unwrap_or_default();
-        problems.push(Problem {
-            location: format!("{source}: $.vars"),
-            message: format!(
-                "variable `{name}` was given but the plan does not declare it; {guess}{declared}"
-            ),
-        });
-    }
     for (name, spec) in &plan.vars {
         let known_problems = problems.len();
-        let pattern = match spec.pattern.as_deref().map(|p| Regex::new(&format!("^(?:{p})$"))) {
-            Some(Err(error)) => {
-                problems.push(Problem {
-                    location: at(name, ".pattern"),
-                    message: format!(
-                        "pattern of variable `{name}` is not a valid regular expression: {error}"
-                    ),
-                });
-                None
-            }
-            Some(Ok(regex)) => Some(regex),
-            None => None,
-        };
-        let default = spec.default.as_ref().and_then(|value| {
-            let checked = convert_json(name, spec.ty, value)
-                .and_then(|v| check_pattern(name, spec, pattern.as_ref(), v));
-            checked
-                .map_err(|message| {
-                    problems.push(Problem {
-                        location: at(name, ".default"),
-                        message: format!("invalid `default`: {message}"),
-                    })
-                })
-                .ok()
-        });
+        let (pattern, default) = pattern_and_default(name, spec, &mut problems, &at);
         let value = match given.get(name) {
             Some(input) => {
                 let (converted, fix) = match input {
@@ -164,6 +123,63 @@ pub fn resolve_vars(plan: &Plan, given: &BTreeMap<String, VarInput>, source: &st
         problems,
         refused,
     }
+}
+
+/// A problem for each given variable the plan does not declare.
+fn undeclared_problems(plan: &Plan, given: &BTreeMap<String, VarInput>, source: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for name in given.keys().filter(|name| !plan.vars.contains_key(*name)) {
+        let declared = if plan.vars.is_empty() {
+            "the plan declares no variables".to_string()
+        } else {
+            let names: Vec<String> = plan.vars.keys().map(|n| format!("`{n}`")).collect();
+            format!("declared variables: {}", names.join(", "))
+        };
+        let guess = closest(name, plan.vars.keys())
+            .map(|n| format!("did you mean `{n}`? "))
+            .unwrap_or_default();
+        problems.push(Problem {
+            location: format!("{source}: $.vars"),
+            message: format!(
+                "variable `{name}` was given but the plan does not declare it; {guess}{declared}"
+            ),
+        });
+    }
+    problems
+}
+
+/// Variable `name`'s compiled pattern and checked default, each `None` when absent or refused
+/// (the refusal added to `problems`; `at` locates it).
+fn pattern_and_default(
+    name: &str,
+    spec: &VarSpec,
+    problems: &mut Vec<Problem>,
+    at: &dyn Fn(&str, &str) -> String,
+) -> (Option<Regex>, Option<Value>) {
+    let pattern = match spec.pattern.as_deref().map(|p| Regex::new(&format!("^(?:{p})$"))) {
+        Some(Err(error)) => {
+            problems.push(Problem {
+                location: at(name, ".pattern"),
+                message: format!("pattern of variable `{name}` is not a valid regular expression: {error}"),
+            });
+            None
+        }
+        Some(Ok(regex)) => Some(regex),
+        None => None,
+    };
+    let default = spec.default.as_ref().and_then(|value| {
+        let checked =
+            convert_json(name, spec.ty, value).and_then(|v| check_pattern(name, spec, pattern.as_ref(), v));
+        checked
+            .map_err(|message| {
+                problems.push(Problem {
+                    location: at(name, ".default"),
+                    message: format!("invalid `default`: {message}"),
+                })
+            })
+            .ok()
+    });
+    (pattern, default)
 }
 
 /// The zero value of a type.

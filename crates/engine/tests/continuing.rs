@@ -150,7 +150,7 @@ async fn a_step_timed_out_while_waiting_settles_its_operation_before_observing_a
     let step = Fixture::step(&first, "remote");
     assert!(step.error.unwrap().message.contains("timeout"));
     assert_eq!(
-        step.handle.map(|h| h.0),
+        step.status.operation().map(|h| h.0.clone()),
         Some(json!({ "operation": 1 })),
         "the handle is kept"
     );
@@ -169,7 +169,7 @@ async fn a_step_timed_out_while_waiting_settles_its_operation_before_observing_a
     );
     assert!(remote.exists, "the step succeeded with the resource there");
     assert_eq!(remote.started, 2);
-    assert_eq!(Fixture::step(&second, "remote").handle, None);
+    assert_eq!(Fixture::step(&second, "remote").status.operation(), None);
 }
 
 /// `base` (a file) and `later` (fails at its first apply, permanently), after `base`.
@@ -190,7 +190,7 @@ async fn failed_at_later() -> (tempfile::TempDir, Fixture, RunSummary) {
     let run = Fixture::new(Registry::with_builtins(), failing_later(dir.path()));
     let first = run.session().await;
     assert_eq!(first.state, RunState::Failed);
-    assert_eq!(Fixture::step(&first, "base").state, StepState::Succeeded);
+    assert_eq!(Fixture::step(&first, "base").state(), StepState::Succeeded);
     (dir, run, first)
 }
 

@@ -79,9 +79,9 @@ async fn a_step_cut_off_while_applying_is_in_doubt_and_adopted_on_resume() {
     let summary = engine.execute(&run.run_id, shutdown).await.unwrap();
     let _stop = stopper.await.unwrap();
     assert_eq!(summary.state, RunState::Interrupted);
-    assert_eq!(summary.steps[0].state, StepState::Applying);
+    assert_eq!(summary.steps[0].state(), StepState::Applying);
     assert_eq!(
-        summary.steps[1].state,
+        summary.steps[1].state(),
         StepState::Pending,
         "nothing new starts after shutdown"
     );

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use sluice_engine::store::{Batch, JournalEntry, JournalEvent, RunRecord, RunState, StepRecord, StepState};
+use sluice_engine::store::{
+    JournalEntry, JournalEvent, RunCommit, RunRecord, RunState, StepAppend, StepRecord, StepState, StepStatus,
+};
 use sluice_engine::{
     parse_plan, FleetRecord, FleetState, FleetTarget, MemoryStore, Plan, SledStore, Store, StoreError,
 };
@@ -50,42 +52,29 @@ fn contract(store: &dyn Store) {
     assert_eq!(store.next_journal_seq("r1").unwrap(), 0);
     let steps = vec![StepRecord::pending("a"), StepRecord::pending("b")];
     store
-        .commit(
-            "r1",
-            Batch {
-                plan: Some(("d".into(), plan())),
-                run: Some(run("r1", "k", 10, RunState::Running)),
-                steps,
-                journal: vec![entry(0, StepState::Pending)],
-            },
-        )
+        .commit_run(RunCommit {
+            plan: Some(("d".into(), plan())),
+            run: run("r1", "k", 10, RunState::Running),
+            steps,
+            journal: vec![entry(0, StepState::Pending)],
+        })
         .unwrap();
     let mut a = StepRecord::pending("a");
-    a.state = StepState::Succeeded;
+    a.status = StepStatus::Succeeded;
     a.outputs.insert("value".into(), json!("v"));
     // 17 entries: the journal must come back in numeric, not lexical, order.
     let journal = (1..=17).map(|seq| entry(seq, StepState::Observing)).collect();
     store
-        .commit(
+        .append_steps(
             "r1",
-            Batch {
-                plan: None,
-                run: None,
+            StepAppend {
                 steps: vec![a.clone()],
                 journal,
             },
         )
         .unwrap();
     store
-        .commit(
-            "r2",
-            Batch {
-                plan: None,
-                run: Some(run("r2", "k", 20, RunState::Succeeded)),
-                steps: vec![],
-                journal: vec![],
-            },
-        )
+        .commit_run(RunCommit::run(run("r2", "k", 20, RunState::Succeeded), vec![]))
         .unwrap();
     store.flush().unwrap();
 
@@ -104,7 +93,7 @@ fn contract(store: &dyn Store) {
     let mut steps = store.steps("r1").unwrap();
     steps.sort_by(|x, y| x.step_id.cmp(&y.step_id));
     assert_eq!(steps[0], a, "the newest record of a step wins");
-    assert_eq!(steps[1].state, StepState::Pending);
+    assert_eq!(steps[1].state(), StepState::Pending);
     let seqs: Vec<u64> = store.journal("r1").unwrap().into_iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (0..=17).collect::<Vec<_>>());
     assert_eq!(store.next_journal_seq("r1").unwrap(), 18);
@@ -124,11 +113,8 @@ fn compaction_takes_only_finished_runs(store: &dyn Store) {
     ];
     for (i, state) in states.into_iter().enumerate() {
         let id = format!("c{i}");
-        let batch = Batch {
-            run: Some(run(&id, &format!("ck{i}"), 100 + i as u64, state)),
-            ..Batch::default()
-        };
-        store.commit(&id, batch).unwrap();
+        let commit = RunCommit::run(run(&id, &format!("ck{i}"), 100 + i as u64, state), vec![]);
+        store.commit_run(commit).unwrap();
     }
     let ids = |keep| -> Vec<String> {
         store
@@ -213,6 +199,75 @@ fn both_stores_keep_fleets() {
     assert_eq!(reopened.fleet_target_runs("fleet-a").unwrap().len(), 2);
 }
 
+/// The two kinds of write: a run commit writes the run with everything it carries, and step
+/// appends add to the run's journal in order and replace step records, never touching the run.
+fn run_commits_and_step_appends(store: &dyn Store) {
+    let mut a = StepRecord::pending("a");
+    store
+        .commit_run(RunCommit {
+            plan: Some(("d".into(), plan())),
+            run: run("w1", "wk", 5, RunState::Running),
+            steps: vec![a.clone()],
+            journal: vec![entry(0, StepState::Pending)],
+        })
+        .unwrap();
+    assert_eq!(store.latest_run_for_key("wk").unwrap().unwrap().id, "w1");
+    assert_eq!(store.plan("d").unwrap(), Some(plan()));
+    assert_eq!(store.steps("w1").unwrap(), vec![a.clone()]);
+    assert_eq!(store.next_journal_seq("w1").unwrap(), 1);
+
+    a.status = StepStatus::Observing;
+    for seqs in [[1, 2], [3, 4]] {
+        let journal = seqs.iter().map(|&seq| entry(seq, StepState::Observing)).collect();
+        store
+            .append_steps(
+                "w1",
+                StepAppend {
+                    journal,
+                    steps: vec![a.clone()],
+                },
+            )
+            .unwrap();
+    }
+    assert_eq!(store.steps("w1").unwrap(), vec![a.clone()], "one record per step");
+    assert_eq!(
+        store.run("w1").unwrap().unwrap(),
+        run("w1", "wk", 5, RunState::Running),
+        "step appends leave the run record as it was"
+    );
+
+    store
+        .commit_run(RunCommit::run(
+            run("w1", "wk", 5, RunState::Succeeded),
+            vec![entry(5, StepState::Succeeded)],
+        ))
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.run("w1").unwrap().unwrap().state, RunState::Succeeded);
+    assert_eq!(
+        store.steps("w1").unwrap(),
+        vec![a],
+        "a run commit without steps keeps them"
+    );
+    let seqs: Vec<u64> = store.journal("w1").unwrap().into_iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        [0, 1, 2, 3, 4, 5],
+        "appended in order, after the run's own entries"
+    );
+}
+
+#[test]
+fn both_stores_keep_the_two_kinds_of_write_apart() {
+    run_commits_and_step_appends(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    run_commits_and_step_appends(&SledStore::open(&path).unwrap());
+    let reopened = SledStore::open(&path).unwrap();
+    assert_eq!(reopened.journal("w1").unwrap().len(), 6, "durable once flushed");
+    assert_eq!(reopened.steps("w1").unwrap()[0].state(), StepState::Observing);
+}
+
 #[test]
 fn memory_store_meets_the_contract() {
     contract(&MemoryStore::new());
@@ -244,11 +299,9 @@ fn sled_store_is_held_by_one_opener_at_a_time() {
         let mut record = StepRecord::pending("a");
         record.attempts = round as u32;
         store
-            .commit(
+            .append_steps(
                 "r",
-                Batch {
-                    plan: None,
-                    run: None,
+                StepAppend {
                     steps: vec![record],
                     journal: vec![entry(round, StepState::Observing)],
                 },
@@ -306,16 +359,13 @@ fn compaction_keeps_unfinished_and_newest_runs_and_shrinks_the_store() {
             let steps = (0..20).map(|s| StepRecord::pending(&format!("s{s}"))).collect();
             let journal = (0..50).map(|seq| entry(seq, StepState::Observing)).collect();
             store
-                .commit(
-                    &id,
-                    Batch {
-                        // Every run uses plan "d"; "orphan" is used by none and must go.
-                        plan: (i < 2).then(|| (if i == 0 { "d" } else { "orphan" }.to_string(), plan())),
-                        run: Some(run(&id, &format!("k{i}"), i, state)),
-                        steps,
-                        journal,
-                    },
-                )
+                .commit_run(RunCommit {
+                    // Every run uses plan "d"; "orphan" is used by none and must go.
+                    plan: (i < 2).then(|| (if i == 0 { "d" } else { "orphan" }.to_string(), plan())),
+                    run: run(&id, &format!("k{i}"), i, state),
+                    steps,
+                    journal,
+                })
                 .unwrap();
         }
         store.flush().unwrap();
@@ -405,12 +455,11 @@ fn a_damaged_sled_store_is_refused_naming_its_path_and_never_taken_for_a_new_one
 
     let write_one_run = |path: &std::path::Path| {
         let store = SledStore::open(path).unwrap();
-        let batch = Batch {
+        let commit = RunCommit {
             plan: Some(("d".into(), plan())),
-            run: Some(run("r1", "k", 1, RunState::Failed)),
-            ..Batch::default()
+            ..RunCommit::run(run("r1", "k", 1, RunState::Failed), vec![])
         };
-        store.commit("r1", batch).unwrap();
+        store.commit_run(commit).unwrap();
         store.flush().unwrap();
     };
     // Its log garbled: sled recovers nothing, which must not pass for an empty new store.

@@ -83,7 +83,7 @@ async fn the_plan_converges_and_a_second_run_only_reads() {
     let skipped: Vec<&str> = summary
         .steps
         .iter()
-        .filter(|s| s.state.as_str() == "skipped")
+        .filter(|s| s.state().as_str() == "skipped")
         .map(|s| s.step_id.as_str())
         .collect();
     assert_eq!(

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use sluice_engine::store::Batch;
-use sluice_engine::{parse_plan, validate, OperationHandle, StepRecord, StepState, Store};
+use sluice_engine::store::StepAppend;
+use sluice_engine::{parse_plan, validate, OperationHandle, StepRecord, StepStatus, Store};
 use support::{assert_succeeded, config, outputs, World};
 
 const REGION: &str = "us-central1";
@@ -148,16 +148,17 @@ async fn a_stored_operation_google_no_longer_knows_is_let_go_and_the_step_observ
     let run = engine.start(&validated, "plan.json").unwrap();
     // An earlier session failed while waiting on an operation that has since expired.
     let mut record = StepRecord::pending("engine");
-    record.state = StepState::Failed;
-    record.handle = Some(OperationHandle(json!({
-        "family": "vertex_ai", "region": REGION,
-        "name": "projects/100000000001/locations/us-central1/reasoningEngines/1/operations/2",
-    })));
-    let batch = Batch {
-        steps: vec![record],
-        ..Batch::default()
+    record.status = StepStatus::Failed {
+        unsettled: Some(OperationHandle(json!({
+            "family": "vertex_ai", "region": REGION,
+            "name": "projects/100000000001/locations/us-central1/reasoningEngines/1/operations/2",
+        }))),
     };
-    world.store.commit(&run.run_id, batch).unwrap();
+    let append = StepAppend {
+        steps: vec![record],
+        ..StepAppend::default()
+    };
+    world.store.append_steps(&run.run_id, append).unwrap();
 
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let summary = engine.execute(&run.run_id, shutdown).await.unwrap();

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use sluice_engine::store::Batch;
+use sluice_engine::store::{RunCommit, StepAppend};
 use sluice_engine::{FleetRecord, JournalEntry, Plan, RunRecord, SledStore, StepRecord, Store, StoreError};
 
 use super::{published_sockets, Hello, Request, Response, PROTOCOL};
@@ -19,7 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const LOCK_RELEASE: Duration = Duration::from_millis(500);
 
 /// A read-only [`Store`] served by the sluice process holding the store (see the module docs),
-/// over one connection reused for every query. Writes fail: `commit`, `flush`, `commit_fleet`
+/// over one connection reused for every query. Writes fail: `commit_run`, `append_steps`, `flush`, `commit_fleet`
 /// and `set_fleet_target_run` return
 /// [`StoreError::Io`] (kind `ReadOnlyFilesystem`) naming the holder's pid.
 ///
@@ -172,7 +172,11 @@ impl RemoteStore {
 }
 
 impl Store for RemoteStore {
-    fn commit(&self, _run_id: &str, _batch: Batch) -> Result<(), StoreError> {
+    fn commit_run(&self, _commit: RunCommit) -> Result<(), StoreError> {
+        Err(self.read_only())
+    }
+
+    fn append_steps(&self, _run_id: &str, _append: StepAppend) -> Result<(), StoreError> {
         Err(self.read_only())
     }
 

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use sluice_engine::store::Batch;
+use sluice_engine::store::{RunCommit, StepAppend};
 use sluice_engine::{
     FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
-    StepRecord, StepState, Store, StoreError,
+    StepRecord, StepStatus, Store, StoreError,
 };
 
 use super::*;
@@ -43,24 +43,21 @@ fn filled() -> Arc<MemoryStore> {
             sessions: 1,
         };
         let mut step = StepRecord::pending("a");
-        step.state = StepState::Applying;
+        step.status = StepStatus::Applying;
         store
-            .commit(
-                &run.id,
-                Batch {
-                    plan: Some(("digest".into(), plan())),
-                    run: Some(run.clone()),
-                    steps: vec![step],
-                    journal: vec![JournalEntry {
-                        seq: 0,
-                        at_ms: n,
-                        step: None,
-                        event: JournalEvent::RunCreated {
-                            run_key: "key".into(),
-                        },
-                    }],
-                },
-            )
+            .commit_run(RunCommit {
+                plan: Some(("digest".into(), plan())),
+                run: run.clone(),
+                steps: vec![step],
+                journal: vec![JournalEntry {
+                    seq: 0,
+                    at_ms: n,
+                    step: None,
+                    event: JournalEvent::RunCreated {
+                        run_key: "key".into(),
+                    },
+                }],
+            })
             .unwrap();
     }
     let fleet = FleetRecord {
@@ -135,7 +132,10 @@ fn a_remote_store_answers_as_the_store_itself_and_refuses_writes() {
 
     let fleet = store.fleet("fleet-1").unwrap().unwrap();
     for error in [
-        remote.commit("run-2", Batch::default()).unwrap_err(),
+        remote.append_steps("run-2", StepAppend::default()).unwrap_err(),
+        remote
+            .commit_run(RunCommit::run(store.run("run-1").unwrap().unwrap(), vec![]))
+            .unwrap_err(),
         remote.flush().unwrap_err(),
         remote.commit_fleet(&fleet, Vec::new()).unwrap_err(),
         remote.set_fleet_target_run("fleet-1", 1, "run-1").unwrap_err(),
@@ -273,12 +273,11 @@ fn store_errors_travel_as_themselves() {
 fn a_reader_whose_holder_ends_reads_the_store_itself() {
     let dir = tempfile::tempdir().unwrap();
     let held = Arc::new(sluice_engine::SledStore::open(dir.path()).unwrap());
-    let batch = Batch {
+    let commit = RunCommit {
         plan: Some(("digest".into(), plan())),
-        run: filled().run("run-2").unwrap(),
-        ..Batch::default()
+        ..RunCommit::run(filled().run("run-2").unwrap().unwrap(), vec![])
     };
-    held.commit("run-2", batch).unwrap();
+    held.commit_run(commit).unwrap();
     let server = Server::start(dir.path(), held.clone()).unwrap();
     let remote = RemoteStore::connect(dir.path()).unwrap();
     assert_eq!(remote.runs().unwrap().len(), 1);
@@ -289,7 +288,7 @@ fn a_reader_whose_holder_ends_reads_the_store_itself() {
     assert_eq!(remote.runs().unwrap().len(), 1);
     assert_eq!(remote.plan("digest").unwrap(), Some(plan()));
     assert!(
-        remote.commit("run-2", Batch::default()).is_err(),
+        remote.append_steps("run-2", StepAppend::default()).is_err(),
         "still read-only"
     );
 }

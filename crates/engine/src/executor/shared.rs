@@ -14,7 +14,9 @@ use crate::events::{CrashPoint, Event, Hooks};
 use crate::kind::{Outputs, Registry};
 use crate::plan::Plan;
 use crate::policy::RetryPolicy;
-use crate::store::{Batch, JournalEntry, JournalEvent, RunRecord, StepRecord, StepState, Store};
+use crate::store::{
+    JournalEntry, JournalEvent, RunCommit, RunRecord, StepAppend, StepRecord, StepState, Store,
+};
 use crate::time::now_ms;
 
 /// What other steps may read of a step while the run goes on.
@@ -56,52 +58,44 @@ impl RunShared {
         }
     }
 
-    /// Records a step record and its journal entries in one atomic commit, and mirrors the new
-    /// state for the scheduler and for reference resolution.
+    /// Appends a step's journal entries, then its record (ordered, not atomic: see
+    /// [`Store::append_steps`]), and mirrors the new state for the scheduler and for reference
+    /// resolution.
     pub fn commit_step(&self, record: &StepRecord, events: Vec<JournalEvent>) -> Result<(), StoreError> {
         let journal = events
             .into_iter()
             .map(|e| self.journal_entry(Some(&record.step_id), e))
             .collect();
-        self.store.commit(
+        self.store.append_steps(
             &self.run_id,
-            Batch {
-                plan: None,
-                run: None,
-                steps: vec![record.clone()],
+            StepAppend {
                 journal,
+                steps: vec![record.clone()],
             },
         )?;
         let index = self.index_of(&record.step_id);
         let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
         views[index] = StepView {
-            state: record.state,
+            state: record.state(),
             outputs: record.outputs.clone(),
         };
         Ok(())
     }
 
-    /// Records the run and journal entries, durably: run-level changes are rare and matter.
+    /// Records the run with journal entries (atomic: see [`Store::commit_run`]), durably:
+    /// run-level changes are rare and matter.
     pub async fn commit_run(&self, run: &RunRecord, journal: Vec<JournalEntry>) -> Result<(), StoreError> {
-        let batch = Batch {
-            plan: None,
-            run: Some(run.clone()),
-            steps: vec![],
-            journal,
-        };
-        self.store.commit(&self.run_id, batch)?;
+        self.store.commit_run(RunCommit::run(run.clone(), journal))?;
         self.flush().await
     }
 
     pub fn commit_journal(&self, step: Option<&str>, event: JournalEvent) -> Result<(), StoreError> {
         let entry = self.journal_entry(step, event);
-        self.store.commit(
+        self.store.append_steps(
             &self.run_id,
-            Batch {
-                plan: None,
-                run: None,
-                steps: vec![],
+            StepAppend {
                 journal: vec![entry],
+                steps: vec![],
             },
         )
     }

@@ -14,7 +14,7 @@ use crate::error::{StepError, StoreError};
 use crate::events::{CrashPoint, Event};
 use crate::kind::{Applied, Observation, OperationHandle, Outputs, PollOutcome, StepContext, StepKind};
 use crate::policy::{PollPolicy, RetryBackoff, RetryPolicy};
-use crate::store::{ErrorRecord, JournalEvent, StepRecord, StepState};
+use crate::store::{ErrorRecord, JournalEvent, StepRecord, StepState, StepStatus};
 use crate::template;
 use crate::time::now_ms;
 
@@ -82,7 +82,7 @@ impl StepDriver {
         let retry = shared.retry[index].clone();
         let poll = kind.poll_policy().unwrap_or(shared.config.poll);
         let backoff = retry.backoff();
-        let stored_success = record.state == StepState::Succeeded;
+        let stored_success = record.state() == StepState::Succeeded;
         StepDriver {
             shared,
             index,
@@ -123,7 +123,7 @@ impl StepDriver {
         if end != StepEnd::Interrupted {
             self.shared.emit(Event::StepFinished {
                 step,
-                state: self.record.state,
+                state: self.record.state(),
                 applied: self.applied,
                 outputs: self.record.outputs.clone(),
                 error: self.record.error.as_ref().map(|e| e.message.clone()),
@@ -145,13 +145,22 @@ impl StepDriver {
             self.attempts_here += 1;
             self.record.attempts += 1;
             let span = tracing::info_span!("attempt", n = self.record.attempts);
-            let result = match self.record.state {
-                StepState::Skipped => return StepEnd::Skipped,
-                StepState::Waiting => self.wait().instrument(span).await,
+            let result = match &self.record.status {
+                StepStatus::Skipped => return StepEnd::Skipped,
                 // INVARIANT: an operation a previous attempt started is settled (polled until it
-                // is done or failed) before anything else, whatever ended that attempt: a step
-                // timeout, a failure, an interrupt or a crash all leave its handle stored.
-                _ if self.record.handle.is_some() => self.settle().instrument(span).await,
+                // is done or failed) before anything else, whatever ended that attempt: an
+                // interrupt or a crash leaves the step waiting on it, a step timeout or a
+                // failure leaves it failed with the operation unsettled.
+                StepStatus::Waiting(handle) => {
+                    let handle = handle.clone();
+                    self.wait(handle).instrument(span).await
+                }
+                StepStatus::Failed {
+                    unsettled: Some(handle),
+                } => {
+                    let handle = handle.clone();
+                    self.settle(handle).instrument(span).await
+                }
                 // A succeeded step is observed again (never applied blindly) when its run
                 // continues: what drifted since is repaired before its dependents run.
                 _ => self.observe_then_apply().instrument(span).await,
@@ -194,10 +203,11 @@ impl StepDriver {
         self.commit(vec![event])
     }
 
-    async fn transition(&mut self, to: StepState, durable: bool) -> Result<(), StoreError> {
-        let from = self.record.state;
+    async fn transition(&mut self, to: StepStatus, durable: bool) -> Result<(), StoreError> {
+        let from = self.record.state();
+        self.record.status = to;
+        let to = self.record.state();
         tracing::debug!(from = from.as_str(), to = to.as_str(), durable, "transition");
-        self.record.state = to;
         self.commit(vec![JournalEvent::Transition { from, to }])?;
         if durable {
             self.shared.flush().await?;
@@ -245,15 +255,15 @@ impl StepDriver {
         let Some(params) = self.resolve_params()? else {
             self.record.note = Some("skipped: a step it reads outputs from was skipped".into());
             self.record.finished_at_ms = Some(now_ms());
-            self.transition(StepState::Skipped, false).await?;
+            self.transition(StepStatus::Skipped, false).await?;
             return Ok(StepEnd::Skipped);
         };
         let cx = self.context(params);
         // A step found applying (a crash, or a failed apply) may or may not have made its
         // mutation: it always observes first and adopts what the lost call did.
-        if self.record.state != StepState::Observing {
-            let from = self.record.state;
-            self.record.state = StepState::Observing;
+        if self.record.state() != StepState::Observing {
+            let from = self.record.state();
+            self.record.status = StepStatus::Observing;
             self.deferred.push(JournalEvent::Transition {
                 from,
                 to: StepState::Observing,
@@ -265,7 +275,7 @@ impl StepDriver {
                 // Re-observed as its run continues, and still as recorded: nothing to write.
                 tracing::info!("re-observed; still converged");
                 self.deferred.clear();
-                self.record.state = StepState::Succeeded;
+                self.record.status = StepStatus::Succeeded;
                 Ok(StepEnd::Succeeded)
             }
             Observation::Converged(outputs) => {
@@ -279,7 +289,7 @@ impl StepDriver {
                 self.record.change = Some(change.clone());
                 self.record.error = None;
                 // INVARIANT: no side effect before its intent is durable (flushed here).
-                self.transition(StepState::Applying, true).await?;
+                self.transition(StepStatus::Applying, true).await?;
                 tracing::info!(action = ?change.action, summary = %change.summary, "applying");
                 self.shared.emit(Event::StepApplying {
                     step: cx.step_id.clone(),
@@ -298,32 +308,32 @@ impl StepDriver {
     }
 
     async fn start_waiting(&mut self, handle: OperationHandle, cx: &StepContext) -> Result<StepEnd, Halt> {
-        self.record.handle = Some(handle);
-        // INVARIANT: the operation handle is durable before the first poll.
-        self.transition(StepState::Waiting, true).await?;
+        // INVARIANT: the operation handle is durable before the first poll (it is part of the
+        // `waiting` state, flushed here).
+        self.transition(StepStatus::Waiting(handle.clone()), true).await?;
         self.shared.hook(CrashPoint::WhileWaiting, &cx.step_id);
-        self.wait().await
+        self.wait(handle).await
     }
 
     /// Waits on the operation a previous attempt left stored, from whatever state it ended in.
     /// Its handle is durable already, so the `waiting` transition rides along with the first
     /// poll's journal entry.
-    async fn settle(&mut self) -> Result<StepEnd, Halt> {
-        let from = self.record.state;
+    async fn settle(&mut self, handle: OperationHandle) -> Result<StepEnd, Halt> {
+        let from = self.record.state();
         tracing::info!(
             from = from.as_str(),
             "settling the operation a previous attempt started"
         );
-        self.record.state = StepState::Waiting;
+        self.record.status = StepStatus::Waiting(handle.clone());
         self.deferred.push(JournalEvent::Transition {
             from,
             to: StepState::Waiting,
         });
-        self.wait().await
+        self.wait(handle).await
     }
 
-    async fn wait(&mut self) -> Result<StepEnd, Halt> {
-        let handle = self.record.handle.clone().expect("a waiting step has a handle");
+    /// Polls `handle`, the operation the step's `waiting` state carries.
+    async fn wait(&mut self, handle: OperationHandle) -> Result<StepEnd, Halt> {
         let params = match self.resolve_params()? {
             Some(params) => params,
             None => serde_json::Map::new(),
@@ -337,10 +347,13 @@ impl StepDriver {
             self.record.polls += 1;
             let outcome = self.kind.poll(&cx, &handle).await?;
             let done = !matches!(outcome, PollOutcome::Pending { .. });
-            self.note(JournalEvent::Poll {
+            // INVARIANT: the poll count is committed with each poll's journal entry, so the
+            // record's count (the summary's POLLS) always matches the journal, even for a step
+            // that an interrupt or a timeout ends while it waits.
+            self.commit(vec![JournalEvent::Poll {
                 poll: self.record.polls,
                 done,
-            })?;
+            }])?;
             match outcome {
                 PollOutcome::Done(outputs) => return self.succeed(outputs).await,
                 PollOutcome::Pending { progress } => {
@@ -352,8 +365,7 @@ impl StepDriver {
                 }
                 PollOutcome::Failed(error) => {
                     // The operation ended in error: forget it and reconcile from observe.
-                    self.record.handle = None;
-                    self.transition(StepState::Observing, false).await?;
+                    self.transition(StepStatus::Observing, false).await?;
                     return Err(Halt::Step(error));
                 }
             }
@@ -369,23 +381,28 @@ impl StepDriver {
 
     async fn succeed(&mut self, outputs: Outputs) -> Result<StepEnd, Halt> {
         self.record.outputs = outputs;
-        self.record.handle = None;
         self.record.error = None;
         self.record.finished_at_ms = Some(now_ms());
         // Not flushed on its own: the next side effect's intent flush carries it, and a lost
         // success only costs one more observe.
-        self.transition(StepState::Succeeded, false).await?;
+        self.transition(StepStatus::Succeeded, false).await?;
         self.shared.hook(CrashPoint::AfterStep, &self.record.step_id);
         Ok(StepEnd::Succeeded)
     }
 
     async fn fail(&mut self, error: &StepError) -> StepEnd {
         self.record.error = Some(ErrorRecord {
-            class: error.class().into(),
+            class: error.class(),
             message: error.message().into(),
         });
         self.record.finished_at_ms = Some(now_ms());
-        if self.transition(StepState::Failed, true).await.is_err() {
+        // An operation the step waited on stays with it, to be settled first next time.
+        let unsettled = self.record.status.operation().cloned();
+        if self
+            .transition(StepStatus::Failed { unsettled }, true)
+            .await
+            .is_err()
+        {
             // The store is failing too; the run's final commit will report it.
         }
         StepEnd::Failed
@@ -415,14 +432,14 @@ impl StepDriver {
         };
         let event = JournalEvent::AttemptFailed {
             attempt: self.record.attempts,
-            class: error.class().into(),
+            class: error.class(),
             message: error.message().into(),
             retry_in_ms: give_up.is_none().then_some(delay.as_millis() as u64),
         };
         let step = self.record.step_id.clone();
         tracing::warn!(
             attempt = self.record.attempts,
-            class = error.class(),
+            class = error.class().as_str(),
             message = error.message(),
             retry_in_ms = delay.as_millis() as u64,
             gives_up = give_up.is_some(),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{Batch, FleetRecord, JournalEntry, RunRecord, StepRecord, Store};
+use super::{FleetRecord, JournalEntry, RunCommit, RunRecord, StepAppend, StepRecord, Store};
 use crate::error::StoreError;
 use crate::plan::Plan;
 
@@ -33,25 +33,43 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
-    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        if let Some((digest, plan)) = batch.plan {
-            inner.plans.insert(digest, plan);
-        }
-        if let Some(run) = batch.run {
-            inner.latest_by_key.insert(run.run_key.clone(), run.id.clone());
-            inner.runs.insert(run.id.clone(), run);
-        }
-        let steps = inner.steps.entry(run_id.to_string()).or_default();
-        for step in batch.steps {
-            steps.insert(step.step_id.clone(), step);
-        }
-        inner
-            .journals
+impl Inner {
+    fn write_steps(&mut self, run_id: &str, append: StepAppend) {
+        self.journals
             .entry(run_id.to_string())
             .or_default()
-            .extend(batch.journal);
+            .extend(append.journal);
+        let steps = self.steps.entry(run_id.to_string()).or_default();
+        for step in append.steps {
+            steps.insert(step.step_id.clone(), step);
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn commit_run(&self, commit: RunCommit) -> Result<(), StoreError> {
+        // INVARIANT: a run commit is atomic: every part is written under one lock.
+        let mut inner = self.lock();
+        if let Some((digest, plan)) = commit.plan {
+            inner.plans.insert(digest, plan);
+        }
+        let run_id = commit.run.id.clone();
+        inner
+            .latest_by_key
+            .insert(commit.run.run_key.clone(), run_id.clone());
+        inner.runs.insert(run_id.clone(), commit.run);
+        inner.write_steps(
+            &run_id,
+            StepAppend {
+                journal: commit.journal,
+                steps: commit.steps,
+            },
+        );
+        Ok(())
+    }
+
+    fn append_steps(&self, run_id: &str, append: StepAppend) -> Result<(), StoreError> {
+        self.lock().write_steps(run_id, append);
         Ok(())
     }
 

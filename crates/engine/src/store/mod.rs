@@ -1,13 +1,18 @@
 //! Durable state behind one small trait, with a sled backend for real runs and an in-memory
 //! backend for tests and embedders that need no durability.
 //!
+//! Two kinds of write, each with its own guarantee (stated once, on [`Store`]):
+//! - [`Store::commit_run`]: a run's record with what belongs with it, **atomic**;
+//! - [`Store::append_steps`]: a step's journal entries and record, **ordered, not atomic**.
+//!
 //! The executor's ordering rule lives on top of this trait: a write that a later side effect
 //! depends on is followed by [`Store::flush`] before that side effect. Flushes are batched: a
-//! flush makes *every* earlier commit durable, so concurrent steps share one fsync.
+//! flush makes *every* earlier write durable, so concurrent steps share one fsync.
 
 mod memory;
 mod records;
 mod sled_store;
+mod step_status;
 
 pub use memory::MemoryStore;
 pub use records::*;
@@ -15,13 +20,22 @@ pub use sled_store::{CompactReport, SledStore};
 
 use crate::error::StoreError;
 
-/// Storage for runs, step records and journals. All commits of one run go through one writer.
+/// Storage for runs, step records and journals. All writes of one run go through one writer.
+///
+/// What a crash may leave (before a [`Store::flush`] covered the write):
+/// - of a [`RunCommit`], all of it or none of it;
+/// - of a [`StepAppend`], a prefix: its journal entries in order, then its step records, so a
+///   recovered step record never shows a transition its journal lacks. The record rules: a
+///   journal entry whose record was lost is harmless, because the step observes first.
+///
+/// `SledStore` writes a run commit as one sled batch and step appends as plain inserts, which
+/// sled's log recovers in order; `MemoryStore` applies each write whole under one lock (and
+/// keeps nothing across a crash).
 pub trait Store: Send + Sync + 'static {
-    /// Applies the batch. A batch carrying a run or a plan is atomic (all or none after a
-    /// crash). A batch of step writes may be applied in part, but only in order: journal entries
-    /// first, step records last, so a recovered record never shows a transition its journal
-    /// lacks.
-    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError>;
+    /// Writes the run record with its plan, step records and journal entries: atomic.
+    fn commit_run(&self, commit: RunCommit) -> Result<(), StoreError>;
+    /// Appends a run's journal entries, then writes its step records: in order, not atomic.
+    fn append_steps(&self, run_id: &str, append: StepAppend) -> Result<(), StoreError>;
     /// Whether `flush` costs nothing (an in-memory store), so callers need not move it off the
     /// async threads.
     fn flush_is_free(&self) -> bool {

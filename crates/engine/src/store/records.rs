@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::ErrorClass;
 use crate::kind::{Change, OperationHandle, Outputs};
 use crate::plan::Plan;
 
@@ -105,33 +106,33 @@ impl StepState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRecord {
-    pub class: String,
+    pub class: ErrorClass,
     pub message: String,
 }
 
 /// The latest state of one step in one run.
+///
+/// Stored in the layout of every earlier version (`state` and `handle` side by side, see
+/// `store/step_status.rs`), so the store's format is unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    try_from = "super::step_status::StoredStepRecord",
+    into = "super::step_status::StoredStepRecord"
+)]
 pub struct StepRecord {
     pub step_id: String,
-    pub state: StepState,
+    pub status: StepStatus,
     /// Attempts in all (observe/apply passes and resumed waits), across every session of the run.
     pub attempts: u32,
-    /// Operation polls in all.
+    /// Operation polls in all, across every session: committed with each poll's journal entry,
+    /// so it equals the number of the step's `poll` entries in the journal.
     pub polls: u32,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: Outputs,
     /// The recorded intent while applying, and what was done once succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handle: Option<OperationHandle>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<u64>,
 }
 
@@ -139,16 +140,63 @@ impl StepRecord {
     pub fn pending(step_id: &str) -> Self {
         StepRecord {
             step_id: step_id.to_string(),
-            state: StepState::Pending,
+            status: StepStatus::Pending,
             attempts: 0,
             polls: 0,
             outputs: Outputs::new(),
             change: None,
-            handle: None,
             error: None,
             note: None,
             started_at_ms: None,
             finished_at_ms: None,
+        }
+    }
+
+    /// The state alone, as the journal and status output name it.
+    pub fn state(&self) -> StepState {
+        self.status.state()
+    }
+}
+
+/// Where a step stands, with what that state carries. A waiting step's operation handle is
+/// part of its state, so a step cannot be waiting on nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepStatus {
+    Pending,
+    Observing,
+    /// Intent recorded and flushed; the mutation may or may not have happened.
+    Applying,
+    /// Waiting on this operation; its handle was flushed before the first poll.
+    Waiting(OperationHandle),
+    Succeeded,
+    /// Failed. An operation it started and never saw finish (its step timed out, or its polls
+    /// gave up) stays with it, to be settled before anything else when the step runs again.
+    Failed {
+        unsettled: Option<OperationHandle>,
+    },
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn state(&self) -> StepState {
+        match self {
+            StepStatus::Pending => StepState::Pending,
+            StepStatus::Observing => StepState::Observing,
+            StepStatus::Applying => StepState::Applying,
+            StepStatus::Waiting(_) => StepState::Waiting,
+            StepStatus::Succeeded => StepState::Succeeded,
+            StepStatus::Failed { .. } => StepState::Failed,
+            StepStatus::Skipped => StepState::Skipped,
+        }
+    }
+
+    /// The operation the step must settle before anything else: the one it waits on, or the
+    /// one a failed attempt left behind.
+    pub fn operation(&self) -> Option<&OperationHandle> {
+        match self {
+            StepStatus::Waiting(handle) => Some(handle),
+            StepStatus::Failed { unsettled } => unsettled.as_ref(),
+            _ => None,
         }
     }
 }
@@ -184,7 +232,7 @@ pub enum JournalEvent {
     },
     AttemptFailed {
         attempt: u32,
-        class: String,
+        class: ErrorClass,
         message: String,
         retry_in_ms: Option<u64>,
     },
@@ -198,14 +246,35 @@ pub enum JournalEvent {
     },
 }
 
-/// Writes applied atomically by [`super::Store::commit`].
-#[derive(Debug, Default)]
-pub struct Batch {
+/// A run's record with what belongs with it, for [`super::Store::commit_run`] (atomic; the
+/// guarantees are stated on [`super::Store`]).
+#[derive(Debug)]
+pub struct RunCommit {
     /// A plan to store under its digest (plans are immutable, so rewriting one is harmless).
     pub plan: Option<(String, Plan)>,
-    pub run: Option<RunRecord>,
+    pub run: RunRecord,
     pub steps: Vec<StepRecord>,
     pub journal: Vec<JournalEntry>,
+}
+
+impl RunCommit {
+    /// The run record with journal entries, and nothing else.
+    pub fn run(run: RunRecord, journal: Vec<JournalEntry>) -> Self {
+        RunCommit {
+            plan: None,
+            run,
+            steps: Vec::new(),
+            journal,
+        }
+    }
+}
+
+/// Step writes of a run, for [`super::Store::append_steps`] (the journal entries, then the step
+/// records, in order; not atomic: see [`super::Store`]).
+#[derive(Debug, Default)]
+pub struct StepAppend {
+    pub journal: Vec<JournalEntry>,
+    pub steps: Vec<StepRecord>,
 }
 
 /// A fleet: one plan run against many targets, each target its own run (own run key, own

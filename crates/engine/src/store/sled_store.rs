@@ -17,7 +17,10 @@ use std::sync::Mutex;
 
 use std::collections::BTreeMap;
 
-use super::{decode, encode, Batch, FleetRecord, JournalEntry, RunRecord, StepRecord, Store, FORMAT_VERSION};
+use super::{
+    decode, encode, FleetRecord, JournalEntry, RunCommit, RunRecord, StepAppend, StepRecord, Store,
+    FORMAT_VERSION,
+};
 use crate::error::StoreError;
 
 const LOCK_FILE: &str = "sluice.lock";
@@ -62,58 +65,16 @@ impl SledStore {
             path: path_text.clone(),
             source,
         };
-        if dir.exists() {
-            if !dir.is_dir() {
-                return Err(StoreError::Foreign { path: path_text });
-            }
-            let mut entries = std::fs::read_dir(dir).map_err(io)?;
-            let ours = dir.join(LOCK_FILE).exists() || dir.join(DB_DIR).exists();
-            if !ours && entries.next().is_some() {
-                return Err(StoreError::Foreign { path: path_text });
-            }
-        }
+        refuse_foreign(dir)?;
         std::fs::create_dir_all(dir).map_err(io)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_FILE))
-            .map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path_text }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        let lock = take_lock(dir)?;
         // sled reads a log it cannot check as a write torn by a crash, and recovers what came
         // before it: from a damaged file, often nothing. Once `MARKER` exists the format key
         // is durable, so an empty recovery is damage, and must not be taken for a new store
         // (that would write over the evidence).
         let marked = dir.join(MARKER).exists();
         let db = open_sled(&dir.join(DB_DIR))?;
-        match db.get(FORMAT_KEY)? {
-            Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
-            Some(found) => {
-                return Err(StoreError::UnknownFormat {
-                    path: path_text,
-                    found: String::from_utf8_lossy(&found).into_owned(),
-                    supported: FORMAT_VERSION,
-                })
-            }
-            None if db.is_empty() && marked => {
-                return Err(StoreError::Damaged {
-                    path: path_text,
-                    what: format!(
-                        "sled recovered no records from its files in {}: its log is unreadable",
-                        dir.join(DB_DIR).display()
-                    ),
-                })
-            }
-            None if db.is_empty() => {
-                db.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
-                db.flush()?;
-            }
-            None => return Err(StoreError::Foreign { path: path_text }),
-        }
+        check_format(&db, dir, marked)?;
         if !marked {
             // After the format key is durable; stores made before the marker get it now.
             std::fs::write(
@@ -225,19 +186,16 @@ impl SledStore {
     /// The hot path: a step's journal entries, then its record, as plain inserts. sled's
     /// `apply_batch` takes a global write lock that waits for any flush in flight (flushes hold
     /// the read side while they write), which would serialise every running step behind the
-    /// disk. sled's log recovers writes in order, so after a crash the journal may hold an entry
-    /// whose record was lost (harmless: the record rules, and the step observes first), never the
-    /// reverse.
-    fn commit_step_writes(&self, run_id: &str, batch: &Batch) -> Result<(), StoreError> {
-        for entry in &batch.journal {
-            self.db.insert(
-                format!("{JOURNAL}{run_id}/{:016x}", entry.seq).as_bytes(),
-                encode(entry),
-            )?;
+    /// disk.
+    fn insert_step_writes(&self, run_id: &str, append: &StepAppend) -> Result<(), StoreError> {
+        // INVARIANT: step appends are ordered: sled's log recovers inserts in order, so after a
+        // crash the journal may hold an entry whose record was lost (harmless: the record rules,
+        // and the step observes first), never the reverse.
+        for entry in &append.journal {
+            self.db.insert(journal_key(run_id, entry), encode(entry))?;
         }
-        for step in &batch.steps {
-            self.db
-                .insert(format!("step/{run_id}/{}", step.step_id).as_bytes(), encode(step))?;
+        for step in &append.steps {
+            self.db.insert(step_key(run_id, step), encode(step))?;
         }
         Ok(())
     }
@@ -269,33 +227,31 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn commit(&self, run_id: &str, batch: Batch) -> Result<(), StoreError> {
-        if batch.run.is_none() && batch.plan.is_none() {
-            self.commit_step_writes(run_id, &batch)
-                .map_err(|error| self.located(error))?;
-            self.committed.fetch_add(1, Ordering::SeqCst);
-            return Ok(());
-        }
+    fn commit_run(&self, commit: RunCommit) -> Result<(), StoreError> {
+        // INVARIANT: a run commit is atomic: one sled batch, recovered whole or not at all.
         let mut writes = sled::Batch::default();
-        if let Some((digest, plan)) = &batch.plan {
+        if let Some((digest, plan)) = &commit.plan {
             writes.insert(format!("plan/{digest}").as_bytes(), encode(plan));
         }
-        if let Some(run) = &batch.run {
-            writes.insert(format!("run/{}", run.id).as_bytes(), encode(run));
-            writes.insert(format!("key/{}", run.run_key).as_bytes(), run.id.as_bytes());
+        let run = &commit.run;
+        writes.insert(format!("run/{}", run.id).as_bytes(), encode(run));
+        writes.insert(format!("key/{}", run.run_key).as_bytes(), run.id.as_bytes());
+        for step in &commit.steps {
+            writes.insert(step_key(&run.id, step), encode(step));
         }
-        for step in &batch.steps {
-            writes.insert(format!("step/{run_id}/{}", step.step_id).as_bytes(), encode(step));
-        }
-        for entry in &batch.journal {
-            writes.insert(
-                format!("{JOURNAL}{run_id}/{:016x}", entry.seq).as_bytes(),
-                encode(entry),
-            );
+        for entry in &commit.journal {
+            writes.insert(journal_key(&run.id, entry), encode(entry));
         }
         self.db
             .apply_batch(writes)
             .map_err(|error| self.located(error.into()))?;
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn append_steps(&self, run_id: &str, append: StepAppend) -> Result<(), StoreError> {
+        self.insert_step_writes(run_id, &append)
+            .map_err(|error| self.located(error))?;
         self.committed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -421,6 +377,81 @@ impl Store for SledStore {
             None => Ok(0),
         }
     }
+}
+
+/// Refuses a path that is not a directory, or a directory holding something other than a store.
+fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let path = dir.display().to_string();
+    if !dir.is_dir() {
+        return Err(StoreError::Foreign { path });
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|source| StoreError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let ours = dir.join(LOCK_FILE).exists() || dir.join(DB_DIR).exists();
+    if !ours && entries.next().is_some() {
+        return Err(StoreError::Foreign { path });
+    }
+    Ok(())
+}
+
+/// Takes the OS lock on `sluice.lock`, held as long as the returned file is open.
+fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.display().to_string();
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Checks the database's format key, writing it (durably) into a new store; `marked` says the
+/// store existed before, so an empty database is damage.
+fn check_format(db: &sled::Db, dir: &Path, marked: bool) -> Result<(), StoreError> {
+    let path = dir.display().to_string();
+    match db.get(FORMAT_KEY)? {
+        Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(()),
+        Some(found) => Err(StoreError::UnknownFormat {
+            path,
+            found: String::from_utf8_lossy(&found).into_owned(),
+            supported: FORMAT_VERSION,
+        }),
+        None if db.is_empty() && marked => Err(StoreError::Damaged {
+            path,
+            what: format!(
+                "sled recovered no records from its files in {}: its log is unreadable",
+                dir.join(DB_DIR).display()
+            ),
+        }),
+        None if db.is_empty() => {
+            db.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
+            db.flush()?;
+            Ok(())
+        }
+        None => Err(StoreError::Foreign { path }),
+    }
+}
+
+fn step_key(run_id: &str, step: &StepRecord) -> Vec<u8> {
+    format!("step/{run_id}/{}", step.step_id).into_bytes()
+}
+
+fn journal_key(run_id: &str, entry: &JournalEntry) -> Vec<u8> {
+    format!("{JOURNAL}{run_id}/{:016x}", entry.seq).into_bytes()
 }
 
 /// Says which store an error is about: sled's corruption, and records that do not decode,

@@ -157,7 +157,7 @@ pub fn assert_succeeded(summary: &RunSummary) {
         let problems: Vec<String> = summary
             .steps
             .iter()
-            .map(|s| format!("{}: {} {:?} {:?}", s.step_id, s.state.as_str(), s.error, s.note))
+            .map(|s| format!("{}: {} {:?} {:?}", s.step_id, s.state().as_str(), s.error, s.note))
             .collect();
         panic!("run {:?}:\n{}", summary.state, problems.join("\n"));
     }
