@@ -54,7 +54,7 @@ impl Outcome {
 }
 
 /// A command that could not do its job. Printed as `error: MESSAGE; HINT`, then each detail
-/// line as it is; a message's own line breaks are kept (each later line printed bare).
+/// line as it is.
 #[derive(Debug)]
 pub struct CliError {
     pub status: ExitStatus,
@@ -114,25 +114,25 @@ impl CliError {
         self
     }
 
-    /// The lines on stderr, without escaping (the caller escapes each).
+    /// An error of a library crate, whose own line breaks are kept: its first line is the
+    /// message, each later line a detail.
+    fn from_text(status: ExitStatus, text: &str) -> Self {
+        let mut lines = text.lines();
+        let mut error = Self::new(status, lines.next().unwrap_or_default());
+        error.details = lines.map(str::to_string).collect();
+        error
+    }
+
+    /// The lines on stderr, without escaping (the caller escapes each, so a line break inside
+    /// the message or a detail is shown escaped, never as a line of its own).
     pub fn lines(&self) -> Vec<String> {
-        let text = match &self.hint {
-            Some(hint) => format!("{}; {hint}", self.message),
-            None => self.message.clone(),
+        let first = match &self.hint {
+            Some(hint) => format!("error: {}; {hint}", self.message),
+            None => format!("error: {}", self.message),
         };
-        let mut lines: Vec<String> = text
-            .lines()
-            .enumerate()
-            .map(|(i, line)| {
-                if i == 0 {
-                    format!("error: {line}")
-                } else {
-                    line.to_string()
-                }
-            })
-            .collect();
-        lines.extend(self.details.iter().cloned());
-        lines
+        std::iter::once(first)
+            .chain(self.details.iter().cloned())
+            .collect()
     }
 }
 
@@ -147,7 +147,7 @@ impl From<&StoreError> for CliError {
             StoreError::Damaged { .. } => Some("--store (or SLUICE_STORE) names the store to use"),
             StoreError::Io { .. } | StoreError::Sled(_) => None,
         };
-        let error = CliError::store_unusable(error.to_string());
+        let error = CliError::from_text(ExitStatus::StoreUnusable, &error.to_string());
         match hint {
             Some(hint) => error.with_hint(hint),
             None => error,
@@ -161,12 +161,13 @@ impl From<&EngineError> for CliError {
     fn from(error: &EngineError) -> Self {
         match error {
             EngineError::Store(store) => store.into(),
-            EngineError::UnknownRun(_) => {
-                CliError::bad_input(error.to_string()).with_hint("`sluice runs` lists the runs it has")
-            }
-            EngineError::UnknownFleet(_) => CliError::bad_input(error.to_string())
+            EngineError::UnknownRun(_) => CliError::from_text(ExitStatus::BadInput, &error.to_string())
+                .with_hint("`sluice runs` lists the runs it has"),
+            EngineError::UnknownFleet(_) => CliError::from_text(ExitStatus::BadInput, &error.to_string())
                 .with_hint("`sluice fleet status` lists the fleet runs it has"),
-            EngineError::StoredPlanInvalid { .. } => CliError::bad_input(error.to_string()),
+            EngineError::StoredPlanInvalid { .. } => {
+                CliError::from_text(ExitStatus::BadInput, &error.to_string())
+            }
         }
     }
 }
@@ -203,6 +204,28 @@ mod tests {
             ["error: the store at /s holds data that is not a sluice store; point --store at an empty or sluice directory"]
         );
         assert_eq!(CliError::from(&foreign).status, ExitStatus::StoreUnusable);
+    }
+
+    #[test]
+    fn an_engine_error_keeps_its_line_breaks_and_a_message_of_ours_stays_one_line() {
+        let invalid = EngineError::StoredPlanInvalid {
+            run: "r1".into(),
+            problems: vec![sluice_engine::Problem {
+                location: "p.json: $.steps[0]".into(),
+                message: "unknown kind".into(),
+            }],
+        };
+        assert_eq!(
+            CliError::from(&invalid).lines(),
+            [
+                "error: the plan stored with run `r1` is no longer valid here:",
+                "  p.json: $.steps[0]: unknown kind"
+            ]
+        );
+        assert_eq!(CliError::from(&invalid).status, ExitStatus::BadInput);
+        // A path with a line break is one line here; `errln!` then shows the break escaped.
+        let ours = CliError::bad_input("cannot read plan file a\nerror: b");
+        assert_eq!(ours.lines().len(), 1);
     }
 
     #[test]
