@@ -7,6 +7,12 @@
 //! It is a library so that a test harness can run exactly this code with crash hooks installed
 //! ([`main_with`]); the `sluice` binary passes none.
 //!
+//! Every command returns how it ended (`error.rs`): an `Outcome` (it did its job; a failed run
+//! or a partial fleet is one, with its status and the command to type next) or a `CliError`
+//! (what went wrong, the hint, the status). [`main_with`] alone prints them and turns the
+//! [`ExitStatus`] into the process's exit code. Library crates say what went wrong; the hints
+//! naming `sluice` flags and commands are added here.
+//!
 //! ## Exit codes
 //! | code | meaning |
 //! |---|---|
