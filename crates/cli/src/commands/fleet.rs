@@ -50,14 +50,7 @@ pub async fn run(
         Some(ttl) => clean_up(&engine, &target, &mut fleet, ttl).await?,
         None => Value::Null,
     };
-    let session = Session {
-        engine: &engine,
-        concurrency: targets_at_once(fleet_exec, from_file),
-        format,
-        fleet_exec,
-        cloud: &target.cloud,
-        resumable: target.emulator.is_none(),
-    };
+    let session = Session::new(&engine, &target, fleet_exec, format, from_file);
     let outcome = session.drive(&fleet, &cleanup).await;
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
@@ -207,14 +200,7 @@ pub async fn resume(
     let exec = exec_args(fleet_exec);
     let engine = build_engine(registry, store, &exec, &target, hooks);
     let from_file = fleet.extra["concurrency"].as_u64().map(|c| c as usize);
-    let session = Session {
-        engine: &engine,
-        concurrency: targets_at_once(fleet_exec, from_file),
-        format,
-        fleet_exec,
-        cloud: &target.cloud,
-        resumable: true,
-    };
+    let session = Session::new(&engine, &target, fleet_exec, format, from_file);
     session.drive(&fleet, &fleet.extra["cleanup"].clone()).await
 }
 
@@ -266,7 +252,25 @@ struct Session<'a> {
     resumable: bool,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// `from_file`: the fleet file's concurrency, used when `--concurrency` is not given.
+    fn new(
+        engine: &'a Engine,
+        target: &'a Target,
+        fleet_exec: &'a FleetExecArgs,
+        format: LogFormat,
+        from_file: Option<usize>,
+    ) -> Self {
+        Session {
+            engine,
+            concurrency: targets_at_once(fleet_exec, from_file),
+            format,
+            fleet_exec,
+            cloud: &target.cloud,
+            resumable: target.emulator.is_none(),
+        }
+    }
+
     /// Runs the fleet's unfinished targets, then prints the summary (and writes the report).
     async fn drive(&self, fleet: &FleetRecord, cleanup: &Value) -> CommandResult {
         let engine = self.engine;
