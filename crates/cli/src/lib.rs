@@ -7,6 +7,12 @@
 //! It is a library so that a test harness can run exactly this code with crash hooks installed
 //! ([`main_with`]); the `sluice` binary passes none.
 //!
+//! Every command returns how it ended (`error.rs`): an `Outcome` (it did its job; a failed run
+//! or a partial fleet is one, with its status and the command to type next) or a `CliError`
+//! (what went wrong, the hint, the status). [`main_with`] alone prints them and turns the
+//! [`ExitStatus`] into the process's exit code. Library crates say what went wrong; the hints
+//! naming `sluice` flags and commands are added here.
+//!
 //! ## Exit codes
 //! | code | meaning |
 //! |---|---|
@@ -34,6 +40,7 @@ macro_rules! errln {
 
 mod args;
 mod commands;
+mod error;
 mod fleet;
 mod output;
 mod progress;
@@ -48,19 +55,11 @@ use clap::Parser;
 use sluice_engine::Hooks;
 
 pub use args::Cli;
+pub use error::ExitStatus;
+use error::{CliError, CommandResult};
 
-/// Exit codes; see the crate docs.
-pub mod exit {
-    pub const SUCCESS: u8 = 0;
-    pub const RUN_FAILED: u8 = 1;
-    pub const BAD_INPUT: u8 = 2;
-    pub const STORE_UNUSABLE: u8 = 3;
-    pub const INTERRUPTED: u8 = 4;
-    /// A fleet ended with some targets failed (the others converged), or its clean-up failed.
-    pub const PARTIAL: u8 = 5;
-}
-
-/// Runs the CLI on `args` (program name first) with optional test hooks.
+/// Runs the CLI on `args` (program name first) with optional test hooks. The one place that
+/// prints a command's error (or its closing line) and turns its status into the exit code.
 pub fn main_with<I, T>(args: I, hooks: Option<Arc<dyn Hooks>>) -> ExitCode
 where
     I: IntoIterator<Item = T>,
@@ -70,23 +69,43 @@ where
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                exit::BAD_INPUT
+            let status = if error.use_stderr() {
+                ExitStatus::BadInput
             } else {
-                exit::SUCCESS
-            });
+                ExitStatus::Success
+            };
+            return ExitCode::from(status.code());
         }
     };
     output::init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            errln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(exit::RUN_FAILED);
+    let status = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => {
+            let result = runtime.block_on(commands::dispatch(cli, hooks));
+            // Do not wait for blocked step calls that a shutdown abandoned.
+            runtime.shutdown_background();
+            print_ending(result)
         }
+        Err(error) => print_ending(Err(CliError::failed(format!(
+            "cannot start the async runtime: {error}"
+        )))),
     };
-    let code = runtime.block_on(commands::dispatch(cli, hooks));
-    // Do not wait for blocked step calls that a shutdown abandoned.
-    runtime.shutdown_background();
-    ExitCode::from(code)
+    ExitCode::from(status.code())
+}
+
+/// Prints how a command ended on stderr and returns its status.
+fn print_ending(result: CommandResult) -> ExitStatus {
+    match result {
+        Ok(outcome) => {
+            if let Some(next) = &outcome.next {
+                errln!("{next}");
+            }
+            outcome.status
+        }
+        Err(error) => {
+            for line in error.lines() {
+                errln!("{line}");
+            }
+            error.status
+        }
+    }
 }

@@ -121,23 +121,26 @@ impl StepError {
     }
 }
 
-/// Errors of the store: the embedding program decides the exit code.
+/// Errors of the store: each says what went wrong; the embedding program decides the exit code
+/// and adds what to type next (its own flags and commands).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store at {path} is in use by another sluice process; wait for it to finish or use another --store")]
+    #[error("the store at {path} is in use by another sluice process")]
     Locked { path: String },
-    #[error("the store at {path} has format version {found}, but this sluice reads only version {supported}; use a matching sluice release or another --store")]
+    #[error(
+        "the store at {path} has format version {found}, but this sluice reads only version {supported}"
+    )]
     UnknownFormat {
         path: String,
         found: String,
         supported: u32,
     },
-    #[error("the store at {path} holds data that is not a sluice store; point --store at an empty or sluice directory")]
+    #[error("the store at {path} holds data that is not a sluice store")]
     Foreign { path: String },
-    #[error("the store record `{key}` cannot be read ({reason}); the store is damaged: restore it from a backup or start over with a new --store")]
+    #[error("the store record `{key}` cannot be read ({reason}); the store is damaged")]
     Corrupt { key: String, reason: String },
     /// The store's files are damaged: sled found corrupted data, or a record does not decode.
-    #[error("the store at {path} is damaged: {what}. The cloud side is safe, because every step observes before it changes anything: restore the store directory from a backup, or move it aside and run the plan again with a fresh --store")]
+    #[error("the store at {path} is damaged: {what}. The cloud side is safe, because every step observes before it changes anything: restore the store directory from a backup, or move it aside and run the plan again on a fresh store")]
     Damaged { path: String, what: String },
     #[error("store I/O failed at {path}: {source}")]
     Io { path: String, source: std::io::Error },

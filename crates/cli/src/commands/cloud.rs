@@ -10,7 +10,7 @@ use sluice_gcp::{ClientOptions, Credentials, Secret, TimeScale};
 use sluice_steps::Cloud;
 
 use crate::args::CloudArgs;
-use crate::exit;
+use crate::error::CliError;
 
 /// Real seconds per emulated second in `--emulator` runs: a 5-minute deploy takes 3 s.
 pub const DEMO_TIME_SCALE: f64 = 0.01;
@@ -78,17 +78,21 @@ pub fn demo_emulator_config() -> EmulatorConfig {
     config
 }
 
-pub async fn target(args: &CloudArgs) -> Result<Target, u8> {
+pub async fn target(args: &CloudArgs) -> Result<Target, CliError> {
     target_with_limits(args, &BTreeMap::new()).await
 }
 
 /// [`target`], with client-side rate limits (requests per minute by API service) shared by
 /// every call of the process.
-pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String, u32>) -> Result<Target, u8> {
+pub async fn target_with_limits(
+    args: &CloudArgs,
+    rate_limits: &BTreeMap<String, u32>,
+) -> Result<Target, CliError> {
     if args.emulator {
         let emulator = Emulator::start(demo_emulator_config()).await.map_err(|error| {
-            errln!("error: cannot start the embedded emulator on 127.0.0.1: {error}");
-            exit::RUN_FAILED
+            CliError::failed(format!(
+                "cannot start the embedded emulator on 127.0.0.1: {error}"
+            ))
         })?;
         errln!(
             "embedded Google Cloud emulator at {} (organization {DEMO_ORGANIZATION}, project {DEMO_PROJECT}; \
@@ -126,28 +130,24 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
         (Some(token), _) => Credentials::StaticToken(Secret::new(token.clone())),
         (None, Some(path)) => {
             if !path.is_file() {
-                errln!(
-                    "error: --credentials {}: no such file; give a Google credentials file (JSON)",
-                    path.display()
+                return Err(
+                    CliError::bad_input(format!("--credentials {}: no such file", path.display()))
+                        .with_hint("give a Google credentials file (JSON)"),
                 );
-                return Err(exit::BAD_INPUT);
             }
             Credentials::KeyFile(path.clone())
         }
         (None, None) => Credentials::ApplicationDefault,
     };
     if let Some(endpoint) = &args.endpoint {
-        if let Err(error) = sluice_gcp::check_endpoint(endpoint) {
-            errln!("error: --endpoint: {error}");
-            return Err(exit::BAD_INPUT);
-        }
+        sluice_gcp::check_endpoint(endpoint)
+            .map_err(|error| CliError::bad_input(format!("--endpoint: {error}")))?;
     }
     let Ok(time_scale) = TimeScale::new(args.time_scale) else {
-        errln!(
-            "error: --time-scale must be a positive number, got {}",
+        return Err(CliError::bad_input(format!(
+            "--time-scale must be a positive number, got {}",
             args.time_scale
-        );
-        return Err(exit::BAD_INPUT);
+        )));
     };
     let options = ClientOptions {
         endpoint: args.endpoint.clone(),
@@ -171,28 +171,22 @@ pub async fn target_with_limits(args: &CloudArgs, rate_limits: &BTreeMap<String,
 /// unusable or refused by the token endpoint (the server's reason in the message), and a server
 /// certificate that is not trusted, are bad input (exit 2). A token endpoint still failing
 /// after retries (5xx, 429, no answer) is a failed run (exit 1): trying later may work.
-pub async fn check_credentials(target: &Target, plan: &sluice_engine::Plan) -> Result<(), u8> {
+pub async fn check_credentials(target: &Target, plan: &sluice_engine::Plan) -> Result<(), CliError> {
     if !plan.steps.iter().any(|s| s.kind.starts_with("gcp.")) {
         return Ok(());
     }
-    let client = match target.cloud.client().await {
-        Ok(client) => client,
-        Err(error) => {
-            errln!("error: {}", error.message());
-            return Err(exit::BAD_INPUT);
+    let client = target
+        .cloud
+        .client()
+        .await
+        .map_err(|error| CliError::bad_input(error.message()))?;
+    client.authenticate().await.map_err(|error| {
+        if error.is_retryable() {
+            CliError::failed(format!("cannot get an access token: {error}"))
+        } else {
+            CliError::bad_input(format!("the credentials cannot be used: {error}"))
         }
-    };
-    match client.authenticate().await {
-        Ok(()) => Ok(()),
-        Err(error) if error.is_retryable() => {
-            errln!("error: cannot get an access token: {error}");
-            Err(exit::RUN_FAILED)
-        }
-        Err(error) => {
-            errln!("error: the credentials cannot be used: {error}");
-            Err(exit::BAD_INPUT)
-        }
-    }
+    })
 }
 
 /// Every step kind this binary knows, the `gcp.*` ones calling `cloud`.

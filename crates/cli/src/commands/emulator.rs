@@ -5,47 +5,28 @@ use std::path::Path;
 
 use sluice_emulator::{Emulator, EmulatorConfig};
 
-use crate::exit;
+use crate::error::{CliError, CommandResult, Outcome};
 
-pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> u8 {
+pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> CommandResult {
     let mut config = match config_path {
         None => EmulatorConfig::default(),
-        Some(path) => {
-            let text = match std::fs::read_to_string(path) {
-                Ok(text) => text,
-                Err(error) => {
-                    errln!("error: cannot read emulator config {}: {error}", path.display());
-                    return exit::BAD_INPUT;
-                }
-            };
-            match serde_json::from_str(&text) {
-                Ok(config) => config,
-                Err(error) => {
-                    errln!("error: emulator config {}: {error}", path.display());
-                    return exit::BAD_INPUT;
-                }
-            }
-        }
+        Some(path) => read_config(path)?,
     };
     if let Some(seed) = seed {
         config.seed = seed;
     }
     if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
-        errln!(
-            "error: emulator config: time_scale must be a positive number, got {}",
+        return Err(CliError::bad_input(format!(
+            "emulator config: time_scale must be a positive number, got {}",
             config.time_scale
-        );
-        return exit::BAD_INPUT;
+        )));
     }
-    let handle = match Emulator::serve(config, SocketAddr::from(([127, 0, 0, 1], port))).await {
-        Ok(handle) => handle,
-        Err(error) => {
-            errln!(
-                "error: cannot listen on 127.0.0.1:{port}: {error}; pick another --port (0 = any free one)"
-            );
-            return exit::BAD_INPUT;
-        }
-    };
+    let handle = Emulator::serve(config, SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|error| {
+            CliError::bad_input(format!("cannot listen on 127.0.0.1:{port}: {error}"))
+                .with_hint("pick another --port (0 = any free one)")
+        })?;
     outln!("emulator listening on {}", handle.base_url);
     outln!(
         "admin API: {}/_emulator/state, /requests, /clock, /reset",
@@ -57,11 +38,17 @@ pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> u8
         _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
     errln!("emulator stopping");
-    match handle.shutdown().await {
-        Ok(()) => exit::SUCCESS,
-        Err(error) => {
-            errln!("error: emulator stopped with: {error}");
-            exit::RUN_FAILED
-        }
-    }
+    handle
+        .shutdown()
+        .await
+        .map_err(|error| CliError::failed(format!("emulator stopped with: {error}")))?;
+    Ok(Outcome::success())
+}
+
+fn read_config(path: &Path) -> Result<EmulatorConfig, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        CliError::bad_input(format!("cannot read emulator config {}: {error}", path.display()))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|error| CliError::bad_input(format!("emulator config {}: {error}", path.display())))
 }

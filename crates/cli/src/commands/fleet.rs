@@ -8,15 +8,18 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sluice_engine::fleet::{finished_targets, fleet_outcomes};
 use sluice_engine::time::now_ms;
-use sluice_engine::{Engine, FleetRecord, FleetState, FleetTargetSpec, Hooks, Store, TargetOutcome};
+use sluice_engine::{
+    Engine, FleetRecord, FleetState, FleetSummary, FleetTargetSpec, Hooks, Store, TargetOutcome,
+};
 use tokio::sync::{mpsc, watch};
 
-use super::cloud;
+use super::cloud::{self, Target};
 use super::run::{build_engine, open_run_store, watch_signals};
 use super::{engine_failure, open_existing_store, open_for_reading, plan_file, store_failure};
 use crate::args::{CloudArgs, ExecArgs, FleetExecArgs, LogFormat, VarArgs};
+use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::fleet::{file, live, report};
-use crate::{exit, output};
+use crate::output;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -27,44 +30,55 @@ pub async fn run(
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
-) -> u8 {
-    let rate_limits = file::rate_limits_of(fleet_path);
-    // On the embedded emulator the fleet calls as the demo organisation's admin, whose project
-    // pays for the client-based APIs (a new project has none of them enabled).
+) -> CommandResult {
+    let target = fleet_target(cloud_args, &file::rate_limits_of(fleet_path)).await?;
+    let registry = cloud::registry(target.cloud.clone());
+    let cli_vars = plan_file::read_vars(vars)?;
+    // Everything is checked before the store is opened: bad input changes nothing.
+    let loaded = file::load(fleet_path, &cli_vars, &target.default_vars, &registry, &today())
+        .map_err(|problems| CliError::invalid("fleet", &problems))?;
+    check_report_path(fleet_exec)?;
+    if let Some(first) = loaded.targets.first() {
+        cloud::check_credentials(&target, &first.validated.plan).await?;
+    }
+    let held = open_run_store(&target, store_dir)?;
+    let exec = exec_args(fleet_exec);
+    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, hooks);
+    let (ttl, from_file) = (loaded.ttl, loaded.file.concurrency);
+    let mut fleet = start_fleet(&engine, loaded)?;
+    let cleanup = match ttl {
+        Some(ttl) => clean_up(&engine, &target, &mut fleet, ttl).await?,
+        None => Value::Null,
+    };
+    let session = Session::new(&engine, &target, fleet_exec, format, from_file);
+    let outcome = session.drive(&fleet, &cleanup).await;
+    if let Some(emulator) = &target.emulator {
+        output::print_emulated_world(emulator);
+    }
+    outcome
+}
+
+/// Where a fleet calls. On the embedded emulator the fleet calls as the demo organisation's
+/// admin, whose project pays for the client-based APIs (a new project has none of them enabled).
+async fn fleet_target(
+    cloud_args: &CloudArgs,
+    rate_limits: &BTreeMap<String, u32>,
+) -> Result<Target, CliError> {
     let mut cloud_args = cloud_args.clone();
     if cloud_args.emulator && cloud_args.quota_project.is_none() {
         cloud_args.quota_project = Some(cloud::DEMO_ADMIN_PROJECT.to_string());
     }
-    let cloud_args = &cloud_args;
-    let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
-    let registry = cloud::registry(target.cloud.clone());
-    let cli_vars = match plan_file::read_vars(vars) {
-        Ok(vars) => vars,
-        Err(code) => return code,
-    };
-    let date = sluice_engine::time::compact_stamp(now_ms())[..8].to_string();
-    // Everything is checked before the store is opened: bad input changes nothing.
-    let loaded = match file::load(fleet_path, &cli_vars, &target.default_vars, &registry, &date) {
-        Ok(loaded) => loaded,
-        Err(problems) => return report_problems(&problems),
-    };
-    if let Err(code) = check_report_path(fleet_exec) {
-        return code;
-    }
-    if let Some(first) = loaded.targets.first() {
-        if let Err(code) = cloud::check_credentials(&target, &first.validated.plan).await {
-            return code;
-        }
-    }
-    let held = match open_run_store(&target, store_dir) {
-        Ok(held) => held,
-        Err(code) => return code,
-    };
-    let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, hooks);
+    cloud::target_with_limits(&cloud_args, rate_limits).await
+}
+
+/// Today (UTC) as `YYYYMMDD`: a fleet's `{date}`.
+fn today() -> String {
+    sluice_engine::time::compact_stamp(now_ms())[..8].to_string()
+}
+
+/// Creates the fleet run, or picks the unfinished one of the same fleet to continue, and
+/// returns its record as stored.
+fn start_fleet(engine: &Engine, loaded: file::LoadedFleet) -> Result<FleetRecord, CliError> {
     let new_project_targets: Vec<usize> = loaded
         .targets
         .iter()
@@ -95,17 +109,16 @@ pub async fn run(
         matches!(fleet.state, FleetState::Running | FleetState::Interrupted)
             || fleet.extra["date"] == today.as_str()
     };
-    let started = match engine.start_fleet(
-        &loaded.file.name,
-        &loaded.key,
-        &loaded.source,
-        &specs,
-        extra,
-        &may_continue,
-    ) {
-        Ok(started) => started,
-        Err(error) => return engine_failure(&error),
-    };
+    let started = engine
+        .start_fleet(
+            &loaded.file.name,
+            &loaded.key,
+            &loaded.source,
+            &specs,
+            extra,
+            &may_continue,
+        )
+        .map_err(|error| engine_failure(&error))?;
     drop(specs);
     if started.continued {
         errln!(
@@ -115,46 +128,33 @@ pub async fn run(
     } else {
         errln!("new fleet run {}", started.fleet_id);
     }
-    let mut fleet = match engine.store().fleet(&started.fleet_id) {
-        Ok(Some(fleet)) => fleet,
-        Ok(None) => {
-            errln!(
-                "error: the fleet run {} just written is missing from the store",
+    engine
+        .store()
+        .fleet(&started.fleet_id)
+        .map_err(|error| store_failure(&error))?
+        .ok_or_else(|| {
+            CliError::store_unusable(format!(
+                "the fleet run {} just written is missing from the store",
                 started.fleet_id
-            );
-            return exit::STORE_UNUSABLE;
-        }
-        Err(error) => return store_failure(&error),
-    };
-    let cleanup = match loaded.ttl {
-        Some(ttl) => {
-            let cleanup = crate::fleet::cleanup::run(&target, &fleet, ttl).await;
-            // Kept with the fleet, so `fleet status` and the report of a resumed fleet tell it.
-            fleet.extra["cleanup"] = cleanup.clone();
-            if let Err(error) = engine.store().commit_fleet(&fleet, Vec::new()) {
-                return store_failure(&error);
-            }
-            cleanup
-        }
-        None => Value::Null,
-    };
-    let concurrency = targets_at_once(fleet_exec, loaded.file.concurrency);
-    let resumable = target.emulator.is_none();
-    let code = drive(
-        &engine,
-        &fleet,
-        concurrency,
-        format,
-        fleet_exec,
-        &cleanup,
-        &target.cloud,
-        resumable,
-    )
-    .await;
-    if let Some(emulator) = &target.emulator {
-        output::print_emulated_world(emulator);
-    }
-    code
+            ))
+        })
+}
+
+/// Deletes this fleet's projects older than `ttl`, and keeps the report with the fleet, so
+/// `fleet status` and the report of a resumed fleet tell it.
+async fn clean_up(
+    engine: &Engine,
+    target: &Target,
+    fleet: &mut FleetRecord,
+    ttl: std::time::Duration,
+) -> Result<Value, CliError> {
+    let cleanup = crate::fleet::cleanup::run(target, fleet, ttl).await;
+    fleet.extra["cleanup"] = cleanup.clone();
+    engine
+        .store()
+        .commit_fleet(fleet, Vec::new())
+        .map_err(|error| store_failure(&error))?;
+    Ok(cleanup)
 }
 
 pub async fn resume(
@@ -164,87 +164,62 @@ pub async fn resume(
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
-) -> u8 {
+) -> CommandResult {
     if cloud_args.emulator {
-        errln!("error: --emulator fleet runs live in a throw-away store; they cannot be resumed. Run the fleet again with --emulator");
-        return exit::BAD_INPUT;
+        return Err(CliError::bad_input("--emulator fleet runs live in a throw-away store; they cannot be resumed. Run the fleet again with --emulator"));
     }
-    let held = match open_existing_store(store_dir) {
-        Ok(held) => held,
-        Err(code) => return code,
-    };
+    let held = open_existing_store(store_dir)?;
     let store = held.store.clone();
-    let fleet = match store.fleet(fleet_id) {
-        Ok(Some(fleet)) => fleet,
-        Ok(None) => {
-            errln!(
-                "error: no fleet run `{fleet_id}` in the store {}; `sluice fleet status` shows the newest",
+    let fleet = store
+        .fleet(fleet_id)
+        .map_err(|error| store_failure(&error))?
+        .ok_or_else(|| {
+            CliError::bad_input(format!(
+                "no fleet run `{fleet_id}` in the store {}",
                 store_dir.display()
-            );
-            return exit::BAD_INPUT;
-        }
-        Err(error) => return store_failure(&error),
-    };
+            ))
+            .with_hint("`sluice fleet status` shows the newest")
+        })?;
     if fleet.is_finished() {
-        errln!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)");
-        return exit::SUCCESS;
+        return Ok(Outcome::ended(
+            ExitStatus::Success,
+            format!("fleet run {fleet_id} already succeeded; nothing to resume (`sluice fleet run` the file again to re-check it)"),
+        ));
     }
     let rate_limits: BTreeMap<String, u32> =
         serde_json::from_value(fleet.extra["rate_limits"].clone()).unwrap_or_default();
-    let target = match cloud::target_with_limits(cloud_args, &rate_limits).await {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
+    let target = cloud::target_with_limits(cloud_args, &rate_limits).await?;
     if let Some(first) = fleet.targets.first() {
         if let Ok(Some(plan)) = store.plan(&first.plan_digest) {
-            if let Err(code) = cloud::check_credentials(&target, &plan).await {
-                return code;
-            }
+            cloud::check_credentials(&target, &plan).await?;
         }
     }
-    if let Err(code) = check_report_path(fleet_exec) {
-        return code;
-    }
+    check_report_path(fleet_exec)?;
     errln!("resuming fleet run {fleet_id}");
     let registry = cloud::registry(target.cloud.clone());
     let exec = exec_args(fleet_exec);
     let engine = build_engine(registry, store, &exec, &target, hooks);
     let from_file = fleet.extra["concurrency"].as_u64().map(|c| c as usize);
-    let concurrency = targets_at_once(fleet_exec, from_file);
-    let cleanup = fleet.extra["cleanup"].clone();
-    drive(
-        &engine,
-        &fleet,
-        concurrency,
-        format,
-        fleet_exec,
-        &cleanup,
-        &target.cloud,
-        true,
-    )
-    .await
+    let session = Session::new(&engine, &target, fleet_exec, format, from_file);
+    session.drive(&fleet, &fleet.extra["cleanup"].clone()).await
 }
 
 /// `--report FILE` must be writable before anything runs: finding out at the end of the night
 /// would lose the report of a whole fleet.
-fn check_report_path(fleet_exec: &FleetExecArgs) -> Result<(), u8> {
+fn check_report_path(fleet_exec: &FleetExecArgs) -> Result<(), CliError> {
     let Some(path) = &fleet_exec.report else {
         return Ok(());
     };
     let probe = path.with_extension("json.tmp");
-    match std::fs::write(&probe, b"") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(error) => {
-            errln!(
-                "error: --report {}: cannot write there ({error}); give a file in a writable directory",
-                path.display()
-            );
-            Err(exit::BAD_INPUT)
-        }
-    }
+    std::fs::write(&probe, b"").map_err(|error| {
+        CliError::bad_input(format!(
+            "--report {}: cannot write there ({error})",
+            path.display()
+        ))
+        .with_hint("give a file in a writable directory")
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Targets in flight: `--concurrency`, else the fleet file's, else the default.
@@ -266,124 +241,140 @@ fn exec_args(fleet_exec: &FleetExecArgs) -> ExecArgs {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive(
-    engine: &Engine,
-    fleet: &FleetRecord,
+/// One session of a fleet run: how it runs its targets and tells how it went.
+struct Session<'a> {
+    engine: &'a Engine,
     concurrency: usize,
     format: LogFormat,
-    fleet_exec: &FleetExecArgs,
-    cleanup: &Value,
-    cloud: &sluice_steps::Cloud,
+    fleet_exec: &'a FleetExecArgs,
+    cloud: &'a sluice_steps::Cloud,
+    /// False for `--emulator` fleets, whose world ends with the process.
     resumable: bool,
-) -> u8 {
-    let already_done = match finished_targets(engine.store().as_ref(), fleet) {
-        Ok(done) => done,
-        Err(error) => return store_failure(&error),
-    };
-    let total = fleet.targets.len();
-    errln!(
-        "fleet {}: {total} targets ({already_done} already done), {concurrency} at a time",
-        fleet.name
-    );
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let live = format == LogFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let printer = if live {
-        tokio::spawn(live::show(events_rx, total, already_done))
-    } else {
-        tokio::spawn(live::print_plain(events_rx, total, already_done))
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(watch_signals(stop_tx));
-    let result = engine
-        .execute_fleet(&fleet.id, concurrency, stop_rx, Some(events_tx))
-        .await;
-    signals.abort();
-    let _ = printer.await;
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(error) => return engine_failure(&error),
-    };
-    let fleet = match engine.store().fleet(&fleet.id) {
-        Ok(Some(fleet)) => fleet,
-        _ => fleet.clone(),
-    };
-    report::print_summary(&fleet, summary.state, &summary.targets, cleanup);
-    let rates = cloud
-        .built()
-        .map(|client| client.rate_stats())
-        .unwrap_or_default();
-    report::print_rates(&rates);
-    if let Some(path) = &fleet_exec.report {
-        let mut report = report::report_json(&fleet, summary.state, &summary.targets, cleanup);
-        report["rate_limits"] = report::rates_json(&rates);
-        // The fleet's own exit code and hint stand even if the report cannot be written.
-        match report::write_report(path, &report) {
-            Ok(()) => errln!("report written to {}", path.display()),
-            Err(error) => errln!("error: --report: {error}"),
-        }
-    }
-    let cleanup_failed = !cleanup["error"].is_null();
-    let code = report::exit_code(summary.state, &summary.targets, cleanup_failed);
-    match summary.state {
-        FleetState::Succeeded => {}
-        _ if !resumable => errln!(
-            "the embedded emulator's world ends with this process; run the fleet again with --emulator"
-        ),
-        FleetState::Interrupted => errln!("interrupted; continue with: sluice fleet resume {}", fleet.id),
-        _ => errln!(
-            "fix the causes above, then: sluice fleet resume {} (finished targets are not redone)",
-            fleet.id
-        ),
-    }
-    code
 }
 
-pub fn status(store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> u8 {
+impl<'a> Session<'a> {
+    /// `from_file`: the fleet file's concurrency, used when `--concurrency` is not given.
+    fn new(
+        engine: &'a Engine,
+        target: &'a Target,
+        fleet_exec: &'a FleetExecArgs,
+        format: LogFormat,
+        from_file: Option<usize>,
+    ) -> Self {
+        Session {
+            engine,
+            concurrency: targets_at_once(fleet_exec, from_file),
+            format,
+            fleet_exec,
+            cloud: &target.cloud,
+            resumable: target.emulator.is_none(),
+        }
+    }
+
+    /// Runs the fleet's unfinished targets, then prints the summary (and writes the report).
+    async fn drive(&self, fleet: &FleetRecord, cleanup: &Value) -> CommandResult {
+        let engine = self.engine;
+        let already_done =
+            finished_targets(engine.store().as_ref(), fleet).map_err(|error| store_failure(&error))?;
+        let total = fleet.targets.len();
+        errln!(
+            "fleet {}: {total} targets ({already_done} already done), {} at a time",
+            fleet.name,
+            self.concurrency
+        );
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let live = self.format == LogFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let printer = if live {
+            tokio::spawn(live::show(events_rx, total, already_done))
+        } else {
+            tokio::spawn(live::print_plain(events_rx, total, already_done))
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let signals = tokio::spawn(watch_signals(stop_tx));
+        let result = engine
+            .execute_fleet(&fleet.id, self.concurrency, stop_rx, Some(events_tx))
+            .await;
+        signals.abort();
+        let _ = printer.await;
+        let summary = result.map_err(|error| engine_failure(&error))?;
+        let fleet = match engine.store().fleet(&fleet.id) {
+            Ok(Some(fleet)) => fleet,
+            _ => fleet.clone(),
+        };
+        self.report(&fleet, &summary, cleanup);
+        let cleanup_failed = !cleanup["error"].is_null();
+        let status = report::exit_status(summary.state, &summary.targets, cleanup_failed);
+        let next = match summary.state {
+            FleetState::Succeeded => None,
+            _ if !self.resumable => Some(
+                "the embedded emulator's world ends with this process; run the fleet again with --emulator"
+                    .to_string(),
+            ),
+            FleetState::Interrupted => Some(format!(
+                "interrupted; continue with: sluice fleet resume {}",
+                fleet.id
+            )),
+            _ => Some(format!(
+                "fix the causes above, then: sluice fleet resume {} (finished targets are not redone)",
+                fleet.id
+            )),
+        };
+        Ok(Outcome { status, next })
+    }
+
+    /// The summary on stdout, and the JSON report if `--report` asked for it.
+    fn report(&self, fleet: &FleetRecord, summary: &FleetSummary, cleanup: &Value) {
+        report::print_summary(fleet, summary.state, &summary.targets, cleanup);
+        let rates = self
+            .cloud
+            .built()
+            .map(|client| client.rate_stats())
+            .unwrap_or_default();
+        report::print_rates(&rates);
+        if let Some(path) = &self.fleet_exec.report {
+            let mut report = report::report_json(fleet, summary.state, &summary.targets, cleanup);
+            report["rate_limits"] = report::rates_json(&rates);
+            // The fleet's own exit code and hint stand even if the report cannot be written.
+            match report::write_report(path, &report) {
+                Ok(()) => errln!("report written to {}", path.display()),
+                Err(error) => errln!("error: --report: {error}"),
+            }
+        }
+    }
+}
+
+pub fn status(store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> CommandResult {
     // While a fleet runs, its process holds the store and answers through it.
-    let store = match open_for_reading(store_dir) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+    let store = open_for_reading(store_dir)?;
     status_of(store.as_ref(), store_dir, fleet_id, as_json)
 }
 
-fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> u8 {
+fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_json: bool) -> CommandResult {
     let fleet = match fleet_id {
         Some(id) => store.fleet(id),
         None => store
             .fleets()
             .map(|fleets| fleets.into_iter().max_by_key(|f| f.created_at_ms)),
     };
-    let fleet = match fleet {
-        Ok(Some(fleet)) => fleet,
-        Ok(None) => {
-            match fleet_id {
-                Some(id) => errln!("error: no fleet run `{id}` in {}", store_dir.display()),
-                None => errln!(
-                    "error: no fleet run in {}; `sluice fleet run FLEET.json` starts one",
-                    store_dir.display()
-                ),
-            }
-            return exit::BAD_INPUT;
-        }
-        Err(error) => return store_failure(&error),
-    };
-    let outcomes = match fleet_outcomes(store, &fleet) {
-        Ok(outcomes) => outcomes,
-        Err(error) => return store_failure(&error),
-    };
+    let fleet = fleet
+        .map_err(|error| store_failure(&error))?
+        .ok_or_else(|| match fleet_id {
+            Some(id) => CliError::bad_input(format!("no fleet run `{id}` in {}", store_dir.display())),
+            None => CliError::bad_input(format!("no fleet run in {}", store_dir.display()))
+                .with_hint("`sluice fleet run FLEET.json` starts one"),
+        })?;
+    let outcomes = fleet_outcomes(store, &fleet).map_err(|error| store_failure(&error))?;
     let cleanup = fleet.extra["cleanup"].clone();
     if as_json {
         output::print_json(
             &report::report_json(&fleet, fleet.state, &outcomes, &cleanup),
             false,
         );
-        return exit::SUCCESS;
+        return Ok(Outcome::success());
     }
     print_table(&fleet, &outcomes);
     report::print_summary(&fleet, fleet.state, &outcomes, &cleanup);
-    exit::SUCCESS
+    Ok(Outcome::success())
 }
 
 fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
@@ -423,17 +414,11 @@ fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
 
 /// `fleet plan`: what a `fleet run` of this file would run. Reads the file and the plan only;
 /// calls nothing.
-pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
+pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> CommandResult {
     let registry = cloud::offline_registry();
-    let cli_vars = match plan_file::read_vars(vars) {
-        Ok(vars) => vars,
-        Err(code) => return code,
-    };
-    let date = sluice_engine::time::compact_stamp(now_ms())[..8].to_string();
-    let loaded = match file::load(fleet_path, &cli_vars, &BTreeMap::new(), &registry, &date) {
-        Ok(loaded) => loaded,
-        Err(problems) => return report_problems(&problems),
-    };
+    let cli_vars = plan_file::read_vars(vars)?;
+    let loaded = file::load(fleet_path, &cli_vars, &BTreeMap::new(), &registry, &today())
+        .map_err(|problems| CliError::invalid("fleet", &problems))?;
     let concurrency = loaded.file.concurrency.unwrap_or(file::DEFAULT_CONCURRENCY);
     let targets: Vec<Value> = loaded
         .targets
@@ -461,7 +446,7 @@ pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
             }),
             true,
         );
-        return exit::SUCCESS;
+        return Ok(Outcome::success());
     }
     outln!(
         "fleet {}: plan {}, {} targets ({} existing, {new} new), {concurrency} at a time",
@@ -505,17 +490,5 @@ pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> u8 {
             target.validated.plan.steps.len()
         );
     }
-    exit::SUCCESS
-}
-
-fn report_problems(problems: &[String]) -> u8 {
-    errln!(
-        "error: the fleet is not valid ({} problem{}):",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    );
-    for problem in problems {
-        errln!("  {problem}");
-    }
-    exit::BAD_INPUT
+    Ok(Outcome::success())
 }

@@ -7,44 +7,31 @@ use serde_json::json;
 use sluice_engine::{SledStore, StepRecord, StoreError};
 
 use super::{open_for_reading, require_store, store_failure};
-use crate::{exit, output};
+use crate::error::{CliError, CommandResult, Outcome};
+use crate::output;
 
-pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
-    let store = match open_for_reading(store_dir) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> CommandResult {
+    let store = open_for_reading(store_dir)?;
     let run = match run {
         Some(id) => store.run(id),
         None => store
             .runs()
             .map(|runs| runs.into_iter().max_by_key(|r| r.updated_at_ms)),
     };
-    let run = match run {
-        Ok(Some(run)) => run,
-        Ok(None) => {
-            errln!(
-                "error: no such run in {}; `sluice runs` lists the runs",
-                store_dir.display()
-            );
-            return exit::BAD_INPUT;
-        }
-        Err(error) => return store_failure(&error),
-    };
-    let steps = match store.steps(&run.id) {
-        Ok(steps) => steps,
-        Err(error) => return store_failure(&error),
-    };
-    let plan = match store.plan(&run.plan_digest) {
-        Ok(Some(plan)) => plan,
-        Ok(None) => {
-            return store_failure(&StoreError::Damaged {
+    let run = run.map_err(|error| store_failure(&error))?.ok_or_else(|| {
+        CliError::bad_input(format!("no such run in {}", store_dir.display()))
+            .with_hint("`sluice runs` lists the runs")
+    })?;
+    let steps = store.steps(&run.id).map_err(|error| store_failure(&error))?;
+    let plan = store
+        .plan(&run.plan_digest)
+        .map_err(|error| store_failure(&error))?
+        .ok_or_else(|| {
+            store_failure(&StoreError::Damaged {
                 path: store_dir.display().to_string(),
                 what: format!("run {} has no plan (digest {})", run.id, run.plan_digest),
             })
-        }
-        Err(error) => return store_failure(&error),
-    };
+        })?;
     // Steps without a record have not started: they are pending. One pass over the records,
     // not a search per step: a 100,000-step run has as many records.
     let mut by_id: HashMap<String, StepRecord> = steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
@@ -69,29 +56,23 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> u8 {
             outln!("not finished; continue with: sluice resume {}", run.id);
         }
     }
-    exit::SUCCESS
+    Ok(Outcome::success())
 }
 
-pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
-    let store = match open_for_reading(store_dir) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let runs = match store.runs() {
-        Ok(runs) => runs,
-        Err(error) => return store_failure(&error),
-    };
+pub fn runs(store_dir: &Path, as_json: bool) -> CommandResult {
+    let store = open_for_reading(store_dir)?;
+    let runs = store.runs().map_err(|error| store_failure(&error))?;
     if as_json {
         let list: Vec<_> = runs
             .iter()
             .map(|r| json!({"id": r.id, "plan": r.plan_name, "source": r.plan_source, "state": r.state, "created_at_ms": r.created_at_ms, "updated_at_ms": r.updated_at_ms, "sessions": r.sessions}))
             .collect();
         output::print_json(&list, false);
-        return exit::SUCCESS;
+        return Ok(Outcome::success());
     }
     if runs.is_empty() {
         outln!("no runs in {}", store_dir.display());
-        return exit::SUCCESS;
+        return Ok(Outcome::success());
     }
     outln!(
         "{:<24} {:<12} {:<24} {:<25} PLAN",
@@ -110,13 +91,11 @@ pub fn runs(store_dir: &Path, as_json: bool) -> u8 {
             run.plan_source
         );
     }
-    exit::SUCCESS
+    Ok(Outcome::success())
 }
 
-pub fn compact(store_dir: &Path, keep: usize) -> u8 {
-    if let Err(code) = require_store(store_dir) {
-        return code;
-    }
+pub fn compact(store_dir: &Path, keep: usize) -> CommandResult {
+    require_store(store_dir)?;
     // A reader holding the store directly (no run holds it) lets go in a moment.
     let deadline = std::time::Instant::now() + super::READ_WAIT;
     let compacted = loop {
@@ -130,30 +109,31 @@ pub fn compact(store_dir: &Path, keep: usize) -> u8 {
             other => break other,
         }
     };
-    match compacted {
-        Ok(report) => {
-            outln!(
-                "removed {} finished runs, kept {}; {} → {} bytes",
-                report.runs_removed,
-                report.runs_kept,
-                report.bytes_before,
-                report.bytes_after
-            );
-            exit::SUCCESS
-        }
-        Err(StoreError::Locked { path }) => {
-            // Compaction rewrites the database, so it needs the store to itself; a run serving
-            // readers cannot lend it.
-            match crate::store_link::holder_pid(store_dir) {
-                Some(pid) => {
-                    errln!(
-                        "error: cannot compact the store at {path} while sluice process {pid} runs on it; compact once that run has ended (`sluice status`, `sluice runs` and `sluice fleet status` work meanwhile)"
-                    );
-                    exit::STORE_UNUSABLE
-                }
-                None => store_failure(&StoreError::Locked { path }),
-            }
-        }
-        Err(error) => store_failure(&error),
+    let report = compacted.map_err(|error| compact_refusal(&error, store_dir))?;
+    outln!(
+        "removed {} finished runs, kept {}; {} → {} bytes",
+        report.runs_removed,
+        report.runs_kept,
+        report.bytes_before,
+        report.bytes_after
+    );
+    Ok(Outcome::success())
+}
+
+/// Why the store could not be compacted. Compaction rewrites the database, so it needs the
+/// store to itself; a run serving readers cannot lend it.
+fn compact_refusal(error: &StoreError, store_dir: &Path) -> CliError {
+    let holder = match error {
+        StoreError::Locked { path } => crate::store_link::holder_pid(store_dir).map(|pid| (path, pid)),
+        _ => None,
+    };
+    match holder {
+        Some((path, pid)) => CliError::store_unusable(format!(
+            "cannot compact the store at {path} while sluice process {pid} runs on it"
+        ))
+        .with_hint(
+            "compact once that run has ended (`sluice status`, `sluice runs` and `sluice fleet status` work meanwhile)",
+        ),
+        None => store_failure(error),
     }
 }

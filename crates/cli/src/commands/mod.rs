@@ -1,4 +1,5 @@
-//! One module per group of subcommands; each returns the process exit code.
+//! One module per group of subcommands; each returns how it ended ([`CommandResult`]), which
+//! `main_with` prints and turns into the exit code.
 
 pub(crate) mod cloud;
 mod emulator;
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant};
 use sluice_engine::{EngineError, Hooks, SledStore, Store, StoreError};
 
 use crate::args::{Cli, Command, FleetCommand};
-use crate::exit;
+use crate::error::{CliError, CommandResult};
 
-pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> u8 {
+pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult {
     let store_dir = cli.store.clone().unwrap_or_else(crate::store_path::default_store);
     match cli.command {
         Command::Run {
@@ -77,7 +78,7 @@ pub(crate) struct HeldStore {
 /// A store held by another run is refused at once. One held by a process that does not serve
 /// it is waited for ([`HOLD_WAIT`]): that is usually a reader (`status` in a watch loop), which
 /// holds the lock for a moment.
-fn open_store(dir: &Path) -> Result<HeldStore, u8> {
+fn open_store(dir: &Path) -> Result<HeldStore, CliError> {
     let deadline = Instant::now() + HOLD_WAIT;
     let store = loop {
         match SledStore::open(dir) {
@@ -107,7 +108,7 @@ fn open_store(dir: &Path) -> Result<HeldStore, u8> {
 }
 
 /// Opens a store that must already exist: commands that continue a run never create one.
-fn open_existing_store(dir: &Path) -> Result<HeldStore, u8> {
+fn open_existing_store(dir: &Path) -> Result<HeldStore, CliError> {
     require_store(dir)?;
     open_store(dir)
 }
@@ -125,7 +126,7 @@ const HOLD_WAIT: Duration = Duration::from_secs(10);
 /// When a run holds it, its queries go through that process ([`crate::store_link`]), which
 /// is said once on stderr. Refused (exit 3) when the store is held by a process that does not
 /// serve it (a compaction, an older sluice).
-fn open_for_reading(dir: &Path) -> Result<Box<dyn Store>, u8> {
+fn open_for_reading(dir: &Path) -> Result<Box<dyn Store>, CliError> {
     require_store(dir)?;
     let deadline = Instant::now() + READ_WAIT;
     loop {
@@ -141,16 +142,15 @@ fn open_for_reading(dir: &Path) -> Result<Box<dyn Store>, u8> {
                 }
                 Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 Err(error) => {
-                    let code = store_failure(&locked);
+                    let failure = store_failure(&locked);
                     if matches!(
                         error.kind(),
                         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                     ) {
                         tracing::debug!("no sluice process serves {}: {error}", dir.display());
-                    } else {
-                        errln!("its holder's socket cannot be read: {error}");
+                        return Err(failure);
                     }
-                    return Err(code);
+                    return Err(failure.with_detail(format!("its holder's socket cannot be read: {error}")));
                 }
             },
             Err(error) => return Err(store_failure(&error)),
@@ -159,46 +159,33 @@ fn open_for_reading(dir: &Path) -> Result<Box<dyn Store>, u8> {
 }
 
 /// Refuses (exit 2, creating nothing) a directory that holds no store.
-fn require_store(dir: &Path) -> Result<(), u8> {
+fn require_store(dir: &Path) -> Result<(), CliError> {
     if !SledStore::exists(dir) {
-        errln!(
-            "error: no sluice store at {}; nothing has run there yet. Pass the --store (or SLUICE_STORE) the run used; `sluice run PLAN` creates a store",
-            dir.display()
+        return Err(
+            CliError::bad_input(format!("no sluice store at {}", dir.display())).with_hint(
+                "nothing has run there yet. Pass the --store (or SLUICE_STORE) the run used; `sluice run PLAN` creates a store",
+            ),
         );
-        return Err(exit::BAD_INPUT);
     }
     Ok(())
 }
 
-fn store_failure(error: &StoreError) -> u8 {
-    print_error(error);
+/// A store that cannot be used (exit 3); for one held by a run, which process holds it.
+fn store_failure(error: &StoreError) -> CliError {
+    let failure = CliError::from(error);
     if let StoreError::Locked { path } = error {
         if let Some(pid) = crate::store_link::holder_pid(Path::new(path)) {
-            errln!(
+            return failure.with_detail(format!(
                 "it is held by sluice process {pid}, which is running on it; `sluice status`, `sluice runs` and `sluice fleet status` can read it meanwhile"
-            );
+            ));
         }
     }
-    exit::STORE_UNUSABLE
+    failure
 }
 
-/// `error: …`, line by line: each line escaped, the engine's own line breaks kept.
-fn print_error(error: &dyn std::fmt::Display) {
-    for (i, line) in error.to_string().lines().enumerate() {
-        if i == 0 {
-            errln!("error: {line}");
-        } else {
-            errln!("{line}");
-        }
-    }
-}
-
-fn engine_failure(error: &EngineError) -> u8 {
+fn engine_failure(error: &EngineError) -> CliError {
     match error {
         EngineError::Store(store) => store_failure(store),
-        EngineError::UnknownRun(_) | EngineError::UnknownFleet(_) | EngineError::StoredPlanInvalid { .. } => {
-            print_error(error);
-            exit::BAD_INPUT
-        }
+        other => other.into(),
     }
 }

@@ -8,10 +8,10 @@ use sluice_engine::{
 };
 
 use crate::args::{GraphFormat, VarArgs};
-use crate::exit;
+use crate::error::{CliError, CommandResult, Outcome};
 
-/// Reads, parses and validates a plan with its variables; prints every problem on failure.
-pub fn load(plan_path: &Path, vars: &VarArgs, registry: &Registry) -> Result<ValidatedPlan, u8> {
+/// Reads, parses and validates a plan with its variables; every problem at once on failure.
+pub fn load(plan_path: &Path, vars: &VarArgs, registry: &Registry) -> Result<ValidatedPlan, CliError> {
     load_with_defaults(plan_path, vars, registry, &BTreeMap::new())
 }
 
@@ -22,7 +22,7 @@ pub fn load_with_defaults(
     vars: &VarArgs,
     registry: &Registry,
     defaults: &BTreeMap<String, String>,
-) -> Result<ValidatedPlan, u8> {
+) -> Result<ValidatedPlan, CliError> {
     let source = plan_path.display().to_string();
     let plan = read_plan(plan_path)?;
     let mut given = read_vars(vars)?;
@@ -31,84 +31,65 @@ pub fn load_with_defaults(
             given.insert(name.clone(), VarInput::Text(value.clone()));
         }
     }
-    validate_plan(plan, &source, registry, &given).map_err(|problems| report(&problems))
+    validate_plan(plan, &source, registry, &given).map_err(|problems| invalid_plan(&problems))
 }
 
-fn read_plan(plan_path: &Path) -> Result<Plan, u8> {
+fn read_plan(plan_path: &Path) -> Result<Plan, CliError> {
     let source = plan_path.display().to_string();
-    let text = std::fs::read_to_string(plan_path).map_err(|error| {
-        errln!("error: cannot read plan file {source}: {error}");
-        exit::BAD_INPUT
-    })?;
-    parse_plan(&text, &source).map_err(|problems| report(&problems))
+    let text = std::fs::read_to_string(plan_path)
+        .map_err(|error| CliError::bad_input(format!("cannot read plan file {source}: {error}")))?;
+    parse_plan(&text, &source).map_err(|problems| invalid_plan(&problems))
 }
 
-pub(crate) fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, u8> {
+pub(crate) fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, CliError> {
     let mut given = BTreeMap::new();
     if let Some(file) = &args.vars_file {
         let text = std::fs::read_to_string(file).map_err(|error| {
-            errln!("error: cannot read --vars-file {}: {error}", file.display());
-            exit::BAD_INPUT
+            CliError::bad_input(format!("cannot read --vars-file {}: {error}", file.display()))
         })?;
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
-            errln!("error: --vars-file {} is not JSON: {error}", file.display());
-            exit::BAD_INPUT
+            CliError::bad_input(format!("--vars-file {} is not JSON: {error}", file.display()))
         })?;
         let serde_json::Value::Object(map) = value else {
-            errln!(
-                "error: --vars-file {} must hold a JSON object of NAME: VALUE",
+            return Err(CliError::bad_input(format!(
+                "--vars-file {} must hold a JSON object of NAME: VALUE",
                 file.display()
-            );
-            return Err(exit::BAD_INPUT);
+            )));
         };
         given.extend(map.into_iter().map(|(k, v)| (k, VarInput::Json(v))));
     }
     for pair in &args.vars {
         let Some((name, value)) = pair.split_once('=') else {
-            errln!("error: --var `{pair}` has no `=`: write --var NAME=VALUE");
-            return Err(exit::BAD_INPUT);
+            return Err(CliError::bad_input(format!(
+                "--var `{pair}` has no `=`: write --var NAME=VALUE"
+            )));
         };
         given.insert(name.trim().to_string(), VarInput::Text(value.to_string()));
     }
     Ok(given)
 }
 
-fn report(problems: &[Problem]) -> u8 {
-    errln!(
-        "error: the plan is not valid ({} problem{}):",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    );
-    for problem in problems {
-        errln!("  {problem}");
-    }
-    exit::BAD_INPUT
+fn invalid_plan(problems: &[Problem]) -> CliError {
+    CliError::invalid("plan", problems)
 }
 
-pub fn validate(plan_path: &Path, vars: &VarArgs) -> u8 {
+pub fn validate(plan_path: &Path, vars: &VarArgs) -> CommandResult {
     let registry = crate::commands::cloud::offline_registry();
-    match load(plan_path, vars, &registry) {
-        Ok(validated) => {
-            let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
-            outln!(
-                "{}: valid ({} steps, {} skipped by `when`, {} variables)",
-                plan_path.display(),
-                validated.plan.steps.len(),
-                skipped,
-                validated.vars.len()
-            );
-            exit::SUCCESS
-        }
-        Err(code) => code,
-    }
+    let validated = load(plan_path, vars, &registry)?;
+    let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
+    outln!(
+        "{}: valid ({} steps, {} skipped by `when`, {} variables)",
+        plan_path.display(),
+        validated.plan.steps.len(),
+        skipped,
+        validated.vars.len()
+    );
+    Ok(Outcome::success())
 }
 
 /// Prints the step graph. Variables are not needed: edges come from `after` and step references.
-pub fn graph(plan_path: &Path, format: GraphFormat) -> u8 {
-    let plan = match read_plan(plan_path) {
-        Ok(plan) => plan,
-        Err(code) => return code,
-    };
+pub fn graph(plan_path: &Path, format: GraphFormat) -> CommandResult {
+    let plan = read_plan(plan_path)?;
     let source = plan_path.display().to_string();
     let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
     let mut problems = Vec::new();
@@ -130,29 +111,25 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> u8 {
         }
     }
     if !problems.is_empty() {
-        return report(&problems);
+        return Err(invalid_plan(&problems));
     }
-    match sluice_engine::dag::build(&ids, &deps) {
-        Ok(graph) => {
-            let labels: Vec<String> = plan.steps.iter().map(|s| s.kind.clone()).collect();
-            let text = match format {
-                GraphFormat::Dot => graph.to_dot(&labels),
-                GraphFormat::Mermaid => graph.to_mermaid(&labels),
-            };
-            for line in text.trim_end().lines() {
-                outln!("{line}");
-            }
-            exit::SUCCESS
-        }
-        Err(cycles) => {
-            let problems: Vec<Problem> = cycles
-                .iter()
-                .map(|cycle| Problem {
-                    location: format!("{source}: $.steps"),
-                    message: format!("dependency cycle: {} -> {}", cycle.join(" -> "), cycle[0]),
-                })
-                .collect();
-            report(&problems)
-        }
+    let graph = sluice_engine::dag::build(&ids, &deps).map_err(|cycles| {
+        let problems: Vec<Problem> = cycles
+            .iter()
+            .map(|cycle| Problem {
+                location: format!("{source}: $.steps"),
+                message: format!("dependency cycle: {} -> {}", cycle.join(" -> "), cycle[0]),
+            })
+            .collect();
+        invalid_plan(&problems)
+    })?;
+    let labels: Vec<String> = plan.steps.iter().map(|s| s.kind.clone()).collect();
+    let text = match format {
+        GraphFormat::Dot => graph.to_dot(&labels),
+        GraphFormat::Mermaid => graph.to_mermaid(&labels),
+    };
+    for line in text.trim_end().lines() {
+        outln!("{line}");
     }
+    Ok(Outcome::success())
 }

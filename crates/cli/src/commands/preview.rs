@@ -6,21 +6,13 @@ use sluice_engine::{Engine, Preview, StepPreview};
 
 use super::plan_file;
 use crate::args::{CloudArgs, VarArgs};
-use crate::exit;
+use crate::error::{CommandResult, ExitStatus, Outcome};
 
-pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json: bool) -> u8 {
-    let target = match super::cloud::target(cloud_args).await {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
+pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json: bool) -> CommandResult {
+    let target = super::cloud::target(cloud_args).await?;
     let registry = super::cloud::registry(target.cloud.clone());
-    let validated = match plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars) {
-        Ok(validated) => validated,
-        Err(code) => return code,
-    };
-    if let Err(code) = super::cloud::check_credentials(&target, &validated.plan).await {
-        return code;
-    }
+    let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
+    super::cloud::check_credentials(&target, &validated.plan).await?;
     let previews = Engine::preview(&registry, &validated).await;
     if json {
         crate::output::print_json(&previews, true);
@@ -30,12 +22,14 @@ pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json
     let failed = previews
         .iter()
         .any(|p| matches!(p.preview, Preview::Unknown { not_yet: false, .. }));
-    if failed {
-        errln!("some steps could not be observed (see above); a run would retry or fail them");
-        exit::RUN_FAILED
+    Ok(if failed {
+        Outcome::ended(
+            ExitStatus::RunFailed,
+            "some steps could not be observed (see above); a run would retry or fail them",
+        )
     } else {
-        exit::SUCCESS
-    }
+        Outcome::success()
+    })
 }
 
 fn print_lines(name: &str, previews: &[StepPreview]) {

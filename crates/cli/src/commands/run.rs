@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, watch};
 use super::cloud::{self, Target};
 use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStore};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
-use crate::{exit, output};
+use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
+use crate::output;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -21,29 +22,17 @@ pub async fn run(
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
-) -> u8 {
-    let target = match cloud::target(cloud_args).await {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
+) -> CommandResult {
+    let target = cloud::target(cloud_args).await?;
     let registry = cloud::registry(target.cloud.clone());
     // Validation comes first: a bad plan or variable never opens (or creates) the store.
-    let validated = match plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars) {
-        Ok(validated) => validated,
-        Err(code) => return code,
-    };
-    if let Err(code) = cloud::check_credentials(&target, &validated.plan).await {
-        return code;
-    }
-    let held = match open_run_store(&target, store_dir) {
-        Ok(held) => held,
-        Err(code) => return code,
-    };
+    let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
+    cloud::check_credentials(&target, &validated.plan).await?;
+    let held = open_run_store(&target, store_dir)?;
     let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
-    let started = match engine.start(&validated, &plan_path.display().to_string()) {
-        Ok(started) => started,
-        Err(error) => return engine_failure(&error),
-    };
+    let started = engine
+        .start(&validated, &plan_path.display().to_string())
+        .map_err(|error| engine_failure(&error))?;
     if started.continued {
         errln!(
             "continuing unfinished run {} (same plan and variables)",
@@ -52,11 +41,11 @@ pub async fn run(
     } else {
         errln!("new run {}", started.run_id);
     }
-    let code = drive(engine, &started.run_id, format, target.emulator.is_none()).await;
+    let outcome = drive(engine, &started.run_id, format, target.emulator.is_none()).await;
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
     }
-    code
+    outcome
 }
 
 /// The store a run or fleet on `target` holds, and the scratch directory it lives in for an
@@ -69,7 +58,7 @@ pub(crate) struct RunStore {
 /// Opens the store to run on: `store_dir`, or for `--emulator` a throw-away one. The embedded
 /// emulator's world lives only in this process, so its runs get a store of their own and can
 /// never be continued against Google Cloud (or vice versa).
-pub(crate) fn open_run_store(target: &Target, store_dir: &Path) -> Result<RunStore, u8> {
+pub(crate) fn open_run_store(target: &Target, store_dir: &Path) -> Result<RunStore, CliError> {
     let scratch = match &target.emulator {
         None => None,
         Some(_) => Some(
@@ -77,8 +66,9 @@ pub(crate) fn open_run_store(target: &Target, store_dir: &Path) -> Result<RunSto
                 .prefix("sluice-emulator-run-")
                 .tempdir()
                 .map_err(|error| {
-                    errln!("error: cannot create a scratch store for the --emulator run: {error}");
-                    exit::STORE_UNUSABLE
+                    CliError::store_unusable(format!(
+                        "cannot create a scratch store for the --emulator run: {error}"
+                    ))
                 })?,
         ),
     };
@@ -96,45 +86,38 @@ pub async fn resume(
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
-) -> u8 {
+) -> CommandResult {
     if cloud_args.emulator {
-        errln!(
-            "error: --emulator runs live in a throw-away store with the emulator inside the process; \
-             they cannot be resumed. Run the plan again with --emulator"
-        );
-        return exit::BAD_INPUT;
+        return Err(CliError::bad_input(
+            "--emulator runs live in a throw-away store with the emulator inside the process; \
+             they cannot be resumed. Run the plan again with --emulator",
+        ));
     }
     // `resume` continues what is there: a missing store is a mistake, never created.
-    let held = match open_existing_store(store_dir) {
-        Ok(held) => held,
-        Err(code) => return code,
-    };
+    let held = open_existing_store(store_dir)?;
     let store = held.store.clone();
-    let target = match cloud::target(cloud_args).await {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
+    let target = cloud::target(cloud_args).await?;
     match store.run(run_id) {
         Ok(Some(run)) if run.is_finished() => {
-            errln!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)");
-            return exit::SUCCESS;
+            return Ok(Outcome::ended(
+                ExitStatus::Success,
+                format!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)"),
+            ));
         }
         Ok(Some(run)) => {
             // As `run`: credentials that cannot be used end the command before anything runs.
             if let Ok(Some(plan)) = store.plan(&run.plan_digest) {
-                if let Err(code) = cloud::check_credentials(&target, &plan).await {
-                    return code;
-                }
+                cloud::check_credentials(&target, &plan).await?;
             }
         }
         Ok(None) => {
-            errln!(
-                "error: no run `{run_id}` in the store {}; `sluice runs` lists the runs",
+            return Err(CliError::bad_input(format!(
+                "no run `{run_id}` in the store {}",
                 store_dir.display()
-            );
-            return exit::BAD_INPUT;
+            ))
+            .with_hint("`sluice runs` lists the runs"));
         }
-        Err(error) => return super::store_failure(&error),
+        Err(error) => return Err(super::store_failure(&error)),
     }
     errln!("resuming run {run_id}");
     let engine = build_engine(cloud::registry(target.cloud.clone()), store, exec, &target, hooks);
@@ -162,7 +145,7 @@ pub(crate) fn build_engine(
 }
 
 /// `resumable`: false for `--emulator` runs, whose world ends with the process.
-async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool) -> u8 {
+async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool) -> CommandResult {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
     // On a terminal, live lines per active step; otherwise (CI, logs) plain lines.
@@ -178,31 +161,27 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool)
     signals.abort();
     drop(engine);
     let _ = printer.await;
-    match result {
-        Ok(summary) => {
-            output::print_summary(&summary);
-            match summary.state {
-                RunState::Succeeded => exit::SUCCESS,
-                RunState::Interrupted => {
-                    if resumable {
-                        errln!("interrupted; continue with: sluice resume {run_id}");
-                    } else {
-                        errln!("interrupted; the embedded emulator's world ends with this process");
-                    }
-                    exit::INTERRUPTED
-                }
-                RunState::Failed | RunState::Running => {
-                    if resumable {
-                        errln!("run {run_id} failed; fix the cause, then: sluice resume {run_id}");
-                    } else {
-                        errln!("run {run_id} failed (see above); run the plan again with --emulator");
-                    }
-                    exit::RUN_FAILED
-                }
-            }
-        }
-        Err(error) => engine_failure(&error),
-    }
+    let summary = result.map_err(|error| engine_failure(&error))?;
+    output::print_summary(&summary);
+    Ok(match summary.state {
+        RunState::Succeeded => Outcome::success(),
+        RunState::Interrupted if resumable => Outcome::ended(
+            ExitStatus::Interrupted,
+            format!("interrupted; continue with: sluice resume {run_id}"),
+        ),
+        RunState::Interrupted => Outcome::ended(
+            ExitStatus::Interrupted,
+            "interrupted; the embedded emulator's world ends with this process",
+        ),
+        RunState::Failed | RunState::Running if resumable => Outcome::ended(
+            ExitStatus::RunFailed,
+            format!("run {run_id} failed; fix the cause, then: sluice resume {run_id}"),
+        ),
+        RunState::Failed | RunState::Running => Outcome::ended(
+            ExitStatus::RunFailed,
+            format!("run {run_id} failed (see above); run the plan again with --emulator"),
+        ),
+    })
 }
 
 /// First Ctrl-C / SIGTERM: graceful stop. Second: exit at once (the store stays resumable).
@@ -223,7 +202,9 @@ pub(crate) async fn watch_signals(stop: watch::Sender<bool>) {
             let _ = stop.send(true);
         } else {
             errln!("exiting now; the run is resumable");
-            std::process::exit(i32::from(exit::INTERRUPTED));
+            // The one exit outside `main_with`: the second signal ends the process at once,
+            // mid-run, without unwinding the tasks still running steps.
+            std::process::exit(i32::from(ExitStatus::Interrupted.code()));
         }
     }
 }

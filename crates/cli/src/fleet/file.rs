@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sluice_engine::{parse_plan, validate, Plan, Registry, StepSpec, ValidatedPlan, VarInput};
+use sluice_engine::{parse_plan, Plan, Registry, StepSpec, ValidatedPlan, VarInput};
+
+use super::targets::{common_vars, Expansion, Locate};
 
 /// The label that marks a project as made by a fleet; its value is the fleet's name.
 pub const OWNER_LABEL_KEY: &str = "sluice-fleet";
@@ -93,14 +95,54 @@ pub fn load(
     date: &str,
 ) -> Result<LoadedFleet, Vec<String>> {
     let source = path.display().to_string();
+    let (raw, file) = read_fleet_file(path, &source)?;
+    let mut problems = Vec::new();
+    let at = |path: &str, message: String| format!("{source}: {path}: {message}");
+    check_fields(&file, &at, &mut problems);
+    let plan_path = path.parent().unwrap_or(Path::new(".")).join(&file.plan);
+    let plan_source = plan_path.display().to_string();
+    let (plan_text, plan) = read_plan(&plan_path, &file, &at, &mut problems);
+    let before = problems.len();
+    let ttl = check_new_projects(&file, &at, &mut problems);
+    // Problems of `new_projects` are said once, there: not again by the kinds' checks of the
+    // steps made from it.
+    let new_projects_ok = problems.len() == before;
+    let mut targets = Vec::new();
+    if let Some(plan) = &plan {
+        let common = common_vars(&file, cli_vars, defaults, plan);
+        let mut expansion = Expansion::new(&plan_source, registry, &at);
+        expansion.existing(&file, plan, &common, &mut problems);
+        if let Some(new) = file.new_projects.as_ref().filter(|_| new_projects_ok) {
+            expansion.new_projects(new, &file.name, date, plan, &common, &mut problems);
+        }
+        targets = expansion.finish(&mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(LoadedFleet {
+        key: fleet_key(&raw, plan_text.as_deref(), cli_vars),
+        file,
+        source,
+        targets,
+        ttl,
+        date: date.to_string(),
+    })
+}
+
+/// The file as JSON (for the fleet's key) and as a [`FleetFile`]; a file that does not read or
+/// parse is one problem.
+fn read_fleet_file(path: &Path, source: &str) -> Result<(Value, FleetFile), Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("{source}: cannot read the fleet file: {e}")])?;
     let raw: Value = serde_json::from_str(&text).map_err(|e| vec![format!("{source}: not JSON: {e}")])?;
     let file: FleetFile =
         serde_json::from_value(raw.clone()).map_err(|e| vec![format!("{source}: $: {e}")])?;
-    let mut problems = Vec::new();
-    let at = |path: &str, message: String| format!("{source}: {path}: {message}");
+    Ok((raw, file))
+}
 
+/// The file's own fields: name, targets given at all, concurrency, rate limits.
+fn check_fields(file: &FleetFile, at: Locate, problems: &mut Vec<String>) {
     if !is_label_value(&file.name) || file.name.is_empty() {
         problems.push(at("$.name", format!(
             "`{}` cannot be a label value (it marks the fleet's projects as `{OWNER_LABEL_KEY}={}`): use 1-63 lowercase letters, digits, `-` or `_`",
@@ -129,10 +171,18 @@ pub fn load(
             ));
         }
     }
+}
 
-    let plan_path = path.parent().unwrap_or(Path::new(".")).join(&file.plan);
+/// The plan's text (for the fleet's key) and the plan, if it reads and parses; a fleet's plan
+/// must declare `project` and leave the fleet's own step ids free.
+fn read_plan(
+    plan_path: &Path,
+    file: &FleetFile,
+    at: Locate,
+    problems: &mut Vec<String>,
+) -> (Option<String>, Option<Plan>) {
     let plan_source = plan_path.display().to_string();
-    let plan_text = match std::fs::read_to_string(&plan_path) {
+    let plan_text = match std::fs::read_to_string(plan_path) {
         Ok(text) => Some(text),
         Err(e) => {
             problems.push(at(
@@ -164,132 +214,27 @@ pub fn load(
             }
         }
     }
+    (plan_text, plan)
+}
 
-    let before = problems.len();
-    let ttl = check_new_projects(&file, &at, &mut problems);
-    // Problems of `new_projects` are said once, there: not again by the kinds' checks of the
-    // steps made from it.
-    let new_projects_ok = problems.len() == before;
-    let mut targets = Vec::new();
-    if let Some(plan) = &plan {
-        let common = common_vars(&file, cli_vars, defaults, plan);
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        // A problem of the plan itself shows in every target: said once, with the targets.
-        let mut plan_problems: Vec<(String, Vec<String>)> = Vec::new();
-        let mut add = |name: String,
-                       where_: String,
-                       vars: BTreeMap<String, VarInput>,
-                       plan: Plan,
-                       new_project: bool,
-                       problems: &mut Vec<String>| {
-            if let Some(first) = seen.insert(name.clone(), where_.clone()) {
-                problems.push(at(
-                    &where_,
-                    format!(
-                        "project `{name}` is already a target ({first}); each project may be targeted once"
-                    ),
-                ));
-                return;
-            }
-            match validate(plan, &plan_source, registry, &vars) {
-                Ok(validated) => targets.push(TargetPlan {
-                    name,
-                    new_project,
-                    validated,
-                }),
-                Err(found) => {
-                    for problem in found {
-                        let text = problem.to_string();
-                        let text = if name.is_empty() {
-                            text
-                        } else {
-                            text.replace(&name, "<project>")
-                        };
-                        match plan_problems.iter_mut().find(|(t, _)| *t == text) {
-                            Some((_, names)) => names.push(name.clone()),
-                            None => plan_problems.push((text, vec![name.clone()])),
-                        }
-                    }
-                }
-            }
-        };
-        for (i, target) in file.targets.iter().enumerate() {
-            let where_ = format!("$.targets[{i}]");
-            let Some(project) = target.get("project").and_then(Value::as_str) else {
-                problems.push(at(&where_, "a target needs `project` (the project id)".into()));
-                continue;
-            };
-            let mut vars = common.clone();
-            vars.extend(target.iter().map(|(k, v)| (k.clone(), VarInput::Json(v.clone()))));
-            add(
-                project.to_string(),
-                where_,
-                vars,
-                plan.clone(),
-                false,
-                &mut problems,
-            );
-        }
-        if let Some(new) = file.new_projects.as_ref().filter(|_| new_projects_ok) {
-            let composed = with_project_creation(plan, new, &file.name);
-            for (i, id) in project_ids(new, date).into_iter().enumerate() {
-                let where_ = format!("$.new_projects (project {})", i + 1);
-                if let Err(message) = check_project_id(&id) {
-                    problems.push(at(
-                        "$.new_projects.id_pattern",
-                        format!("`{}` gives `{id}`: {message}", new.id_pattern),
-                    ));
-                    continue;
-                }
-                let mut vars = common.clone();
-                vars.insert("project".into(), VarInput::Json(Value::String(id.clone())));
-                add(id, where_, vars, composed.clone(), true, &mut problems);
-            }
-        }
-        for (text, names) in plan_problems {
-            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
-            let more = names.len() - shown.len();
-            problems.push(format!(
-                "{text} (target{} {}{})",
-                if names.len() == 1 { "" } else { "s" },
-                shown.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let key = {
-        let canonical = serde_json::json!({
-            "fleet": raw,
-            "plan": plan_text,
-            // Written out explicitly: the key must not change with a type's `Debug` output.
-            "vars": cli_vars
-                .iter()
-                .map(|(k, v)| {
-                    let value = match v {
-                        VarInput::Text(text) => serde_json::json!({ "text": text }),
-                        VarInput::Json(json) => serde_json::json!({ "json": json }),
-                    };
-                    (k.clone(), value)
-                })
-                .collect::<BTreeMap<_, _>>(),
-        });
-        sluice_engine::digest_hex(canonical.to_string().as_bytes())
-    };
-    Ok(LoadedFleet {
-        file,
-        source,
-        key,
-        targets,
-        ttl,
-        date: date.to_string(),
-    })
+/// The fleet's key: a digest of the fleet file, the plan's text and the command-line variables.
+fn fleet_key(raw: &Value, plan_text: Option<&str>, cli_vars: &BTreeMap<String, VarInput>) -> String {
+    let canonical = serde_json::json!({
+        "fleet": raw,
+        "plan": plan_text,
+        // Written out explicitly: the key must not change with a type's `Debug` output.
+        "vars": cli_vars
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    VarInput::Text(text) => serde_json::json!({ "text": text }),
+                    VarInput::Json(json) => serde_json::json!({ "json": json }),
+                };
+                (k.clone(), value)
+            })
+            .collect::<BTreeMap<_, _>>(),
+    });
+    sluice_engine::digest_hex(canonical.to_string().as_bytes())
 }
 
 /// The fleet file's `rate_limits`, read before the client is built (a file that does not parse
@@ -302,33 +247,7 @@ pub fn rate_limits_of(path: &Path) -> BTreeMap<String, u32> {
         .unwrap_or_default()
 }
 
-/// The fleet's common variables: the file's, then the command line's, then `defaults` for any
-/// variable the plan declares that is still missing (never `project`: each target has its own).
-fn common_vars(
-    file: &FleetFile,
-    cli_vars: &BTreeMap<String, VarInput>,
-    defaults: &BTreeMap<String, String>,
-    plan: &Plan,
-) -> BTreeMap<String, VarInput> {
-    let mut vars: BTreeMap<String, VarInput> = file
-        .vars
-        .iter()
-        .map(|(k, v)| (k.clone(), VarInput::Json(v.clone())))
-        .collect();
-    vars.extend(cli_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for (name, value) in defaults {
-        if name != "project" && plan.vars.contains_key(name) && !vars.contains_key(name) {
-            vars.insert(name.clone(), VarInput::Text(value.clone()));
-        }
-    }
-    vars
-}
-
-fn check_new_projects(
-    file: &FleetFile,
-    at: &dyn Fn(&str, String) -> String,
-    problems: &mut Vec<String>,
-) -> Option<Duration> {
+fn check_new_projects(file: &FleetFile, at: Locate, problems: &mut Vec<String>) -> Option<Duration> {
     let new = file.new_projects.as_ref()?;
     if !(1..=10_000).contains(&new.count) {
         problems.push(at(
@@ -493,7 +412,7 @@ pub fn with_project_creation(plan: &Plan, new: &NewProjects, fleet: &str) -> Pla
 
 /// Google's project id rule: 6-30 characters, lowercase letters, digits and hyphens, starting
 /// with a letter, not ending with a hyphen.
-fn check_project_id(id: &str) -> Result<(), String> {
+pub(super) fn check_project_id(id: &str) -> Result<(), String> {
     let ok = (6..=30).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
         && !id.ends_with('-')

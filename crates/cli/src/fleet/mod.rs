@@ -6,3 +6,4 @@ pub mod cleanup;
 pub mod file;
 pub mod live;
 pub mod report;
+mod targets;

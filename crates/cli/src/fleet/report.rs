@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sluice_engine::{FleetRecord, FleetState, TargetOutcome, TargetState};
 
-use crate::exit;
+use crate::error::ExitStatus;
 
 /// Counts of a fleet's targets.
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq)]
@@ -147,14 +147,14 @@ pub fn print_summary(fleet: &FleetRecord, state: FleetState, targets: &[TargetOu
 
 /// The exit code of a fleet session: 0 all succeeded, 4 interrupted, 5 some targets failed
 /// (or the clean-up did), 1 every target failed.
-pub fn exit_code(state: FleetState, targets: &[TargetOutcome], cleanup_failed: bool) -> u8 {
+pub fn exit_status(state: FleetState, targets: &[TargetOutcome], cleanup_failed: bool) -> ExitStatus {
     let c = counts(targets);
     match state {
-        FleetState::Interrupted => exit::INTERRUPTED,
-        _ if c.failed > 0 && c.failed == c.total => exit::RUN_FAILED,
-        _ if c.failed > 0 || cleanup_failed => exit::PARTIAL,
-        FleetState::Succeeded => exit::SUCCESS,
-        _ => exit::PARTIAL,
+        FleetState::Interrupted => ExitStatus::Interrupted,
+        _ if c.failed > 0 && c.failed == c.total => ExitStatus::RunFailed,
+        _ if c.failed > 0 || cleanup_failed => ExitStatus::Partial,
+        FleetState::Succeeded => ExitStatus::Success,
+        _ => ExitStatus::Partial,
     }
 }
 

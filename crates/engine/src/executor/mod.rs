@@ -54,9 +54,9 @@ impl Default for EngineConfig {
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no run `{0}` in this store; `sluice runs` lists the runs it has")]
+    #[error("no run `{0}` in this store")]
     UnknownRun(String),
-    #[error("no fleet run `{0}` in this store; `sluice fleet status` lists the fleet runs it has")]
+    #[error("no fleet run `{0}` in this store")]
     UnknownFleet(String),
     #[error("the plan stored with run `{run}` is no longer valid here:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     StoredPlanInvalid { run: String, problems: Vec<Problem> },

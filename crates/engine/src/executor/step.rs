@@ -371,7 +371,7 @@ impl StepDriver {
             }
             if started.elapsed() >= self.poll.deadline {
                 let message = format!(
-                    "operation {} did not finish within {:?}; `sluice resume` re-attaches to it",
+                    "operation {} did not finish within {:?}; a resume re-attaches to it",
                     handle.0, self.poll.deadline
                 );
                 return Err(Halt::Step(StepError::permanent(message)));

@@ -1,0 +1,246 @@
+//! What a command ends with: an [`Outcome`] (it did its job, perhaps with a non-zero status
+//! such as a failed run or a partial fleet, already reported) or a [`CliError`] (it could not
+//! do its job). Both carry their [`ExitStatus`]; [`crate::main_with`] prints them and turns the
+//! status into the process's exit code, in one place.
+
+use sluice_engine::{EngineError, StoreError};
+
+/// The process exit codes; see the crate docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// The run succeeded, or the command did its job.
+    Success = 0,
+    /// The run finished with failed steps (or every target of a fleet failed).
+    RunFailed = 1,
+    /// Flags, plan or fleet file, variables, credentials, endpoint, unknown id, no store.
+    BadInput = 2,
+    /// The store is held by another process, of another format, damaged or not a store.
+    StoreUnusable = 3,
+    /// Stopped by Ctrl-C or SIGTERM; resumable.
+    Interrupted = 4,
+    /// A fleet ended with some targets failed (the others converged), or its clean-up failed.
+    Partial = 5,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A command that did its job: the status it ends with, and what to do next (said last, on
+/// stderr), e.g. `sluice resume RUN` after a failed run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub next: Option<String>,
+}
+
+impl Outcome {
+    pub fn success() -> Self {
+        Outcome {
+            status: ExitStatus::Success,
+            next: None,
+        }
+    }
+
+    pub fn ended(status: ExitStatus, next: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            next: Some(next.into()),
+        }
+    }
+}
+
+/// A command that could not do its job. Printed as `error: MESSAGE; HINT`, then each detail
+/// line as it is.
+#[derive(Debug)]
+pub struct CliError {
+    pub status: ExitStatus,
+    /// What went wrong.
+    pub message: String,
+    /// What to type or do next.
+    pub hint: Option<String>,
+    /// Lines printed after the error (a list of problems, who holds the store).
+    pub details: Vec<String>,
+}
+
+pub type CommandResult = Result<Outcome, CliError>;
+
+impl CliError {
+    fn new(status: ExitStatus, message: impl Into<String>) -> Self {
+        CliError {
+            status,
+            message: message.into(),
+            hint: None,
+            details: Vec::new(),
+        }
+    }
+
+    /// Exit 1: something that may work when tried again later.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ExitStatus::RunFailed, message)
+    }
+
+    /// Exit 2: the input is wrong; nothing was changed.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ExitStatus::BadInput, message)
+    }
+
+    /// Exit 3: the store cannot be used.
+    pub fn store_unusable(message: impl Into<String>) -> Self {
+        Self::new(ExitStatus::StoreUnusable, message)
+    }
+
+    /// Exit 2 for a list of problems found at once (`what` is "plan" or "fleet").
+    pub fn invalid<T: std::fmt::Display>(what: &str, problems: &[T]) -> Self {
+        let mut error = Self::bad_input(format!(
+            "the {what} is not valid ({} problem{}):",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ));
+        error.details = problems.iter().map(|p| format!("  {p}")).collect();
+        error
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_detail(mut self, line: impl Into<String>) -> Self {
+        self.details.push(line.into());
+        self
+    }
+
+    /// An error of a library crate, whose own line breaks are kept: its first line is the
+    /// message, each later line a detail.
+    fn from_text(status: ExitStatus, text: &str) -> Self {
+        let mut lines = text.lines();
+        let mut error = Self::new(status, lines.next().unwrap_or_default());
+        error.details = lines.map(str::to_string).collect();
+        error
+    }
+
+    /// The lines on stderr, without escaping (the caller escapes each, so a line break inside
+    /// the message or a detail is shown escaped, never as a line of its own).
+    pub fn lines(&self) -> Vec<String> {
+        let first = match &self.hint {
+            Some(hint) => format!("error: {}; {hint}", self.message),
+            None => format!("error: {}", self.message),
+        };
+        std::iter::once(first)
+            .chain(self.details.iter().cloned())
+            .collect()
+    }
+}
+
+/// A store error as the user sees it: the engine says what went wrong, the CLI what to do.
+impl From<&StoreError> for CliError {
+    fn from(error: &StoreError) -> Self {
+        let hint = match error {
+            StoreError::Locked { .. } => Some("wait for it to finish or use another --store"),
+            StoreError::UnknownFormat { .. } => Some("use a matching sluice release or another --store"),
+            StoreError::Foreign { .. } => Some("point --store at an empty or sluice directory"),
+            StoreError::Corrupt { .. } => Some("restore it from a backup or start over with a new --store"),
+            StoreError::Damaged { .. } => Some("--store (or SLUICE_STORE) names the store to use"),
+            StoreError::Io { .. } | StoreError::Sled(_) => None,
+        };
+        let error = CliError::from_text(ExitStatus::StoreUnusable, &error.to_string());
+        match hint {
+            Some(hint) => error.with_hint(hint),
+            None => error,
+        }
+    }
+}
+
+/// An engine error: a store error as [`From<&StoreError>`]; an unknown id or a stored plan no
+/// longer valid is bad input.
+impl From<&EngineError> for CliError {
+    fn from(error: &EngineError) -> Self {
+        match error {
+            EngineError::Store(store) => store.into(),
+            EngineError::UnknownRun(_) => CliError::from_text(ExitStatus::BadInput, &error.to_string())
+                .with_hint("`sluice runs` lists the runs it has"),
+            EngineError::UnknownFleet(_) => CliError::from_text(ExitStatus::BadInput, &error.to_string())
+                .with_hint("`sluice fleet status` lists the fleet runs it has"),
+            EngineError::StoredPlanInvalid { .. } => {
+                CliError::from_text(ExitStatus::BadInput, &error.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_with_its_hint_then_its_details() {
+        let error = CliError::bad_input("no run `x` in the store /s")
+            .with_hint("`sluice runs` lists the runs")
+            .with_detail("  more");
+        assert_eq!(
+            error.lines(),
+            [
+                "error: no run `x` in the store /s; `sluice runs` lists the runs",
+                "  more"
+            ]
+        );
+        assert_eq!(error.status.code(), 2);
+    }
+
+    #[test]
+    fn a_store_error_reads_as_before_the_hint_moved_to_the_cli() {
+        let locked = StoreError::Locked { path: "/s".into() };
+        assert_eq!(
+            CliError::from(&locked).lines(),
+            ["error: the store at /s is in use by another sluice process; wait for it to finish or use another --store"]
+        );
+        let foreign = StoreError::Foreign { path: "/s".into() };
+        assert_eq!(
+            CliError::from(&foreign).lines(),
+            ["error: the store at /s holds data that is not a sluice store; point --store at an empty or sluice directory"]
+        );
+        assert_eq!(CliError::from(&foreign).status, ExitStatus::StoreUnusable);
+    }
+
+    #[test]
+    fn an_engine_error_keeps_its_line_breaks_and_a_message_of_ours_stays_one_line() {
+        let invalid = EngineError::StoredPlanInvalid {
+            run: "r1".into(),
+            problems: vec![sluice_engine::Problem {
+                location: "p.json: $.steps[0]".into(),
+                message: "unknown kind".into(),
+            }],
+        };
+        assert_eq!(
+            CliError::from(&invalid).lines(),
+            [
+                "error: the plan stored with run `r1` is no longer valid here:",
+                "  p.json: $.steps[0]: unknown kind"
+            ]
+        );
+        assert_eq!(CliError::from(&invalid).status, ExitStatus::BadInput);
+        // A path with a line break is one line here; `errln!` then shows the break escaped.
+        let ours = CliError::bad_input("cannot read plan file a\nerror: b");
+        assert_eq!(ours.lines().len(), 1);
+    }
+
+    #[test]
+    fn the_documented_codes() {
+        let codes: Vec<u8> = [
+            ExitStatus::Success,
+            ExitStatus::RunFailed,
+            ExitStatus::BadInput,
+            ExitStatus::StoreUnusable,
+            ExitStatus::Interrupted,
+            ExitStatus::Partial,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+    }
+}
