@@ -3,7 +3,7 @@
 //! do its job). Both carry their [`ExitStatus`]; [`crate::main_with`] prints them and turns the
 //! status into the process's exit code, in one place.
 
-use sluice_engine::{EngineError, StoreError};
+use sluice_engine::{EngineError, Problem, StoreError, VarFix, VarForm};
 
 /// The process exit codes; see the crate docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,60 @@ impl From<&EngineError> for CliError {
     }
 }
 
+/// Where a command's variables come from, for the wording of a variable's fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarsFrom {
+    /// `--var NAME=VALUE` (text) and `--vars-file FILE` (JSON).
+    Flags,
+    /// A fleet file's `vars` and its targets (JSON), plus `--var` (text).
+    FleetFile,
+}
+
+/// One problem as a line for people: the engine says what is wrong; the fix of a variable is
+/// worded here, naming the flag or file to change.
+pub fn problem_line(problem: &Problem, vars_from: VarsFrom) -> String {
+    let Some(fix) = &problem.fix else {
+        return problem.to_string();
+    };
+    let how = match (fix, vars_from) {
+        (VarFix::Give { name }, VarsFrom::Flags) => {
+            format!("pass `--var {name}=…` or put it in --vars-file")
+        }
+        (VarFix::Give { name }, VarsFrom::FleetFile) => {
+            format!("give `{name}` in the fleet file's `vars` or the target's, or pass `--var {name}=…`")
+        }
+        (
+            VarFix::Correct {
+                name,
+                given_as: VarForm::Text,
+                example,
+            },
+            _,
+        ) => match example {
+            Some(example) => format!("pass e.g. `--var {name}={example}`"),
+            None => format!("pass a valid `--var {name}=…`"),
+        },
+        (
+            VarFix::Correct {
+                name,
+                given_as: VarForm::Json,
+                example,
+            },
+            _,
+        ) => {
+            let place = match vars_from {
+                VarsFrom::Flags => "--vars-file",
+                VarsFrom::FleetFile => "the fleet file",
+            };
+            match example {
+                Some(example) => format!("fix `{name}` in {place} (e.g. `{example}`)"),
+                None => format!("fix `{name}` in {place}"),
+            }
+        }
+    };
+    format!("{}: {}; {how}", problem.location, problem.message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +267,7 @@ mod tests {
             problems: vec![sluice_engine::Problem {
                 location: "p.json: $.steps[0]".into(),
                 message: "unknown kind".into(),
+                fix: None,
             }],
         };
         assert_eq!(
@@ -226,6 +281,37 @@ mod tests {
         // A path with a line break is one line here; `errln!` then shows the break escaped.
         let ours = CliError::bad_input("cannot read plan file a\nerror: b");
         assert_eq!(ours.lines().len(), 1);
+    }
+
+    #[test]
+    fn a_variables_fix_names_the_flag_or_the_file_it_came_from() {
+        let problem = |fix| Problem {
+            location: "p.json: $.vars.n".into(),
+            message: "variable `n` is wrong".into(),
+            fix: Some(fix),
+        };
+        let give = problem(VarFix::Give { name: "n".into() });
+        let text = problem(VarFix::Correct {
+            name: "n".into(),
+            given_as: VarForm::Text,
+            example: Some("3".into()),
+        });
+        let json = problem(VarFix::Correct {
+            name: "n".into(),
+            given_as: VarForm::Json,
+            example: None,
+        });
+        assert_eq!(
+            problem_line(&give, VarsFrom::Flags),
+            "p.json: $.vars.n: variable `n` is wrong; pass `--var n=…` or put it in --vars-file"
+        );
+        assert!(problem_line(&give, VarsFrom::FleetFile).contains("in the fleet file's `vars`"));
+        assert!(problem_line(&text, VarsFrom::Flags).ends_with("; pass e.g. `--var n=3`"));
+        assert!(problem_line(&json, VarsFrom::Flags).ends_with("; fix `n` in --vars-file"));
+        assert!(problem_line(&json, VarsFrom::FleetFile).ends_with("; fix `n` in the fleet file"));
+        // Without a fix, the engine's own line.
+        let plain = Problem::new("p.json: $.steps", "no steps");
+        assert_eq!(problem_line(&plain, VarsFrom::Flags), plain.to_string());
     }
 
     #[test]

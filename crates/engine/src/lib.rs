@@ -81,5 +81,5 @@ pub use store::{
     FleetRecord, FleetState, FleetTarget, JournalEntry, JournalEvent, MemoryStore, RunRecord, RunState,
     SledStore, StepRecord, StepState, StepStatus, Store,
 };
-pub use validate::{parse_plan, validate, Problem, ValidatedPlan};
+pub use validate::{parse_plan, validate, Problem, ValidatedPlan, VarFix, VarForm};
 pub use vars::VarInput;

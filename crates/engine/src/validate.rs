@@ -20,12 +20,56 @@ use crate::vars::{resolve_vars, Resolved, VarInput};
 pub struct Problem {
     /// `FILE: $.json.path` (or `FILE:LINE:COL` for a file that does not parse).
     pub location: String,
+    /// What is wrong, and how to fix it where the fix lies in the plan.
     pub message: String,
+    /// For a variable's value: what to change. The engine does not know whether variables came
+    /// from flags, a file or a fleet, so the embedding program words it ([`Problem`]'s
+    /// `Display` gives a neutral wording).
+    pub fix: Option<VarFix>,
+}
+
+impl Problem {
+    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            location: location.into(),
+            message: message.into(),
+            fix: None,
+        }
+    }
+}
+
+/// How to correct a variable's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarFix {
+    /// A required variable was not given: give it.
+    Give { name: String },
+    /// The value given is wrong; `example` is a value of the right kind, where one is known.
+    Correct {
+        name: String,
+        given_as: VarForm,
+        example: Option<String>,
+    },
+}
+
+/// How a variable's value was given: as text (converted by its declared type) or as JSON
+/// (which must already have the type). See [`VarInput`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarForm {
+    Text,
+    Json,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
+        write!(f, "{}: {}", self.location, self.message)?;
+        match &self.fix {
+            None => Ok(()),
+            Some(VarFix::Give { name }) => write!(f, "; give `{name}` a value"),
+            Some(VarFix::Correct { name, example, .. }) => match example {
+                Some(example) => write!(f, "; give `{name}` a value like `{example}`"),
+                None => write!(f, "; correct the value of `{name}`"),
+            },
+        }
     }
 }
 
@@ -59,12 +103,14 @@ pub fn parse_plan(text: &str, source: &str) -> Result<Plan, Vec<Problem>> {
         vec![Problem {
             location: format!("{source}:{}:{}", error.line(), error.column()),
             message: format!("{what}: {reason}"),
+            fix: None,
         }]
     })?;
     if plan.steps.is_empty() {
         return Err(vec![Problem {
             location: format!("{source}: $.steps"),
             message: "the plan has no steps; add at least one to `steps`".into(),
+            fix: None,
         }]);
     }
     Ok(plan)
@@ -100,7 +146,11 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn report(&mut self, location: &str, message: String) {
         let location = format!("{}: {location}", self.source);
-        self.problems.push(Problem { location, message });
+        self.problems.push(Problem {
+            location,
+            message,
+            fix: None,
+        });
     }
 
     fn step_ids(&self) -> String {
@@ -275,6 +325,7 @@ fn var_name_problems(plan: &Plan, source: &str) -> Vec<Problem> {
                 "variable name `{name}` is not allowed: use letters, digits and `_`, not \
                  starting with a digit"
             ),
+            fix: None,
         })
         .collect()
 }
@@ -637,12 +688,24 @@ mod tests {
         let vars = json!({"bad-name": {"type": "string"}, "n": {"type": "int", "default": "x"},
                           "region": {"type": "string", "required": true}});
         expect(
-            &problems(vars, json!([{"id": "a"}])),
+            &problems(vars.clone(), json!([{"id": "a"}])),
             &[
                 "$.vars[\"bad-name\"]: variable name `bad-name` is not allowed",
                 "$.vars.n.default: invalid `default`: variable `n` must be an int",
-                "$.vars.region: pass `--var region=…` or put it in --vars-file",
+                "$.vars.region: required variable `region` (string) was not given",
             ],
+        );
+        let missing = problems(vars, json!([{"id": "a"}]));
+        // The engine says what to change; the embedding program words where (flags, a file).
+        assert_eq!(
+            missing[2].fix,
+            Some(VarFix::Give {
+                name: "region".into()
+            })
+        );
+        assert!(
+            !missing.iter().any(|p| p.to_string().contains("--var")),
+            "{missing:?}"
         );
         let step = json!({"id": "a", "kind": "fake.file", "with": {"path": "p"}});
         let plan = json!({"name": "t", "vars": {"n": {"type": "int"}}, "steps": [step]});

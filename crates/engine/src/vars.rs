@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::plan::{Plan, VarSpec, VarType};
 use crate::template::key_path;
-use crate::validate::Problem;
+use crate::validate::{Problem, VarFix, VarForm};
 
 /// The declared name a mistyped `name` most likely meant: the nearest by edit distance, when
 /// at most a third of its letters (and at least one) differ, and some letters are shared.
@@ -76,25 +76,29 @@ pub fn resolve_vars(plan: &Plan, given: &BTreeMap<String, VarInput>, source: &st
         let (pattern, default) = pattern_and_default(name, spec, &mut problems, &at);
         let value = match given.get(name) {
             Some(input) => {
-                let (converted, fix) = match input {
-                    VarInput::Text(text) => (
-                        convert_text(name, spec.ty, text),
-                        format!("pass e.g. `--var {name}={}`", example(spec.ty)),
-                    ),
-                    VarInput::Json(json) => (
-                        convert_json(name, spec.ty, json),
-                        format!("fix `{name}` in --vars-file"),
-                    ),
+                let (converted, given_as) = match input {
+                    VarInput::Text(text) => (convert_text(name, spec.ty, text), VarForm::Text),
+                    VarInput::Json(json) => (convert_json(name, spec.ty, json), VarForm::Json),
                 };
+                // A value of the declared type, for the fix: text can always show one.
+                let typed_example = (given_as == VarForm::Text).then(|| example(spec.ty).to_string());
                 let checked = converted
-                    .map_err(|message| format!("{message}; {fix}"))
+                    .map_err(|message| (message, typed_example))
                     .and_then(|v| check_pattern(name, spec, pattern.as_ref(), v));
                 match checked {
                     Ok(value) => Some(value),
-                    Err(message) => {
+                    Err((message, example)) => {
+                        // A text value refused by its pattern has no example to offer, and its
+                        // message already says to match the pattern.
+                        let fix = (example.is_some() || given_as == VarForm::Json).then(|| VarFix::Correct {
+                            name: name.clone(),
+                            given_as,
+                            example,
+                        });
                         problems.push(Problem {
                             location: at(name, ""),
                             message,
+                            fix,
                         });
                         None
                     }
@@ -103,11 +107,8 @@ pub fn resolve_vars(plan: &Plan, given: &BTreeMap<String, VarInput>, source: &st
             None if spec.required => {
                 problems.push(Problem {
                     location: at(name, ""),
-                    message: format!(
-                        "required variable `{name}` ({}) was not given; pass `--var {name}=…` or \
-                         put it in --vars-file",
-                        spec.ty.as_str()
-                    ),
+                    message: format!("required variable `{name}` ({}) was not given", spec.ty.as_str()),
+                    fix: Some(VarFix::Give { name: name.clone() }),
                 });
                 None
             }
@@ -143,6 +144,7 @@ fn undeclared_problems(plan: &Plan, given: &BTreeMap<String, VarInput>, source: 
             message: format!(
                 "variable `{name}` was given but the plan does not declare it; {guess}{declared}"
             ),
+            fix: None,
         });
     }
     problems
@@ -161,6 +163,7 @@ fn pattern_and_default(
             problems.push(Problem {
                 location: at(name, ".pattern"),
                 message: format!("pattern of variable `{name}` is not a valid regular expression: {error}"),
+                fix: None,
             });
             None
         }
@@ -168,13 +171,14 @@ fn pattern_and_default(
         None => None,
     };
     let default = spec.default.as_ref().and_then(|value| {
-        let checked =
-            convert_json(name, spec.ty, value).and_then(|v| check_pattern(name, spec, pattern.as_ref(), v));
+        let checked = convert_json(name, spec.ty, value)
+            .and_then(|v| check_pattern(name, spec, pattern.as_ref(), v).map_err(|(m, _)| m));
         checked
             .map_err(|message| {
                 problems.push(Problem {
                     location: at(name, ".default"),
                     message: format!("invalid `default`: {message}"),
+                    fix: None,
                 })
             })
             .ok()
@@ -272,17 +276,23 @@ fn texts(value: &Value) -> Vec<&str> {
 }
 
 /// Checks the declared `format` (each non-empty string), then the `pattern`.
-fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Value) -> Result<Value, String> {
+/// A refusal names the problem, with a value of the declared format as an example where the
+/// format has one.
+fn check_pattern(
+    name: &str,
+    spec: &VarSpec,
+    pattern: Option<&Regex>,
+    value: Value,
+) -> Result<Value, (String, Option<String>)> {
     if let Some(format) = spec.format {
         let bad = texts(&value)
             .into_iter()
             .filter(|text| !text.is_empty())
             .find_map(|text| format.problem(text));
         if let Some(problem) = bad {
-            return Err(format!(
-                "variable `{name}` must be a {} ({problem}); pass e.g. `--var {name}={}`",
-                format.as_str(),
-                format.example()
+            return Err((
+                format!("variable `{name}` must be a {} ({problem})", format.as_str()),
+                Some(format.example().to_string()),
             ));
         }
     }
@@ -291,14 +301,17 @@ fn check_pattern(name: &str, spec: &VarSpec, pattern: Option<&Regex>, value: Val
     };
     let texts = texts(&value);
     match texts.into_iter().find(|text| !regex.is_match(text)) {
-        Some(text) => Err(format!(
-            "variable `{name}` value `{text}` does not match its pattern `{written}` (the whole \
-             value{} must match); use a value that matches it",
-            if spec.ty == VarType::List {
-                " of each item"
-            } else {
-                ""
-            }
+        Some(text) => Err((
+            format!(
+                "variable `{name}` value `{text}` does not match its pattern `{written}` (the whole \
+                 value{} must match); use a value that matches it",
+                if spec.ty == VarType::List {
+                    " of each item"
+                } else {
+                    ""
+                }
+            ),
+            None,
         )),
         None => Ok(value),
     }
@@ -372,8 +385,20 @@ mod tests {
         assert_eq!(values["n"], json!(0));
         let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(messages[0].starts_with("p.json: $.vars.b: ") && messages[0].contains("`yes`"));
-        assert!(messages[1].contains("empty item") && messages[1].contains("--var l=a,b,c"));
-        assert!(messages[2].contains("`ten` is not a whole number") && messages[2].contains("--var n=3"));
+        assert!(messages[1].contains("empty item") && messages[1].contains("`a,b,c`"));
+        assert!(messages[2].contains("`ten` is not a whole number") && messages[2].contains("`3`"));
+        assert_eq!(
+            problems[2].fix,
+            Some(VarFix::Correct {
+                name: "n".into(),
+                given_as: VarForm::Text,
+                example: Some("3".into())
+            })
+        );
+        assert!(
+            !messages.iter().any(|m| m.contains("--var")),
+            "no CLI flag: {messages:?}"
+        );
     }
 
     #[test]
@@ -388,8 +413,14 @@ mod tests {
         let (values, problems) = run(vars, &given);
         assert_eq!((&values["n"], &values["m"]), (&json!(12), &json!(7)));
         assert_eq!(problems.len(), 2);
-        assert!(
-            problems[0].message.contains("a list of strings") && problems[0].message.contains("--vars-file")
+        assert!(problems[0].message.contains("a list of strings"));
+        assert_eq!(
+            problems[0].fix,
+            Some(VarFix::Correct {
+                name: "l".into(),
+                given_as: VarForm::Json,
+                example: None
+            })
         );
         assert!(problems[1].message.contains("must be a string, but got `5`"));
     }
@@ -411,7 +442,8 @@ mod tests {
         assert!(found[0].1.contains("`extra`") && found[0].1.contains("`bd`, `d`, `r`, `z`"));
         assert_eq!(found[1].0, "p.json: $.vars.bd.default");
         assert_eq!(found[2].0, "p.json: $.vars.r");
-        assert!(found[2].1.contains("--var r=…") && found[2].1.contains("--vars-file"));
+        assert!(found[2].1.contains("`r` (string) was not given"));
+        assert_eq!(problems[2].fix, Some(VarFix::Give { name: "r".into() }));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use sluice_engine::{
 };
 
 use crate::args::{GraphFormat, VarArgs};
-use crate::error::{CliError, CommandResult, Outcome};
+use crate::error::{problem_line, CliError, CommandResult, Outcome, VarsFrom};
 
 /// Reads, parses and validates a plan with its variables; every problem at once on failure.
 pub fn load(plan_path: &Path, vars: &VarArgs, registry: &Registry) -> Result<ValidatedPlan, CliError> {
@@ -70,7 +70,11 @@ pub(crate) fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, Cl
 }
 
 fn invalid_plan(problems: &[Problem]) -> CliError {
-    CliError::invalid("plan", problems)
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|problem| problem_line(problem, VarsFrom::Flags))
+        .collect();
+    CliError::invalid("plan", &lines)
 }
 
 pub fn validate(plan_path: &Path, vars: &VarArgs) -> CommandResult {
@@ -106,6 +110,7 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> CommandResult {
                 None => problems.push(Problem {
                     location: format!("{source}: $.steps[{i}]"),
                     message: format!("reference {j} names unknown step `{target}`"),
+                    fix: None,
                 }),
             }
         }
@@ -119,6 +124,7 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> CommandResult {
             .map(|cycle| Problem {
                 location: format!("{source}: $.steps"),
                 message: format!("dependency cycle: {} -> {}", cycle.join(" -> "), cycle[0]),
+                fix: None,
             })
             .collect();
         invalid_plan(&problems)

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sluice_engine::{validate, Plan, Registry, VarInput};
 
 use super::file::{check_project_id, project_ids, with_project_creation, FleetFile, NewProjects, TargetPlan};
+use crate::error::{problem_line, VarsFrom};
 
 /// `FILE: $.PATH: MESSAGE`, the form of every problem of a fleet file.
 pub type Locate<'a> = &'a dyn Fn(&str, String) -> String;
@@ -111,7 +112,7 @@ impl<'a> Expansion<'a> {
             }),
             Err(found) => {
                 for problem in found {
-                    let text = problem.to_string();
+                    let text = problem_line(&problem, VarsFrom::FleetFile);
                     let text = if name.is_empty() {
                         text
                     } else {
