@@ -9,6 +9,7 @@
 //! ([`Store::set_fleet_target_run`]), before its first step.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::digest::digest_hex;
+use crate::error::ErrorClass;
 use crate::events::Event;
 use crate::executor::{Engine, EngineError};
 use crate::kind::Outputs;
@@ -99,8 +101,42 @@ pub struct AppliedChange {
 pub struct TargetFailure {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
-    pub class: String,
+    pub class: FailureClass,
     pub message: String,
+}
+
+/// The class of a target's failure, written as one word in reports: a step's
+/// [`ErrorClass`], or one of the two ways a target fails without a step error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// A step failed with an error of this class.
+    Step(ErrorClass),
+    /// The target's stored plan is no longer valid here: it never started (`invalid`).
+    Invalid,
+    /// A step is recorded failed without an error (`failed`).
+    Unrecorded,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Step(class) => class.as_str(),
+            FailureClass::Invalid => "invalid",
+            FailureClass::Unrecorded => "failed",
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FailureClass {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// Where one target stands.
@@ -374,7 +410,7 @@ fn invalid_target(
     outcome.state = TargetState::Failed;
     outcome.failure = Some(TargetFailure {
         step: None,
-        class: "invalid".into(),
+        class: FailureClass::Invalid,
         message,
     });
     outcome
@@ -611,7 +647,7 @@ fn outcome_of(
             class: s
                 .error
                 .as_ref()
-                .map_or("failed".into(), |e| e.class.as_str().into()),
+                .map_or(FailureClass::Unrecorded, |e| FailureClass::Step(e.class)),
             message: s.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
         });
     TargetOutcome {

@@ -69,7 +69,9 @@ pub use digest::digest_hex;
 pub use error::{ErrorClass, StepError, StoreError};
 pub use events::{CrashPoint, Event, Hooks};
 pub use executor::{Engine, EngineConfig, EngineError, RunSummary, StartedRun};
-pub use fleet::{FleetEvent, FleetSummary, FleetTargetSpec, StartedFleet, TargetOutcome, TargetState};
+pub use fleet::{
+    FailureClass, FleetEvent, FleetSummary, FleetTargetSpec, StartedFleet, TargetOutcome, TargetState,
+};
 pub use kind::{
     Applied, Change, ChangeAction, KindSchema, Observation, OperationHandle, Outputs, ParamProblem,
     ParamSpec, ParamType, PollOutcome, Registry, StepContext, StepKind,

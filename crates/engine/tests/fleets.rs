@@ -91,7 +91,9 @@ async fn a_failing_target_fails_alone_and_the_fleet_is_partial() {
         .as_ref()
         .expect("the failed target says why");
     assert_eq!(failure.step.as_deref(), Some("flaky"));
-    assert_eq!(failure.class, "permanent");
+    assert_eq!(failure.class.as_str(), "permanent");
+    // Reports (`--report`) write the class as the one word plans and journals use.
+    assert_eq!(serde_json::to_value(failure).unwrap()["class"], "permanent");
     // The others did their work; each target is its own run.
     for name in ["a1", "c3", "d4"] {
         assert!(dir.path().join(format!("{name}.flaky")).exists());
