@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use sluice_emulator::{Emulator, EmulatorConfig};
+use sluice_gcp::TimeScale;
 
 use crate::error::{CliError, CommandResult, Outcome};
 
@@ -15,7 +16,7 @@ pub async fn run(port: u16, config_path: Option<&Path>, seed: Option<u64>) -> Co
     if let Some(seed) = seed {
         config.seed = seed;
     }
-    if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
+    if TimeScale::new(config.time_scale).is_err() {
         return Err(CliError::bad_input(format!(
             "emulator config: time_scale must be a positive number, got {}",
             config.time_scale

@@ -68,10 +68,10 @@ impl World {
         let config = EngineConfig {
             retry: RetryPolicy {
                 max_attempts: 20,
-                initial_delay: Duration::from_secs_f64(500.0 * SCALE / 1000.0),
-                max_delay: Duration::from_secs_f64(30.0 * SCALE),
+                initial_delay: scaled(Duration::from_millis(500)),
+                max_delay: scaled(Duration::from_secs(30)),
                 jitter: 0.0,
-                not_yet_window: Duration::from_secs_f64(3600.0 * SCALE),
+                not_yet_window: scaled(Duration::from_secs(3600)),
                 ..RetryPolicy::default()
             },
             ..EngineConfig::default()
@@ -165,4 +165,9 @@ pub fn assert_succeeded(summary: &RunSummary) {
 
 pub fn outputs<'a>(summary: &'a RunSummary, step: &str) -> &'a BTreeMap<String, Value> {
     &summary.steps.iter().find(|s| s.step_id == step).unwrap().outputs
+}
+
+/// A wait on the emulator's clock, in real time (the one scaling, `TimeScale::apply`).
+fn scaled(wait: Duration) -> Duration {
+    TimeScale::new(SCALE).unwrap().apply(wait)
 }
