@@ -98,6 +98,16 @@ fn compact_keeps_interrupted_and_failed_runs_resumable_and_removes_succeeded_one
         "{}",
         stdout(&output)
     );
+    // A run that is no longer there is named, with where to look: exit 2.
+    let gone = &before[0].2;
+    let output = sandbox.run(HARNESS, &["status", gone]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("no run `{gone}` in the store"))
+            && stderr(&output).contains("`sluice runs` lists the runs"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

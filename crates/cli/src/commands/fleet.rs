@@ -359,7 +359,8 @@ fn status_of(store: &dyn Store, store_dir: &Path, fleet_id: Option<&str>, as_jso
     let fleet = fleet
         .map_err(|error| store_failure(&error))?
         .ok_or_else(|| match fleet_id {
-            Some(id) => CliError::bad_input(format!("no fleet run `{id}` in {}", store_dir.display())),
+            Some(id) => CliError::bad_input(format!("no fleet run `{id}` in {}", store_dir.display()))
+                .with_hint("`sluice fleet status` shows the newest"),
             None => CliError::bad_input(format!("no fleet run in {}", store_dir.display()))
                 .with_hint("`sluice fleet run FLEET.json` starts one"),
         })?;

@@ -12,15 +12,19 @@ use crate::output;
 
 pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> CommandResult {
     let store = open_for_reading(store_dir)?;
-    let run = match run {
+    let asked = run;
+    let run = match asked {
         Some(id) => store.run(id),
         None => store
             .runs()
             .map(|runs| runs.into_iter().max_by_key(|r| r.updated_at_ms)),
     };
     let run = run.map_err(|error| store_failure(&error))?.ok_or_else(|| {
-        CliError::bad_input(format!("no such run in {}", store_dir.display()))
-            .with_hint("`sluice runs` lists the runs")
+        let missing = match asked {
+            Some(id) => format!("no run `{id}` in the store {}", store_dir.display()),
+            None => format!("no run in the store {}", store_dir.display()),
+        };
+        CliError::bad_input(missing).with_hint("`sluice runs` lists the runs")
     })?;
     let steps = store.steps(&run.id).map_err(|error| store_failure(&error))?;
     let plan = store
