@@ -63,7 +63,8 @@ pub struct EmulatorConfig {
     /// API resource-oriented, so this default is the least certain and is configurable). Service
     /// Usage is client-based too, but every project is modelled with it enabled (Google enables
     /// it in new projects), so its calls are never refused for enablement; its quota is charged
-    /// to the quota project. Vertex AI, Network Services and Agent Registry are resource-based
+    /// to the quota project. Vertex AI, Network Services, Network Security, Model Armor and Agent
+    /// Registry are resource-based
     /// (their resources live in the project the path names).
     pub api_kinds: BTreeMap<String, ApiKind>,
     /// The quota project of a call to a client-based API that names none (`x-goog-user-project`)
@@ -79,6 +80,25 @@ pub struct EmulatorConfig {
     pub project_metadata: BTreeMap<String, ProjectMetadataConfig>,
     /// Cloud Billing accounts (`projects.updateBillingInfo` links projects to them).
     pub billing_accounts: Vec<BillingAccountConfig>,
+    /// Model Armor templates that exist (`GET v1/projects/{p}/locations/{l}/templates/{t}`
+    /// finds them; any other is NOT_FOUND). Model Armor has no create here: tests seed them.
+    pub model_armor_templates: Vec<ModelArmorTemplateConfig>,
+}
+
+/// A Model Armor template (Google's REST reference, `projects.locations.templates`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelArmorTemplateConfig {
+    /// The project id (or number) holding the template.
+    pub project: String,
+    /// The region, as in `modelarmor.{location}.rep.googleapis.com`.
+    pub location: String,
+    pub template_id: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The template's `filterConfig` as Google shows it; `{}` when absent.
+    #[serde(default)]
+    pub filter_config: Option<serde_json::Value>,
 }
 
 /// A Cloud Billing account.
@@ -134,6 +154,8 @@ pub fn default_api_kinds() -> BTreeMap<String, ApiKind> {
         ("aiplatform.googleapis.com", ApiKind::ResourceBased),
         ("networkservices.googleapis.com", ApiKind::ResourceBased),
         ("agentregistry.googleapis.com", ApiKind::ResourceBased),
+        ("networksecurity.googleapis.com", ApiKind::ResourceBased),
+        ("modelarmor.googleapis.com", ApiKind::ResourceBased),
     ]
     .into_iter()
     .map(|(service, kind)| (service.to_string(), kind))
@@ -199,6 +221,8 @@ pub struct Delays {
     pub iam_propagation: f64,
     /// How long an agent gateway create / patch / delete operation runs.
     pub gateway_operation: f64,
+    /// How long an authorization extension or policy create / patch / delete operation runs.
+    pub authz_operation: f64,
     /// How long a reasoning engine create / patch / delete operation runs ("a 5-minute deploy").
     pub engine_operation: f64,
     /// How long an Agent Registry service create / patch / delete operation runs.
@@ -219,6 +243,7 @@ impl Default for Delays {
             service_agent: 10.0,
             iam_propagation: 120.0,
             gateway_operation: 120.0,
+            authz_operation: 60.0,
             engine_operation: 300.0,
             registry_operation: 30.0,
             registry_agent: 60.0,
@@ -313,6 +338,7 @@ impl Default for EmulatorConfig {
             taken_project_ids: vec![],
             project_metadata: BTreeMap::new(),
             billing_accounts: vec![],
+            model_armor_templates: vec![],
             organizations: vec![OrganizationConfig {
                 id: "123456789012".into(),
                 folders: vec![],

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-const DOCUMENTS: [(&str, &str); 12] = [
+const DOCUMENTS: [(&str, &str); 13] = [
     (
         "agentregistry.v1",
         include_str!("../discovery/agentregistry.v1.json"),
@@ -32,6 +32,10 @@ const DOCUMENTS: [(&str, &str); 12] = [
     (
         "iamcredentials.v1",
         include_str!("../discovery/iamcredentials.v1.json"),
+    ),
+    (
+        "networksecurity.v1",
+        include_str!("../discovery/networksecurity.v1.json"),
     ),
     (
         "networkservices.v1",

@@ -101,6 +101,10 @@ pub struct World {
     pub iam_roles: std::collections::BTreeMap<String, crate::api::iam::StoredRole>,
     /// Agent gateways by full name `projects/{id}/locations/{l}/agentGateways/{g}`.
     pub agent_gateways: std::collections::BTreeMap<String, crate::api::network_services::StoredGateway>,
+    /// Authorization extensions (Network Services) and policies (Network Security) by full name
+    /// (`projects/{id}/locations/{l}/authzExtensions/{e}`, `…/authzPolicies/{p}`), as Google
+    /// shows them.
+    pub authz: BTreeMap<String, Value>,
     pub vertex_ai: crate::api::vertex_ai::VertexState,
     pub agent_registry: crate::api::agent_registry::RegistryState,
     pub org_policy: crate::api::org_policy::OrgPolicyState,
@@ -256,6 +260,8 @@ impl World {
             "operations": self.operations.count(),
             "iamRoles": roles,
             "agentGateways": gateways,
+            "authzExtensions": crate::api::authorization::state(self, "authzExtensions"),
+            "authzPolicies": crate::api::authorization::state(self, "authzPolicies"),
             "reasoningEngines": engines,
             "agentRegistry": crate::api::agent_registry::state(self, now),
             "orgPolicy": crate::api::org_policy::state(self, now),

@@ -3,9 +3,11 @@
 //! 501 UNIMPLEMENTED, so a client meets Google's enablement rules from the first call.
 
 pub mod agent_registry;
+pub mod authorization;
 mod billing;
 pub mod iam;
 mod iam_credentials;
+mod model_armor;
 pub mod network_services;
 pub mod oauth2;
 pub mod org_policy;
@@ -51,6 +53,12 @@ pub fn dispatch(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiErr
         return Some(result);
     }
     if let Some(result) = network_services::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = authorization::route(emulator, call) {
+        return Some(result);
+    }
+    if let Some(result) = model_armor::route(emulator, call) {
         return Some(result);
     }
     if let Some(result) = vertex_ai::route(emulator, call) {
@@ -120,7 +128,11 @@ fn owning_api(call: &Call) -> Option<(&'static str, String)> {
         ["v1", "projects", _, "roles", ..] => "iam.googleapis.com",
         ["v1" | "v3", "projects", _] => "cloudresourcemanager.googleapis.com",
         ["v1", "projects", _, "billingInfo"] => "cloudbilling.googleapis.com",
-        ["v1", "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
+        ["v1", "projects", _, "locations", _, "agentGateways" | "authzExtensions", ..] => {
+            "networkservices.googleapis.com"
+        }
+        ["v1", "projects", _, "locations", _, "authzPolicies", ..] => "networksecurity.googleapis.com",
+        ["v1", "projects", _, "locations", _, "templates", ..] => "modelarmor.googleapis.com",
         ["v1" | "v1beta1", "projects", _, "locations", _, "reasoningEngines", ..] => {
             "aiplatform.googleapis.com"
         }
@@ -152,7 +164,11 @@ pub fn service_of_path(path: &str) -> Option<(&'static str, Option<String>)> {
             "cloudresourcemanager.googleapis.com"
         }
         ["v1", "projects", _, "billingInfo"] | ["v1", "billingAccounts", ..] => "cloudbilling.googleapis.com",
-        [_, "projects", _, "locations", _, "agentGateways", ..] => "networkservices.googleapis.com",
+        [_, "projects", _, "locations", _, "agentGateways" | "authzExtensions", ..] => {
+            "networkservices.googleapis.com"
+        }
+        [_, "projects", _, "locations", _, "authzPolicies", ..] => "networksecurity.googleapis.com",
+        [_, "projects", _, "locations", _, "templates", ..] => "modelarmor.googleapis.com",
         [_, "projects", _, "locations", _, "reasoningEngines", ..] => "aiplatform.googleapis.com",
         [_, "projects", _, "locations", _, "services" | "agents", ..] => "agentregistry.googleapis.com",
         ["v2", ..] => "orgpolicy.googleapis.com",

@@ -28,8 +28,9 @@ use crate::Emulator;
 /// The API's service name, under which its faults are configured.
 const SERVICE: &str = "networkservices.googleapis.com";
 const GATEWAY_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.AgentGateway";
-const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.networkservices.v1.OperationMetadata";
-const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
+pub(super) const METADATA_TYPE: &str =
+    "type.googleapis.com/google.cloud.networkservices.v1.OperationMetadata";
+pub(super) const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
 
 /// The fields a caller may set; everything else on a gateway is output only.
 const UPDATABLE: &[&str] = &[
@@ -86,7 +87,7 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
 }
 
 /// `projects/{id}/locations/{location}`, with the project resolved to its id.
-fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, u64), ApiError> {
+pub(super) fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, u64), ApiError> {
     let project = world.project_mut(project)?;
     Ok((
         format!("projects/{}/locations/{location}", project.id),
@@ -94,24 +95,24 @@ fn parent(world: &mut World, project: &str, location: &str) -> Result<(String, u
     ))
 }
 
-fn not_found(name: &str) -> ApiError {
+pub(super) fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("Resource '{name}' was not found"))
 }
 
-fn aborted(name: &str) -> ApiError {
+pub(super) fn aborted(name: &str) -> ApiError {
     ApiError::aborted(format!(
         "The etag does not match the current etag of {name}: it was changed since it was read."
     ))
 }
 
-fn governed_access_path(gateway: &Value) -> Option<&str> {
+pub(super) fn governed_access_path(gateway: &Value) -> Option<&str> {
     gateway["googleManaged"]["governedAccessPath"]
         .as_str()
         .filter(|mode| *mode != "GOVERNED_ACCESS_PATH_UNSPECIFIED")
 }
 
 /// An RFC 1035 label of at most 63 characters, as Google's resource ids are.
-fn valid_id(id: &str) -> bool {
+pub(super) fn valid_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
@@ -131,14 +132,30 @@ fn start_operation(
     verb: &str,
     outcome: Result<Value, ApiError>,
 ) -> Value {
+    let timing = (METADATA_TYPE, emulator.config.delays.gateway_operation);
+    start_typed_operation(emulator, world, parent, (target, verb), timing, outcome)
+}
+
+/// Starts an operation on `target` (`verb`: create, update, delete) under `parent`, with
+/// metadata of `metadata_type` (the API's `OperationMetadata`), finishing after `seconds`. The
+/// operation is named `{parent}/operations/operation-N`, as Network Services and Network
+/// Security both name theirs.
+pub(super) fn start_typed_operation(
+    emulator: &Emulator,
+    world: &mut World,
+    parent: &str,
+    (target, verb): (&str, &str),
+    (metadata_type, seconds): (&str, f64),
+    outcome: Result<Value, ApiError>,
+) -> Value {
     let now = emulator.clock.now();
-    let done_at = emulator.clock.after(emulator.config.delays.gateway_operation);
+    let done_at = emulator.clock.after(seconds);
     let id = world.next_id();
     let operation = Operation {
         name: format!("{parent}/operations/operation-{id}"),
         done_at,
         metadata: json!({
-            "@type": METADATA_TYPE,
+            "@type": metadata_type,
             "createTime": timestamp(now),
             "target": target,
             "verb": verb,
