@@ -1,6 +1,6 @@
 //! The admin API under `/_emulator/` (no authentication; loopback only):
 //! - `GET state`: every resource: projects (services, service agents, IAM grants), custom roles,
-//!   agent gateways, reasoning engines, Agent Registry services and agents, custom constraints
+//!   agent gateways, authorization extensions and policies, reasoning engines, Agent Registry services and agents, custom constraints
 //!   and policies, and the operation count;
 //! - `GET requests`: the log of calls (`method`, `path`, `status`, `service` (the API's service
 //!   name, or null), `arrivedMs` (emulated milliseconds at arrival, so every 60-second window can

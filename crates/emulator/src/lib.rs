@@ -27,6 +27,8 @@
 //!   create / delete / undelete / search with labels, states and wall-clock times, ids never
 //!   reused, a per-organisation creation quota), Cloud Billing (project billing links);
 //! - Network Services agent gateways, Vertex AI reasoningEngines, Agent Registry;
+//! - authorization on agent gateways: Network Services authzExtensions, Network Security
+//!   authzPolicies (with Google's Agent Gateway limits), and the Model Armor template read;
 //! - Org Policy v2 with CEL enforcement on reasoning engines;
 //! - seeded faults (500 / 503 / 429, extra latency, dropped connections before the call has any
 //!   effect or after it ran with the answer lost, 200s with a wrong or non-JSON body in place
