@@ -105,6 +105,9 @@ pub struct World {
     /// (`projects/{id}/locations/{l}/authzExtensions/{e}`, `…/authzPolicies/{p}`), as Google
     /// shows them.
     pub authz: BTreeMap<String, Value>,
+    /// `requestId`s of the resource APIs: (resource name, verb, requestId) → (operation name,
+    /// when the id stops de-duplicating).
+    pub request_ids: BTreeMap<(String, String, String), (String, Duration)>,
     pub vertex_ai: crate::api::vertex_ai::VertexState,
     pub agent_registry: crate::api::agent_registry::RegistryState,
     pub org_policy: crate::api::org_policy::OrgPolicyState,

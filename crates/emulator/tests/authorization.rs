@@ -836,3 +836,38 @@ async fn the_state_lists_extensions_and_policies() {
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0]["target"]["resources"], json!([gateway("ingress-gw")]));
 }
+
+#[tokio::test]
+async fn a_repeated_request_id_answers_the_first_operation_and_changes_nothing() {
+    let (_emulator, client) = start().await;
+    let request = "123e4567-e89b-12d3-a456-426614174000";
+    let path = format!("{PARENT}/authzExtensions?authzExtensionId=iap&requestId={request}");
+    let (status, first) = client.call(Method::POST, &path, Some(iap_extension())).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, extension) = get(&client, "authzExtensions", "iap").await;
+    // The retry of a create whose answer was lost: the same operation, not ALREADY_EXISTS.
+    client.advance(10.0).await;
+    let (status, again) = client.call(Method::POST, &path, Some(iap_extension())).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["name"], first["name"]);
+    let (_, unchanged) = get(&client, "authzExtensions", "iap").await;
+    assert_eq!(unchanged, extension);
+    // Another request id is another call.
+    let other = path.replace("426614174000", "426614174001");
+    let answer = client.call(Method::POST, &other, Some(iap_extension())).await;
+    refused(&answer, 409, "ALREADY_EXISTS");
+    // A malformed one is refused.
+    let bad = path.replace(request, "not-a-uuid");
+    refused(
+        &client.call(Method::POST, &bad, Some(iap_extension())).await,
+        400,
+        "INVALID_ARGUMENT",
+    );
+
+    // Delete too: the retry answers the first delete's operation, not NOT_FOUND.
+    let delete = format!("{PARENT}/authzExtensions/iap?requestId={request}");
+    let (status, deleted) = client.call(Method::DELETE, &delete, None).await;
+    assert_eq!(status, 200, "{deleted}");
+    let (status, again) = client.call(Method::DELETE, &delete, None).await;
+    assert_eq!((status, &again["name"]), (200, &deleted["name"]));
+}

@@ -11,7 +11,9 @@
 //!
 //! Neither resource has an `etag` in Google's schemas (nor does delete take one), so there is
 //! no etag check; a patch without `updateMask` overwrites every settable field, as the
-//! discovery document says.
+//! discovery document says. A repeated `requestId` for the same resource and verb within
+//! [`REQUEST_ID_SECONDS`] answers the first call's operation again and changes nothing, as the
+//! discovery documents describe it (shared with Agent Registry in `api/resources.rs`).
 //!
 //! What is checked, from the discovery documents' field docs and Google's Agent Gateway docs:
 //! - an extension's `service`: `iap.googleapis.com`, `modelarmor.{region}.rep.googleapis.com`
@@ -42,10 +44,11 @@ use crate::router::Call;
 use crate::world::World;
 use crate::Emulator;
 
-use super::network_services::{
-    governed_access_path, not_found, parent, start_typed_operation, valid_id, EMPTY_TYPE,
+use super::network_services::{governed_access_path, not_found, parent, valid_id, EMPTY_TYPE};
+use super::resources::{
+    page, page_size, remember_request, repeated, request_id, resume_after, settable_fields,
+    start_typed_operation, top_level_mask, REQUEST_ID_SECONDS,
 };
-use super::resources::{page, page_size, resume_after, settable_fields, top_level_mask};
 
 /// At most this many authorization policies on an egress agent gateway (Google's docs).
 const EGRESS_POLICY_LIMIT: usize = 4;
@@ -67,10 +70,11 @@ struct Kind {
     check: fn(&World, &Target, &Value, Option<&Value>) -> Result<(), ApiError>,
 }
 
-/// The resource a call is about: its location, full name and short id.
+/// The resource a call is about: its location and full name, and the call's `requestId`.
 struct Target {
     location: String,
     name: String,
+    request: Option<String>,
 }
 
 const EXTENSIONS: Kind = Kind {
@@ -135,9 +139,9 @@ pub fn route(emulator: &Emulator, call: &Call) -> Option<Result<Value, ApiError>
     Some(match (&call.method, id) {
         (&Method::POST, None) => create(emulator, kind, project, location, call),
         (&Method::GET, None) => list(emulator, kind, project, location, call),
-        (&Method::GET, Some(id)) => get(emulator, kind, project, location, id),
-        (&Method::PATCH, Some(id)) => patch(emulator, kind, project, location, id, call),
-        (&Method::DELETE, Some(id)) => delete(emulator, kind, project, location, id),
+        (&Method::GET, Some(id)) => get(emulator, kind, (project, location, id), call),
+        (&Method::PATCH, Some(id)) => patch(emulator, kind, (project, location, id), call),
+        (&Method::DELETE, Some(id)) => delete(emulator, kind, (project, location, id), call),
         _ => return None,
     })
 }
@@ -157,15 +161,21 @@ pub fn state(world: &World, collection: &str) -> Vec<Value> {
 fn target(
     world: &mut World,
     kind: &Kind,
-    project: &str,
-    location: &str,
-    id: &str,
+    (project, location, id): (&str, &str, &str),
+    call: &Call,
 ) -> Result<Target, ApiError> {
     let (parent, _) = parent(world, project, location)?;
     Ok(Target {
         location: location.to_string(),
         name: format!("{parent}/{}/{id}", kind.collection),
+        request: request_id(call)?,
     })
+}
+
+/// The operation a call with the same `requestId` already started, if any (answered again,
+/// nothing changes).
+fn retried(emulator: &Emulator, world: &World, target: &Target, verb: &str) -> Option<Value> {
+    repeated(world, emulator.clock.now(), &target.name, verb, &target.request)
 }
 
 fn start(
@@ -182,7 +192,10 @@ fn start(
         .map_or("", |(parent, _)| parent)
         .to_string();
     let timing = (kind.metadata_type, emulator.config.delays.authz_operation);
-    start_typed_operation(emulator, world, &parent, (&target.name, verb), timing, outcome)
+    let body = start_typed_operation(emulator, world, &parent, (&target.name, verb), timing, outcome);
+    let until = emulator.clock.after(REQUEST_ID_SECONDS);
+    remember_request(world, (&target.name, verb), target.request.clone(), &body, until);
+    body
 }
 
 /// Stores `body` under `target` and answers the operation, unless a fault fails it.
@@ -229,7 +242,10 @@ fn create(
     let fields = settable_fields(&call.body, kind.updatable, &format!("an {}", kind.type_name))?;
     let now = timestamp(emulator.clock.now());
     let mut world = emulator.world();
-    let target = target(&mut world, kind, project, location, id)?;
+    let target = target(&mut world, kind, (project, location, id), call)?;
+    if let Some(operation) = retried(emulator, &world, &target, "create") {
+        return Ok(operation);
+    }
     if world.authz.contains_key(&target.name) {
         return Err(ApiError::already_exists(format!(
             "Resource '{}' already exists",
@@ -252,9 +268,9 @@ fn normalize(kind: &Kind, body: &mut Value) {
     }
 }
 
-fn get(emulator: &Emulator, kind: &Kind, project: &str, location: &str, id: &str) -> Result<Value, ApiError> {
+fn get(emulator: &Emulator, kind: &Kind, at: (&str, &str, &str), call: &Call) -> Result<Value, ApiError> {
     let mut world = emulator.world();
-    let target = target(&mut world, kind, project, location, id)?;
+    let target = target(&mut world, kind, at, call)?;
     world
         .authz
         .get(&target.name)
@@ -283,19 +299,15 @@ fn list(
     Ok(page(items, kind.collection, page_size, after))
 }
 
-fn patch(
-    emulator: &Emulator,
-    kind: &Kind,
-    project: &str,
-    location: &str,
-    id: &str,
-    call: &Call,
-) -> Result<Value, ApiError> {
+fn patch(emulator: &Emulator, kind: &Kind, at: (&str, &str, &str), call: &Call) -> Result<Value, ApiError> {
     let mask = top_level_mask(call, kind.updatable, kind.type_name)?;
     let fields = settable_fields(&call.body, kind.updatable, &format!("an {}", kind.type_name))?;
     let now = timestamp(emulator.clock.now());
     let mut world = emulator.world();
-    let target = target(&mut world, kind, project, location, id)?;
+    let target = target(&mut world, kind, at, call)?;
+    if let Some(operation) = retried(emulator, &world, &target, "update") {
+        return Ok(operation);
+    }
     let old = world
         .authz
         .get(&target.name)
@@ -315,15 +327,12 @@ fn patch(
     Ok(store(emulator, &mut world, kind, &target, "update", body))
 }
 
-fn delete(
-    emulator: &Emulator,
-    kind: &Kind,
-    project: &str,
-    location: &str,
-    id: &str,
-) -> Result<Value, ApiError> {
+fn delete(emulator: &Emulator, kind: &Kind, at: (&str, &str, &str), call: &Call) -> Result<Value, ApiError> {
     let mut world = emulator.world();
-    let target = target(&mut world, kind, project, location, id)?;
+    let target = target(&mut world, kind, at, call)?;
+    if let Some(operation) = retried(emulator, &world, &target, "delete") {
+        return Ok(operation);
+    }
     if !world.authz.contains_key(&target.name) {
         return Err(not_found(&target.name));
     }

@@ -18,11 +18,12 @@ use serde_json::{json, Value};
 
 use crate::encoding::timestamp;
 use crate::error::ApiError;
-use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
 
-use super::resources::{new_etag, page, page_size, resume_after, settable_fields, top_level_mask};
+use super::resources::{
+    new_etag, page, page_size, resume_after, settable_fields, start_typed_operation, top_level_mask,
+};
 use crate::Emulator;
 
 /// The API's service name, under which its faults are configured.
@@ -134,39 +135,6 @@ fn start_operation(
 ) -> Value {
     let timing = (METADATA_TYPE, emulator.config.delays.gateway_operation);
     start_typed_operation(emulator, world, parent, (target, verb), timing, outcome)
-}
-
-/// Starts an operation on `target` (`verb`: create, update, delete) under `parent`, with
-/// metadata of `metadata_type` (the API's `OperationMetadata`), finishing after `seconds`. The
-/// operation is named `{parent}/operations/operation-N`, as Network Services and Network
-/// Security both name theirs.
-pub(super) fn start_typed_operation(
-    emulator: &Emulator,
-    world: &mut World,
-    parent: &str,
-    (target, verb): (&str, &str),
-    (metadata_type, seconds): (&str, f64),
-    outcome: Result<Value, ApiError>,
-) -> Value {
-    let now = emulator.clock.now();
-    let done_at = emulator.clock.after(seconds);
-    let id = world.next_id();
-    let operation = Operation {
-        name: format!("{parent}/operations/operation-{id}"),
-        done_at,
-        metadata: json!({
-            "@type": metadata_type,
-            "createTime": timestamp(now),
-            "target": target,
-            "verb": verb,
-            "requestedCancellation": false,
-            "apiVersion": "v1",
-        }),
-        outcome,
-    };
-    let body = operation.to_json(now);
-    world.operations.insert(operation);
-    body
 }
 
 fn with_type(gateway: &Value) -> Value {

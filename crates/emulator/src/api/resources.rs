@@ -1,12 +1,18 @@
-//! What the resource APIs (Network Services, Vertex AI, Agent Registry) answer alike: Google's
-//! list paging (`pageSize`, an opaque `pageToken` naming the last resource served), a body's
-//! settable fields, a top-level `updateMask`, and etags.
+//! What the resource APIs (Network Services, Network Security, Vertex AI, Agent Registry) answer
+//! alike: Google's list paging (`pageSize`, an opaque `pageToken` naming the last resource
+//! served), a body's settable fields, a top-level `updateMask`, etags, and `requestId`
+//! de-duplication.
+
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use crate::encoding::timestamp;
 use crate::error::ApiError;
+use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
+use crate::Emulator;
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -99,4 +105,97 @@ pub fn top_level_mask(
 /// A fresh opaque etag.
 pub fn new_etag(world: &mut World) -> String {
     format!("{:016x}", world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// How long a `requestId` de-duplicates retries, in emulated seconds (Google: at least 60 minutes).
+pub const REQUEST_ID_SECONDS: f64 = 3600.0;
+
+/// A UUID in its 8-4-4-4-12 hex form, not all zeros, as Google's `requestId`s must be.
+pub fn valid_request_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && id.bytes().any(|b| b != b'0' && b != b'-')
+}
+
+/// The call's `requestId`, if it has one; a malformed one is refused.
+pub fn request_id(call: &Call) -> Result<Option<String>, ApiError> {
+    match call.query("requestId").filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(id) if valid_request_id(id) => Ok(Some(id.to_ascii_lowercase())),
+        Some(id) => Err(ApiError::invalid_argument(format!(
+            "Invalid requestId \"{id}\": it must be a valid non-zero UUID."
+        ))),
+    }
+}
+
+/// The operation an earlier `verb` call on `target` with the same request id started, while
+/// the id still de-duplicates: a repeated call answers it again and changes nothing.
+pub fn repeated(
+    world: &World,
+    now: Duration,
+    target: &str,
+    verb: &str,
+    request: &Option<String>,
+) -> Option<Value> {
+    let request = request.as_ref()?;
+    let key = (target.to_string(), verb.to_string(), request.clone());
+    let (operation, until) = world.request_ids.get(&key)?;
+    if now >= *until {
+        return None;
+    }
+    world.operations.get(operation).map(|op| op.to_json(now))
+}
+
+/// Remembers that `request` started `operation` (its JSON) for a `verb` call on `target`, until
+/// `until`.
+pub fn remember_request(
+    world: &mut World,
+    (target, verb): (&str, &str),
+    request: Option<String>,
+    operation: &Value,
+    until: Duration,
+) {
+    if let (Some(request), Some(name)) = (request, operation["name"].as_str()) {
+        world.request_ids.insert(
+            (target.to_string(), verb.to_string(), request),
+            (name.to_string(), until),
+        );
+    }
+}
+
+/// Starts an operation on `target` (`verb`: create, update, delete) under `parent`, with
+/// metadata of `metadata_type` (the API's `OperationMetadata`), finishing after `seconds`. The
+/// operation is named `{parent}/operations/operation-N`, as Network Services and Network
+/// Security both name theirs.
+pub fn start_typed_operation(
+    emulator: &Emulator,
+    world: &mut World,
+    parent: &str,
+    (target, verb): (&str, &str),
+    (metadata_type, seconds): (&str, f64),
+    outcome: Result<Value, ApiError>,
+) -> Value {
+    let now = emulator.clock.now();
+    let done_at = emulator.clock.after(seconds);
+    let id = world.next_id();
+    let operation = Operation {
+        name: format!("{parent}/operations/operation-{id}"),
+        done_at,
+        metadata: json!({
+            "@type": metadata_type,
+            "createTime": timestamp(now),
+            "target": target,
+            "verb": verb,
+            "requestedCancellation": false,
+            "apiVersion": "v1",
+        }),
+        outcome,
+    };
+    let body = operation.to_json(now);
+    world.operations.insert(operation);
+    body
 }

@@ -5,7 +5,7 @@
 //!
 //! Create, patch and delete finish after `delays.registry_operation` (30 s) of emulated time (Google
 //! gives no duration); their effect is visible at once. A repeated `requestId` for the same
-//! resource within [`REQUEST_ID_SECONDS`] answers the first call's operation again and changes
+//! resource within [`REQUEST_ID_SECONDS`](super::resources::REQUEST_ID_SECONDS) answers the first call's operation again and changes
 //! nothing. Agents are derived: one per Service whose type is Agent (`agentSpec` set, or no spec
 //! at all), named after the service, plus the agents Agent Runtime registers through
 //! [`register_runtime_agent`]. Names always use the project id.
@@ -23,11 +23,13 @@ use serde_json::{json, Map, Value};
 
 use crate::encoding::timestamp;
 use crate::error::ApiError;
-use crate::ops::Operation;
 use crate::router::Call;
 use crate::world::World;
 
-use super::resources::{page, page_size, resume_after, settable_fields, top_level_mask};
+use super::resources::{
+    page, page_size, remember_request, repeated, request_id, resume_after, settable_fields,
+    start_typed_operation, top_level_mask, REQUEST_ID_SECONDS,
+};
 use crate::Emulator;
 
 mod agent_views;
@@ -35,9 +37,6 @@ mod agent_views;
 mod tests;
 
 use agent_views::{get_agent, list_agents};
-
-/// How long a `requestId` de-duplicates retries, in emulated seconds (Google: at least 60 minutes).
-pub const REQUEST_ID_SECONDS: f64 = 3600.0;
 
 /// The API's service name, under which its faults are configured.
 const SERVICE: &str = "agentregistry.googleapis.com";
@@ -74,8 +73,6 @@ pub struct RegistryState {
     services: BTreeMap<String, StoredService>,
     /// Agents registered by Agent Runtime, by full name: as Google shows them, and from when.
     runtime_agents: BTreeMap<String, (Value, Duration)>,
-    /// (resource name, verb, requestId) → (operation name, when the id stops de-duplicating).
-    requests: BTreeMap<(String, String, String), (String, Duration)>,
 }
 
 /// Registers the agent Agent Runtime deploys as `engine_name` (a reasoning engine's resource name,
@@ -179,44 +176,6 @@ fn valid_service_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// A UUID in its 8-4-4-4-12 hex form, not all zeros, as Google's `requestId`s must be.
-fn valid_request_id(id: &str) -> bool {
-    let groups: Vec<&str> = id.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-        && id.bytes().any(|b| b != b'0' && b != b'-')
-}
-
-fn request_id(call: &Call) -> Result<Option<String>, ApiError> {
-    match call.query("requestId").filter(|r| !r.is_empty()) {
-        None => Ok(None),
-        Some(id) if valid_request_id(id) => Ok(Some(id.to_ascii_lowercase())),
-        Some(id) => Err(ApiError::invalid_argument(format!(
-            "Invalid requestId \"{id}\": it must be a valid non-zero UUID."
-        ))),
-    }
-}
-
-/// The operation an earlier call with the same request id started, if it still de-duplicates.
-fn repeated(
-    world: &World,
-    now: Duration,
-    target: &str,
-    verb: &str,
-    request: &Option<String>,
-) -> Option<Value> {
-    let request = request.as_ref()?;
-    let key = (target.to_string(), verb.to_string(), request.clone());
-    let (operation, until) = world.agent_registry.requests.get(&key)?;
-    if now >= *until {
-        return None;
-    }
-    world.operations.get(operation).map(|op| op.to_json(now))
-}
-
 /// A deterministic UUID-shaped identifier.
 fn uid(world: &mut World) -> String {
     let a = world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -302,30 +261,10 @@ fn start_operation(
     request: Option<String>,
     outcome: Result<Value, ApiError>,
 ) -> Value {
-    let now = emulator.clock.now();
-    let id = world.next_id();
-    let operation = Operation {
-        name: format!("{parent}/operations/operation-{id}"),
-        done_at: emulator.clock.after(emulator.config.delays.registry_operation),
-        metadata: json!({
-            "@type": METADATA_TYPE,
-            "createTime": timestamp(now),
-            "target": target,
-            "verb": verb,
-            "requestedCancellation": false,
-            "apiVersion": "v1",
-        }),
-        outcome,
-    };
-    if let Some(request) = request {
-        let until = emulator.clock.after(REQUEST_ID_SECONDS);
-        world.agent_registry.requests.insert(
-            (target.to_string(), verb.to_string(), request),
-            (operation.name.clone(), until),
-        );
-    }
-    let body = operation.to_json(now);
-    world.operations.insert(operation);
+    let timing = (METADATA_TYPE, emulator.config.delays.registry_operation);
+    let body = start_typed_operation(emulator, world, parent, (target, verb), timing, outcome);
+    let until = emulator.clock.after(REQUEST_ID_SECONDS);
+    remember_request(world, (target, verb), request, &body, until);
     body
 }
 

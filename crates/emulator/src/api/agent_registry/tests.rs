@@ -1,5 +1,6 @@
 use super::agent_views::agents;
 use super::*;
+use crate::api::resources::valid_request_id;
 use crate::world::{IamPolicy, Project};
 
 fn world() -> World {
