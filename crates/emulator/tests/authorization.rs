@@ -871,3 +871,24 @@ async fn a_repeated_request_id_answers_the_first_operation_and_changes_nothing()
     let (status, again) = client.call(Method::DELETE, &delete, None).await;
     assert_eq!((status, &again["name"]), (200, &deleted["name"]));
 }
+
+#[tokio::test]
+async fn a_failing_operation_leaves_the_world_as_it_was() {
+    let (_emulator, client) = start_with_extensions().await;
+    let faults = json!({ "networksecurity.googleapis.com": { "operation_error": 1.0 } });
+    let (status, _) = client
+        .send(Method::POST, "_emulator/faults", Some(faults), None)
+        .await;
+    assert_eq!(status, 200);
+    let op = created(&client, "authzPolicies", "p", allow_policy("egress-gw")).await;
+    assert_eq!(get(&client, "authzPolicies", "p").await.0, 404);
+    client.advance(OPERATION_SECONDS).await;
+    let done = operation(&client, "networksecurity.v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["error"]["code"], 13, "INTERNAL: {done}");
+    assert!(list(&client, "authzPolicies").await.is_empty());
+    // Network Services' extensions are not affected.
+    let (status, _) = client
+        .call(Method::GET, &format!("{PARENT}/authzExtensions/iap"), None)
+        .await;
+    assert_eq!(status, 200);
+}
