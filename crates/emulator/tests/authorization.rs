@@ -587,6 +587,10 @@ async fn iap_serves_only_request_authz_and_model_armor_only_content_authz() {
         400,
         "FAILED_PRECONDITION",
     );
+    // So is repointing the extension the REQUEST_AUTHZ policy uses at Model Armor.
+    let to_model_armor = json!({ "service": MODEL_ARMOR });
+    let answer = patch(&client, "authzExtensions", "iap", "service", to_model_armor).await;
+    refused(&answer, 400, "FAILED_PRECONDITION");
     let (_, unchanged) = get(&client, "authzPolicies", "iap-request").await;
     assert_eq!(
         unchanged["customProvider"]["authzExtension"]["resources"],

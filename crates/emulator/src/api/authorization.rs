@@ -30,7 +30,8 @@
 //!   (`AGENT_TO_ANYWHERE`) gateway takes at most four policies; an ingress (`CLIENT_TO_AGENT`)
 //!   gateway one policy, CONTENT_AUTHZ; an `iap.googleapis.com` extension is usable only from a
 //!   REQUEST_AUTHZ policy and a Model Armor one only from a CONTENT_AUTHZ policy;
-//! - an extension a policy uses cannot be deleted (400 FAILED_PRECONDITION). Google does not
+//! - an extension a policy uses cannot be deleted, nor patched to a service that policy's profile
+//!   may not use (400 FAILED_PRECONDITION). Google does not
 //!   document the status for that; it is a modelling choice.
 
 use std::collections::BTreeMap;
@@ -336,13 +337,10 @@ fn delete(emulator: &Emulator, kind: &Kind, at: (&str, &str, &str), call: &Call)
     if !world.authz.contains_key(&target.name) {
         return Err(not_found(&target.name));
     }
-    if let Some(user) = policies(&world).find(|(_, policy)| {
-        extension_refs(policy)
-            .any(|reference| resolve(&world, reference, "authzExtensions").as_deref() == Some(&target.name))
-    }) {
+    if let Some((user, _)) = users_of(&world, &target.name).next() {
         return Err(ApiError::failed_precondition(format!(
-            "The resource '{}' is used by '{}' and cannot be deleted.",
-            target.name, user.0
+            "The resource '{}' is used by '{user}' and cannot be deleted.",
+            target.name
         )));
     }
     let outcome = match emulator.faults.operation_failure(kind.service) {
@@ -443,6 +441,13 @@ fn policies(world: &World) -> impl Iterator<Item = (&String, &Value)> {
         .filter(|(name, _)| name.contains("/authzPolicies/"))
 }
 
+/// The policies that use the extension named `extension`.
+fn users_of<'a>(world: &'a World, extension: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    policies(world).filter(move |(_, policy)| {
+        extension_refs(policy).any(|r| resolve(world, r, "authzExtensions").as_deref() == Some(extension))
+    })
+}
+
 /// The region of a Model Armor extension service (`modelarmor.{region}.rep.googleapis.com`).
 fn model_armor_region(service: &str) -> Option<&str> {
     service
@@ -450,8 +455,30 @@ fn model_armor_region(service: &str) -> Option<&str> {
         .strip_suffix(".rep.googleapis.com")
 }
 
-fn check_extension(_: &World, target: &Target, body: &Value, _: Option<&Value>) -> Result<(), ApiError> {
+/// 400 FAILED_PRECONDITION unless the policy `policy` of profile `profile` may use the
+/// extension `extension` whose service is `service`: IAP only from REQUEST_AUTHZ, Model Armor
+/// only from CONTENT_AUTHZ, anything else from either.
+fn check_profile(extension: &str, service: &str, policy: &str, profile: &str) -> Result<(), ApiError> {
+    let needs = match service {
+        "iap.googleapis.com" => "REQUEST_AUTHZ",
+        s if model_armor_region(s).is_some() => "CONTENT_AUTHZ",
+        _ => return Ok(()),
+    };
+    if needs == profile {
+        return Ok(());
+    }
+    Err(ApiError::failed_precondition(format!(
+        "The authorization extension {extension} (service {service}) can only be referenced by an \
+         AuthzPolicy with policyProfile {needs}; {policy} has policyProfile {profile}."
+    )))
+}
+
+fn check_extension(world: &World, target: &Target, body: &Value, _: Option<&Value>) -> Result<(), ApiError> {
     let service = body["service"].as_str().unwrap_or_default();
+    // A new service must still suit every policy that uses the extension.
+    for (user, policy) in users_of(world, &target.name) {
+        check_profile(&target.name, service, user, profile(policy))?;
+    }
     if service.is_empty() {
         return Err(ApiError::invalid_argument(format!(
             "Field 'service' is required for {}.",
@@ -542,17 +569,7 @@ fn check_policy(world: &World, target: &Target, body: &Value, old: Option<&Value
     )?;
     for extension in &extensions {
         let service = world.authz[extension]["service"].as_str().unwrap_or_default();
-        let needs = match service {
-            "iap.googleapis.com" => "REQUEST_AUTHZ",
-            s if model_armor_region(s).is_some() => "CONTENT_AUTHZ",
-            _ => continue,
-        };
-        if needs != profile {
-            return Err(ApiError::failed_precondition(format!(
-                "The authorization extension {extension} (service {service}) can only be referenced \
-                 by an AuthzPolicy with policyProfile {needs}; {name} has policyProfile {profile}."
-            )));
-        }
+        check_profile(extension, service, name, profile)?;
     }
     for gateway in &gateways {
         let others = policies_on(world, gateway, name);
