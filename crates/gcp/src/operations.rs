@@ -34,6 +34,8 @@ pub enum OperationFamily {
     /// `operations/cp.…` on cloudresourcemanager (polled at `v3/operations/{id}`): project
     /// create, delete and undelete.
     ResourceManager,
+    /// `projects/P/locations/L/operations/…` on networksecurity.
+    NetworkSecurity,
 }
 
 impl OperationFamily {
@@ -46,6 +48,7 @@ impl OperationFamily {
             },
             OperationFamily::AgentRegistry => Api::AgentRegistry,
             OperationFamily::ResourceManager => Api::ResourceManager,
+            OperationFamily::NetworkSecurity => Api::NetworkSecurity,
         }
     }
 }
@@ -65,6 +68,7 @@ enum FamilyTag {
     VertexAi,
     AgentRegistry,
     ResourceManager,
+    NetworkSecurity,
 }
 
 impl From<OperationFamily> for FamilyRecord {
@@ -75,6 +79,7 @@ impl From<OperationFamily> for FamilyRecord {
             OperationFamily::VertexAi { region } => (FamilyTag::VertexAi, Some(region)),
             OperationFamily::AgentRegistry => (FamilyTag::AgentRegistry, None),
             OperationFamily::ResourceManager => (FamilyTag::ResourceManager, None),
+            OperationFamily::NetworkSecurity => (FamilyTag::NetworkSecurity, None),
         };
         FamilyRecord { family, region }
     }
@@ -91,6 +96,7 @@ impl TryFrom<FamilyRecord> for OperationFamily {
             },
             FamilyTag::AgentRegistry => OperationFamily::AgentRegistry,
             FamilyTag::ResourceManager => OperationFamily::ResourceManager,
+            FamilyTag::NetworkSecurity => OperationFamily::NetworkSecurity,
         })
     }
 }

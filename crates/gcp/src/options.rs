@@ -179,6 +179,12 @@ pub enum Api {
     IamCredentials,
     /// Cloud Billing (a project's billing account).
     CloudBilling,
+    /// Network Security (authorization policies).
+    NetworkSecurity,
+    /// Model Armor is regional: `https://modelarmor.{region}.rep.googleapis.com`.
+    ModelArmor {
+        region: String,
+    },
 }
 
 impl Api {
@@ -195,6 +201,8 @@ impl Api {
             Api::OrgPolicy => "orgpolicy",
             Api::IamCredentials => "iamcredentials",
             Api::CloudBilling => "cloudbilling",
+            Api::NetworkSecurity => "networksecurity",
+            Api::ModelArmor { region } => return format!("https://modelarmor.{region}.rep.googleapis.com"),
         };
         format!("https://{host}.googleapis.com")
     }
@@ -212,6 +220,8 @@ impl Api {
             Api::OrgPolicy => "orgpolicy.googleapis.com",
             Api::IamCredentials => "iamcredentials.googleapis.com",
             Api::CloudBilling => "cloudbilling.googleapis.com",
+            Api::NetworkSecurity => "networksecurity.googleapis.com",
+            Api::ModelArmor { .. } => "modelarmor.googleapis.com",
         }
     }
 

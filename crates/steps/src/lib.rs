@@ -45,6 +45,9 @@
 mod params;
 
 mod archive;
+mod authz;
+mod authz_extension;
+mod authz_policy;
 mod billing;
 mod bindings;
 mod checks;
@@ -55,6 +58,7 @@ mod engine;
 pub mod fleet_cleanup;
 mod gateway;
 mod identity;
+mod model_armor;
 mod new_project;
 mod policy;
 mod project;
@@ -107,4 +111,16 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
         Reconciled(new_project::NewProject::new(cloud.clone())),
     );
     registry.register("gcp.billing", billing::Billing::new(cloud.clone()));
+    registry.register(
+        "gcp.authz_extension",
+        Reconciled(authz_extension::AuthzExtension::new(cloud.clone())),
+    );
+    registry.register(
+        "gcp.authz_policy",
+        Reconciled(authz_policy::AuthzPolicy::new(cloud.clone())),
+    );
+    registry.register(
+        "gcp.model_armor_template",
+        model_armor::ModelArmorTemplate::new(cloud.clone()),
+    );
 }

@@ -26,7 +26,12 @@ fn plan() -> Value {
               "region": REGION, "engine": ENGINE, "service_id": "demo-agent",
               "display_name": "Demo agent", "wait_for_automatic": "0s" } },
             { "id": "policy", "kind": "gcp.org_policy", "with": { "parent": "projects/sluice-demo",
-              "constraint": "custom.egress" } }
+              "constraint": "custom.egress" } },
+            { "id": "extension", "kind": "gcp.authz_extension", "with": { "project": "sluice-demo",
+              "region": REGION, "extension_id": "iap", "service": "iap" } },
+            { "id": "authz", "kind": "gcp.authz_policy", "with": { "project": "sluice-demo",
+              "region": REGION, "policy_id": "allow", "action": "ALLOW",
+              "gateway": "projects/sluice-demo/locations/us-central1/agentGateways/egress" } }
         ]
     })
 }
@@ -35,7 +40,15 @@ fn plan() -> Value {
 async fn no_resource_kind_mutates_before_a_strict_read_succeeds() {
     let world = World::start(config()).await;
     let summary = world.run(&plan(), &[]).await;
-    for step in ["role", "gateway", "engine", "registration", "policy"] {
+    for step in [
+        "role",
+        "gateway",
+        "engine",
+        "registration",
+        "policy",
+        "extension",
+        "authz",
+    ] {
         let record = summary.steps.iter().find(|s| s.step_id == step).unwrap();
         let message = record
             .error

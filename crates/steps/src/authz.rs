@@ -1,0 +1,88 @@
+//! What `gcp.authz_extension` and `gcp.authz_policy` share: a resource found again by the
+//! name the step chooses, drift on the fields the step sets, and a patch of only those fields.
+//!
+//! - **Guarantees:** a read never mutates; a patch names exactly the drifted top-level fields
+//!   in `updateMask`, so fields the step does not set are left as found.
+//! - **Assumptions:** both APIs (Network Services `authzExtensions`, Network Security
+//!   `authzPolicies`) answer create and patch with a long-running operation whose response is
+//!   the resource, and have no `etag` (Google's discovery documents).
+//! - **Caveats:** Google omits a `false` boolean from its answers, so a wanted `false` matches a
+//!   missing field.
+
+use serde_json::{Map, Value};
+use sluice_engine::{Outputs, PollOutcome, StepError};
+use sluice_gcp::{Api, GcpError, Operation, OperationFamily};
+
+use crate::cloud::Cloud;
+use crate::common::{classify, Reading};
+use crate::reconcile::Mutated;
+
+/// GET `v1/{name}`: the resource, or `None` when it does not exist (or, observing, when the API
+/// is not enabled: nothing of it can exist).
+pub async fn read(
+    cloud: &Cloud,
+    api: &Api,
+    name: &str,
+    reading: Reading,
+) -> Result<Option<Value>, StepError> {
+    let client = cloud.client().await?;
+    match reading.tolerate(client.get(api, &format!("v1/{name}")).await) {
+        Ok(found) => Ok(found),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(classify(cloud, &format!("reading {name}"), e)),
+    }
+}
+
+/// The wanted top-level fields whose live value differs.
+pub fn drifted<'a>(wanted: &'a Map<String, Value>, live: &Value) -> Vec<&'a str> {
+    wanted
+        .iter()
+        .filter(|(key, want)| match want {
+            Value::Bool(false) => live[key.as_str()] == Value::Bool(true),
+            _ => &&live[key.as_str()] != want,
+        })
+        .map(|(key, _)| key.as_str())
+        .collect()
+}
+
+/// PATCHes `fields` of `name` (only those, by `updateMask`) and waits on the operation.
+pub async fn patch(
+    cloud: &Cloud,
+    family: OperationFamily,
+    name: &str,
+    wanted: &Map<String, Value>,
+    fields: &[&str],
+) -> Result<Mutated, StepError> {
+    let body: Map<String, Value> = fields
+        .iter()
+        .filter_map(|f| wanted.get(*f).map(|v| (f.to_string(), v.clone())))
+        .collect();
+    let path = format!("v1/{name}?updateMask={}", fields.join(","));
+    let client = cloud.client().await?;
+    let operation: Operation = client
+        .patch_as(&family.api(), &path, &Value::Object(body))
+        .await
+        .map_err(|e| refused(cloud, &format!("updating {name}"), e))?;
+    Ok(Mutated::Operation(family, operation))
+}
+
+/// A refusal: Google's limits (400 FAILED_PRECONDITION) and bad values are permanent and say
+/// what to change; the rest is classified.
+pub fn refused(cloud: &Cloud, doing: &str, e: GcpError) -> StepError {
+    if e.is_failed_precondition() || e.is_invalid_argument() {
+        return StepError::permanent(format!(
+            "{doing}: Google refused it: {e}. Change the plan (or remove what is in the way) and run again"
+        ));
+    }
+    classify(cloud, doing, e)
+}
+
+/// A finished create or patch: its response names the resource.
+pub fn completed(name: &str, response: &Value) -> PollOutcome {
+    let name = response["name"].as_str().unwrap_or(name);
+    PollOutcome::Done(outputs(name))
+}
+
+pub fn outputs(name: &str) -> Outputs {
+    Outputs::from([("name".to_string(), serde_json::json!(name))])
+}
