@@ -10,12 +10,12 @@
 //!   missing field.
 
 use serde_json::{Map, Value};
-use sluice_engine::{Outputs, PollOutcome, StepError};
+use sluice_engine::{Change, Outputs, PollOutcome, StepError};
 use sluice_gcp::{Api, GcpError, Operation, OperationFamily};
 
 use crate::cloud::Cloud;
 use crate::common::{classify, Reading};
-use crate::reconcile::Mutated;
+use crate::reconcile::{Mutated, Verdict};
 
 /// GET `v1/{name}`: the resource, or `None` when it does not exist (or, observing, when the API
 /// is not enabled: nothing of it can exist).
@@ -43,6 +43,18 @@ pub fn drifted<'a>(wanted: &'a Map<String, Value>, live: &Value) -> Vec<&'a str>
         })
         .map(|(key, _)| key.as_str())
         .collect()
+}
+
+/// Converged when no wanted field drifted, else the drift to patch (`what`: "authorization
+/// policy").
+pub fn verdict(what: &str, name: &str, wanted: &Map<String, Value>, live: &Value) -> Verdict {
+    let drifted = drifted(wanted, live);
+    if drifted.is_empty() {
+        return Verdict::Converged(outputs(name));
+    }
+    Verdict::Drift(
+        Change::update(format!("{what} {name}: set {}", drifted.join(", "))).predicting(outputs(name)),
+    )
 }
 
 /// PATCHes `fields` of `name` (only those, by `updateMask`) and waits on the operation.

@@ -233,19 +233,12 @@ impl Resource for AuthzPolicy {
 
     async fn examine(&self, step: Step<'_, Wanted>, live: &Value) -> Result<Verdict, StepError> {
         let wanted = step.wanted;
-        let drifted = authz::drifted(&wanted.fields, live);
-        Ok(if drifted.is_empty() {
-            Verdict::Converged(authz::outputs(&wanted.name()))
-        } else {
-            Verdict::Drift(
-                Change::update(format!(
-                    "authorization policy {}: set {}",
-                    wanted.name(),
-                    drifted.join(", ")
-                ))
-                .predicting(authz::outputs(&wanted.name())),
-            )
-        })
+        Ok(authz::verdict(
+            "authorization policy",
+            &wanted.name(),
+            &wanted.fields,
+            live,
+        ))
     }
 
     fn create_change(&self, wanted: &Wanted) -> Change {
