@@ -18,8 +18,8 @@ use crate::options::Api;
 /// Which API an operation belongs to (its host, and whether it can be long-polled).
 ///
 /// Serialised as `{"family": "service_usage" | "network_services" | "vertex_ai" |
-/// "agent_registry" | "resource_manager", "region": REGION | null}` (the region only for
-/// Vertex AI): the shape of the operation handles already in users' stores.
+/// "agent_registry" | "resource_manager" | "network_security", "region": REGION | null}` (the
+/// region only for Vertex AI): the shape of the operation handles already in users' stores.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "FamilyRecord", try_from = "FamilyRecord")]
 pub enum OperationFamily {
