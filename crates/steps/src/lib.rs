@@ -17,9 +17,9 @@
 //!   resource kind (`role`, `gateway`, `engine`, `registration`, `constraint`, `policy`,
 //!   `new_project`, `authz_extension`, `authz_policy`) implements `Resource` with only its
 //!   specifics; `Reconciled` is its one `StepKind` and enforces the strict re-read before a
-//!   mutation, the 409 adoption rule and label-before-create (each marked `INVARIANT` in `reconcile/flow.rs`). The other kinds
-//!   (`services`, `project`, `identity`, `bindings`, `billing`, `model_armor`) are plain
-//!   `StepKind`s.
+//!   mutation, the 409 adoption rule and label-before-create (each marked `INVARIANT` in
+//!   `reconcile/flow.rs`). The other kinds (`services`, `project`, `identity`, `bindings`,
+//!   `billing`, `model_armor`) are plain `StepKind`s.
 //! - `params!`: each kind declares its parameters once; the parse and the schema come from it.
 //!
 //! ## The one non-obvious decision
