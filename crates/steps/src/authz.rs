@@ -7,7 +7,9 @@
 //!   `authzPolicies`) answer create and patch with a long-running operation whose response is
 //!   the resource, and have no `etag` (Google's discovery documents).
 //! - **Caveats:** Google omits a `false` boolean from its answers, so a wanted `false` matches a
-//!   missing field.
+//!   missing field; durations are compared by value. Objects (a policy's `target`,
+//!   `customProvider`, `httpRules`, an extension's `metadata`) are compared whole: a field Google
+//!   added to one would be reported as drift.
 
 use serde_json::{Map, Value};
 use sluice_engine::{Change, Outputs, PollOutcome, StepError};
@@ -37,10 +39,7 @@ pub async fn read(
 pub fn drifted<'a>(wanted: &'a Map<String, Value>, live: &Value) -> Vec<&'a str> {
     wanted
         .iter()
-        .filter(|(key, want)| match want {
-            Value::Bool(false) => live[key.as_str()] == Value::Bool(true),
-            _ => &&live[key.as_str()] != want,
-        })
+        .filter(|(key, want)| !same(want, &live[key.as_str()]))
         .map(|(key, _)| key.as_str())
         .collect()
 }
@@ -55,6 +54,17 @@ pub fn verdict(what: &str, name: &str, wanted: &Map<String, Value>, live: &Value
     Verdict::Drift(
         Change::update(format!("{what} {name}: set {}", drifted.join(", "))).predicting(outputs(name)),
     )
+}
+
+/// Whether a live value is the wanted one as Google shows it: a wanted `false` matches a missing
+/// field, and durations match by value (Google answers `0.5s` as `0.500s`).
+fn same(want: &Value, live: &Value) -> bool {
+    let seconds = |v: &Value| v.as_str()?.strip_suffix('s')?.parse::<f64>().ok();
+    match (want, live) {
+        (Value::Bool(false), live) => live != &Value::Bool(true),
+        (want, live) if seconds(want).is_some() => seconds(want) == seconds(live),
+        (want, live) => want == live,
+    }
 }
 
 /// PATCHes `fields` of `name` (only those, by `updateMask`) and waits on the operation.
@@ -97,4 +107,20 @@ pub fn completed(name: &str, response: &Value) -> PollOutcome {
 
 pub fn outputs(name: &str) -> Outputs {
     Outputs::from([("name".to_string(), serde_json::json!(name))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn drift_ignores_how_google_shows_false_and_durations() {
+        let wanted = json!({ "failOpen": false, "timeout": "0.5s", "service": "iap.googleapis.com" });
+        let wanted = wanted.as_object().unwrap();
+        let live = json!({ "timeout": "0.500s", "service": "iap.googleapis.com" });
+        assert!(drifted(wanted, &live).is_empty());
+        let live = json!({ "failOpen": true, "timeout": "1s", "service": "x" });
+        assert_eq!(drifted(wanted, &live), ["failOpen", "service", "timeout"]);
+    }
 }

@@ -62,7 +62,8 @@ pub struct Wanted {
     region: String,
     policy_id: String,
     profile: String,
-    /// The settable fields the step sets, as Google shows them.
+    /// The settable fields the step sets and may patch, as Google shows them (`policyProfile`,
+    /// immutable, is checked by `find`).
     fields: Map<String, Value>,
 }
 
@@ -83,7 +84,6 @@ impl Wanted {
         }
         let mut fields = Map::new();
         fields.insert("target".into(), json!({ "resources": [params.gateway] }));
-        fields.insert("policyProfile".into(), json!(profile));
         fields.insert("action".into(), json!(action));
         if !params.extensions.is_empty() {
             fields.insert(
@@ -260,12 +260,14 @@ impl Resource for AuthzPolicy {
             wanted.region,
             encode(&wanted.policy_id)
         );
+        let mut body = wanted.fields.clone();
+        body.insert("policyProfile".into(), json!(wanted.profile));
         // The id is ours: a repeat answers 409, and the reconciler adopts ours.
         let operation = client
             .post_as(
                 &Api::NetworkSecurity,
                 &path,
-                &Value::Object(wanted.fields.clone()),
+                &Value::Object(body),
                 PostRetry::Safe,
             )
             .await?;

@@ -211,3 +211,22 @@ async fn a_second_policy_on_an_ingress_gateway_is_refused() {
     let error = error_of(&summary, "second");
     assert!(error.contains("single policy"), "{error}");
 }
+
+#[tokio::test]
+async fn ours_with_another_profile_fails_saying_it_is_immutable() {
+    let world = World::start(enabled()).await;
+    assert_succeeded(&world.run(&plan("prompts"), &[]).await);
+    let before = world.mutations().await.len();
+    let other = json!({ "name": "other", "steps": [
+        { "id": "policy", "kind": "gcp.authz_policy", "with": { "project": "sluice-demo", "region": REGION,
+          "policy_id": "content", "gateway": GATEWAY, "profile": "REQUEST_AUTHZ", "action": "ALLOW" } }
+    ]});
+    let summary = world.run(&other, &[]).await;
+    assert_eq!(summary.state, RunState::Failed);
+    let error = error_of(&summary, "policy");
+    assert!(
+        error.contains("CONTENT_AUTHZ") && error.contains("delete the policy or choose another `policy_id`"),
+        "{error}"
+    );
+    assert_eq!(world.mutations().await.len(), before, "nothing was sent");
+}
