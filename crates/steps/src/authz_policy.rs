@@ -16,7 +16,8 @@
 //!   when the step starts, before any call): unknown `profile` or `action`, `CUSTOM` without
 //!   `extensions` (or extensions without `CUSTOM`), `CONTENT_AUTHZ` with another action than
 //!   `CUSTOM`, `DENY_BY_DEFAULT` with `http_rules`. Whether an extension is IAP or Model Armor is
-//!   not known at validation (only its name is): Google refuses the mismatch. `policyProfile`
+//!   not known at validation (only its name is): Google refuses the mismatch. A `gateway` that
+//!   is not an agent gateway name in `region` is refused at validation. `policyProfile`
 //!   is immutable: ours with another profile is a permanent error (delete it or choose another
 //!   `policy_id`).
 
@@ -194,6 +195,27 @@ impl Resource for AuthzPolicy {
                 .filter(|s| !s.contains("${"))
                 .map(|s| s.trim().to_ascii_uppercase())
         };
+        let region = params
+            .get("region")
+            .and_then(Value::as_str)
+            .filter(|r| !r.contains("${"));
+        let gateway = params
+            .get("gateway")
+            .and_then(Value::as_str)
+            .filter(|g| !g.contains("${"));
+        if let (Some(region), Some(gateway)) = (region, gateway) {
+            let parts: Vec<&str> = gateway.split('/').collect();
+            if !matches!(parts.as_slice(), ["projects", _, "locations", r, "agentGateways", _] if *r == region)
+            {
+                found.push(ParamProblem::new(
+                    "gateway",
+                    format!(
+                        "`{gateway}` is not an agent gateway in {region}: write \
+                         projects/P/locations/{region}/agentGateways/G (a policy and its gateway share the region)"
+                    ),
+                ));
+            }
+        }
         let (profile, action) = (known("profile"), known("action"));
         let extensions = params
             .get("extensions")
@@ -340,5 +362,10 @@ mod tests {
             with(json!({"profile": "CONTENT_AUTHZ", "action": "CUSTOM", "extensions": ["x"]})).is_empty()
         );
         assert!(with(json!({"action": "${vars.action}"})).is_empty());
+        let elsewhere = "projects/p/locations/us-east1/agentGateways/g";
+        assert_eq!(
+            with(json!({"action": "ALLOW", "gateway": elsewhere})),
+            ["gateway"]
+        );
     }
 }
