@@ -13,11 +13,11 @@
 
 use serde_json::{Map, Value};
 use sluice_engine::{Change, Outputs, PollOutcome, StepError};
-use sluice_gcp::{Api, GcpError, Operation, OperationFamily};
+use sluice_gcp::{Api, GcpError, Operation, OperationFamily, PostRetry};
 
 use crate::cloud::Cloud;
 use crate::common::{classify, Reading};
-use crate::reconcile::{Mutated, Verdict};
+use crate::reconcile::{CreateError, Mutated, Verdict};
 
 /// GET `v1/{name}`: the resource, or `None` when it does not exist (or, observing, when the API
 /// is not enabled: nothing of it can exist).
@@ -65,6 +65,21 @@ fn same(want: &Value, live: &Value) -> bool {
         (want, live) if seconds(want).is_some() => seconds(want) == seconds(live),
         (want, live) => want == live,
     }
+}
+
+/// POSTs a create to `path` (which carries the id the step chooses, so a repeat answers 409
+/// and the reconciler adopts ours) and waits on the operation.
+pub async fn create(
+    cloud: &Cloud,
+    family: OperationFamily,
+    path: &str,
+    body: Map<String, Value>,
+) -> Result<Mutated, CreateError> {
+    let client = cloud.client().await?;
+    let operation = client
+        .post_as(&family.api(), path, &Value::Object(body), PostRetry::Safe)
+        .await?;
+    Ok(Mutated::Operation(family, operation))
 }
 
 /// PATCHes `fields` of `name` (only those, by `updateMask`) and waits on the operation.

@@ -21,7 +21,7 @@
 
 use serde_json::{json, Map, Value};
 use sluice_engine::{async_trait, Change, KindSchema, ParamProblem, PollOutcome, StepContext, StepError};
-use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
+use sluice_gcp::{Api, GcpError, OperationFamily};
 
 use crate::authz;
 use crate::checks;
@@ -253,23 +253,19 @@ impl Resource for AuthzExtension {
 
     async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
         let wanted = step.wanted;
-        let client = self.cloud.client().await?;
         let path = format!(
             "v1/projects/{}/locations/{}/authzExtensions?authzExtensionId={}",
             wanted.project,
             wanted.region,
             encode(&wanted.extension_id)
         );
-        // The id is ours: a repeat answers 409, and the reconciler adopts ours.
-        let operation = client
-            .post_as(
-                &Api::NetworkServices,
-                &path,
-                &Value::Object(wanted.fields.clone()),
-                PostRetry::Safe,
-            )
-            .await?;
-        Ok(Mutated::Operation(OperationFamily::NetworkServices, operation))
+        authz::create(
+            &self.cloud,
+            OperationFamily::NetworkServices,
+            &path,
+            wanted.fields.clone(),
+        )
+        .await
     }
 
     fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {

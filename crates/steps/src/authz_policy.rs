@@ -23,7 +23,7 @@
 
 use serde_json::{json, Map, Value};
 use sluice_engine::{async_trait, Change, KindSchema, ParamProblem, PollOutcome, StepContext, StepError};
-use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
+use sluice_gcp::{Api, GcpError, OperationFamily};
 
 use crate::authz;
 use crate::checks;
@@ -275,7 +275,6 @@ impl Resource for AuthzPolicy {
 
     async fn create(&self, step: Step<'_, Wanted>, _absent: Absent) -> Result<Mutated, CreateError> {
         let wanted = step.wanted;
-        let client = self.cloud.client().await?;
         let path = format!(
             "v1/projects/{}/locations/{}/authzPolicies?authzPolicyId={}",
             wanted.project,
@@ -284,16 +283,7 @@ impl Resource for AuthzPolicy {
         );
         let mut body = wanted.fields.clone();
         body.insert("policyProfile".into(), json!(wanted.profile));
-        // The id is ours: a repeat answers 409, and the reconciler adopts ours.
-        let operation = client
-            .post_as(
-                &Api::NetworkSecurity,
-                &path,
-                &Value::Object(body),
-                PostRetry::Safe,
-            )
-            .await?;
-        Ok(Mutated::Operation(OperationFamily::NetworkSecurity, operation))
+        authz::create(&self.cloud, OperationFamily::NetworkSecurity, &path, body).await
     }
 
     fn create_refused(&self, step: Step<'_, Wanted>, e: GcpError) -> StepError {
