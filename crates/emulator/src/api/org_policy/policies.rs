@@ -115,6 +115,21 @@ pub(super) fn create_policy(
     Ok(out)
 }
 
+/// The canonical name of the policy for `constraint` on `kind/id`.
+fn policy_name(
+    emulator: &Emulator,
+    world: &mut World,
+    kind: &str,
+    id: &str,
+    constraint: &str,
+) -> Result<String, ApiError> {
+    sync_folders(emulator, world);
+    Ok(format!(
+        "{}/policies/{constraint}",
+        canonical(emulator, world, kind, id)?
+    ))
+}
+
 pub(super) fn get_policy(
     emulator: &Emulator,
     kind: &str,
@@ -122,11 +137,7 @@ pub(super) fn get_policy(
     constraint: &str,
 ) -> Result<Value, ApiError> {
     let mut world = emulator.world();
-    sync_folders(emulator, &mut world);
-    let name = format!(
-        "{}/policies/{constraint}",
-        canonical(emulator, &mut world, kind, id)?
-    );
+    let name = policy_name(emulator, &mut world, kind, id, constraint)?;
     let stored = world
         .org_policy
         .policies
@@ -179,11 +190,7 @@ pub(super) fn delete_policy(
     call: &Call,
 ) -> Result<Value, ApiError> {
     let mut world = emulator.world();
-    sync_folders(emulator, &mut world);
-    let name = format!(
-        "{}/policies/{constraint}",
-        canonical(emulator, &mut world, kind, id)?
-    );
+    let name = policy_name(emulator, &mut world, kind, id, constraint)?;
     let stored = world
         .org_policy
         .policies
