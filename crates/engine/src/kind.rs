@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::StepError;
+use crate::plan_rule::PlanRule;
 use crate::policy::PollPolicy;
 
 /// Named outputs of a step, readable by later steps as `${steps.ID.outputs.KEY}`.
@@ -297,6 +298,7 @@ pub trait StepKind: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<String, Arc<dyn StepKind>>,
+    rules: Vec<Arc<dyn PlanRule>>,
 }
 
 impl Registry {
@@ -315,6 +317,16 @@ impl Registry {
     pub fn register(&mut self, name: impl Into<String>, kind: impl StepKind) -> &mut Self {
         self.kinds.insert(name.into(), Arc::new(kind));
         self
+    }
+
+    /// Adds a rule across steps, run at validation after every step's own checks.
+    pub fn add_rule(&mut self, rule: impl PlanRule) -> &mut Self {
+        self.rules.push(Arc::new(rule));
+        self
+    }
+
+    pub fn rules(&self) -> &[Arc<dyn PlanRule>] {
+        &self.rules
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn StepKind>> {

@@ -55,6 +55,7 @@ mod executor;
 pub mod fleet;
 pub mod kind;
 pub mod plan;
+pub mod plan_rule;
 pub mod policy;
 mod preview;
 pub mod store;
@@ -77,6 +78,7 @@ pub use kind::{
     ParamSpec, ParamType, PollOutcome, Registry, StepContext, StepKind,
 };
 pub use plan::{Plan, StepSpec, VarFormat, VarSpec, VarType};
+pub use plan_rule::{Finding, PlanRule, PlannedStep, Severity};
 pub use policy::{PollPolicy, RetryPolicy};
 pub use preview::{Preview, StepPreview};
 pub use store::{

@@ -11,6 +11,7 @@ use crate::condition;
 use crate::dag::{self, StepGraph};
 use crate::kind::{KindSchema, ParamType, Registry};
 use crate::plan::{parse_duration, Plan, VarType};
+use crate::plan_rule::{PlannedStep, Severity};
 use crate::policy::RetryPolicy;
 use crate::template::{self, key_path, Ref, Segment};
 use crate::vars::{resolve_vars, Resolved, VarInput};
@@ -82,6 +83,8 @@ pub struct ValidatedPlan {
     pub graph: StepGraph,
     /// `skipped_by_condition[i]`: step `i`'s `when` evaluated to false.
     pub skipped_by_condition: Vec<bool>,
+    /// What the registry's [`crate::PlanRule`]s warn of: the plan runs, the caller shows them.
+    pub warnings: Vec<Problem>,
 }
 
 /// Parses a plan file's text; `source` names the file in problem locations.
@@ -303,6 +306,7 @@ pub fn validate(
         skipped[i] = cx.check_step(i, &known, &mut deps[i]);
     }
 
+    let warnings = cx.apply_rules(&known, &skipped);
     let graph = if ids_ok { cx.graph(&deps) } else { None };
     match graph {
         Some(graph) if cx.problems.is_empty() => Ok(ValidatedPlan {
@@ -310,6 +314,7 @@ pub fn validate(
             vars,
             graph,
             skipped_by_condition: skipped,
+            warnings,
         }),
         _ => Err(cx.problems),
     }
@@ -450,6 +455,42 @@ impl Checker<'_> {
             let message = format!("{}{origin}", problem.message);
             self.report(&format!("{at}.with.{}", problem.param), message);
         }
+    }
+
+    /// The registry's rules across the steps that will run: refusals become problems, the
+    /// warnings are returned.
+    fn apply_rules(&mut self, known: &KnownValues, skipped: &[bool]) -> Vec<Problem> {
+        if known.registry.rules().is_empty() {
+            return Vec::new();
+        }
+        let index: HashMap<&str, usize> = (self.plan.steps.iter().enumerate())
+            .map(|(i, step)| (step.id.as_str(), i))
+            .collect();
+        let steps: Vec<PlannedStep> = (self.plan.steps.iter().zip(skipped))
+            .filter(|(_, skipped)| !**skipped)
+            .map(|(step, _)| {
+                let (params, _) = known_params(step, known.vars, known.refused);
+                PlannedStep::new(&step.id, &step.kind, params, &step.with)
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        for finding in known.registry.rules().iter().flat_map(|rule| rule.check(&steps)) {
+            let at = match index.get(finding.step.as_str()) {
+                Some(i) => format!("$.steps[{i}]"),
+                None => format!("$.steps (step `{}`)", finding.step),
+            };
+            let at = match &finding.param {
+                Some(param) => format!("{at}.with{}", key_path(param)),
+                None => at,
+            };
+            match finding.severity {
+                Severity::Refuse => self.report(&at, finding.message),
+                Severity::Warn => {
+                    warnings.push(Problem::new(format!("{}: {at}", self.source), finding.message))
+                }
+            }
+        }
+        warnings
     }
 
     /// The step's `timeout` and `retry`.
@@ -797,5 +838,83 @@ mod tests {
         assert_eq!(graph.topological_order(), vec![0, 1, 2]);
         assert_eq!(ok.skipped_by_condition, vec![false, true, false]);
         assert_eq!([&ok.vars["zones"], &ok.vars["n"]], [&json!(["a"]), &json!(4)]);
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::builtin;
+    use crate::plan_rule::{Finding, PlanRule};
+
+    /// Refuses a second `core.noop` step whose `with.value` reads the same step's outputs, and
+    /// warns of any step whose `with.value` is known as `risky`.
+    struct OneUserPerTarget;
+
+    impl PlanRule for OneUserPerTarget {
+        fn check(&self, steps: &[PlannedStep<'_>]) -> Vec<Finding> {
+            let mut seen = BTreeSet::new();
+            let mut findings = Vec::new();
+            for step in steps {
+                for target in step.reads_from("value") {
+                    if !seen.insert(target.clone()) {
+                        findings.push(Finding::refuse(
+                            step.id,
+                            Some("value"),
+                            format!("`{target}` has a user already"),
+                        ));
+                    }
+                }
+                if step.text("value") == Some("risky") {
+                    findings.push(Finding::warn(step.id, None, "risky"));
+                }
+            }
+            findings
+        }
+    }
+
+    fn check(steps: Value, given: &[(&str, &str)]) -> Result<ValidatedPlan, Vec<Problem>> {
+        let mut registry = Registry::new();
+        builtin::register(&mut registry);
+        registry.add_rule(OneUserPerTarget);
+        let vars = json!({ "second": { "type": "bool", "default": true }, "note": { "type": "string", "default": "" } });
+        let plan = json!({ "name": "t", "vars": vars, "steps": steps }).to_string();
+        let given = (given.iter())
+            .map(|(k, v)| (k.to_string(), VarInput::Text(v.to_string())))
+            .collect();
+        validate(parse_plan(&plan, "x.json")?, "x.json", &registry, &given)
+    }
+
+    fn steps() -> Value {
+        json!([
+            { "id": "a", "kind": "core.noop" },
+            { "id": "b", "kind": "core.noop", "with": { "value": "${steps.a.outputs.value}" } },
+            { "id": "c", "kind": "core.noop", "when": "vars.second", "with": { "value": "${steps.a.outputs.value}" } },
+            { "id": "d", "kind": "core.noop", "with": { "value": "${vars.note}" } },
+        ])
+    }
+
+    #[test]
+    fn a_rule_refuses_across_steps_naming_the_step_and_parameter() {
+        let problems = check(steps(), &[]).err().expect("refused");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].location, "x.json: $.steps[2].with.value");
+        assert_eq!(problems[0].message, "`a` has a user already");
+    }
+
+    #[test]
+    fn a_step_skipped_by_its_condition_is_not_shown_to_rules() {
+        let plan = check(steps(), &[("second", "false")]).expect("valid");
+        assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_warning_lets_the_plan_run_and_is_kept() {
+        let plan = check(steps(), &[("second", "false"), ("note", "risky")]).expect("valid");
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.warnings[0].location, "x.json: $.steps[3]");
+        assert_eq!(plan.warnings[0].message, "risky");
     }
 }
