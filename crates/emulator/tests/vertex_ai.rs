@@ -1,5 +1,6 @@
 //! Vertex AI reasoningEngines (v1, v1beta1): create / get / list / patch / delete as operations,
-//! gateway binding rules, agent identity, and SERVICE_DISABLED.
+//! gateway binding rules (an egress gateway's authorization policies denying the agent's declared
+//! LLM access included), agent identity, and SERVICE_DISABLED.
 
 mod support;
 
@@ -27,6 +28,7 @@ async fn start() -> (sluice_emulator::EmulatorHandle, Client) {
         enabled_services: vec![
             "aiplatform.googleapis.com".into(),
             "networkservices.googleapis.com".into(),
+            "networksecurity.googleapis.com".into(),
             "cloudresourcemanager.googleapis.com".into(),
             "iam.googleapis.com".into(),
         ],
@@ -786,4 +788,170 @@ async fn operations_list_shows_an_engines_running_and_finished_operations_in_pag
     assert_eq!(status, 400);
     let missing = format!("{PARENT}/reasoningEngines/404/operations");
     assert_eq!(client.call(Method::GET, &missing, None).await.0, 404);
+}
+
+/// The Vertex AI host an agent in us-central1 calls Gemini on.
+const LLM_HOST: &str = "us-central1-aiplatform.googleapis.com";
+const POLICIES: &str = "projects/sluice-demo/locations/us-central1/authzPolicies";
+
+/// An engine bound to the egress gateway; with `uses_llm`, its environment makes google-genai
+/// call Gemini on Vertex AI.
+fn llm_engine(uses_llm: bool) -> Value {
+    let mut body = bound_engine(Some(EGRESS_GW), None);
+    if uses_llm {
+        body["spec"]["deploymentSpec"]["env"] = json!([
+            { "name": "GOOGLE_GENAI_USE_VERTEXAI", "value": "TRUE" },
+            { "name": "GOOGLE_CLOUD_PROJECT", "value": "sluice-demo" },
+        ]);
+    }
+    body
+}
+
+/// An authorization policy on the egress gateway; with `hosts`, one rule matching those hosts.
+fn egress_policy(action: &str, hosts: Option<Value>) -> Value {
+    let mut policy = json!({ "target": { "resources": [EGRESS_GW] }, "action": action });
+    if let Some(hosts) = hosts {
+        policy["httpRules"] = json!([{ "to": { "operations": [{ "hosts": hosts }] } }]);
+    }
+    policy
+}
+
+/// The world of [`start`] with the egress gateway, a service agent allowed to use it, and the
+/// authorization policies `policies` (id, body) on it.
+async fn start_with_egress_policies(
+    policies: Vec<(&str, Value)>,
+) -> (sluice_emulator::EmulatorHandle, Client) {
+    let (handle, client) = start().await;
+    make_gateway(&client, "egress-gw", "AGENT_TO_ANYWHERE").await;
+    grant_service_agent(&client, "roles/networkservices.agentGatewayUser").await;
+    client.advance(PROPAGATION_SECONDS).await;
+    for (id, policy) in policies {
+        let path = format!("{PARENT}/authzPolicies?authzPolicyId={id}");
+        let (status, body) = client.call(Method::POST, &path, Some(policy)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    (handle, client)
+}
+
+/// Creates `body`, lets its operation finish, and answers the finished operation and whether the
+/// engine still exists then.
+async fn deployed(client: &Client, body: Value) -> (Value, bool) {
+    let (status, op) = create(client, PARENT, body).await;
+    assert_eq!(status, 200, "{op}");
+    let path = format!("v1/{}", engine_of(&op));
+    assert_eq!(
+        client.call(Method::GET, &path, None).await.0,
+        200,
+        "visible while deploying"
+    );
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(client, "v1", op["name"].as_str().unwrap()).await;
+    assert_eq!(done["done"], true, "{done}");
+    (done, client.call(Method::GET, &path, None).await.0 == 200)
+}
+
+/// Asserts that `done` failed with FAILED_PRECONDITION for the LLM host, denied by `policy`
+/// acting as `action`.
+fn denied_llm_access(done: &Value, policy: &str, action: &str) {
+    assert_eq!(done["error"]["code"], 9, "FAILED_PRECONDITION: {done}");
+    let message = done["error"]["message"].as_str().unwrap();
+    for said in [LLM_HOST, EGRESS_GW, &format!("{POLICIES}/{policy}, {action})")] {
+        assert!(message.contains(said), "{said:?} not in {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_deny_by_default_egress_gateway_fails_the_deploy_of_an_agent_that_calls_gemini() {
+    let deny_all = egress_policy("DENY_BY_DEFAULT", None);
+    let (_emulator, client) = start_with_egress_policies(vec![("deny-all", deny_all)]).await;
+    let (done, exists) = deployed(&client, llm_engine(true)).await;
+    denied_llm_access(&done, "deny-all", "DENY_BY_DEFAULT");
+    assert_eq!(
+        done["error"]["message"],
+        format!(
+            "Agent Runtime deployment failed: the agent's LLM endpoint {LLM_HOST} is denied by egress \
+             agent gateway {EGRESS_GW} (authorization policy {POLICIES}/deny-all, DENY_BY_DEFAULT). \
+             Allow the host in an ALLOW authorization policy on the gateway."
+        )
+    );
+    assert!(!exists, "the engine is gone once its create fails");
+}
+
+#[tokio::test]
+async fn an_allow_policy_for_the_llm_host_lets_the_agent_deploy() {
+    let (_emulator, client) = start_with_egress_policies(vec![
+        ("deny-all", egress_policy("DENY_BY_DEFAULT", None)),
+        (
+            "allow-llm",
+            egress_policy("ALLOW", Some(json!([{ "exact": LLM_HOST }]))),
+        ),
+    ])
+    .await;
+    let (done, exists) = deployed(&client, llm_engine(true)).await;
+    assert!(done.get("error").is_none(), "{done}");
+    assert!(exists);
+}
+
+#[tokio::test]
+async fn an_agent_that_declares_no_llm_access_deploys_behind_deny_by_default() {
+    let deny_all = egress_policy("DENY_BY_DEFAULT", None);
+    let (_emulator, client) = start_with_egress_policies(vec![("deny-all", deny_all)]).await;
+    let (done, exists) = deployed(&client, llm_engine(false)).await;
+    assert!(done.get("error").is_none(), "{done}");
+    assert!(exists);
+}
+
+#[tokio::test]
+async fn a_deny_policy_matching_the_llm_host_beats_an_allow_policy() {
+    let (_emulator, client) = start_with_egress_policies(vec![
+        (
+            "allow-llm",
+            egress_policy("ALLOW", Some(json!([{ "exact": LLM_HOST }]))),
+        ),
+        (
+            "deny-vertex",
+            egress_policy(
+                "DENY",
+                Some(json!([{ "suffix": "-AIPLATFORM.googleapis.com", "ignoreCase": true }])),
+            ),
+        ),
+    ])
+    .await;
+    let (done, exists) = deployed(&client, llm_engine(true)).await;
+    denied_llm_access(&done, "deny-vertex", "DENY");
+    assert!(!exists);
+}
+
+#[tokio::test]
+async fn a_patch_binding_a_gateway_that_denies_the_llm_fails_and_is_not_applied() {
+    let deny_all = egress_policy("DENY_BY_DEFAULT", None);
+    let (_emulator, client) = start_with_egress_policies(vec![("deny-all", deny_all)]).await;
+    let mut unbound = llm_engine(true);
+    unbound["spec"]["deploymentSpec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("agentGatewayConfig");
+    let (done, _) = deployed(&client, unbound).await;
+    assert!(
+        done.get("error").is_none(),
+        "an unbound engine is not checked: {done}"
+    );
+    let path = format!("v1/{}", done["response"]["name"].as_str().unwrap());
+
+    let (status, op) = client
+        .call(
+            Method::PATCH,
+            &format!("{path}?updateMask=spec"),
+            Some(llm_engine(true)),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    client.advance(OPERATION_SECONDS).await;
+    let (_, done) = operation(&client, "v1", op["name"].as_str().unwrap()).await;
+    denied_llm_access(&done, "deny-all", "DENY_BY_DEFAULT");
+    let (_, got) = client.call(Method::GET, &path, None).await;
+    assert!(
+        got["spec"]["deploymentSpec"].get("agentGatewayConfig").is_none(),
+        "not applied: {got}"
+    );
 }

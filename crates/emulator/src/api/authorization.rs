@@ -601,6 +601,16 @@ fn check_policy(world: &World, target: &Target, body: &Value, old: Option<&Value
     Ok(())
 }
 
+/// The authorization policies that target the agent gateway `gateway` (its full name with the
+/// project id), in name order, with their bodies.
+pub fn policies_targeting<'a>(world: &'a World, gateway: &str) -> Vec<(&'a str, &'a Value)> {
+    policies_on(world, gateway, "")
+        .into_iter()
+        .filter_map(|name| world.authz.get_key_value(&name))
+        .map(|(name, policy)| (name.as_str(), policy))
+        .collect()
+}
+
 /// The policies other than `except` that target `gateway`, by name.
 fn policies_on(world: &World, gateway: &str, except: &str) -> Vec<String> {
     let targets: BTreeMap<&String, Vec<String>> = policies(world)

@@ -5,6 +5,7 @@
 pub mod agent_registry;
 pub mod authorization;
 mod billing;
+mod egress;
 pub mod iam;
 mod iam_credentials;
 mod model_armor;

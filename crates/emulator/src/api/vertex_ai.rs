@@ -20,6 +20,11 @@
 //!   is complete) fails it with PERMISSION_DENIED. The predefined roles considered to grant both
 //!   are [`GATEWAY_ROLES`]; a custom role counts while it is live and includes both permissions.
 //!   IAM conditions on the binding are not evaluated.
+//! - Then, as Google's guide warns that a gateway not allowing an agent's LLM access makes the
+//!   deployment fail: an egress gateway whose authorization policies deny the LLM host the engine
+//!   declares in `spec.deploymentSpec.env` (`GOOGLE_GENAI_USE_VERTEXAI`, see [`super::egress`])
+//!   fails the operation with FAILED_PRECONDITION naming the host, the gateway and the policy.
+//!   The patch of a bound engine is checked the same way.
 //! - A patch that removes or changes the gateway of an engine that has one answers 400
 //!   FAILED_PRECONDITION at once.
 //! - `spec.identityType: AGENT_IDENTITY` sets `spec.effectiveIdentity` to
@@ -241,7 +246,66 @@ fn member_may_use_gateways(world: &World, project_id: &str, member: &str, now: D
     })
 }
 
-/// Why binding `engine` in project `project_id`/`number`, `location` to its gateways fails, if it does.
+/// The governed access path and the `agentGatewayConfig` field of an engine's egress gateway.
+const EGRESS: (&str, &str) = ("AGENT_TO_ANYWHERE", "agentToAnywhereConfig");
+/// The governed access path and the `agentGatewayConfig` field of an engine's ingress gateway.
+const INGRESS: (&str, &str) = ("CLIENT_TO_AGENT", "clientToAgentConfig");
+
+/// The stored name of `gateway`, which an engine in project `project_id` / `number`, `location`
+/// binds through `agentGatewayConfig.{field}`, if it exists there with governed access path
+/// `mode`; otherwise why the binding fails.
+fn bound_gateway(
+    world: &World,
+    project_id: &str,
+    number: u64,
+    location: &str,
+    gateway: &str,
+    (mode, field): (&str, &str),
+) -> Result<String, ApiError> {
+    let parts: Vec<&str> = gateway.split('/').collect();
+    let key = match parts.as_slice() {
+        ["projects", p, "locations", l, "agentGateways", g]
+            if (*p == project_id || *p == number.to_string()) && *l == location =>
+        {
+            format!("projects/{project_id}/locations/{l}/agentGateways/{g}")
+        }
+        _ => {
+            return Err(ApiError::failed_precondition(format!(
+                "agentGatewayConfig.{field}.agentGateway \"{gateway}\" must name an agent gateway in \
+                 project {project_id} and region {location}."
+            )))
+        }
+    };
+    let Some(stored) = world.agent_gateways.get(&key) else {
+        return Err(ApiError::failed_precondition(format!(
+            "Agent gateway {gateway} does not exist."
+        )));
+    };
+    if stored.body["googleManaged"]["governedAccessPath"].as_str() != Some(mode) {
+        return Err(ApiError::failed_precondition(format!(
+            "agentGatewayConfig.{field} needs a {mode} agent gateway; {gateway} is not one."
+        )));
+    }
+    Ok(key)
+}
+
+/// PERMISSION_DENIED unless the Reasoning Engine service agent of project `number` may use
+/// agent gateways.
+fn check_service_agent(world: &World, project_id: &str, number: u64, now: Duration) -> Result<(), ApiError> {
+    let member = format!("serviceAccount:service-{number}@gcp-sa-aiplatform-re.iam.gserviceaccount.com");
+    if member_may_use_gateways(world, project_id, &member, now) {
+        return Ok(());
+    }
+    Err(ApiError::permission_denied(format!(
+        "The Reasoning Engine service agent {} lacks permission networkservices.agentGateways.get \
+         and networkservices.agentGateways.use on the agent gateway.",
+        member.trim_start_matches("serviceAccount:")
+    )))
+}
+
+/// Why binding `engine` in project `project_id`/`number`, `location` to its gateways fails, if it
+/// does: a gateway that is wrong, a service agent without permission, or an egress gateway that
+/// denies the engine's declared LLM access ([`super::egress`]), checked in that order.
 fn binding_problem(
     world: &World,
     project_id: &str,
@@ -251,48 +315,24 @@ fn binding_problem(
     now: Duration,
 ) -> Option<ApiError> {
     let (egress, ingress) = gateways(engine);
-    let wanted = [
-        (egress, "AGENT_TO_ANYWHERE", "agentToAnywhereConfig"),
-        (ingress, "CLIENT_TO_AGENT", "clientToAgentConfig"),
-    ];
-    let mut any = false;
-    for (gateway, mode, field) in wanted {
-        let Some(gateway) = gateway else { continue };
-        any = true;
-        let parts: Vec<&str> = gateway.split('/').collect();
-        let key = match parts.as_slice() {
-            ["projects", p, "locations", l, "agentGateways", g]
-                if (*p == project_id || *p == number.to_string()) && *l == location =>
-            {
-                format!("projects/{project_id}/locations/{l}/agentGateways/{g}")
-            }
-            _ => {
-                return Some(ApiError::failed_precondition(format!(
-                    "agentGatewayConfig.{field}.agentGateway \"{gateway}\" must name an agent gateway in \
-                     project {project_id} and region {location}."
-                )))
-            }
-        };
-        let Some(stored) = world.agent_gateways.get(&key) else {
-            return Some(ApiError::failed_precondition(format!(
-                "Agent gateway {gateway} does not exist."
-            )));
-        };
-        if stored.body["googleManaged"]["governedAccessPath"].as_str() != Some(mode) {
-            return Some(ApiError::failed_precondition(format!(
-                "agentGatewayConfig.{field} needs a {mode} agent gateway; {gateway} is not one."
-            )));
-        }
+    let bind = |gateway: &Option<String>, path| {
+        gateway
+            .as_deref()
+            .map(|gateway| bound_gateway(world, project_id, number, location, gateway, path))
+            .transpose()
+    };
+    let egress_key = match (bind(&egress, EGRESS), bind(&ingress, INGRESS)) {
+        (Err(problem), _) | (_, Err(problem)) => return Some(problem),
+        (Ok(egress_key), Ok(_)) => egress_key,
+    };
+    if egress.is_none() && ingress.is_none() {
+        return None;
     }
-    let member = format!("serviceAccount:service-{number}@gcp-sa-aiplatform-re.iam.gserviceaccount.com");
-    if any && !member_may_use_gateways(world, project_id, &member, now) {
-        return Some(ApiError::permission_denied(format!(
-            "The Reasoning Engine service agent {} lacks permission networkservices.agentGateways.get \
-             and networkservices.agentGateways.use on the agent gateway.",
-            member.trim_start_matches("serviceAccount:")
-        )));
+    if let Err(problem) = check_service_agent(world, project_id, number, now) {
+        return Some(problem);
     }
-    None
+    let (gateway, key) = egress.zip(egress_key)?;
+    super::egress::llm_access_problem(world, &gateway, &key, engine, location)
 }
 
 /// Sets `spec.effectiveIdentity` from `spec.identityType`.
