@@ -244,6 +244,25 @@ pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
                 .unwrap_or("?")
         ));
     }
+    for extension in state["authzExtensions"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "authz extension  {} ({})",
+            extension["name"].as_str().unwrap_or("?"),
+            extension["service"].as_str().unwrap_or("?")
+        ));
+    }
+    for policy in state["authzPolicies"].as_array().into_iter().flatten() {
+        let targets: Vec<&str> = (policy["target"]["resources"].as_array().into_iter().flatten())
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        lines.push(format!(
+            "authz policy     {} ({} {} on {})",
+            policy["name"].as_str().unwrap_or("?"),
+            policy["policyProfile"].as_str().unwrap_or("REQUEST_AUTHZ"),
+            policy["action"].as_str().unwrap_or("?"),
+            targets.join(", ")
+        ));
+    }
     for engine in state["reasoningEngines"].as_array().into_iter().flatten() {
         lines.push(format!(
             "reasoning engine {} \"{}\"",

@@ -898,7 +898,9 @@ mod rule_tests {
 
     #[test]
     fn a_rule_refuses_across_steps_naming_the_step_and_parameter() {
-        let problems = check(steps(), &[]).err().expect("refused");
+        let Err(problems) = check(steps(), &[]) else {
+            panic!("the plan was not refused");
+        };
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].location, "x.json: $.steps[2].with.value");
         assert_eq!(problems[0].message, "`a` has a user already");

@@ -55,7 +55,7 @@ params! {
 }
 
 /// The service a `service` parameter names, in `region`.
-fn service_name(service: &str, region: &str) -> String {
+pub(crate) fn service_name(service: &str, region: &str) -> String {
     match service.trim() {
         "iap" => "iap.googleapis.com".to_string(),
         "model_armor" => format!("modelarmor.{region}.rep.googleapis.com"),
@@ -64,7 +64,7 @@ fn service_name(service: &str, region: &str) -> String {
 }
 
 /// The region of a Model Armor service (`modelarmor.{region}.rep.googleapis.com`).
-fn model_armor_region(service: &str) -> Option<&str> {
+pub(crate) fn model_armor_region(service: &str) -> Option<&str> {
     service
         .strip_prefix("modelarmor.")?
         .strip_suffix(".rep.googleapis.com")

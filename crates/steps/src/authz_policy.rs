@@ -29,6 +29,7 @@ use crate::authz;
 use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::encode;
+use crate::egress_access;
 use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 const PROFILES: &[&str] = &["REQUEST_AUTHZ", "CONTENT_AUTHZ"];
@@ -55,6 +56,8 @@ params! {
         action: text => "ALLOW, DENY, CUSTOM or DENY_BY_DEFAULT",
         extensions: strings => "authorization extensions (full names), for CUSTOM",
         http_rules: object => "Google's httpRules (a JSON list), optional",
+        hosts: strings => "hosts the policy selects (exact names, like us-central1-aiplatform.googleapis.com), \
+                           added to httpRules: for an egress ALLOW, what the agent may reach",
     }
 }
 
@@ -73,8 +76,13 @@ impl Wanted {
         let params = PolicyParams::parse(cx)?;
         let profile = params.profile.trim().to_ascii_uppercase();
         let action = params.action.trim().to_ascii_uppercase();
-        let (extensions, rules) = (!params.extensions.is_empty(), params.http_rules.is_some());
-        if let Some(problem) = problems(Some(&profile), Some(&action), Some(extensions), Some(rules))
+        let extensions = !params.extensions.is_empty();
+        let rules = rules_of(params.http_rules.as_ref(), &params.hosts);
+        let given = Rules {
+            http_rules: params.http_rules.is_some(),
+            hosts: !params.hosts.is_empty(),
+        };
+        if let Some(problem) = problems(Some(&profile), Some(&action), Some(extensions), Some(given))
             .into_iter()
             .next()
         {
@@ -92,8 +100,17 @@ impl Wanted {
                 json!({ "authzExtension": { "resources": params.extensions } }),
             );
         }
-        if let Some(rules) = params.http_rules {
-            fields.insert("httpRules".into(), rules);
+        match rules {
+            Some(Ok(rules)) => {
+                fields.insert("httpRules".into(), rules);
+            }
+            Some(Err(found)) => {
+                return Err(StepError::permanent(format!(
+                    "step `{}`: `http_rules` must be a list of Google's rules, found {found}",
+                    cx.step_id
+                )))
+            }
+            None => {}
         }
         Ok(Wanted {
             project: params.project,
@@ -111,14 +128,40 @@ impl Wanted {
     }
 }
 
-/// What is wrong with a profile, action, extensions (whether any) and rules (whether given);
+/// The `httpRules` a policy gets: `http_rules` followed by a rule selecting `hosts`; `None`
+/// for neither, `Err` with what `http_rules` was when it is not a list.
+pub(crate) fn rules_of(http_rules: Option<&Value>, hosts: &[String]) -> Option<Result<Value, Value>> {
+    let mut rules = match http_rules {
+        None => Vec::new(),
+        Some(Value::Array(rules)) => rules.clone(),
+        Some(other) => return Some(Err(other.clone())),
+    };
+    if !hosts.is_empty() {
+        rules.extend(
+            egress_access::host_rules(hosts)
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    (http_rules.is_some() || !hosts.is_empty()).then_some(Ok(Value::Array(rules)))
+}
+
+/// Which of the two ways of giving rules a step uses.
+#[derive(Clone, Copy)]
+struct Rules {
+    http_rules: bool,
+    hosts: bool,
+}
+
+/// What is wrong with a profile, action, extensions (whether any) and rules (which given);
 /// `None` is unknown (from another step's outputs, or omitted: validation cannot tell), and a
 /// rule involving an unknown value is not checked.
 fn problems(
     profile: Option<&str>,
     action: Option<&str>,
     extensions: Option<bool>,
-    rules: Option<bool>,
+    rules: Option<Rules>,
 ) -> Vec<ParamProblem> {
     let mut problems = Vec::new();
     if let Some(profile) = profile.filter(|p| !PROFILES.contains(p)) {
@@ -156,11 +199,16 @@ fn problems(
             format!("a CONTENT_AUTHZ policy must be CUSTOM (Google allows no other action), not {action}"),
         ));
     }
-    if action == "DENY_BY_DEFAULT" && rules == Some(true) {
-        problems.push(ParamProblem::new(
-            "http_rules",
-            "a DENY_BY_DEFAULT policy takes no `http_rules`: allow traffic with another ALLOW policy",
-        ));
+    if action == "DENY_BY_DEFAULT" {
+        let given = rules.map(|r| [("http_rules", r.http_rules), ("hosts", r.hosts)]);
+        for (param, _) in given.iter().flatten().filter(|(_, given)| *given) {
+            problems.push(ParamProblem::new(
+                *param,
+                format!(
+                    "a DENY_BY_DEFAULT policy takes no `{param}`: allow traffic with another, ALLOW policy"
+                ),
+            ));
+        }
     }
     problems
 }
@@ -221,8 +269,21 @@ impl Resource for AuthzPolicy {
             .get("extensions")
             .and_then(Value::as_array)
             .map(|items| !items.is_empty());
-        let rules = params.get("http_rules").map(|rules| !rules.is_null());
-        found.extend(problems(profile.as_deref(), action.as_deref(), extensions, rules));
+        let given = |key: &str| {
+            params
+                .get(key)
+                .filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+        };
+        let rules = Rules {
+            http_rules: given("http_rules").is_some(),
+            hosts: given("hosts").is_some(),
+        };
+        found.extend(problems(
+            profile.as_deref(),
+            action.as_deref(),
+            extensions,
+            Some(rules),
+        ));
         found
     }
 

@@ -30,6 +30,11 @@
 //!   `identityType`, or none) is drift: it is patched (`updateMask=spec.identityType`, and
 //!   `spec.serviceAccount`, which agent identity must not have); should Vertex AI refuse that
 //!   patch, the step fails permanently, naming the engine and how to replace it.
+//!   With `uses_vertex_ai`, the agent declares it calls Gemini on Vertex AI
+//!   (`deploymentSpec.env` GOOGLE_GENAI_USE_VERTEXAI=TRUE; an existing engine's env is not
+//!   compared). A deploy of such an agent that fails while its egress gateway's authorization
+//!   policies (read back from Network Security) deny `REGION-aiplatform.googleapis.com` is a
+//!   permanent error naming the policy and the ALLOW to add: another deploy would fail alike.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +48,7 @@ use sluice_gcp::{Api, GcpError, OperationFamily, PostRetry};
 use crate::checks;
 use crate::cloud::Cloud;
 use crate::common::{self, classify, encode, key_token, Reading};
+use crate::egress_access::{self, Decision, Policy};
 use crate::reconcile::{Absent, CreateError, Current, Lookup, Mutated, Resource, Step, Verdict};
 
 /// The label carrying the step's idempotency key (as [`key_token`]).
@@ -83,6 +89,9 @@ params! {
         entrypoint_object: opt_text => "with source_dir: object",
         requirements_file: opt_text => "with source_dir: requirements file",
         labels: object => "labels (sluice-key is added)",
+        uses_vertex_ai: flag(false) => "the agent calls Gemini on Vertex AI (its deployment gets \
+                                        GOOGLE_GENAI_USE_VERTEXAI=TRUE), so it must reach \
+                                        REGION-aiplatform.googleapis.com [default: false]",
     }
 }
 
@@ -95,6 +104,8 @@ pub struct Wanted {
     token: String,
     labels: Map<String, Value>,
     description: Option<String>,
+    /// The LLM endpoint the agent declares it reaches (through its egress gateway, if any).
+    llm_host: Option<String>,
     /// The code's parameters, packed only when a create is sent.
     code: EngineParams,
 }
@@ -133,6 +144,7 @@ impl Wanted {
             token,
             labels,
             description: params.description.clone(),
+            llm_host: (params.uses_vertex_ai).then(|| egress_access::vertex_ai_host(&params.region)),
             code: params,
         })
     }
@@ -351,7 +363,12 @@ impl ReasoningEngine {
         let mut spec = json!({ "identityType": "AGENT_IDENTITY" });
         spec[field] = code;
         if let Some(config) = wanted.gateway_config() {
-            spec["deploymentSpec"] = json!({ "agentGatewayConfig": config });
+            spec["deploymentSpec"]["agentGatewayConfig"] = config;
+        }
+        if wanted.llm_host.is_some() {
+            // What makes an ADK or google-genai agent call Gemini on Vertex AI; the platform
+            // sets the project and location itself.
+            spec["deploymentSpec"]["env"] = json!([{ "name": "GOOGLE_GENAI_USE_VERTEXAI", "value": "TRUE" }]);
         }
         let mut body = json!({
             "displayName": wanted.display_name,
@@ -618,8 +635,66 @@ impl Resource for ReasoningEngine {
         })
     }
 
+    /// A deploy that failed while the egress gateway's policies deny the agent's LLM endpoint
+    /// failed for that: retrying would deploy again into the same refusal, so it is permanent,
+    /// naming the policy and the fix. The policies are read from the cloud, not guessed from
+    /// the error's wording.
+    async fn operation_failed(&self, step: Step<'_, Wanted>, error: StepError) -> StepError {
+        let Step { cx, wanted } = step;
+        let (Some(host), Some(gateway)) = (&wanted.llm_host, &wanted.egress) else {
+            return error;
+        };
+        if matches!(error, StepError::Permanent { .. }) {
+            return error;
+        }
+        let Ok(policies) = self.policies_on(wanted, gateway).await else {
+            return error;
+        };
+        let named: Vec<Policy> = (policies.iter())
+            .map(|body| Policy {
+                name: body["name"].as_str().unwrap_or("an unnamed policy").to_string(),
+                body,
+            })
+            .collect();
+        match egress_access::decide(&named, host) {
+            Decision::Allowed => error,
+            Decision::Denied { policy, action } => StepError::permanent(format!(
+                "step `{}`: the deploy of `{}` failed: {error}. Authorization policy {policy} \
+                 ({action}) on egress gateway {gateway} denies {host}, so another deploy would fail \
+                 too. Allow the host in an ALLOW policy on the gateway (with the shipped plans: \
+                 --var 'egress_allow_hosts=[\"{host}\"]'), then run again",
+                cx.step_id, wanted.display_name
+            )),
+        }
+    }
+
     fn poll_policy(&self) -> Option<PollPolicy> {
         Some(self.cloud.long_poll_policy())
+    }
+}
+
+impl ReasoningEngine {
+    /// The authorization policies in the engine's region that target `gateway`.
+    async fn policies_on(&self, wanted: &Wanted, gateway: &str) -> Result<Vec<Value>, StepError> {
+        let client = self.cloud.client().await?;
+        let path = format!("v1/{}/authzPolicies", wanted.parent());
+        let all = common::list_all(
+            client,
+            &Api::NetworkSecurity,
+            &path,
+            "authzPolicies",
+            Reading::Apply,
+        )
+        .await
+        .map_err(|e| classify(&self.cloud, "listing authorization policies", e))?;
+        let key = gateway_key(&Some(gateway.to_string()));
+        Ok(all
+            .into_iter()
+            .filter(|policy| {
+                (policy["target"]["resources"].as_array().into_iter().flatten())
+                    .any(|target| gateway_key(&target.as_str().map(str::to_string)) == key)
+            })
+            .collect())
     }
 }
 

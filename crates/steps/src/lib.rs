@@ -55,9 +55,11 @@ mod checks;
 mod cloud;
 mod common;
 mod constraint;
+mod egress_access;
 mod engine;
 pub mod fleet_cleanup;
 mod gateway;
+mod governance;
 mod identity;
 mod model_armor;
 mod new_project;
@@ -124,4 +126,5 @@ pub fn register(registry: &mut Registry, cloud: Cloud) {
         "gcp.model_armor_template",
         model_armor::ModelArmorTemplate::new(cloud.clone()),
     );
+    registry.add_rule(governance::GatewayGovernance);
 }

@@ -1,9 +1,10 @@
 //! `gcp.model_armor_template`: a read-only check that a Model Armor template exists.
 //!
-//! - **Guarantees:** when the step succeeds, the template `template_id` exists in project
-//!   `project` and region `region`, and `name` names it
-//!   (`projects/{p}/locations/{region}/templates/{t}`), ready for an authorization extension's
-//!   metadata. The step never creates, changes or deletes anything: it only reads
+//! - **Guarantees:** when the step succeeds, the template `template_id` (and
+//!   `response_template_id`, when given) exists in project `template_project` (else `project`)
+//!   and region `region`; `name` names the first (`projects/{p}/locations/{region}/templates/{t}`),
+//!   `response_name` the second (or the first again) and `project` the project holding them,
+//!   ready for an authorization extension's metadata and the cross-project grants. The step never creates, changes or deletes anything: it only reads
 //!   (`GET v1/projects/{p}/locations/{l}/templates/{t}` on `modelarmor.{region}.rep.googleapis.com`).
 //! - **Assumptions:** Model Armor has no discovery document in the google-api-python-client
 //!   package; the read is modelled from Google's REST reference (`projects.locations.templates`,
@@ -26,9 +27,11 @@ use crate::common::classify;
 params! {
     /// The parameters of `gcp.model_armor_template`.
     struct TemplateParams {
-        project: text => "project id holding the template",
-        region: text => "the template's region, like us-central1 (the gateway's region)",
-        template_id: text => "the template id",
+        project: text => "project id (of the gateway); the templates' too unless template_project is set",
+        template_project: opt_text => "project holding the templates, when not `project`",
+        region: text => "the templates' region, like us-central1 (the gateway's region)",
+        template_id: text => "the template screening prompts (and responses, unless response_template_id)",
+        response_template_id: opt_text => "a second template, screening responses",
     }
 }
 
@@ -41,25 +44,52 @@ impl ModelArmorTemplate {
         ModelArmorTemplate { cloud }
     }
 
-    /// Reads the template: its name, or a permanent error when it does not exist.
+    /// Reads the templates: their names, or a permanent error when one does not exist.
     async fn read(&self, cx: &StepContext) -> Result<Outputs, StepError> {
         let params = TemplateParams::parse(cx)?;
-        let (project, region, id) = (&params.project, &params.region, &params.template_id);
+        let project = params.template_project.as_deref().unwrap_or(&params.project);
+        let prompts = self
+            .read_one(cx, project, &params.region, &params.template_id)
+            .await?;
+        let responses = match &params.response_template_id {
+            Some(id) => self.read_one(cx, project, &params.region, id).await?,
+            None => prompts.clone(),
+        };
+        Ok(Outputs::from([
+            ("name".to_string(), json!(prompts)),
+            ("response_name".to_string(), json!(responses)),
+            ("project".to_string(), json!(project)),
+        ]))
+    }
+
+    /// The name of template `id` in `project` and `region`, read from Model Armor.
+    async fn read_one(
+        &self,
+        cx: &StepContext,
+        project: &str,
+        region: &str,
+        id: &str,
+    ) -> Result<String, StepError> {
         let name = format!("projects/{project}/locations/{region}/templates/{id}");
         let client = self.cloud.client().await?;
         let api = Api::ModelArmor {
-            region: region.clone(),
+            region: region.to_string(),
         };
         match client.get(&api, &format!("v1/{name}")).await {
-            Ok(template) => {
-                let name = template["name"].as_str().unwrap_or(&name);
-                Ok(Outputs::from([("name".to_string(), json!(name))]))
-            }
+            // An answer is parsed into the field relied on; one without it is never success.
+            Ok(template) => match template["name"].as_str() {
+                Some(found) => Ok(found.to_string()),
+                None => Err(StepError::retryable(format!(
+                    "step `{}`: Model Armor answered the read of {name} without the template's name",
+                    cx.step_id
+                ))),
+            },
             Err(e) if e.is_not_found() => Err(StepError::permanent(format!(
                 "step `{}`: Model Armor template `{id}` does not exist in project {project}, region \
                  {region} ({e}). Create it there (`gcloud model-armor templates create {id} \
-                 --project={project} --location={region}`), or set `project` and `region` to where \
-                 it is; Model Armor and the gateway must share the region",
+                 --project={project} --location={region}`), or point the step at the project \
+                 (`template_project`) and region holding it; Model Armor and the gateway must \
+                 share the region",
                 cx.step_id
             ))),
             Err(e) => Err(classify(
@@ -77,15 +107,17 @@ impl StepKind for ModelArmorTemplate {
         KindSchema {
             description: "a Model Armor template that must exist (read only)",
             params: TemplateParams::specs(),
-            outputs: vec!["name"],
+            outputs: vec!["name", "response_name", "project"],
         }
     }
 
     fn check(&self, params: &serde_json::Map<String, Value>) -> Vec<sluice_engine::ParamProblem> {
         checks::Checks::new(params)
             .string("project", &checks::project_id)
+            .string("template_project", &checks::project_id)
             .string("region", &checks::region)
             .string("template_id", &checks::resource_id)
+            .string("response_template_id", &checks::resource_id)
             .done()
     }
 

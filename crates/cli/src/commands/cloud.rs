@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ProjectConfig};
+use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ModelArmorTemplateConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use sluice_engine::{Registry, RetryPolicy};
 use sluice_gcp::{ClientOptions, Credentials, Secret, TimeScale};
@@ -18,6 +18,8 @@ pub const DEMO_TIME_SCALE: f64 = 0.01;
 pub const DEMO_ORGANIZATION: &str = "123456789012";
 pub const DEMO_PROJECT: &str = "sluice-demo";
 pub const DEMO_MODEL_ARMOR_PROJECT: &str = "sluice-armor";
+/// The Model Armor templates in both demo projects, in us-central1.
+pub const DEMO_MODEL_ARMOR_TEMPLATES: [&str; 2] = ["agent-prompts", "agent-responses"];
 /// The demo organisation admin's project: the quota project of `fleet run --emulator`, with the
 /// client-based APIs a fleet needs (Resource Manager, Cloud Billing, IAM, Service Usage) enabled.
 pub const DEMO_ADMIN_PROJECT: &str = "sluice-admin";
@@ -61,6 +63,18 @@ pub fn demo_emulator_config() -> EmulatorConfig {
             "orgpolicy.googleapis.com",
         ],
     ));
+    // Model Armor templates to try the governed gateway with (`--var model_armor_template=…`).
+    for project in [DEMO_PROJECT, DEMO_MODEL_ARMOR_PROJECT] {
+        for template in DEMO_MODEL_ARMOR_TEMPLATES {
+            config.model_armor_templates.push(ModelArmorTemplateConfig {
+                project: project.into(),
+                location: "us-central1".into(),
+                template_id: template.into(),
+                labels: BTreeMap::new(),
+                filter_config: None,
+            });
+        }
+    }
     config.billing_accounts.push(BillingAccountConfig {
         name: DEMO_BILLING_ACCOUNT.into(),
         open: true,

@@ -10,7 +10,8 @@ use sluice_engine::{
 use crate::args::{GraphFormat, VarArgs};
 use crate::error::{problem_line, CliError, CommandResult, Outcome, VarsFrom};
 
-/// Reads, parses and validates a plan with its variables; every problem at once on failure.
+/// Reads, parses and validates a plan with its variables; every problem at once on failure,
+/// and the rules' warnings on standard error on success.
 pub fn load(plan_path: &Path, vars: &VarArgs, registry: &Registry) -> Result<ValidatedPlan, CliError> {
     load_with_defaults(plan_path, vars, registry, &BTreeMap::new())
 }
@@ -31,7 +32,13 @@ pub fn load_with_defaults(
             given.insert(name.clone(), VarInput::Text(value.clone()));
         }
     }
-    validate_plan(plan, &source, registry, &given).map_err(|problems| invalid_plan(&problems))
+    let validated =
+        validate_plan(plan, &source, registry, &given).map_err(|problems| invalid_plan(&problems))?;
+    // Warnings do not stop the plan (nor change the exit code); every command that loads it says them.
+    for warning in &validated.warnings {
+        errln!("warning: {warning}");
+    }
+    Ok(validated)
 }
 
 fn read_plan(plan_path: &Path) -> Result<Plan, CliError> {

@@ -292,6 +292,9 @@ impl<R: Resource> StepKind for Reconciled<R> {
             return outcome;
         }
         match common::poll_once(kind.cloud(), cx, handle).await? {
+            Err(PollOutcome::Failed(error)) => Ok(PollOutcome::Failed(
+                kind.operation_failed(Step { cx, wanted: &wanted }, error).await,
+            )),
             Err(outcome) => Ok(outcome),
             Ok(response) => kind.completed(Step { cx, wanted: &wanted }, response).await,
         }

@@ -237,6 +237,11 @@ pub trait Resource: Send + Sync + 'static {
             step.cx.step_id
         )))
     }
+    /// What a failed operation of the kind's is reported as. Default: its error as it is.
+    async fn operation_failed(&self, step: Step<'_, Self::Wanted>, error: StepError) -> StepError {
+        let _ = step;
+        error
+    }
     /// Polls a handle of the kind's own (not a Google operation); `None` when `handle` is not
     /// one. Default: none.
     async fn poll_own(
