@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sluice_emulator::config::{FaultConfig, ProjectConfig};
+use sluice_emulator::config::{FaultConfig, ModelArmorTemplateConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use sluice_tests::Sandbox;
 
@@ -16,8 +16,13 @@ pub const SCALE: f64 = 0.001;
 
 pub const EGRESS_VARS: [&str; 2] = ["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"];
 
+/// The Model Armor templates `config()` holds in both `sluice-demo` and `sluice-armor`, in
+/// us-central1.
+pub const TEMPLATES: [&str; 2] = ["agent-prompts", "agent-responses"];
+
 /// The emulator the tests use: the demo organisation, `sluice-demo` (Org Policy enabled, for an
-/// admin) and a Model Armor project `sluice-armor`, time scaled 1,000×.
+/// admin) and a Model Armor project `sluice-armor`, each holding the [`TEMPLATES`], time scaled
+/// 1,000×.
 pub fn config() -> EmulatorConfig {
     let mut config = EmulatorConfig {
         time_scale: SCALE,
@@ -29,6 +34,17 @@ pub fn config() -> EmulatorConfig {
         number: 100_000_000_002,
         enabled_services: vec![],
     });
+    for project in ["sluice-demo", "sluice-armor"] {
+        for template in TEMPLATES {
+            config.model_armor_templates.push(ModelArmorTemplateConfig {
+                project: project.into(),
+                location: "us-central1".into(),
+                template_id: template.into(),
+                labels: Default::default(),
+                filter_config: None,
+            });
+        }
+    }
     config
 }
 
