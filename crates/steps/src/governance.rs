@@ -286,3 +286,194 @@ fn ids(steps: &[&PlannedStep]) -> String {
     let ids: Vec<String> = steps.iter().map(|s| format!("`{}`", s.id)).collect();
     ids.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+    use sluice_engine::Severity;
+
+    use super::*;
+
+    /// A step with `with` known as given, except `${…}` texts (which read other steps).
+    fn step(id: &'static str, kind: &'static str, with: Value) -> PlannedStep<'static> {
+        let with = with.as_object().cloned().unwrap_or_default();
+        let known: Map<String, Value> = (with.iter())
+            .filter(|(_, v)| !v.to_string().contains("${"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        PlannedStep::new(id, kind, known, &with)
+    }
+
+    fn gateway(id: &'static str, mode: &str) -> PlannedStep<'static> {
+        step(
+            id,
+            "gcp.agent_gateway",
+            json!({ "project": "p", "region": "r1", "gateway_id": id, "mode": mode }),
+        )
+    }
+
+    fn policy(id: &'static str, gateway: &str, profile: &str, action: &str) -> PlannedStep<'static> {
+        let with = json!({ "gateway": format!("${{steps.{gateway}.outputs.name}}"), "profile": profile, "action": action });
+        step(id, "gcp.authz_policy", with)
+    }
+
+    fn refusals(steps: &[PlannedStep]) -> Vec<(String, Option<String>)> {
+        (GatewayGovernance.check(steps).into_iter())
+            .filter(|f| f.severity == Severity::Refuse)
+            .map(|f| (f.step, f.param))
+            .collect()
+    }
+
+    #[test]
+    fn an_egress_gateway_takes_four_policies_and_refuses_the_fifth() {
+        let ids = ["a", "b", "c", "d", "e"];
+        let mut steps = vec![gateway("gw", "egress")];
+        steps.extend(
+            ids[..4]
+                .iter()
+                .map(|id| policy(id, "gw", "REQUEST_AUTHZ", "ALLOW")),
+        );
+        assert!(refusals(&steps).is_empty());
+        steps.push(policy(ids[4], "gw", "REQUEST_AUTHZ", "ALLOW"));
+        assert_eq!(refusals(&steps), [("e".to_string(), Some("gateway".to_string()))]);
+    }
+
+    #[test]
+    fn policies_on_another_gateway_do_not_count() {
+        let mut steps = vec![gateway("gw", "egress"), gateway("other", "egress")];
+        steps.extend(["a", "b", "c", "d"].map(|id| policy(id, "gw", "REQUEST_AUTHZ", "ALLOW")));
+        steps.push(policy("e", "other", "REQUEST_AUTHZ", "ALLOW"));
+        assert!(refusals(&steps).is_empty());
+    }
+
+    #[test]
+    fn a_policy_naming_the_gateway_by_its_full_name_counts_for_it() {
+        let mut steps = vec![gateway("gw", "ingress")];
+        steps.push(policy("a", "gw", "CONTENT_AUTHZ", "CUSTOM"));
+        let named = json!({ "gateway": "projects/p/locations/r1/agentGateways/gw", "profile": "CONTENT_AUTHZ", "action": "CUSTOM" });
+        steps.push(step("b", "gcp.authz_policy", named));
+        assert_eq!(refusals(&steps), [("b".to_string(), Some("gateway".to_string()))]);
+    }
+
+    #[test]
+    fn an_ingress_gateway_takes_one_content_authz_policy() {
+        let steps = [
+            gateway("gw", "ingress"),
+            policy("a", "gw", "CONTENT_AUTHZ", "CUSTOM"),
+        ];
+        assert!(refusals(&steps).is_empty());
+        let steps = [
+            gateway("gw", "ingress"),
+            policy("a", "gw", "REQUEST_AUTHZ", "ALLOW"),
+        ];
+        assert_eq!(refusals(&steps), [("a".to_string(), Some("profile".to_string()))]);
+        // Unset, the profile is Google's default: REQUEST_AUTHZ.
+        let unset = step(
+            "a",
+            "gcp.authz_policy",
+            json!({ "gateway": "${steps.gw.outputs.name}", "action": "ALLOW" }),
+        );
+        assert_eq!(refusals(&[gateway("gw", "ingress"), unset]).len(), 1);
+    }
+
+    #[test]
+    fn iap_is_for_request_authz_and_model_armor_for_content_authz() {
+        let extension = |id: &'static str, service: &str| {
+            step(
+                id,
+                "gcp.authz_extension",
+                json!({ "region": "r1", "service": service }),
+            )
+        };
+        let custom = |id: &'static str, profile: &str, extension: &str| {
+            let with = json!({ "gateway": "${steps.gw.outputs.name}", "profile": profile, "action": "CUSTOM",
+                "extensions": [format!("${{steps.{extension}.outputs.name}}")] });
+            step(id, "gcp.authz_policy", with)
+        };
+        let steps = [
+            gateway("gw", "egress"),
+            extension("iap", "iap"),
+            extension("armor", "model_armor"),
+            custom("ok_iap", "REQUEST_AUTHZ", "iap"),
+            custom("ok_armor", "CONTENT_AUTHZ", "armor"),
+            custom("bad_iap", "CONTENT_AUTHZ", "iap"),
+            custom("bad_armor", "REQUEST_AUTHZ", "armor"),
+        ];
+        let extensions = Some("extensions".to_string());
+        assert_eq!(
+            refusals(&steps),
+            [
+                ("bad_iap".to_string(), extensions.clone()),
+                ("bad_armor".to_string(), extensions)
+            ]
+        );
+    }
+
+    #[test]
+    fn templates_must_share_the_extension_s_region() {
+        let templates = |region: &str| {
+            step(
+                "templates",
+                "gcp.model_armor_template",
+                json!({ "region": region, "template_id": "t" }),
+            )
+        };
+        let extension = || {
+            let with = json!({ "region": "r1", "service": "model_armor",
+                "request_template": "${steps.templates.outputs.name}",
+                "response_template": "${steps.templates.outputs.response_name}" });
+            step("armor", "gcp.authz_extension", with)
+        };
+        assert!(refusals(&[templates("r1"), extension()]).is_empty());
+        let found = refusals(&[templates("r2"), extension()]);
+        let params: Vec<Option<String>> = found.into_iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            params,
+            [Some("request_template".into()), Some("response_template".into())]
+        );
+    }
+
+    fn engine(uses_vertex_ai: bool) -> PlannedStep<'static> {
+        let with = json!({ "region": "r1", "egress_gateway": "${steps.gw.outputs.name}", "uses_vertex_ai": uses_vertex_ai });
+        step("agent", "gcp.reasoning_engine", with)
+    }
+
+    fn warnings(steps: &[PlannedStep]) -> Vec<String> {
+        (GatewayGovernance.check(steps).into_iter())
+            .filter(|f| f.severity == Severity::Warn)
+            .map(|f| f.message)
+            .collect()
+    }
+
+    #[test]
+    fn deny_by_default_without_an_allow_for_the_llm_host_is_warned_of() {
+        let deny = policy("deny", "gw", "REQUEST_AUTHZ", "DENY_BY_DEFAULT");
+        let found = warnings(&[gateway("gw", "egress"), deny, engine(true)]);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].contains("r1-aiplatform.googleapis.com") && found[0].contains("step `deny`"),
+            "{}",
+            found[0]
+        );
+    }
+
+    #[test]
+    fn no_warning_when_the_host_is_allowed_or_not_needed_or_not_known() {
+        let deny = || policy("deny", "gw", "REQUEST_AUTHZ", "DENY_BY_DEFAULT");
+        let allow = |hosts: Value| {
+            let with = json!({ "gateway": "${steps.gw.outputs.name}", "action": "ALLOW", "hosts": hosts });
+            step("allow", "gcp.authz_policy", with)
+        };
+        let allowed = allow(json!(["r1-aiplatform.googleapis.com"]));
+        assert!(warnings(&[gateway("gw", "egress"), deny(), allowed, engine(true)]).is_empty());
+        assert!(warnings(&[gateway("gw", "egress"), deny(), engine(false)]).is_empty());
+        // The allowed hosts come from another step: nothing to judge by.
+        let unknown = allow(json!("${steps.hosts.outputs.list}"));
+        assert!(warnings(&[gateway("gw", "egress"), deny(), unknown, engine(true)]).is_empty());
+        let other = allow(json!(["api.example.com"]));
+        assert_eq!(
+            warnings(&[gateway("gw", "egress"), deny(), other, engine(true)]).len(),
+            1
+        );
+    }
+}
