@@ -529,3 +529,23 @@ fn the_shipped_nightly_fleet_converges_on_the_embedded_emulator() {
     assert_eq!(out.matches("agent gateway    ").count(), 4, "{out}");
     assert_eq!(out.matches("billing billingAccounts/").count(), 3, "{out}");
 }
+
+#[test]
+fn fleet_plan_says_a_plan_warning_once_naming_the_targets() {
+    let sandbox = Sandbox::new();
+    let vars = json!({ "vars": { "pickle_gcs_uri": "gs://agents/agent.pkl", "egress_default_deny": true,
+        "agent_uses_vertex_ai": true } });
+    let file = fleet_file(&sandbox, "warned", 5, None, vars);
+    let output = sandbox.run(HARNESS, &["fleet", "plan", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let err = stderr(&output);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("us-central1-aiplatform.googleapis.com")
+            && warnings[0]
+                .contains("(targets fleet-existing-1, fleet-existing-2, fleet-existing-3 and 2 more)"),
+        "{}",
+        warnings[0]
+    );
+}

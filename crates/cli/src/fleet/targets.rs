@@ -22,6 +22,8 @@ pub struct Expansion<'a> {
     seen: BTreeMap<String, String>,
     /// A problem of the plan (the target's project id taken out) → the targets that met it.
     plan_problems: Vec<(String, Vec<String>)>,
+    /// The same for the plan rules' warnings.
+    plan_warnings: Vec<(String, Vec<String>)>,
     targets: Vec<TargetPlan>,
 }
 
@@ -33,6 +35,7 @@ impl<'a> Expansion<'a> {
             at,
             seen: BTreeMap::new(),
             plan_problems: Vec::new(),
+            plan_warnings: Vec::new(),
             targets: Vec::new(),
         }
     }
@@ -105,47 +108,71 @@ impl<'a> Expansion<'a> {
             return;
         }
         match validate(plan, self.plan_source, self.registry, &vars) {
-            Ok(validated) => self.targets.push(TargetPlan {
-                name,
-                new_project,
-                validated,
-            }),
+            Ok(validated) => {
+                for warning in &validated.warnings {
+                    said_by(
+                        &mut self.plan_warnings,
+                        &name,
+                        problem_line(warning, VarsFrom::FleetFile),
+                    );
+                }
+                self.targets.push(TargetPlan {
+                    name,
+                    new_project,
+                    validated,
+                })
+            }
             Err(found) => {
                 for problem in found {
-                    let text = problem_line(&problem, VarsFrom::FleetFile);
-                    let text = if name.is_empty() {
-                        text
-                    } else {
-                        text.replace(&name, "<project>")
-                    };
-                    match self.plan_problems.iter_mut().find(|(t, _)| *t == text) {
-                        Some((_, names)) => names.push(name.clone()),
-                        None => self.plan_problems.push((text, vec![name.clone()])),
-                    }
+                    said_by(
+                        &mut self.plan_problems,
+                        &name,
+                        problem_line(&problem, VarsFrom::FleetFile),
+                    );
                 }
             }
         }
     }
 
-    /// The targets, after adding the plan's problems to `problems` (each once, naming up to
-    /// three of its targets).
+    /// The targets, after adding the plan's problems to `problems` and printing its warnings
+    /// on standard error (each once, naming up to three of its targets).
     pub fn finish(self, problems: &mut Vec<String>) -> Vec<TargetPlan> {
-        for (text, names) in self.plan_problems {
-            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
-            let more = names.len() - shown.len();
-            problems.push(format!(
-                "{text} (target{} {}{})",
-                if names.len() == 1 { "" } else { "s" },
-                shown.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            ));
+        problems.extend(self.plan_problems.iter().map(with_targets));
+        for warning in self.plan_warnings.iter().map(with_targets) {
+            errln!("warning: {warning}");
         }
         self.targets
     }
+}
+
+/// Adds `text`, met by target `name`, to `said`: once per text, with every target that met it.
+/// The target's project id is taken out of the text, so that every target says the same.
+fn said_by(said: &mut Vec<(String, Vec<String>)>, name: &str, text: String) {
+    let text = if name.is_empty() {
+        text
+    } else {
+        text.replace(name, "<project>")
+    };
+    match said.iter_mut().find(|(t, _)| *t == text) {
+        Some((_, names)) => names.push(name.to_string()),
+        None => said.push((text, vec![name.to_string()])),
+    }
+}
+
+/// `TEXT (targets A, B, C and N more)`.
+fn with_targets((text, names): &(String, Vec<String>)) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = names.len() - shown.len();
+    format!(
+        "{text} (target{} {}{})",
+        if names.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// The fleet's common variables: the file's, then the command line's, then `defaults` for any
