@@ -13,16 +13,20 @@
 //! - **Caveats:** a missing template is a permanent error naming the template, its project and
 //!   region, and the fix (create it, or point the step at the project and region holding it):
 //!   the plan stops before any later step mutates. The template's filters are not checked.
+//!   Model Armor not enabled yet where the templates are is not a failure when observed (an
+//!   earlier step of the plan may enable it, so `sluice plan` shows the check still to do); the
+//!   step then reads again, strictly, when it runs: if nobody enabled the API, that read fails
+//!   at once naming it.
 
 use serde_json::{json, Value};
 use sluice_engine::{
-    async_trait, Applied, KindSchema, Observation, Outputs, StepContext, StepError, StepKind,
+    async_trait, Applied, Change, KindSchema, Observation, Outputs, StepContext, StepError, StepKind,
 };
 use sluice_gcp::Api;
 
 use crate::checks;
 use crate::cloud::Cloud;
-use crate::common::classify;
+use crate::common::{classify, Reading};
 
 params! {
     /// The parameters of `gcp.model_armor_template`.
@@ -44,22 +48,28 @@ impl ModelArmorTemplate {
         ModelArmorTemplate { cloud }
     }
 
-    /// Reads the templates: their names, or a permanent error when one does not exist.
-    async fn read(&self, cx: &StepContext) -> Result<Outputs, StepError> {
+    /// Reads the templates: their names, or a permanent error when one does not exist. With
+    /// `Reading::Observe`, Model Armor not enabled yet gives `None` (an earlier step of the plan
+    /// may enable it); with `Reading::Apply` it is an error (permanent when nobody enabled it).
+    async fn read(&self, cx: &StepContext, reading: Reading) -> Result<Option<Outputs>, StepError> {
         let params = TemplateParams::parse(cx)?;
         let project = params.template_project.as_deref().unwrap_or(&params.project);
-        let prompts = self
-            .read_one(cx, project, &params.region, &params.template_id)
-            .await?;
+        let read = |id: &str| self.read_one(cx, project, &params.region, id.to_string(), reading);
+        let Some(prompts) = read(&params.template_id).await? else {
+            return Ok(None);
+        };
         let responses = match &params.response_template_id {
-            Some(id) => self.read_one(cx, project, &params.region, id).await?,
+            Some(id) => match read(id).await? {
+                Some(name) => name,
+                None => return Ok(None),
+            },
             None => prompts.clone(),
         };
-        Ok(Outputs::from([
+        Ok(Some(Outputs::from([
             ("name".to_string(), json!(prompts)),
             ("response_name".to_string(), json!(responses)),
             ("project".to_string(), json!(project)),
-        ]))
+        ])))
     }
 
     /// The name of template `id` in `project` and `region`, read from Model Armor.
@@ -68,8 +78,9 @@ impl ModelArmorTemplate {
         cx: &StepContext,
         project: &str,
         region: &str,
-        id: &str,
-    ) -> Result<String, StepError> {
+        id: String,
+        reading: Reading,
+    ) -> Result<Option<String>, StepError> {
         let name = format!("projects/{project}/locations/{region}/templates/{id}");
         let client = self.cloud.client().await?;
         let api = Api::ModelArmor {
@@ -78,12 +89,13 @@ impl ModelArmorTemplate {
         match client.get(&api, &format!("v1/{name}")).await {
             // An answer is parsed into the field relied on; one without it is never success.
             Ok(template) => match template["name"].as_str() {
-                Some(found) => Ok(found.to_string()),
+                Some(found) => Ok(Some(found.to_string())),
                 None => Err(StepError::retryable(format!(
                     "step `{}`: Model Armor answered the read of {name} without the template's name",
                     cx.step_id
                 ))),
             },
+            Err(e) if reading == Reading::Observe && e.is_service_disabled() => Ok(None),
             Err(e) if e.is_not_found() => Err(StepError::permanent(format!(
                 "step `{}`: Model Armor template `{id}` does not exist in project {project}, region \
                  {region} ({e}). Create it there (`gcloud model-armor templates create {id} \
@@ -122,11 +134,23 @@ impl StepKind for ModelArmorTemplate {
     }
 
     async fn observe(&self, cx: &StepContext) -> Result<Observation, StepError> {
-        Ok(Observation::Converged(self.read(cx).await?))
+        Ok(match self.read(cx, Reading::Observe).await? {
+            Some(outputs) => Observation::Converged(outputs),
+            // Nothing will change: `apply` only reads, strictly, once the plan got this far.
+            None => Observation::Diverged(Change::update(
+                "check the templates once Model Armor is enabled (not yet where they are)",
+            )),
+        })
     }
 
-    /// Never reached (observe converges or fails); reads again all the same.
+    /// Reached only when `observe` found Model Armor not enabled; reads again, strictly.
     async fn apply(&self, cx: &StepContext) -> Result<Applied, StepError> {
-        Ok(Applied::Done(self.read(cx).await?))
+        match self.read(cx, Reading::Apply).await? {
+            Some(outputs) => Ok(Applied::Done(outputs)),
+            None => Err(StepError::retryable(format!(
+                "step `{}`: Model Armor answered neither the templates nor an error",
+                cx.step_id
+            ))),
+        }
     }
 }
