@@ -270,10 +270,10 @@ fn a_display_name_over_googles_limit_is_refused_before_any_call_in_a_few_lines()
         &["project=sluice-demo", "pickle_gcs_uri=gs://agents/agent.pkl"],
         &["--vars-file", vars.to_str().unwrap()],
         &[
-            "$.steps[6].with.display_name: the value is 1000000 characters long; a Vertex AI \
+            "$.steps[18].with.display_name: the value is 1000000 characters long; a Vertex AI \
              display name is limited to 128 characters: shorten it (the value of variable \
              `agent_display_name`)",
-            "$.steps[7].with.display_name: the value is 1000000 characters long; an Agent \
+            "$.steps[19].with.display_name: the value is 1000000 characters long; an Agent \
              Registry display name is limited to 63 characters",
         ],
     );
