@@ -5,37 +5,7 @@
 mod support;
 
 use sluice_tests::{stderr, stdout, Sandbox};
-use support::{names, Cloud};
-
-/// plan → nothing mutated and every step listed; run → converged; run again → no mutation.
-fn converges_and_reruns_without_mutation(plan: &str, vars: &[&str], creates: &[&str]) -> Cloud {
-    let cloud = Cloud::start();
-    let sandbox = Sandbox::new();
-    let preview = cloud.sluice(&sandbox, "plan", plan, vars);
-    assert!(preview.status.success(), "{}", stderr(&preview));
-    let text = stdout(&preview);
-    for step in creates {
-        assert!(
-            text.lines()
-                .any(|l| l.trim_start().starts_with(&format!("+ {step} "))),
-            "`{step}` listed as a create:\n{text}"
-        );
-    }
-    assert_eq!(cloud.mutations(), Vec::<String>::new(), "plan mutates nothing");
-
-    let first = cloud.sluice(&sandbox, "run", plan, vars);
-    assert!(first.status.success(), "{}\n{}", stdout(&first), stderr(&first));
-    let made = cloud.mutations().len();
-    assert!(made > 0);
-    let again = cloud.sluice(&sandbox, "run", plan, vars);
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(
-        cloud.mutations()[made..],
-        [] as [String; 0],
-        "a second run only reads"
-    );
-    cloud
-}
+use support::{converges_and_reruns_without_mutation, names, Cloud};
 
 #[test]
 fn egress_plan_converges_on_a_fresh_project() {
@@ -90,6 +60,7 @@ fn both_plan_with_model_armor_in_another_project_converges() {
     let vars = [
         "project=sluice-demo",
         "pickle_gcs_uri=gs://agents/agent.pkl",
+        "model_armor_template=agent-prompts",
         "model_armor_project=sluice-armor",
     ];
     let creates = [
@@ -146,23 +117,18 @@ fn approved_gateways_policy_plan_converges() {
 
 #[test]
 fn model_armor_grants_are_skipped_when_the_templates_live_in_the_agent_project() {
-    let cloud = Cloud::start();
+    let cloud = Cloud::start_with(support::config_with_model_armor_in_the_agent_project());
     let sandbox = Sandbox::new();
     let vars = [
         "project=sluice-demo",
         "pickle_gcs_uri=gs://agents/agent.pkl",
+        "model_armor_template=agent-prompts",
         "model_armor_project=sluice-demo",
     ];
     let preview = cloud.sluice(&sandbox, "plan", "agent-gateway-both.json", &vars);
     assert!(preview.status.success(), "{}", stderr(&preview));
-    let text = stdout(&preview);
-    for step in ["model_armor_apis", "model_armor_callout", "model_armor_user"] {
-        assert!(
-            text.lines()
-                .any(|l| l.trim_start().starts_with(&format!("- {step} "))),
-            "`{step}` skipped:\n{text}"
-        );
-    }
+    let skipped = ["model_armor_apis", "model_armor_callout", "model_armor_user"];
+    support::assert_listed(&stdout(&preview), "-", &skipped);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use sluice_emulator::config::{FaultConfig, ModelArmorTemplateConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
-use sluice_tests::Sandbox;
+use sluice_tests::{stderr, stdout, Sandbox};
 
 pub const HARNESS: &str = env!("CARGO_BIN_EXE_sluice-harness");
 pub const SCALE: f64 = 0.001;
@@ -22,9 +22,12 @@ pub const EGRESS_VARS: [&str; 2] = ["project=sluice-demo", "pickle_gcs_uri=gs://
 /// us-central1.
 pub const TEMPLATES: [&str; 2] = ["agent-prompts", "agent-responses"];
 
+/// Model Armor's API, enabled in the Model Armor project `sluice-armor`.
+pub const MODEL_ARMOR_API: &str = "modelarmor.googleapis.com";
+
 /// The emulator the tests use: the demo organisation, `sluice-demo` (Org Policy enabled, for an
-/// admin) and a Model Armor project `sluice-armor`, each holding the [`TEMPLATES`], time scaled
-/// 1,000×.
+/// admin) and a Model Armor project `sluice-armor` ([`MODEL_ARMOR_API`] enabled), each holding
+/// the [`TEMPLATES`], time scaled 1,000×.
 pub fn config() -> EmulatorConfig {
     let mut config = EmulatorConfig {
         time_scale: SCALE,
@@ -34,7 +37,7 @@ pub fn config() -> EmulatorConfig {
     config.organizations[0].projects.push(ProjectConfig {
         id: "sluice-armor".into(),
         number: 100_000_000_002,
-        enabled_services: vec![],
+        enabled_services: vec![MODEL_ARMOR_API.into()],
     });
     for project in ["sluice-demo", "sluice-armor"] {
         for template in TEMPLATES {
@@ -47,6 +50,16 @@ pub fn config() -> EmulatorConfig {
             });
         }
     }
+    config
+}
+
+/// `config()` with [`MODEL_ARMOR_API`] enabled in `sluice-demo` too, as where its own
+/// [`TEMPLATES`] are used it must be (a plan reads them before enabling anything).
+pub fn config_with_model_armor_in_the_agent_project() -> EmulatorConfig {
+    let mut config = config();
+    let demo = &mut config.organizations[0].projects[0];
+    assert_eq!(demo.id, "sluice-demo");
+    demo.enabled_services.push(MODEL_ARMOR_API.into());
     config
 }
 
@@ -178,6 +191,56 @@ impl Cloud {
             .filter(|p| p["id"] == project)
             .flat_map(|p| p["iamGrants"].as_array().unwrap().iter())
             .any(|g| g["role"] == role && g["member"] == member)
+    }
+}
+
+/// plan → nothing mutated and every step listed; run → converged; run again → no mutation.
+pub fn converges_and_reruns_without_mutation(plan: &str, vars: &[&str], creates: &[&str]) -> Cloud {
+    converges_and_reruns_without_mutation_in(config(), plan, vars, creates)
+}
+
+/// [`converges_and_reruns_without_mutation`] in an emulator of `config`.
+pub fn converges_and_reruns_without_mutation_in(
+    config: EmulatorConfig,
+    plan: &str,
+    vars: &[&str],
+    creates: &[&str],
+) -> Cloud {
+    let cloud = Cloud::start_with(config);
+    let sandbox = Sandbox::new();
+    let preview = cloud.sluice(&sandbox, "plan", plan, vars);
+    assert!(
+        preview.status.success(),
+        "{}\n{}",
+        stdout(&preview),
+        stderr(&preview)
+    );
+    assert_listed(&stdout(&preview), "+", creates);
+    assert_eq!(cloud.mutations(), Vec::<String>::new(), "plan mutates nothing");
+
+    let first = cloud.sluice(&sandbox, "run", plan, vars);
+    assert!(first.status.success(), "{}\n{}", stdout(&first), stderr(&first));
+    let made = cloud.mutations().len();
+    assert!(made > 0);
+    let again = cloud.sluice(&sandbox, "run", plan, vars);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        cloud.mutations()[made..],
+        [] as [String; 0],
+        "a second run only reads"
+    );
+    cloud
+}
+
+/// `sluice plan`'s listing `text` shows each of `steps` with `mark` (`+` create, `-` skipped,
+/// `…` known once earlier steps run).
+pub fn assert_listed(text: &str, mark: &str, steps: &[&str]) {
+    for step in steps {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{mark} {step} "))),
+            "`{step}` listed with `{mark}`:\n{text}"
+        );
     }
 }
 
