@@ -375,15 +375,17 @@ fn plan_previews_the_template_read_of_an_api_that_an_earlier_step_enables() {
     let preview = cloud.sluice(&sandbox, "plan", plan, &vars);
     let text = stdout(&preview);
     assert_listed(&text, "+", &["model_armor_apis_here"]);
-    // The template read waits for the API the plan enables, as do the steps reading it.
+    // The template read is still to do once the plan has enabled the API (it changes nothing);
+    // the steps reading it are known only then.
+    assert_listed(&text, "~", &["model_armor_templates"]);
+    assert!(
+        text.contains("check the templates once Model Armor is enabled"),
+        "{text}"
+    );
     assert_listed(
         &text,
         "…",
-        &[
-            "model_armor_templates",
-            "ingress_model_armor_extension",
-            "ingress_model_armor_policy",
-        ],
+        &["ingress_model_armor_extension", "ingress_model_armor_policy"],
     );
     assert_eq!(preview.status.code(), Some(0), "{text}\n{}", stderr(&preview));
     assert_eq!(cloud.mutations(), Vec::<String>::new(), "plan mutates nothing");

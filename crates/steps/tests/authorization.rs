@@ -1,6 +1,7 @@
 //! Governance on an Agent Gateway: a Model Armor template check, an authorization extension
 //! and an authorization policy — converging, then only reading; refusing a missing template
-//! before any mutation; and Google's limit on an egress gateway's policies as a permanent error.
+//! before any mutation (and a Model Armor API nobody enabled at once); and Google's limits on a
+//! gateway's policies, met at run time, as permanent errors.
 
 mod support;
 
@@ -146,6 +147,27 @@ async fn a_missing_template_fails_its_check_before_any_mutation() {
             && error.contains("Create it"),
         "{error}"
     );
+    assert_eq!(world.mutations().await, vec![]);
+}
+
+/// Model Armor not enabled and no step enabling it: the check fails at its first attempt, naming
+/// the API, rather than waiting out the not-yet window.
+#[tokio::test]
+async fn a_template_check_where_model_armor_was_never_enabled_fails_at_once_naming_the_api() {
+    let mut never = enabled();
+    never.organizations[0].projects[0]
+        .enabled_services
+        .retain(|s| s != "modelarmor.googleapis.com");
+    let world = World::start(never).await;
+    let summary = world.run(&plan("prompts"), &[]).await;
+    assert_eq!(summary.state, RunState::Failed);
+    let error = error_of(&summary, "template");
+    assert!(
+        error.contains("modelarmor.googleapis.com") && error.contains("not enabled"),
+        "{error}"
+    );
+    let record = summary.steps.iter().find(|s| s.step_id == "template").unwrap();
+    assert_eq!(record.attempts, 1, "permanent, not retried: {record:?}");
     assert_eq!(world.mutations().await, vec![]);
 }
 
