@@ -165,6 +165,20 @@ pub fn resource_id(id: &str) -> Result<(), String> {
     )
 }
 
+/// A Model Armor template id: 1-63 letters (either case), digits, `-` and `_`, starting with a
+/// letter or digit. Google publishes no stricter pattern; this refuses only what cannot be a
+/// path segment of its name.
+pub fn template_id(id: &str) -> Result<(), String> {
+    let mut chars = id.chars();
+    let first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    verdict(
+        first && rest && id.len() <= 63,
+        id,
+        "a Model Armor template id: 1-63 letters, digits, `-` and `_`, starting with a letter or digit",
+    )
+}
+
 /// At most `limit` characters, naming Google's limit (`what` it is a limit of).
 pub fn max_chars(limit: usize, what: &'static str) -> impl Fn(&str) -> Result<(), String> {
     move |text: &str| {
@@ -432,6 +446,10 @@ mod tests {
         assert!(region("us-central1-a").is_err() && region("uscentral").is_err());
         assert!(role_id("agentGatewayUser").is_ok() && role_id("a-b").is_err() && role_id("ab").is_err());
         assert!(resource_id("agent-egress").is_ok() && resource_id("Agent").is_err());
+        assert!(template_id("Agent_Prompts-1").is_ok() && template_id("9t").is_ok());
+        for bad in ["", "-t", "a/b", "t.x", &"t".repeat(64)] {
+            assert!(template_id(bad).is_err(), "{bad}");
+        }
         assert!(gcs_uri("gs://agents/agent.pkl").is_ok() && gcs_uri("https://x/y").is_err());
         assert!(gcs_uri("gs://bucket").is_err(), "an object is needed");
         let short = gcs_uri("gs://a/agent.pkl").unwrap_err();

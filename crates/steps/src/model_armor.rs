@@ -128,8 +128,8 @@ impl StepKind for ModelArmorTemplate {
             .string("project", &checks::project_id)
             .string("template_project", &checks::project_id)
             .string("region", &checks::region)
-            .string("template_id", &checks::resource_id)
-            .string("response_template_id", &checks::resource_id)
+            .string("template_id", &checks::template_id)
+            .string("response_template_id", &checks::template_id)
             .done()
     }
 
