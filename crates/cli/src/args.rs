@@ -38,6 +38,9 @@ pub enum Command {
         plan: PathBuf,
         #[command(flatten)]
         vars: VarArgs,
+        /// Apply without showing the plan and asking first (scheduled jobs and scripts).
+        #[arg(long)]
+        auto_approve: bool,
         #[command(flatten)]
         exec: ExecArgs,
         #[command(flatten)]

@@ -24,6 +24,7 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
         Command::Run {
             plan,
             vars,
+            auto_approve: _,
             exec,
             cloud,
         } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
