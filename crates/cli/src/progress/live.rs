@@ -137,7 +137,7 @@ pub async fn show(
             } => {
                 if let Some(line) = lines.get(&step) {
                     line.bar.set_message(safe(format!(
-                        "{} (poll {poll}{})",
+                        "{} · poll {poll}{}",
                         waiting_text(progress.as_deref()),
                         retried(line.retries)
                     )));
