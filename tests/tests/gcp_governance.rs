@@ -626,7 +626,7 @@ fn an_agent_calling_vertex_ai_behind_deny_by_default_is_warned_fails_once_then_c
     assert_eq!(failed.status.code(), Some(1), "{text}");
     // The step's own failure, not the warning the run repeats.
     let failure = (text.lines())
-        .find(|l| l.starts_with("agent: FAILED: "))
+        .find(|l| l.contains("] agent: FAILED: "))
         .unwrap_or_else(|| panic!("the `agent` step fails:\n{text}"));
     for phrase in [
         VERTEX_AI_HOST,

@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Colors and live redrawn progress on stderr: `auto` when stderr is a terminal and
+    /// NO_COLOR is unset or empty, `always`, or `never` (plain lines, no escape sequence at all).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,6 +33,17 @@ pub struct Cli {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// When stderr gets colors and live progress (see `output::Styling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Only on a terminal, and only when NO_COLOR is unset or empty (no-color.org).
+    Auto,
+    /// Colors even when NO_COLOR is set or stderr is not a terminal.
+    Always,
+    /// No escape sequence at all: plain progress lines, logs without colors.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,7 @@ mod output;
 mod progress;
 mod store_link;
 mod store_path;
+mod styling;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

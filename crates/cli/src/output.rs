@@ -1,10 +1,9 @@
-//! What people see: log set-up, progress lines from engine events, and step tables.
+//! What people see: log set-up and step tables (progress is `crate::progress`).
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use sluice_engine::{Event, RunSummary, StepRecord, StepState};
-use tokio::sync::mpsc;
+use sluice_engine::{RunSummary, StepRecord};
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, LogFormat};
@@ -82,64 +81,12 @@ pub fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(crate::styling::init(cli.color).colors)
         .with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-}
-
-/// Prints one line per notable event (human format); JSON logs come from tracing instead.
-pub async fn print_events(mut events: mpsc::UnboundedReceiver<Event>, format: LogFormat) {
-    while let Some(event) = events.recv().await {
-        if format == LogFormat::Json {
-            continue;
-        }
-        let line = match event {
-            Event::RunStarted {
-                run_id,
-                session,
-                steps,
-            } => format!("run {run_id}: session {session}, {steps} steps"),
-            Event::StepInDoubt { step } => {
-                format!("{step}: was applying when the last process stopped; observing first")
-            }
-            Event::StepApplying { step, change } => format!("{step}: {}", change.summary),
-            Event::StepWaiting { step, poll, progress } => {
-                format!(
-                    "{step}: waiting on operation (poll {poll}{})",
-                    progress.map(|p| format!(", {p}")).unwrap_or_default()
-                )
-            }
-            Event::StepRetrying {
-                step,
-                attempt,
-                class,
-                message,
-                delay,
-            } => {
-                format!(
-                    "{step}: attempt {attempt} failed ({class}): {message}; retrying in {}",
-                    human_duration(delay)
-                )
-            }
-            Event::StepFinished {
-                step,
-                state,
-                applied,
-                error,
-                ..
-            } => match (state, error) {
-                (StepState::Failed, Some(error)) => format!("{step}: FAILED: {error}"),
-                (StepState::Succeeded, _) if applied => format!("{step}: done (changed)"),
-                (StepState::Succeeded, _) => format!("{step}: done (no change)"),
-                (state, _) => format!("{step}: {}", state.as_str()),
-            },
-            _ => continue,
-        };
-        errln!("{line}");
-    }
 }
 
 pub fn print_summary(summary: &RunSummary) {
@@ -182,7 +129,7 @@ pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
     }
 }
 
-fn human_duration(duration: Duration) -> String {
+pub(crate) fn human_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
     if ms < 1000 {
         format!("{ms}ms")

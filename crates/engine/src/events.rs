@@ -27,10 +27,15 @@ pub enum Event {
         step: String,
         change: Change,
     },
+    /// An operation is still pending after poll number `poll` (counted over the step's life).
     StepWaiting {
         step: String,
         poll: u32,
+        /// What the kind says about the operation, for people.
         progress: Option<String>,
+        /// The operation waited on: tells one operation from the next (a retried step may
+        /// start another) without counting polls.
+        operation: crate::kind::OperationHandle,
     },
     StepRetrying {
         step: String,

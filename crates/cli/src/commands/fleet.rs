@@ -283,7 +283,7 @@ impl<'a> Session<'a> {
             self.concurrency
         );
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let live = self.format == LogFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let live = self.format == LogFormat::Human && crate::styling::stderr().live;
         let printer = if live {
             tokio::spawn(live::show(events_rx, total, already_done))
         } else {

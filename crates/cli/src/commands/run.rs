@@ -148,13 +148,8 @@ pub(crate) fn build_engine(
 async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool) -> CommandResult {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
-    // On a terminal, live lines per active step; otherwise (CI, logs) plain lines.
-    let live = format == LogFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let printer = if live {
-        tokio::spawn(crate::progress::show(events_rx))
-    } else {
-        tokio::spawn(output::print_events(events_rx, format))
-    };
+    // On a terminal, live lines per active step; otherwise (CI, logs, NO_COLOR) plain lines.
+    let printer = crate::progress::spawn(events_rx, format, &engine, run_id);
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(watch_signals(stop_tx));
     let result = engine.execute(run_id, stop_rx).await;

@@ -40,7 +40,8 @@ impl Tally {
     }
 }
 
-fn short(d: Duration) -> String {
+/// A duration in whole seconds, minutes or hours (`42s`, `3m05s`, `1h02m`), for estimates.
+pub(crate) fn short(d: Duration) -> String {
     let s = d.as_secs();
     if s < 60 {
         format!("{s}s")

@@ -124,6 +124,10 @@ impl Engine {
         &self.store
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// The key under which runs of this plan with these variables are recognised.
     pub fn run_key(validated: &ValidatedPlan) -> String {
         let canonical = serde_json::json!({ "plan": validated.plan, "vars": validated.vars });

@@ -361,6 +361,7 @@ impl StepDriver {
                         step: cx.step_id.clone(),
                         poll: self.record.polls,
                         progress,
+                        operation: handle.clone(),
                     });
                 }
                 PollOutcome::Failed(error) => {
