@@ -43,6 +43,22 @@ fn mutations(emulator: &EmulatorHandle) -> Vec<String> {
 }
 
 #[test]
+fn validate_knows_the_custom_kind() {
+    let output = Command::new(BINARY)
+        .args(["validate", PLAN, "--var", "project=my-project"])
+        .env_remove("SLUICE_STORE")
+        .output()
+        .expect("acme-sluice runs");
+    // The shipped `sluice` refuses the plan: unknown kind `acme.change_ticket` (exit 2).
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("valid (4 steps"),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+#[test]
 fn the_custom_kind_runs_with_the_built_in_ones_and_a_second_run_changes_nothing() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = EmulatorConfig {
