@@ -31,7 +31,9 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Lines for people.
     Human,
+    /// One JSON object per line.
     Json,
 }
 
@@ -64,6 +66,7 @@ pub enum Command {
     },
     /// Continue an unfinished run by id.
     Resume {
+        /// Id of the run to continue (`sluice runs` lists them); its plan is stored with it.
         run: String,
         #[command(flatten)]
         exec: ExecArgs,
@@ -72,6 +75,7 @@ pub enum Command {
     },
     /// Show a run's steps: state, attempts, durations, outputs [default: the newest run].
     Status {
+        /// Id of the run to show (`sluice runs` lists them) [default: the newest run].
         run: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -79,11 +83,13 @@ pub enum Command {
     },
     /// List the runs in the store.
     Runs {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Check a plan and its variables; reports every problem.
     Validate {
+        /// Plan file (JSON).
         plan: PathBuf,
         #[command(flatten)]
         vars: VarArgs,
@@ -102,7 +108,9 @@ pub enum Command {
     },
     /// Print a plan's step graph.
     Graph {
+        /// Plan file (JSON); its variables are not needed.
         plan: PathBuf,
+        /// Graph language: Graphviz `dot` or a `mermaid` flowchart.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -124,8 +132,22 @@ pub enum Command {
     Fleet(FleetCommand),
     /// Remove finished runs beyond the newest KEEP and give the space back.
     Compact {
+        /// How many of the newest succeeded runs to keep; unfinished runs are always kept.
         #[arg(long, default_value_t = 100)]
         keep: usize,
+    },
+    /// Print the shell completion script for SHELL on stdout.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page sluice(1) on stdout as roff, or write one page per command.
+    Man {
+        /// Write sluice.1 and a page per subcommand (sluice-run.1, sluice-fleet-run.1, …) into
+        /// DIR, created if missing, instead of printing sluice(1).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -146,6 +168,7 @@ pub enum FleetCommand {
     },
     /// Continue an unfinished fleet run by id: targets that succeeded are not run again.
     Resume {
+        /// Id of the fleet run to continue (`sluice fleet status` shows the newest).
         fleet_run: String,
         #[command(flatten)]
         exec: FleetExecArgs,
@@ -154,6 +177,7 @@ pub enum FleetCommand {
     },
     /// Show a fleet run's targets [default: the newest fleet run].
     Status {
+        /// Id of the fleet run to show [default: the newest fleet run].
         fleet_run: Option<String>,
         /// Print the JSON report instead of a table.
         #[arg(long)]
@@ -161,9 +185,11 @@ pub enum FleetCommand {
     },
     /// Check a fleet file and list the targets a run would have; calls nothing.
     Plan {
+        /// Fleet file (JSON).
         fleet: PathBuf,
         #[command(flatten)]
         vars: VarArgs,
+        /// Print JSON instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -184,7 +210,9 @@ pub struct FleetExecArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
+    /// Graphviz (`dot -Tsvg`).
     Dot,
+    /// A Mermaid flowchart (Markdown renderers draw it).
     Mermaid,
 }
 
@@ -200,7 +228,7 @@ pub struct VarArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Steps running at once.
+    /// Steps running at once (1 to 1024).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Seconds running steps get to finish after Ctrl-C / SIGTERM.
@@ -262,5 +290,84 @@ impl std::fmt::Debug for CloudArgs {
             .field("quota_project", &self.quota_project)
             .field("time_scale", &self.time_scale)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Arg, Command as ClapCommand, CommandFactory};
+
+    use super::Cli;
+
+    /// Every argument (positional or option) of `command` and its subcommands whose help is
+    /// empty, and every subcommand without a description, as `sluice fleet run FLEET`.
+    /// Clap's own `--help`, `--version` and `help` subcommand are left out.
+    fn undocumented(command: &ClapCommand, path: &str, found: &mut Vec<String>) {
+        let text =
+            |help: Option<&clap::builder::StyledStr>| help.map(ToString::to_string).unwrap_or_default();
+        for arg in command.get_arguments() {
+            let clap_own = matches!(arg.get_id().as_str(), "help" | "version");
+            if !clap_own
+                && text(arg.get_help()).trim().is_empty()
+                && text(arg.get_long_help()).trim().is_empty()
+            {
+                found.push(format!("{path} {}", shown(arg)));
+            }
+        }
+        for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if text(sub.get_about()).trim().is_empty() {
+                found.push(format!("{sub_path} (the command itself)"));
+            }
+            undocumented(sub, &sub_path, found);
+        }
+    }
+
+    fn shown(arg: &Arg) -> String {
+        match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => arg.get_id().as_str().to_uppercase(),
+        }
+    }
+
+    fn undocumented_in(mut command: ClapCommand) -> Vec<String> {
+        command.build();
+        let mut found = Vec::new();
+        let name = command.get_name().to_string();
+        undocumented(&command, &name, &mut found);
+        found
+    }
+
+    #[test]
+    fn every_argument_and_command_has_help() {
+        let found = undocumented_in(Cli::command());
+        assert!(found.is_empty(), "arguments without help text: {found:#?}");
+    }
+
+    #[test]
+    fn an_argument_without_help_is_named() {
+        let command = ClapCommand::new("tool")
+            .arg(Arg::new("verbose").long("verbose").help("More output."))
+            .subcommand(
+                ClapCommand::new("go")
+                    .about("Go.")
+                    .arg(Arg::new("target"))
+                    .arg(Arg::new("speed").long("speed")),
+            )
+            .subcommand(ClapCommand::new("stop").arg(Arg::new("now").long("now").help("At once.")));
+        assert_eq!(
+            undocumented_in(command),
+            [
+                "tool go TARGET",
+                "tool go --speed",
+                "tool stop (the command itself)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_flags_pass_clap_s_own_checks() {
+        Cli::command().debug_assert();
     }
 }

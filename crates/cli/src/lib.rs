@@ -5,12 +5,13 @@
 //! never exits the process or prints.
 //!
 //! It is a library so that a test harness can run exactly this code with crash hooks installed
-//! ([`main_with`]); the `sluice` binary passes none.
+//! ([`main_with`]; the `sluice` binary passes none), and so that a platform team can ship the
+//! whole command with step kinds of its own next to the built-in ones ([`Sluice`]).
 //!
 //! Every command returns how it ended (`error.rs`): an `Outcome` (it did its job; a failed run
 //! or a partial fleet is one, with its status and the command to type next) or a `CliError`
-//! (what went wrong, the hint, the status). [`main_with`] alone prints them and turns the
-//! [`ExitStatus`] into the process's exit code. Library crates say what went wrong; the hints
+//! (what went wrong, the hint, the status). [`main_with`] (or [`Sluice::main`]) alone prints
+//! them and turns the [`ExitStatus`] into the process's exit code. Library crates say what went wrong; the hints
 //! naming `sluice` flags and commands are added here.
 //!
 //! ## Exit codes
@@ -42,6 +43,7 @@ mod args;
 mod commands;
 mod error;
 mod fleet;
+mod kinds;
 mod output;
 mod progress;
 mod store_link;
@@ -58,10 +60,90 @@ use sluice_engine::Hooks;
 pub use args::Cli;
 pub use error::ExitStatus;
 use error::{CliError, CommandResult};
+use kinds::Kinds;
+/// The registry [`Sluice::with_kinds`] adds to.
+pub use sluice_engine::Registry;
+/// How the `gcp.*` kinds reach Google Cloud, handed to [`Sluice::with_kinds`].
+pub use sluice_steps::Cloud;
 
-/// Runs the CLI on `args` (program name first) with optional test hooks. The one place that
-/// prints a command's error (or its closing line) and turns its status into the exit code.
+/// The whole `sluice` command, with step kinds of your own registered next to the built-in ones
+/// (`core.*`, `local.*`, `gcp.*`). Every command that reads kinds sees them: `run`, `resume`,
+/// `plan`, `validate`, `fleet run`, `fleet resume` and `fleet plan`.
+///
+/// Your registrations run after the built-in ones, so a kind of the same name replaces the
+/// built-in one. They are given the [`Cloud`] the `gcp.*` kinds call (the embedded emulator under
+/// `--emulator`, `--endpoint`, or Google), for kinds that call Google Cloud too.
+///
+/// ```no_run
+/// use sluice_cli::Sluice;
+/// use sluice_engine::builtin::LocalFile;
+///
+/// fn main() -> std::process::ExitCode {
+///     Sluice::new()
+///         .with_kinds(|registry, _cloud| {
+///             // Your own `impl StepKind`; a built-in one stands in for it here.
+///             registry.register("acme.file", LocalFile);
+///         })
+///         .main(std::env::args_os())
+/// }
+/// ```
+///
+/// `examples/embedder` in the repository is a complete program, with its own kind and a plan.
+#[derive(Clone, Default)]
+pub struct Sluice {
+    hooks: Option<Arc<dyn Hooks>>,
+    kinds: Kinds,
+}
+
+impl Sluice {
+    /// The `sluice` command as shipped: the built-in kinds only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds kinds: `register` is called on every registry a command builds, after the built-in
+    /// kinds (and after any earlier `with_kinds`).
+    pub fn with_kinds(mut self, register: impl Fn(&mut Registry, &Cloud) + Send + Sync + 'static) -> Self {
+        self.kinds.add(register);
+        self
+    }
+
+    /// Installs engine hooks (crash points, for tests).
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// Runs the command line `args` (program name first) and returns the exit code (see the
+    /// table above): `fn main() -> ExitCode { Sluice::new().main(std::env::args_os()) }`.
+    pub fn main<I, T>(&self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        run_cli(args, self)
+    }
+}
+
+/// Runs the CLI on `args` (program name first) with optional test hooks and the built-in kinds:
+/// [`Sluice::main`] without kinds of its own.
 pub fn main_with<I, T>(args: I, hooks: Option<Arc<dyn Hooks>>) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_cli(
+        args,
+        &Sluice {
+            hooks,
+            kinds: Kinds::default(),
+        },
+    )
+}
+
+/// The one place that prints a command's error (or its closing line) and turns its status into
+/// the exit code.
+fn run_cli<I, T>(args: I, app: &Sluice) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -81,7 +163,7 @@ where
     output::init_logging(&cli);
     let status = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => {
-            let result = runtime.block_on(commands::dispatch(cli, hooks));
+            let result = runtime.block_on(commands::dispatch(cli, app));
             // Do not wait for blocked step calls that a shutdown abandoned.
             runtime.shutdown_background();
             print_ending(result)

@@ -59,6 +59,7 @@ pub mod plan_rule;
 pub mod policy;
 mod preview;
 pub mod store;
+pub mod suggest;
 pub mod template;
 pub mod time;
 pub mod validate;

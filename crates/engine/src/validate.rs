@@ -13,6 +13,7 @@ use crate::kind::{KindSchema, ParamType, Registry};
 use crate::plan::{parse_duration, Plan, VarType};
 use crate::plan_rule::{PlannedStep, Severity};
 use crate::policy::RetryPolicy;
+use crate::suggest::did_you_mean;
 use crate::template::{self, key_path, Ref, Segment};
 use crate::vars::{resolve_vars, Resolved, VarInput};
 
@@ -160,13 +161,19 @@ impl Checker<'_> {
         listing(self.plan.steps.iter().map(|s| s.id.as_str()), "none")
     }
 
+    /// "did you mean" the step id nearest to the unknown `name`, if one is close.
+    fn step_guess(&self, name: &str) -> String {
+        did_you_mean(name, self.plan.steps.iter().map(|s| s.id.as_str()))
+    }
+
     /// Whether step `i`'s kind takes parameter `name`, and a value of `value`'s type.
     fn param_problem(&self, i: usize, name: &str, value: &Value) -> Option<String> {
         let (schema, kind) = (self.schemas[i].as_ref()?, &self.plan.steps[i].kind);
         let Some(param) = schema.param(name) else {
             let accepted = listing(schema.params.iter().map(|p| p.name), "no parameters");
+            let guess = did_you_mean(name, schema.params.iter().map(|p| p.name));
             return Some(format!(
-                "kind `{kind}` has no parameter `{name}`; it accepts: {accepted}"
+                "kind `{kind}` has no parameter `{name}`; {guess}it accepts: {accepted}"
             ));
         };
         let ty = param.ty.as_str();
@@ -197,8 +204,9 @@ impl Checker<'_> {
             Err(message) => Some(message),
             Ok(Ref::Var(var)) if plan.vars.contains_key(&var) => None,
             Ok(Ref::Var(var)) => Some(format!(
-                "`${{vars.{var}}}` refers to an undeclared variable; declare it under `vars` or use \
-                 one of: {}",
+                "`${{vars.{var}}}` refers to an undeclared variable; {}declare it under `vars` or \
+                 use one of: {}",
+                did_you_mean(&var, plan.vars.keys().map(String::as_str)),
                 listing(plan.vars.keys().map(String::as_str), "none are declared")
             )),
             Ok(Ref::StepOutput { step, key }) if step == plan.steps[i].id => Some(format!(
@@ -207,10 +215,10 @@ impl Checker<'_> {
             )),
             Ok(Ref::StepOutput { step, key }) => {
                 let Some(&t) = self.first_use.get(step.as_str()) else {
-                    let steps = self.step_ids();
+                    let (guess, steps) = (self.step_guess(&step), self.step_ids());
                     return Some(format!(
                         "`${{steps.{step}.outputs.{key}}}` refers to an unknown step `{step}`; \
-                         steps: {steps}"
+                         {guess}steps: {steps}"
                     ));
                 };
                 deps.push(t);
@@ -218,9 +226,10 @@ impl Checker<'_> {
                     .as_ref()
                     .filter(|s| !s.outputs.contains(&key.as_str()))?;
                 let outputs = listing(schema.outputs.iter().copied(), "none");
+                let guess = did_you_mean(&key, schema.outputs.iter().copied());
                 let kind = &plan.steps[t].kind;
                 Some(format!(
-                    "step `{step}` (kind `{kind}`) has no output `{key}`; its outputs: {outputs}"
+                    "step `{step}` (kind `{kind}`) has no output `{key}`; {guess}its outputs: {outputs}"
                 ))
             }
         }
@@ -375,7 +384,8 @@ impl Checker<'_> {
         let (step, at) = (&self.plan.steps[i], format!("$.steps[{i}]"));
         if self.schemas[i].is_none() {
             let kinds = listing(known.registry.names(), "none are registered");
-            let message = format!("unknown kind `{}`; registered kinds: {kinds}", step.kind);
+            let guess = did_you_mean(&step.kind, known.registry.names());
+            let message = format!("unknown kind `{}`; {guess}registered kinds: {kinds}", step.kind);
             self.report(&format!("{at}.kind"), message);
         }
         self.check_params(i, &at, deps);
@@ -430,7 +440,8 @@ impl Checker<'_> {
                 Some(&t) => deps.push(t),
                 None => {
                     let message = format!(
-                        "`after` names an unknown step `{after}`; steps: {}",
+                        "`after` names an unknown step `{after}`; {}steps: {}",
+                        self.step_guess(after),
                         self.step_ids()
                     );
                     self.report(&format!("{at}.after[{j}]"), message);
@@ -683,6 +694,28 @@ mod tests {
             "$.steps[2].after[1]: `after` names an unknown step `ghost`",
             "$.steps[3].with.path: step `d` refers to its own output `path`",
         ]);
+    }
+
+    #[test]
+    fn a_mistyped_name_is_answered_with_the_one_it_most_likely_meant() {
+        let steps = json!([
+            {"id": "gateway_role", "kind": "fake.fiel"},
+            {"id": "grant", "after": ["gatway_role", "ghost"],
+             "with": {"path": "${steps.gateway_rloe.outputs.path}", "itmes": ["${vars.regoin}"]}},
+            {"id": "deploy", "with": {"path": "${steps.grant.outputs.paht}"}},
+        ]);
+        expect(
+            &problems(json!({"region": {"type": "string"}}), steps),
+            &[
+                "$.steps[0].kind: unknown kind `fake.fiel`; did you mean `fake.file`? registered kinds",
+                "$.steps[1].with.itmes: no parameter `itmes`; did you mean `items`? it accepts",
+                "$.steps[1].with.itmes[0]: undeclared variable; did you mean `region`? declare it",
+                "$.steps[1].with.path: unknown step `gateway_rloe`; did you mean `gateway_role`? steps:",
+                "$.steps[1].after[0]: unknown step `gatway_role`; did you mean `gateway_role`? steps:",
+                "$.steps[1].after[1]: unknown step `ghost`; steps:",
+                "$.steps[2].with.path: has no output `paht`; did you mean `path`? its outputs:",
+            ],
+        );
     }
 
     #[test]

@@ -12,38 +12,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::plan::{Plan, VarSpec, VarType};
+use crate::suggest::did_you_mean;
 use crate::template::key_path;
 use crate::validate::{Problem, VarFix, VarForm};
-
-/// The declared name a mistyped `name` most likely meant: the nearest by edit distance, when
-/// at most a third of its letters (and at least one) differ, and some letters are shared.
-fn closest<'a>(name: &str, declared: impl Iterator<Item = &'a String>) -> Option<&'a String> {
-    let length = name.chars().count();
-    let limit = (length / 3).max(1);
-    declared
-        .map(|candidate| (edit_distance(name, candidate), candidate))
-        .filter(|(distance, candidate)| {
-            *distance <= limit && *distance < length.min(candidate.chars().count())
-        })
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
-/// Levenshtein distance over characters (one row at a time).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
-}
 
 /// A variable value as the user gave it.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,9 +107,7 @@ fn undeclared_problems(plan: &Plan, given: &BTreeMap<String, VarInput>, source: 
             let names: Vec<String> = plan.vars.keys().map(|n| format!("`{n}`")).collect();
             format!("declared variables: {}", names.join(", "))
         };
-        let guess = closest(name, plan.vars.keys())
-            .map(|n| format!("did you mean `{n}`? "))
-            .unwrap_or_default();
+        let guess = did_you_mean(name, plan.vars.keys().map(String::as_str));
         problems.push(Problem {
             location: format!("{source}: $.vars"),
             message: format!(
@@ -360,19 +329,23 @@ mod tests {
 
     #[test]
     fn a_mistyped_variable_is_answered_with_the_declared_name_it_most_likely_meant() {
-        let vars = json!({"project": {"type": "string"}, "region": {"type": "string"}});
-        let (_, problems) = run(vars.clone(), &[("projct", text("p")), ("zone", text("z"))]);
+        let vars =
+            json!({"project": {"type": "string"}, "region": {"type": "string"}, "iap": {"type": "bool"}});
+        let given = [("projct", text("p")), ("zone", text("z")), ("ipa", text("true"))];
+        let (_, problems) = run(vars.clone(), &given);
         let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert!(
-            messages[0].contains("`projct` was given") && messages[0].contains("did you mean `project`?"),
+            messages[0].contains("`ipa` was given") && messages[0].contains("did you mean `iap`?"),
+            "a swap of two letters is one edit, even in a short name: {messages:?}"
+        );
+        assert!(
+            messages[1].contains("`projct` was given") && messages[1].contains("did you mean `project`?"),
             "{messages:?}"
         );
         assert!(
-            messages[1].contains("`zone` was given") && !messages[1].contains("did you mean"),
+            messages[2].contains("`zone` was given") && !messages[2].contains("did you mean"),
             "nothing close to `zone`: {messages:?}"
         );
-        assert_eq!(edit_distance("regoin", "region"), 2);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ModelArmorTemplateConfig, ProjectConfig};
 use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
-use sluice_engine::{Registry, RetryPolicy};
+use sluice_engine::RetryPolicy;
 use sluice_gcp::{ClientOptions, Credentials, Secret, TimeScale};
 use sluice_steps::Cloud;
 
@@ -201,18 +201,6 @@ pub async fn check_credentials(target: &Target, plan: &sluice_engine::Plan) -> R
             CliError::bad_input(format!("the credentials cannot be used: {error}"))
         }
     })
-}
-
-/// Every step kind this binary knows, the `gcp.*` ones calling `cloud`.
-pub fn registry(cloud: Cloud) -> Registry {
-    let mut registry = Registry::with_builtins();
-    sluice_steps::register(&mut registry, cloud);
-    registry
-}
-
-/// The registry for commands that never call a kind (validate, graph): the client is never built.
-pub fn offline_registry() -> Registry {
-    registry(Cloud::new(ClientOptions::default()))
 }
 
 /// [`DEMO_TIME_SCALE`] as a time scale.

@@ -3,14 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sluice_engine::fleet::{finished_targets, fleet_outcomes};
 use sluice_engine::time::now_ms;
-use sluice_engine::{
-    Engine, FleetRecord, FleetState, FleetSummary, FleetTargetSpec, Hooks, Store, TargetOutcome,
-};
+use sluice_engine::{Engine, FleetRecord, FleetState, FleetSummary, FleetTargetSpec, Store, TargetOutcome};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
@@ -20,6 +17,7 @@ use crate::args::{CloudArgs, ExecArgs, FleetExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::fleet::{file, live, report};
 use crate::output;
+use crate::Sluice;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -29,10 +27,10 @@ pub async fn run(
     cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
-    hooks: Option<Arc<dyn Hooks>>,
+    app: &Sluice,
 ) -> CommandResult {
     let target = fleet_target(cloud_args, &file::rate_limits_of(fleet_path)).await?;
-    let registry = cloud::registry(target.cloud.clone());
+    let registry = app.kinds.registry(target.cloud.clone());
     let cli_vars = plan_file::read_vars(vars)?;
     // Everything is checked before the store is opened: bad input changes nothing.
     let loaded = file::load(fleet_path, &cli_vars, &target.default_vars, &registry, &today())
@@ -43,7 +41,7 @@ pub async fn run(
     }
     let held = open_run_store(&target, store_dir)?;
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, hooks);
+    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, app);
     let (ttl, from_file) = (loaded.ttl, loaded.file.concurrency);
     let mut fleet = start_fleet(&engine, loaded)?;
     let cleanup = match ttl {
@@ -163,7 +161,7 @@ pub async fn resume(
     cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
-    hooks: Option<Arc<dyn Hooks>>,
+    app: &Sluice,
 ) -> CommandResult {
     if cloud_args.emulator {
         return Err(CliError::bad_input("--emulator fleet runs live in a throw-away store; they cannot be resumed. Run the fleet again with --emulator"));
@@ -196,9 +194,9 @@ pub async fn resume(
     }
     check_report_path(fleet_exec)?;
     errln!("resuming fleet run {fleet_id}");
-    let registry = cloud::registry(target.cloud.clone());
+    let registry = app.kinds.registry(target.cloud.clone());
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, store, &exec, &target, hooks);
+    let engine = build_engine(registry, store, &exec, &target, app);
     let from_file = fleet.extra["concurrency"].as_u64().map(|c| c as usize);
     let session = Session::new(&engine, &target, fleet_exec, format, from_file);
     session.drive(&fleet, &fleet.extra["cleanup"].clone()).await
@@ -415,8 +413,8 @@ fn print_table(fleet: &FleetRecord, outcomes: &[TargetOutcome]) {
 
 /// `fleet plan`: what a `fleet run` of this file would run. Reads the file and the plan only;
 /// calls nothing.
-pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool) -> CommandResult {
-    let registry = cloud::offline_registry();
+pub fn plan(fleet_path: &Path, vars: &VarArgs, as_json: bool, app: &Sluice) -> CommandResult {
+    let registry = app.kinds.offline_registry();
     let cli_vars = plan_file::read_vars(vars)?;
     let loaded = file::load(fleet_path, &cli_vars, &BTreeMap::new(), &registry, &today())
         .map_err(|problems| CliError::invalid("fleet", &problems))?;

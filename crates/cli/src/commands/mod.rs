@@ -2,6 +2,7 @@
 //! `main_with` prints and turns into the exit code.
 
 pub(crate) mod cloud;
+mod docs;
 mod emulator;
 mod fleet;
 mod inspect;
@@ -13,12 +14,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_engine::{EngineError, Hooks, SledStore, Store, StoreError};
+use sluice_engine::{EngineError, SledStore, Store, StoreError};
 
 use crate::args::{Cli, Command, FleetCommand};
 use crate::error::{CliError, CommandResult};
+use crate::Sluice;
 
-pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult {
+/// Runs the command `cli` names, with `app`'s hooks and kinds.
+pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
     let store_dir = cli.store.clone().unwrap_or_else(crate::store_path::default_store);
     match cli.command {
         Command::Run {
@@ -27,39 +30,41 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
             auto_approve: _,
             exec,
             cloud,
-        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, app).await,
         Command::Resume { run, exec, cloud } => {
-            run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
+            run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, app).await
         }
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),
-        Command::Validate { plan, vars } => plan_file::validate(&plan, &vars),
+        Command::Validate { plan, vars } => plan_file::validate(&plan, &vars, app),
         Command::Plan {
             plan,
             vars,
             json,
             cloud,
-        } => preview::plan(&plan, &vars, &cloud, json).await,
+        } => preview::plan(&plan, &vars, &cloud, json, app).await,
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { out_dir } => docs::man(out_dir.as_deref()),
         Command::Fleet(command) => match command {
             FleetCommand::Run {
                 fleet: file,
                 vars,
                 exec,
                 cloud,
-            } => fleet::run(&file, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+            } => fleet::run(&file, &vars, &exec, &cloud, &store_dir, cli.log_format, app).await,
             FleetCommand::Resume {
                 fleet_run,
                 exec,
                 cloud,
-            } => fleet::resume(&fleet_run, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+            } => fleet::resume(&fleet_run, &exec, &cloud, &store_dir, cli.log_format, app).await,
             FleetCommand::Status { fleet_run, json } => fleet::status(&store_dir, fleet_run.as_deref(), json),
             FleetCommand::Plan {
                 fleet: file,
                 vars,
                 json,
-            } => fleet::plan(&file, &vars, json),
+            } => fleet::plan(&file, &vars, json, app),
         },
         Command::Emulator { port, config, seed } => emulator::run(port, config.as_deref(), seed).await,
     }

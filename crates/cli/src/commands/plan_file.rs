@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use sluice_engine::suggest::did_you_mean;
 use sluice_engine::{
     parse_plan, template, validate as validate_plan, Plan, Problem, Registry, ValidatedPlan, VarInput,
 };
 
 use crate::args::{GraphFormat, VarArgs};
 use crate::error::{problem_line, CliError, CommandResult, Outcome, VarsFrom};
+use crate::Sluice;
 
 /// Reads, parses and validates a plan with its variables; every problem at once on failure,
 /// and the rules' warnings on standard error on success.
@@ -84,8 +86,8 @@ fn invalid_plan(problems: &[Problem]) -> CliError {
     CliError::invalid("plan", &lines)
 }
 
-pub fn validate(plan_path: &Path, vars: &VarArgs) -> CommandResult {
-    let registry = crate::commands::cloud::offline_registry();
+pub fn validate(plan_path: &Path, vars: &VarArgs, app: &Sluice) -> CommandResult {
+    let registry = app.kinds.offline_registry();
     let validated = load(plan_path, vars, &registry)?;
     let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
     outln!(
@@ -116,7 +118,14 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> CommandResult {
                 Some(d) => deps[i].push(d),
                 None => problems.push(Problem {
                     location: format!("{source}: $.steps[{i}]"),
-                    message: format!("reference {j} names unknown step `{target}`"),
+                    message: format!(
+                        "reference {j} names unknown step `{target}`; {}steps: {}",
+                        did_you_mean(&target, ids.iter().map(String::as_str)),
+                        ids.iter()
+                            .map(|id| format!("`{id}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     fix: None,
                 }),
             }

@@ -7,10 +7,17 @@ use sluice_engine::{Engine, Preview, StepPreview};
 use super::plan_file;
 use crate::args::{CloudArgs, VarArgs};
 use crate::error::{CommandResult, ExitStatus, Outcome};
+use crate::Sluice;
 
-pub async fn plan(plan_path: &Path, vars: &VarArgs, cloud_args: &CloudArgs, json: bool) -> CommandResult {
+pub async fn plan(
+    plan_path: &Path,
+    vars: &VarArgs,
+    cloud_args: &CloudArgs,
+    json: bool,
+    app: &Sluice,
+) -> CommandResult {
     let target = super::cloud::target(cloud_args).await?;
-    let registry = super::cloud::registry(target.cloud.clone());
+    let registry = app.kinds.registry(target.cloud.clone());
     let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
     super::cloud::check_credentials(&target, &validated.plan).await?;
     let previews = Engine::preview(&registry, &validated).await;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
+use sluice_engine::{Engine, EngineConfig, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
@@ -12,6 +12,7 @@ use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStor
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::output;
+use crate::Sluice;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -21,15 +22,15 @@ pub async fn run(
     cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
-    hooks: Option<Arc<dyn Hooks>>,
+    app: &Sluice,
 ) -> CommandResult {
     let target = cloud::target(cloud_args).await?;
-    let registry = cloud::registry(target.cloud.clone());
+    let registry = app.kinds.registry(target.cloud.clone());
     // Validation comes first: a bad plan or variable never opens (or creates) the store.
     let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
     cloud::check_credentials(&target, &validated.plan).await?;
     let held = open_run_store(&target, store_dir)?;
-    let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
+    let engine = build_engine(registry, held.held.store.clone(), exec, &target, app);
     let started = engine
         .start(&validated, &plan_path.display().to_string())
         .map_err(|error| engine_failure(&error))?;
@@ -85,7 +86,7 @@ pub async fn resume(
     cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
-    hooks: Option<Arc<dyn Hooks>>,
+    app: &Sluice,
 ) -> CommandResult {
     if cloud_args.emulator {
         return Err(CliError::bad_input(
@@ -120,7 +121,13 @@ pub async fn resume(
         Err(error) => return Err(super::store_failure(&error)),
     }
     errln!("resuming run {run_id}");
-    let engine = build_engine(cloud::registry(target.cloud.clone()), store, exec, &target, hooks);
+    let engine = build_engine(
+        app.kinds.registry(target.cloud.clone()),
+        store,
+        exec,
+        &target,
+        app,
+    );
     drive(engine, run_id, format, true).await
 }
 
@@ -129,7 +136,7 @@ pub(crate) fn build_engine(
     store: Arc<dyn Store>,
     exec: &ExecArgs,
     target: &Target,
-    hooks: Option<Arc<dyn Hooks>>,
+    app: &Sluice,
 ) -> Engine {
     let config = EngineConfig {
         concurrency: usize::from(exec.concurrency),
@@ -138,8 +145,8 @@ pub(crate) fn build_engine(
         ..EngineConfig::default()
     };
     let engine = Engine::new(registry, store).with_config(config);
-    match hooks {
-        Some(hooks) => engine.with_hooks(hooks),
+    match &app.hooks {
+        Some(hooks) => engine.with_hooks(hooks.clone()),
         None => engine,
     }
 }
