@@ -41,7 +41,7 @@ pub async fn run(
     if let Some(first) = loaded.targets.first() {
         cloud::check_credentials(&target, &first.validated.plan).await?;
     }
-    let held = open_run_store(&target, store_dir)?;
+    let held = open_run_store(&target, store_dir, None)?;
     let exec = exec_args(fleet_exec);
     let engine = build_engine(registry, held.held.store.clone(), &exec, &target, hooks);
     let (ttl, from_file) = (loaded.ttl, loaded.file.concurrency);

@@ -5,6 +5,7 @@ pub(crate) mod cloud;
 mod emulator;
 mod fleet;
 mod inspect;
+mod kept_world;
 mod plan_file;
 mod preview;
 mod run;
@@ -27,7 +28,20 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
             auto_approve: _,
             exec,
             cloud,
-        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+        } => {
+            let store_given = cli.store.is_some();
+            run::run(
+                &plan,
+                &vars,
+                &exec,
+                &cloud,
+                &store_dir,
+                store_given,
+                cli.log_format,
+                hooks,
+            )
+            .await
+        }
         Command::Resume { run, exec, cloud } => {
             run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
         }
@@ -39,7 +53,7 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
             vars,
             json,
             cloud,
-        } => preview::plan(&plan, &vars, &cloud, json).await,
+        } => preview::plan(&plan, &vars, &cloud, cli.store.as_deref(), json).await,
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
         Command::Fleet(command) => match command {
