@@ -114,8 +114,13 @@ pub fn world_for_plan(cloud: &CloudArgs, store: Option<&Path>) -> Result<Option<
         return Ok(None);
     };
     let kept = KeptWorld::read(store_dir)?;
-    if kept.world.is_some() {
-        errln!("store {}: {}", store_dir.display(), kept.describe());
+    if let Some(world) = &kept.world {
+        errln!(
+            "store {}: observing the emulated world kept in {} (emulated time {:.0}s); nothing is written",
+            store_dir.display(),
+            kept.path.display(),
+            world.now().as_secs_f64()
+        );
     }
     Ok(kept.start_world())
 }
