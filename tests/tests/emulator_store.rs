@@ -245,3 +245,31 @@ fn without_a_store_an_emulator_run_names_its_scratch_store_and_discards_it() {
     assert!(!Path::new(scratch).exists(), "{scratch} is gone");
     assert!(!state_home.exists(), "the default store is left alone");
 }
+
+#[test]
+fn a_kept_world_that_cannot_be_read_is_refused_naming_it_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.store()).unwrap();
+    let world_file = sandbox.store().join("emulator-world.json");
+    for damaged in [
+        "{\"format\": \"sluice-kept-emulator-world\", \"version\": 1, \"emulatorRuns\": [], \"world\": {",
+        "{\"format\": \"sluice-kept-emulator-world\", \"version\": 1, \"emulatorRuns\": [], \"world\": {}}",
+    ] {
+        std::fs::write(&world_file, damaged).unwrap();
+        for args in [
+            vec!["run", plan_path().as_str()],
+            vec!["plan", plan_path().as_str()],
+        ] {
+            let refused = emulated(&sandbox, &args);
+            assert_eq!(refused.status.code(), Some(3), "{args:?}: {}", stderr(&refused));
+            let said = stderr(&refused);
+            assert!(
+                said.contains(&format!("{} cannot be read", world_file.display()))
+                    && said.contains("move it aside"),
+                "{said}"
+            );
+            assert_eq!(std::fs::read_to_string(&world_file).unwrap(), damaged);
+            assert!(!sandbox.store().join("db").exists(), "no store was created");
+        }
+    }
+}
