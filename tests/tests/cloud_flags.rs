@@ -72,11 +72,14 @@ fn bad_credentials_and_endpoints_are_refused_before_anything_runs() {
         ],
         "--time-scale must be a positive number",
     );
+    // `resume --emulator` continues an emulator run kept in a store (emulator_store.rs); with
+    // no store there, it is refused like any resume and creates none.
     let output = sandbox.run(HARNESS, &["resume", "some-run", "--emulator"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("cannot be resumed"),
+        stderr(&output).contains("no sluice store at"),
         "{}",
         stderr(&output)
     );
+    assert!(!sandbox.store().exists());
 }

@@ -240,7 +240,9 @@ pub struct ExecArgs {
 #[derive(Clone, Args)]
 pub struct CloudArgs {
     /// Run against an embedded Google Cloud emulator (a demo organisation 123456789012 with the
-    /// fresh project `sluice-demo`, time 100x faster, 1 % faults) in a throw-away store; fills in
+    /// fresh project `sluice-demo`, time 100x faster, 1 % faults). With --store (or SLUICE_STORE)
+    /// its world is kept beside the store, for `status`, `plan` and `resume --emulator`;
+    /// otherwise the run gets a throw-away store. Fills in
     /// `project`, `organization`, `policy_parent`, `pickle_gcs_uri` and `model_armor_project`
     /// when the plan declares them and they are not given.
     /// The embedded emulator takes no access token: `SLUICE_ACCESS_TOKEN` (or `--access-token`)

@@ -26,16 +26,29 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(scale: f64) -> Self {
+        let wall_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self::resumed(scale, Duration::ZERO, wall_now)
+    }
+
+    /// A clock that starts at emulated instant `now` and goes on from there, with `wall_origin`
+    /// the wall-clock time of emulated instant zero: the clock of a restored world, whose
+    /// operations and propagation delays keep their deadlines, and whose timestamps stay in order.
+    pub fn resumed(scale: f64, now: Duration, wall_origin: Duration) -> Self {
         Clock {
             origin: Instant::now(),
-            wall_origin: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default(),
+            wall_origin,
             scale: scale.max(1e-9),
-            advanced: Mutex::new(Duration::ZERO),
+            advanced: Mutex::new(now),
             advances: Notify::new(),
             waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// Wall-clock time (since the Unix epoch) of emulated instant zero.
+    pub fn wall_origin(&self) -> Duration {
+        self.wall_origin
     }
 
     /// Emulated time since the emulator started.

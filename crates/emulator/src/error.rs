@@ -5,8 +5,29 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+/// Google's canonical status names (`google.rpc.Code`), each at the index of its number.
+const CANONICAL_STATUSES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
 /// A failed call, as Google reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ApiError {
     pub http: u16,
     /// The canonical status name, e.g. `FAILED_PRECONDITION`.
@@ -77,27 +98,13 @@ impl ApiError {
         )
     }
 
-    /// The numeric `google.rpc.Code` of the status.
+    /// The numeric `google.rpc.Code` of the status (UNKNOWN for a name that is not one).
     pub fn rpc_code(&self) -> i64 {
-        match self.status {
-            "CANCELLED" => 1,
-            "UNKNOWN" => 2,
-            "INVALID_ARGUMENT" => 3,
-            "DEADLINE_EXCEEDED" => 4,
-            "NOT_FOUND" => 5,
-            "ALREADY_EXISTS" => 6,
-            "PERMISSION_DENIED" => 7,
-            "RESOURCE_EXHAUSTED" => 8,
-            "FAILED_PRECONDITION" => 9,
-            "ABORTED" => 10,
-            "OUT_OF_RANGE" => 11,
-            "UNIMPLEMENTED" => 12,
-            "INTERNAL" => 13,
-            "UNAVAILABLE" => 14,
-            "DATA_LOSS" => 15,
-            "UNAUTHENTICATED" => 16,
-            _ => 2,
-        }
+        CANONICAL_STATUSES
+            .iter()
+            .position(|name| *name == self.status)
+            .and_then(|index| i64::try_from(index).ok())
+            .unwrap_or(2)
     }
 
     /// The bare `Status` used inside a failed operation. `details` is left out when empty, as
@@ -124,5 +131,34 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (code, axum::Json(self.to_envelope())).into_response()
+    }
+}
+
+/// An [`ApiError`] as a world snapshot holds it (a failed operation's outcome): read back only
+/// with one of Google's canonical status names.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredError {
+    http: u16,
+    status: String,
+    message: String,
+    details: Vec<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for ApiError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = StoredError::deserialize(deserializer)?;
+        let status = CANONICAL_STATUSES
+            .iter()
+            .find(|known| **known == stored.status)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("`{}` is not a canonical status name", stored.status))
+            })?;
+        Ok(ApiError {
+            http: stored.http,
+            status,
+            message: stored.message,
+            details: stored.details,
+        })
     }
 }

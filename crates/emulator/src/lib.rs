@@ -12,6 +12,8 @@
 //! - [`EmulatorConfig`]: the seeded world and the delays Google leaves unspecified.
 //! - [`Emulator::start`] binds `127.0.0.1:0` (so tests run in parallel) and returns an
 //!   [`EmulatorHandle`] with the base URL; one base URL serves every API, routed by path.
+//! - [`WorldSnapshot`]: the whole world and the emulated time, as versioned JSON
+//!   ([`EmulatorHandle::snapshot`]); [`Emulator::start_from`] continues a world from one.
 //!
 //! ## The one non-obvious decision
 //! Time is emulated: every delay is a deadline in emulated time, which runs at real time divided
@@ -60,6 +62,7 @@ mod faults;
 mod ops;
 mod router;
 mod rsa_key;
+mod snapshot;
 mod test_key;
 mod world;
 
@@ -70,6 +73,7 @@ use serde_json::{json, Value};
 
 pub use config::EmulatorConfig;
 pub use error::ApiError;
+pub use snapshot::{SnapshotError, Snapshotter, WorldSnapshot, SNAPSHOT_VERSION};
 pub use test_key::{
     test_authorized_user_json, test_service_account_key_json, TEST_CLIENT_ID, TEST_CLIENT_SECRET,
     TEST_REFRESH_TOKEN, TEST_SERVICE_ACCOUNT_EMAIL, TEST_SERVICE_ACCOUNT_PUBLIC_KEY_PEM, TEST_SUBJECT_TOKEN,
@@ -115,6 +119,16 @@ impl EmulatorHandle {
         state
     }
 
+    /// The whole world and the emulated time now (see [`WorldSnapshot`]).
+    pub fn snapshot(&self) -> WorldSnapshot {
+        self.snapshotter().snapshot()
+    }
+
+    /// Takes snapshots of this emulator's world from anywhere, for as long as it runs.
+    pub fn snapshotter(&self) -> Snapshotter {
+        Snapshotter(Arc::clone(&self.emulator))
+    }
+
     /// Makes `by` of emulated time pass at once, as `POST /_emulator/clock` does.
     pub fn advance(&self, by: std::time::Duration) {
         self.emulator.clock.advance(by);
@@ -150,16 +164,44 @@ impl Emulator {
         }
     }
 
+    /// An emulator of `config` whose world and clock continue from `snapshot`. The config
+    /// still gives the delays, faults, quotas and what `POST /_emulator/reset` rebuilds.
+    fn restored(config: EmulatorConfig, snapshot: WorldSnapshot) -> Self {
+        let (world, now, wall_origin) = snapshot.into_parts();
+        Emulator {
+            clock: clock::Clock::resumed(config.time_scale, now, wall_origin),
+            world: Mutex::new(world),
+            ..Emulator::new(config)
+        }
+    }
+
     /// Starts an emulator on `127.0.0.1` with a free port.
     pub async fn start(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
         Self::serve(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
+    /// Starts an emulator on `127.0.0.1` with a free port, its world continuing from `snapshot`
+    /// (taken by [`EmulatorHandle::snapshot`], perhaps in another process).
+    pub async fn start_from(
+        config: EmulatorConfig,
+        snapshot: WorldSnapshot,
+    ) -> std::io::Result<EmulatorHandle> {
+        Self::listen(
+            Emulator::restored(config, snapshot),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+    }
+
     /// Starts an emulator on `addr`.
     pub async fn serve(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<EmulatorHandle> {
+        Self::listen(Emulator::new(config), addr).await
+    }
+
+    async fn listen(emulator: Emulator, addr: SocketAddr) -> std::io::Result<EmulatorHandle> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let emulator = Arc::new(Emulator::new(config));
+        let emulator = Arc::new(emulator);
         let app = router::router(Arc::clone(&emulator));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -1,14 +1,15 @@
 //! Long-running operations, shared by every API: an operation is done once emulated time
 //! reaches its `done_at`, and then carries either a `response` or an `error`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Operation {
     pub name: String,
     pub done_at: Duration,
@@ -41,9 +42,9 @@ pub fn typed(type_url: &str, resource: &Value) -> Value {
 }
 
 /// Every operation by name. Names are unique across APIs, so one table serves them all.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Operations {
-    by_name: HashMap<String, Operation>,
+    by_name: BTreeMap<String, Operation>,
 }
 
 impl Operations {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::{EmulatorConfig, ProjectConfig};
@@ -11,7 +12,7 @@ use crate::error::ApiError;
 use crate::ops::Operations;
 
 /// An API enabled in a project.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnabledService {
     /// When `services.get` starts saying ENABLED (the enable operation is done).
     pub enabled_at: Duration,
@@ -22,7 +23,7 @@ pub struct EnabledService {
 /// The member every seeded project's policy starts with, as `roles/owner`.
 pub const OWNER: &str = "user:owner@example.com";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Project {
     pub id: String,
     pub number: u64,
@@ -37,7 +38,7 @@ pub struct Project {
 }
 
 /// A project's lifecycle state (Resource Manager v3 `Project.state`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProjectState {
     #[default]
     Active,
@@ -57,7 +58,7 @@ impl ProjectState {
 
 /// Labels, display name, lifecycle and times of a project. Times are wall-clock time since the
 /// Unix epoch ([`crate::clock::Clock::wall`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProjectMeta {
     /// Empty: the id is shown.
     pub display_name: String,
@@ -83,7 +84,7 @@ impl Project {
 }
 
 /// A project's IAM policy, with when each grant takes effect.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IamPolicy {
     pub version: i64,
     /// Bumped on every change; the etag is derived from it.
@@ -91,10 +92,14 @@ pub struct IamPolicy {
     /// `Binding` objects as Google shows them (role, members, optional condition).
     pub bindings: Vec<Value>,
     /// (role, member) → when the grant takes effect (propagation).
+    #[serde(with = "crate::snapshot::pairs")]
     pub effective_at: BTreeMap<(String, String), Duration>,
 }
 
-#[derive(Debug, Default)]
+/// Everything the emulator keeps, saved whole by [`crate::WorldSnapshot`]: a field added here
+/// is part of the snapshot (and needs `SNAPSHOT_VERSION` bumped when older snapshots cannot
+/// give it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct World {
     pub projects: Vec<Project>,
     pub operations: Operations,
@@ -107,6 +112,7 @@ pub struct World {
     pub authz: BTreeMap<String, Value>,
     /// `requestId`s of the resource APIs: (resource name, verb, requestId) → (operation name,
     /// when the id stops de-duplicating).
+    #[serde(with = "crate::snapshot::pairs")]
     pub request_ids: BTreeMap<(String, String, String), (String, Duration)>,
     pub vertex_ai: crate::api::vertex_ai::VertexState,
     pub agent_registry: crate::api::agent_registry::RegistryState,

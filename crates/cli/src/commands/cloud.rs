@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use sluice_emulator::config::{BillingAccountConfig, FaultConfig, ModelArmorTemplateConfig, ProjectConfig};
-use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use sluice_emulator::{Emulator, EmulatorConfig, EmulatorHandle, WorldSnapshot};
 use sluice_engine::RetryPolicy;
 use sluice_gcp::{ClientOptions, Credentials, Secret, TimeScale};
 use sluice_steps::Cloud;
@@ -92,8 +92,10 @@ pub fn demo_emulator_config() -> EmulatorConfig {
     config
 }
 
-pub async fn target(args: &CloudArgs) -> Result<Target, CliError> {
-    target_with_limits(args, &BTreeMap::new()).await
+/// Where `args` say to call. An embedded emulator starts from `world` when given (the world an
+/// earlier `--emulator` run kept beside the store), else from the demo world.
+pub async fn target(args: &CloudArgs, world: Option<WorldSnapshot>) -> Result<Target, CliError> {
+    target_from(args, &BTreeMap::new(), world).await
 }
 
 /// [`target`], with client-side rate limits (requests per minute by API service) shared by
@@ -102,8 +104,20 @@ pub async fn target_with_limits(
     args: &CloudArgs,
     rate_limits: &BTreeMap<String, u32>,
 ) -> Result<Target, CliError> {
+    target_from(args, rate_limits, None).await
+}
+
+async fn target_from(
+    args: &CloudArgs,
+    rate_limits: &BTreeMap<String, u32>,
+    world: Option<WorldSnapshot>,
+) -> Result<Target, CliError> {
     if args.emulator {
-        let emulator = Emulator::start(demo_emulator_config()).await.map_err(|error| {
+        let started = match world {
+            Some(world) => Emulator::start_from(demo_emulator_config(), world).await,
+            None => Emulator::start(demo_emulator_config()).await,
+        };
+        let emulator = started.map_err(|error| {
             CliError::failed(format!(
                 "cannot start the embedded emulator on 127.0.0.1: {error}"
             ))

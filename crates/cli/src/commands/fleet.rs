@@ -39,9 +39,9 @@ pub async fn run(
     if let Some(first) = loaded.targets.first() {
         cloud::check_credentials(&target, &first.validated.plan).await?;
     }
-    let held = open_run_store(&target, store_dir)?;
+    let held = open_run_store(&target, store_dir, None)?;
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, app);
+    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, app.hooks.clone());
     let (ttl, from_file) = (loaded.ttl, loaded.file.concurrency);
     let mut fleet = start_fleet(&engine, loaded)?;
     let cleanup = match ttl {
@@ -196,7 +196,7 @@ pub async fn resume(
     errln!("resuming fleet run {fleet_id}");
     let registry = app.kinds.registry(target.cloud.clone());
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, store, &exec, &target, app);
+    let engine = build_engine(registry, store, &exec, &target, app.hooks.clone());
     let from_file = fleet.extra["concurrency"].as_u64().map(|c| c as usize);
     let session = Session::new(&engine, &target, fleet_exec, format, from_file);
     session.drive(&fleet, &fleet.extra["cleanup"].clone()).await

@@ -6,6 +6,7 @@ mod docs;
 mod emulator;
 mod fleet;
 mod inspect;
+mod kept_world;
 mod plan_file;
 mod preview;
 mod run;
@@ -30,7 +31,20 @@ pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
             auto_approve: _,
             exec,
             cloud,
-        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, app).await,
+        } => {
+            let store_given = cli.store.is_some();
+            run::run(
+                &plan,
+                &vars,
+                &exec,
+                &cloud,
+                &store_dir,
+                store_given,
+                cli.log_format,
+                app,
+            )
+            .await
+        }
         Command::Resume { run, exec, cloud } => {
             run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, app).await
         }
@@ -42,7 +56,7 @@ pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
             vars,
             json,
             cloud,
-        } => preview::plan(&plan, &vars, &cloud, json, app).await,
+        } => preview::plan(&plan, &vars, &cloud, cli.store.as_deref(), json, app).await,
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
         Command::Completions { shell } => docs::completions(shell),

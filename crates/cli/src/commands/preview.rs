@@ -9,14 +9,18 @@ use crate::args::{CloudArgs, VarArgs};
 use crate::error::{CommandResult, ExitStatus, Outcome};
 use crate::Sluice;
 
+/// `store`: the `--store` given, beside which an `--emulator` plan finds the world the last
+/// `--emulator` run left (read only).
 pub async fn plan(
     plan_path: &Path,
     vars: &VarArgs,
     cloud_args: &CloudArgs,
+    store: Option<&Path>,
     json: bool,
     app: &Sluice,
 ) -> CommandResult {
-    let target = super::cloud::target(cloud_args).await?;
+    let world = super::kept_world::world_for_plan(cloud_args, store)?;
+    let target = super::cloud::target(cloud_args, world).await?;
     let registry = app.kinds.registry(target.cloud.clone());
     let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
     super::cloud::check_credentials(&target, &validated.plan).await?;

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_engine::{Engine, EngineConfig, Registry, RunState, Store};
+use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
+use super::kept_world::{KeptWorld, WorldKeeper};
 use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStore};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
@@ -21,19 +22,49 @@ pub async fn run(
     exec: &ExecArgs,
     cloud_args: &CloudArgs,
     store_dir: &Path,
+    store_given: bool,
     format: LogFormat,
     app: &Sluice,
 ) -> CommandResult {
-    let target = cloud::target(cloud_args).await?;
+    // With --store (or SLUICE_STORE), an --emulator run keeps its world beside the store and
+    // continues the world an earlier one kept there.
+    let kept = match cloud_args.emulator && store_given {
+        true => Some(KeptWorld::read(store_dir)?),
+        false => None,
+    };
+    let target = cloud::target(cloud_args, kept.as_ref().and_then(KeptWorld::start_world)).await?;
     let registry = app.kinds.registry(target.cloud.clone());
     // Validation comes first: a bad plan or variable never opens (or creates) the store.
     let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
     cloud::check_credentials(&target, &validated.plan).await?;
-    let held = open_run_store(&target, store_dir)?;
-    let engine = build_engine(registry, held.held.store.clone(), exec, &target, app);
+    let held = open_run_store(&target, store_dir, kept.as_ref())?;
+    let keeper = match (kept, &target.emulator) {
+        (Some(kept), Some(emulator)) => {
+            kept.check_unchanged()?;
+            Some(WorldKeeper::new(kept, emulator))
+        }
+        _ => None,
+    };
+    let hooks = keeper
+        .as_ref()
+        .map_or(app.hooks.clone(), |keeper| Some(keeper.hooks(app.hooks.clone())));
+    let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
     let started = engine
         .start(&validated, &plan_path.display().to_string())
         .map_err(|error| engine_failure(&error))?;
+    if started.continued {
+        // The run continued must be against the same kind of cloud (nothing is written yet).
+        let was_emulator = match &keeper {
+            Some(keeper) => keeper.is_emulator_run(&started.run_id),
+            None if target.emulator.is_none() => KeptWorld::read(store_dir)?.is_emulator_run(&started.run_id),
+            None => false,
+        };
+        if was_emulator != target.emulator.is_some() {
+            return Err(other_cloud(&started.run_id, was_emulator));
+        }
+    } else if let Some(keeper) = &keeper {
+        keeper.mark(&started.run_id)?;
+    }
     if started.continued {
         errln!(
             "continuing unfinished run {} (same plan and variables)",
@@ -42,27 +73,71 @@ pub async fn run(
     } else {
         errln!("new run {}", started.run_id);
     }
-    let outcome = drive(engine, &started.run_id, format, target.emulator.is_none()).await;
+    let outcome = drive(engine, &started.run_id, format, resume_command(&target, &keeper)).await;
+    finish_emulated(&target, keeper.as_ref(), outcome)
+}
+
+/// How a run on `target` is continued; none for a run whose emulated world ends with the process.
+fn resume_command(target: &Target, keeper: &Option<WorldKeeper>) -> Option<&'static str> {
+    match (&target.emulator, keeper) {
+        (None, _) => Some("sluice resume"),
+        (Some(_), Some(_)) => Some("sluice resume --emulator"),
+        (Some(_), None) => None,
+    }
+}
+
+/// After an `--emulator` run or resume, however it ended: the world kept (when it is), and what
+/// it holds printed. A world that could not be kept ends the command (exit 3).
+fn finish_emulated(target: &Target, keeper: Option<&WorldKeeper>, outcome: CommandResult) -> CommandResult {
+    let kept = keeper.map(WorldKeeper::keep).transpose();
     if let Some(emulator) = &target.emulator {
         output::print_emulated_world(emulator);
     }
-    outcome
+    match (outcome, kept) {
+        (Ok(_), Err(error)) => Err(error),
+        (outcome, _) => outcome,
+    }
+}
+
+/// Refuses (exit 2) to continue `run_id` against another kind of cloud than it ran against.
+fn other_cloud(run_id: &str, was_emulator: bool) -> CliError {
+    if was_emulator {
+        CliError::bad_input(format!(
+            "run {run_id} was against the embedded emulator; it cannot be continued against Google Cloud or an --endpoint"
+        ))
+        .with_hint(format!(
+            "add --emulator (`sluice resume --emulator {run_id}`), or give this cloud another --store"
+        ))
+    } else {
+        CliError::bad_input(format!(
+            "run {run_id} was against Google Cloud or an --endpoint, not the embedded emulator; it cannot be continued with --emulator"
+        ))
+        .with_hint("continue it without --emulator, or give --emulator runs another --store")
+    }
 }
 
 /// The store a run or fleet on `target` holds, and the scratch directory it lives in for an
-/// `--emulator` run (dropped after the store).
+/// `--emulator` run that keeps nothing (dropped after the store).
 pub(crate) struct RunStore {
     pub held: HeldStore,
     _scratch: Option<tempfile::TempDir>,
 }
 
-/// Opens the store to run on: `store_dir`, or for `--emulator` a throw-away one. The embedded
-/// emulator's world lives only in this process, so its runs get a store of their own and can
-/// never be continued against Google Cloud (or vice versa).
-pub(crate) fn open_run_store(target: &Target, store_dir: &Path) -> Result<RunStore, CliError> {
-    let scratch = match &target.emulator {
-        None => None,
-        Some(_) => Some(
+/// Opens the store to run on: `store_dir`; or, for an `--emulator` run without a world `kept`
+/// beside `store_dir`, a throw-away one, whose world ends with the process. Says on stderr
+/// which, for `--emulator`.
+pub(crate) fn open_run_store(
+    target: &Target,
+    store_dir: &Path,
+    kept: Option<&KeptWorld>,
+) -> Result<RunStore, CliError> {
+    let scratch = match (&target.emulator, kept) {
+        (None, _) => None,
+        (Some(_), Some(kept)) => {
+            errln!("store {}: {}", store_dir.display(), kept.describe());
+            None
+        }
+        (Some(_), None) => Some(
             tempfile::Builder::new()
                 .prefix("sluice-emulator-run-")
                 .tempdir()
@@ -73,6 +148,12 @@ pub(crate) fn open_run_store(target: &Target, store_dir: &Path) -> Result<RunSto
                 })?,
         ),
     };
+    if let Some(scratch) = &scratch {
+        errln!(
+            "scratch store {}: discarded at the end with the emulated world; `--store DIR` keeps both, for `sluice status` and `sluice resume --emulator`",
+            scratch.path().display()
+        );
+    }
     let held = open_store(scratch.as_ref().map_or(store_dir, |dir| dir.path()))?;
     Ok(RunStore {
         held,
@@ -88,29 +169,11 @@ pub async fn resume(
     format: LogFormat,
     app: &Sluice,
 ) -> CommandResult {
-    if cloud_args.emulator {
-        return Err(CliError::bad_input(
-            "--emulator runs live in a throw-away store with the emulator inside the process; \
-             they cannot be resumed. Run the plan again with --emulator",
-        ));
-    }
     // `resume` continues what is there: a missing store is a mistake, never created.
     let held = open_existing_store(store_dir)?;
     let store = held.store.clone();
-    let target = cloud::target(cloud_args).await?;
-    match store.run(run_id) {
-        Ok(Some(run)) if run.is_finished() => {
-            return Ok(Outcome::ended(
-                ExitStatus::Success,
-                format!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)"),
-            ));
-        }
-        Ok(Some(run)) => {
-            // As `run`: credentials that cannot be used end the command before anything runs.
-            if let Ok(Some(plan)) = store.plan(&run.plan_digest) {
-                cloud::check_credentials(&target, &plan).await?;
-            }
-        }
+    let run = match store.run(run_id) {
+        Ok(Some(run)) => run,
         Ok(None) => {
             return Err(CliError::bad_input(format!(
                 "no run `{run_id}` in the store {}",
@@ -119,16 +182,35 @@ pub async fn resume(
             .with_hint("`sluice runs` lists the runs"));
         }
         Err(error) => return Err(super::store_failure(&error)),
+    };
+    // Against the cloud it ran against, or not at all (before anything is called).
+    let kept = KeptWorld::read(store_dir)?;
+    let was_emulator = kept.is_emulator_run(run_id);
+    if was_emulator != cloud_args.emulator {
+        return Err(other_cloud(run_id, was_emulator));
     }
+    if run.is_finished() {
+        return Ok(Outcome::ended(
+            ExitStatus::Success,
+            format!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)"),
+        ));
+    }
+    let target = cloud::target(cloud_args, kept.start_world()).await?;
+    // As `run`: credentials that cannot be used end the command before anything runs.
+    if let Ok(Some(plan)) = store.plan(&run.plan_digest) {
+        cloud::check_credentials(&target, &plan).await?;
+    }
+    let keeper = target.emulator.as_ref().map(|emulator| {
+        errln!("store {}: {}", store_dir.display(), kept.describe());
+        WorldKeeper::new(kept, emulator)
+    });
+    let hooks = keeper
+        .as_ref()
+        .map_or(app.hooks.clone(), |keeper| Some(keeper.hooks(app.hooks.clone())));
     errln!("resuming run {run_id}");
-    let engine = build_engine(
-        app.kinds.registry(target.cloud.clone()),
-        store,
-        exec,
-        &target,
-        app,
-    );
-    drive(engine, run_id, format, true).await
+    let engine = build_engine(app.kinds.registry(target.cloud.clone()), store, exec, &target, hooks);
+    let outcome = drive(engine, run_id, format, resume_command(&target, &keeper)).await;
+    finish_emulated(&target, keeper.as_ref(), outcome)
 }
 
 pub(crate) fn build_engine(
@@ -136,7 +218,7 @@ pub(crate) fn build_engine(
     store: Arc<dyn Store>,
     exec: &ExecArgs,
     target: &Target,
-    app: &Sluice,
+    hooks: Option<Arc<dyn Hooks>>,
 ) -> Engine {
     let config = EngineConfig {
         concurrency: usize::from(exec.concurrency),
@@ -145,14 +227,15 @@ pub(crate) fn build_engine(
         ..EngineConfig::default()
     };
     let engine = Engine::new(registry, store).with_config(config);
-    match &app.hooks {
-        Some(hooks) => engine.with_hooks(hooks.clone()),
+    match hooks {
+        Some(hooks) => engine.with_hooks(hooks),
         None => engine,
     }
 }
 
-/// `resumable`: false for `--emulator` runs, whose world ends with the process.
-async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool) -> CommandResult {
+/// `resume`: the command that continues the run (none for an `--emulator` run in a scratch
+/// store, whose world ends with the process).
+async fn drive(engine: Engine, run_id: &str, format: LogFormat, resume: Option<&str>) -> CommandResult {
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
     // On a terminal, live lines per active step; otherwise (CI, logs, NO_COLOR) plain lines.
@@ -165,21 +248,21 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool)
     let _ = printer.await;
     let summary = result.map_err(|error| engine_failure(&error))?;
     output::print_summary(&summary);
-    Ok(match summary.state {
-        RunState::Succeeded => Outcome::success(),
-        RunState::Interrupted if resumable => Outcome::ended(
+    Ok(match (summary.state, resume) {
+        (RunState::Succeeded, _) => Outcome::success(),
+        (RunState::Interrupted, Some(resume)) => Outcome::ended(
             ExitStatus::Interrupted,
-            format!("interrupted; continue with: sluice resume {run_id}"),
+            format!("interrupted; continue with: {resume} {run_id}"),
         ),
-        RunState::Interrupted => Outcome::ended(
+        (RunState::Interrupted, None) => Outcome::ended(
             ExitStatus::Interrupted,
             "interrupted; the embedded emulator's world ends with this process",
         ),
-        RunState::Failed | RunState::Running if resumable => Outcome::ended(
+        (RunState::Failed | RunState::Running, Some(resume)) => Outcome::ended(
             ExitStatus::RunFailed,
-            format!("run {run_id} failed; fix the cause, then: sluice resume {run_id}"),
+            format!("run {run_id} failed; fix the cause, then: {resume} {run_id}"),
         ),
-        RunState::Failed | RunState::Running => Outcome::ended(
+        (RunState::Failed | RunState::Running, None) => Outcome::ended(
             ExitStatus::RunFailed,
             format!("run {run_id} failed (see above); run the plan again with --emulator"),
         ),

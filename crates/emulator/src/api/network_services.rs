@@ -46,7 +46,7 @@ const UPDATABLE: &[&str] = &[
 ];
 
 /// A stored gateway.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StoredGateway {
     /// The AgentGateway as Google shows it (output fields included, no `@type`).
     pub body: Value,

@@ -69,7 +69,7 @@ pub const DEFAULT_SERVICES: [&str; 18] = [
 ];
 
 /// Project creations per organisation in the current emulated minute.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreationLog {
     by_org: BTreeMap<String, (u64, u32)>,
 }

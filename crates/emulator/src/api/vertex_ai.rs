@@ -84,14 +84,14 @@ const NEEDED_PERMISSIONS: &[&str] = &[
 ];
 
 /// Everything Vertex AI keeps (reasoning engines).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct VertexState {
     /// By full name `projects/{NUMBER}/locations/{l}/reasoningEngines/{id}`.
     pub engines: BTreeMap<String, StoredEngine>,
 }
 
 /// A stored reasoning engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StoredEngine {
     /// The ReasoningEngine as Google shows it (output fields included, no `@type`).
     pub body: Value,

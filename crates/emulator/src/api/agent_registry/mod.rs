@@ -58,7 +58,7 @@ const UPDATABLE: &[&str] = &[
 ];
 
 /// A registered Service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct StoredService {
     /// The Service as Google shows it (output fields included, no `@type`).
     body: Value,
@@ -67,7 +67,7 @@ struct StoredService {
 }
 
 /// Everything Agent Registry keeps (services, runtime agents, request ids).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RegistryState {
     /// Services by full name `projects/{id}/locations/{l}/services/{s}`.
     services: BTreeMap<String, StoredService>,

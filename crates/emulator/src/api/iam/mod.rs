@@ -98,7 +98,7 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
 ];
 
 /// A project-level custom role, keyed in the world by its full name.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredRole {
     pub title: String,
     pub description: String,

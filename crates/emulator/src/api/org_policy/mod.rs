@@ -36,7 +36,7 @@ use crate::Emulator;
 const REASONING_ENGINE: &str = "aiplatform.googleapis.com/ReasoningEngine";
 
 /// Everything Org Policy keeps (custom constraints, policies).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct OrgPolicyState {
     /// By full name `organizations/{org}/customConstraints/custom.X`.
     constraints: BTreeMap<String, StoredConstraint>,
@@ -47,20 +47,20 @@ pub struct OrgPolicyState {
     folder_orgs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct StoredConstraint {
     /// The constraint as given, without `updateTime`.
     body: Map<String, Value>,
     update_time: Duration,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Content {
     spec: Option<Value>,
     dry_run_spec: Option<Value>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct StoredPolicy {
     content: Content,
     etag: String,
