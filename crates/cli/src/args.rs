@@ -41,6 +41,9 @@ pub enum Command {
         /// Apply without showing the plan and asking first (scheduled jobs and scripts).
         #[arg(long)]
         auto_approve: bool,
+        /// Print the run's report as one JSON document on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         exec: ExecArgs,
         #[command(flatten)]
@@ -49,15 +52,18 @@ pub enum Command {
     /// Continue an unfinished run by id.
     Resume {
         run: String,
+        /// Print the run's report as one JSON document on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         exec: ExecArgs,
         #[command(flatten)]
         cloud: CloudArgs,
     },
-    /// Show a run's steps: state, attempts, durations, outputs [default: the newest run].
+    /// Show a run's steps: state, what changed, attempts, durations [default: the newest run].
     Status {
         run: Option<String>,
-        /// Print JSON instead of a table.
+        /// Print the run's report as one JSON document instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -44,8 +44,10 @@ mod error;
 mod fleet;
 mod output;
 mod progress;
+mod run_report;
 mod store_link;
 mod store_path;
+mod world;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

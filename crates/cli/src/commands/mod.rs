@@ -25,11 +25,21 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
             plan,
             vars,
             auto_approve: _,
+            json,
             exec,
             cloud,
-        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
-        Command::Resume { run, exec, cloud } => {
-            run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
+        } => {
+            let show = run::Show::new(cli.log_format, json);
+            run::run(&plan, &vars, &exec, &cloud, &store_dir, show, hooks).await
+        }
+        Command::Resume {
+            run,
+            json,
+            exec,
+            cloud,
+        } => {
+            let show = run::Show::new(cli.log_format, json);
+            run::resume(&run, &exec, &cloud, &store_dir, show, hooks).await
         }
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
+use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, SledStore, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
@@ -12,6 +12,22 @@ use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStor
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::output;
+use crate::run_report::{text, Continue};
+use crate::world;
+
+/// How `run` and `resume` show what happens: the log format on stderr, and whether stdout
+/// gets the end-of-run text or the report as one JSON document.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    pub format: LogFormat,
+    pub json: bool,
+}
+
+impl Show {
+    pub fn new(format: LogFormat, json: bool) -> Self {
+        Show { format, json }
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -20,7 +36,7 @@ pub async fn run(
     exec: &ExecArgs,
     cloud_args: &CloudArgs,
     store_dir: &Path,
-    format: LogFormat,
+    show: Show,
     hooks: Option<Arc<dyn Hooks>>,
 ) -> CommandResult {
     let target = cloud::target(cloud_args).await?;
@@ -29,6 +45,8 @@ pub async fn run(
     let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
     cloud::check_credentials(&target, &validated.plan).await?;
     let held = open_run_store(&target, store_dir)?;
+    // What the emulated world held before: the run's own changes are what is shown after.
+    let before = target.emulator.as_ref().map(world::Before::take);
     let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
     let started = engine
         .start(&validated, &plan_path.display().to_string())
@@ -41,9 +59,13 @@ pub async fn run(
     } else {
         errln!("new run {}", started.run_id);
     }
-    let outcome = drive(engine, &started.run_id, format, target.emulator.is_none()).await;
-    if let Some(emulator) = &target.emulator {
-        output::print_emulated_world(emulator);
+    let how = match target.emulator {
+        None => Continue::Resume,
+        Some(_) => Continue::RunAgainOnTheEmulator,
+    };
+    let outcome = drive(engine, &held.held.store, &started.run_id, show, how).await;
+    if let (Some(emulator), Some(before)) = (&target.emulator, &before) {
+        world::print_changes(emulator, before, show.json);
     }
     outcome
 }
@@ -84,7 +106,7 @@ pub async fn resume(
     exec: &ExecArgs,
     cloud_args: &CloudArgs,
     store_dir: &Path,
-    format: LogFormat,
+    show: Show,
     hooks: Option<Arc<dyn Hooks>>,
 ) -> CommandResult {
     if cloud_args.emulator {
@@ -99,6 +121,10 @@ pub async fn resume(
     let target = cloud::target(cloud_args).await?;
     match store.run(run_id) {
         Ok(Some(run)) if run.is_finished() => {
+            if show.json {
+                let report = super::inspect::report_of(store.as_ref(), store_dir, &run, Continue::Resume)?;
+                output::print_json(&report, false);
+            }
             return Ok(Outcome::ended(
                 ExitStatus::Success,
                 format!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)"),
@@ -120,8 +146,14 @@ pub async fn resume(
         Err(error) => return Err(super::store_failure(&error)),
     }
     errln!("resuming run {run_id}");
-    let engine = build_engine(cloud::registry(target.cloud.clone()), store, exec, &target, hooks);
-    drive(engine, run_id, format, true).await
+    let engine = build_engine(
+        cloud::registry(target.cloud.clone()),
+        store.clone(),
+        exec,
+        &target,
+        hooks,
+    );
+    drive(engine, &store, run_id, show, Continue::Resume).await
 }
 
 pub(crate) fn build_engine(
@@ -144,8 +176,16 @@ pub(crate) fn build_engine(
     }
 }
 
-/// `resumable`: false for `--emulator` runs, whose world ends with the process.
-async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool) -> CommandResult {
+/// Executes the run, then shows its report (from the store) and says how it ended. `how`:
+/// an `--emulator` run, whose world ends with the process, is not resumed but run again.
+async fn drive(
+    engine: Engine,
+    store: &Arc<SledStore>,
+    run_id: &str,
+    show: Show,
+    how: Continue,
+) -> CommandResult {
+    let (format, resumable) = (show.format, how == Continue::Resume);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
     // On a terminal, live lines per active step; otherwise (CI, logs) plain lines.
@@ -162,7 +202,18 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool)
     drop(engine);
     let _ = printer.await;
     let summary = result.map_err(|error| engine_failure(&error))?;
-    output::print_summary(&summary);
+    let run = store
+        .run(run_id)
+        .map_err(|error| super::store_failure(&error))?
+        .ok_or_else(|| CliError::store_unusable(format!("run {run_id} is gone from the store")))?;
+    let report = super::inspect::report_of(store.as_ref(), store.path(), &run, how)?;
+    if show.json {
+        output::print_json(&report, false);
+    } else {
+        for line in text::end_of_run(&report, how) {
+            outln!("{line}");
+        }
+    }
     Ok(match summary.state {
         RunState::Succeeded => Outcome::success(),
         RunState::Interrupted if resumable => Outcome::ended(
@@ -175,7 +226,7 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resumable: bool)
         ),
         RunState::Failed | RunState::Running if resumable => Outcome::ended(
             ExitStatus::RunFailed,
-            format!("run {run_id} failed; fix the cause, then: sluice resume {run_id}"),
+            format!("run {run_id} failed; `sluice status {run_id}` shows why; fix the cause, then: sluice resume {run_id}"),
         ),
         RunState::Failed | RunState::Running => Outcome::ended(
             ExitStatus::RunFailed,
