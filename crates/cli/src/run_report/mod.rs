@@ -180,17 +180,21 @@ impl RunReport {
             let record = by_id
                 .remove(&spec.id)
                 .unwrap_or_else(|| StepRecord::pending(&spec.id));
-            let step = step_report(&record, &spec.kind);
-            if matches!(step.change, StepChange::Created | StepChange::Updated) {
+            let change = StepChange::of(&record);
+            if matches!(change, StepChange::Created | StepChange::Updated) {
                 resources.push(Resource {
-                    step: step.id.clone(),
-                    kind: step.kind.clone(),
-                    change: step.change,
+                    step: spec.id.clone(),
+                    kind: spec.kind.clone(),
+                    change,
                     name: resource_name(&record.outputs),
-                    summary: record.change.map(|c| c.summary).unwrap_or_default(),
+                    summary: record
+                        .change
+                        .as_ref()
+                        .map(|c| c.summary.clone())
+                        .unwrap_or_default(),
                 });
             }
-            steps.push(step);
+            steps.push(step_report(record, &spec.kind));
         }
         RunReport {
             format_version: FORMAT_VERSION,
@@ -213,13 +217,13 @@ impl RunReport {
     }
 }
 
-fn step_report(record: &StepRecord, kind: &str) -> StepReport {
-    let change = StepChange::of(record);
-    let error = record.error.as_ref().map(|e| StepError {
+fn step_report(record: StepRecord, kind: &str) -> StepReport {
+    let change = StepChange::of(&record);
+    let error = record.error.map(|e| StepError {
         class: e.class,
-        message: e.message.clone(),
+        message: e.message,
     });
-    let change_summary = record.change.as_ref().map(|c| c.summary.clone());
+    let change_summary = record.change.map(|c| c.summary);
     let summary = match change {
         StepChange::Failed => error.as_ref().map(|e| e.message.clone()),
         StepChange::InDoubt => change_summary,
@@ -228,11 +232,11 @@ fn step_report(record: &StepRecord, kind: &str) -> StepReport {
         }
         StepChange::Skipped | StepChange::Pending => None,
     }
-    .or_else(|| record.note.clone());
+    .or(record.note);
     StepReport {
-        id: record.step_id.clone(),
+        state: record.status.state(),
+        id: record.step_id,
         kind: kind.to_string(),
-        state: record.state(),
         change,
         summary,
         attempts: record.attempts,
@@ -241,7 +245,7 @@ fn step_report(record: &StepRecord, kind: &str) -> StepReport {
             (Some(start), Some(end)) => Some(end.saturating_sub(start)),
             _ => None,
         },
-        outputs: record.outputs.clone(),
+        outputs: record.outputs,
         error,
     }
 }
