@@ -239,6 +239,10 @@ fn a_failed_run_says_what_failed_and_that_resume_comes_next() {
     assert!(report["next"].is_null());
     assert_eq!(report["counts"]["created"], 3, "{report}");
     assert_eq!(report["sessions"], 2);
+    // Nothing left to resume: still the run's document, and no third session.
+    let again = sandbox.run(HARNESS, &["resume", run_id, "--json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(document(&again), report);
 }
 
 #[test]

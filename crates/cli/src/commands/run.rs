@@ -201,7 +201,8 @@ async fn drive(
     signals.abort();
     drop(engine);
     let _ = printer.await;
-    let summary = result.map_err(|error| engine_failure(&error))?;
+    // The report is read back from the store; the summary's own step records go first.
+    let state = result.map_err(|error| engine_failure(&error))?.state;
     let run = store
         .run(run_id)
         .map_err(|error| super::store_failure(&error))?
@@ -214,7 +215,7 @@ async fn drive(
             outln!("{line}");
         }
     }
-    Ok(match summary.state {
+    Ok(match state {
         RunState::Succeeded => Outcome::success(),
         RunState::Interrupted if resumable => Outcome::ended(
             ExitStatus::Interrupted,
