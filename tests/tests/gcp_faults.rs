@@ -6,7 +6,7 @@
 mod support;
 
 use sluice_emulator::config::FaultConfig;
-use sluice_tests::{stderr, stdout, Sandbox};
+use sluice_tests::{status_json, stderr, stdout, Sandbox};
 use support::{faulty, Cloud, EGRESS_VARS};
 
 fn ten_percent() -> FaultConfig {
@@ -127,23 +127,24 @@ fn a_200_with_the_wrong_body_from_iam_never_counts_as_success() {
         bad_answers += stderr(&output).matches("BAD_RESPONSE").count();
         let state = cloud.state();
         let role_present = state["iamRoles"][role].is_object() && state["iamRoles"][role]["deleted"] == false;
-        let table = stdout(&output);
+        let report = status_json(&sandbox, support::HARNESS, None);
         let said_succeeded = |step: &str| {
-            table.lines().any(|l| {
-                let mut words = l.split_whitespace();
-                words.next() == Some(step) && words.next() == Some("succeeded")
-            })
+            report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"] == step && s["state"] == "succeeded")
         };
         if said_succeeded("gateway_role") {
             assert!(
                 role_present,
-                "seed {seed}: `gateway_role` succeeded without the role\n{table}"
+                "seed {seed}: `gateway_role` succeeded without the role\n{report}"
             );
         }
         if said_succeeded("gateway_role_binding") {
             assert!(
                 cloud.holds("sluice-demo", role, agent),
-                "seed {seed}: `gateway_role_binding` succeeded without the binding\n{table}"
+                "seed {seed}: `gateway_role_binding` succeeded without the binding\n{report}"
             );
         }
         if output.status.success() {

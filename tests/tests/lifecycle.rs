@@ -35,7 +35,7 @@ fn step<'a>(status: &'a Value, id: &str) -> &'a Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["step_id"] == id)
+        .find(|s| s["id"] == id)
         .unwrap()
 }
 
@@ -107,7 +107,7 @@ fn failed_step_blocks_only_its_descendants_and_resume_retries_it() {
         "tells the operator how to continue"
     );
     let status = status_json(&sandbox, HARNESS, None);
-    assert_eq!(status["run"]["state"], "failed");
+    assert_eq!(status["state"], "failed");
     assert_eq!(step(&status, "flaky")["state"], "failed");
     assert!(step(&status, "flaky")["error"]["message"]
         .as_str()
@@ -117,11 +117,11 @@ fn failed_step_blocks_only_its_descendants_and_resume_retries_it() {
     assert_eq!(step(&status, "independent")["state"], "succeeded");
 
     // The operator "fixes the cause" (the flaky step succeeds on its next apply) and resumes.
-    let run_id = status["run"]["id"].as_str().unwrap().to_string();
+    let run_id = status["run_id"].as_str().unwrap().to_string();
     let output = sandbox.run(HARNESS, &["resume", &run_id]);
     assert!(output.status.success(), "{}", stderr(&output));
     let status = status_json(&sandbox, HARNESS, Some(&run_id));
-    assert_eq!(status["run"]["state"], "succeeded");
+    assert_eq!(status["state"], "succeeded");
     assert_eq!(
         step(&status, "flaky")["attempts"],
         2,
@@ -149,7 +149,7 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
     assert_eq!(step(&status, "propagating")["attempts"], 4);
     assert_eq!(step(&status, "throttled")["outputs"]["attempts"], 3);
     let store = SledStore::open(&sandbox.store()).unwrap();
-    let run_id = status["run"]["id"].as_str().unwrap();
+    let run_id = status["run_id"].as_str().unwrap();
     let failed: Vec<ErrorClass> = store
         .journal(run_id)
         .unwrap()
@@ -246,13 +246,13 @@ fn sigterm_stops_gracefully_and_resume_finishes_with_one_operation() {
     assert_eq!(code, Some(4), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("sluice resume")), "{rest:?}");
     let status = status_json(&sandbox, HARNESS, None);
-    assert_eq!(status["run"]["state"], "interrupted");
+    assert_eq!(status["state"], "interrupted");
     assert_eq!(step(&status, "slow")["state"], "waiting");
 
     // Make the operation finish on its next poll, then resume: it re-attaches, never restarts.
     let op = sandbox.work("slow.txt.op");
     std::fs::write(&op, r#"{"polls": 0, "needed": 1}"#).unwrap();
-    let run_id = status["run"]["id"].as_str().unwrap().to_string();
+    let run_id = status["run_id"].as_str().unwrap().to_string();
     let output = sandbox.run(HARNESS, &["resume", &run_id]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
@@ -287,7 +287,7 @@ fn the_polls_column_matches_the_journal_after_a_stop_mid_wait() {
         .split_whitespace()
         .collect();
     let status = status_json(&sandbox, HARNESS, None);
-    let run_id = status["run"]["id"].as_str().unwrap();
+    let run_id = status["run_id"].as_str().unwrap();
     let store = SledStore::open(&sandbox.store()).unwrap();
     let journaled = store
         .journal(run_id)
@@ -297,7 +297,8 @@ fn the_polls_column_matches_the_journal_after_a_stop_mid_wait() {
         .count();
     assert!(journaled >= 1, "it polled before the stop");
     assert_eq!(columns[1], "waiting");
-    assert_eq!(columns[3], journaled.to_string(), "POLLS column:\n{table}");
+    assert_eq!(columns[2], "in_doubt", "CHANGE column:\n{table}");
+    assert_eq!(columns[4], journaled.to_string(), "POLLS column:\n{table}");
 }
 
 #[test]

@@ -77,16 +77,16 @@ fn compact_keeps_interrupted_and_failed_runs_resumable_and_removes_succeeded_one
     // Both continue where they stopped.
     std::fs::write(sandbox.work("slow.txt.op"), r#"{"polls": 0, "needed": 1}"#).unwrap();
     for (_, _, id) in &before[..2] {
-        let run = &status_json(&sandbox, HARNESS, Some(id))["run"];
-        assert!(run["finished_at_ms"].is_null(), "not finished: {run}");
+        let report = status_json(&sandbox, HARNESS, Some(id));
+        assert!(report["finished_at_ms"].is_null(), "not finished: {report}");
         let output = sandbox.run(HARNESS, &["status", id]);
         let hint = format!("not finished; continue with: sluice resume {id}");
         assert!(stdout(&output).contains(&hint), "{}", stdout(&output));
         let output = sandbox.run(HARNESS, &["resume", id]);
         assert!(output.status.success(), "{id}: {}", stderr(&output));
-        let run = &status_json(&sandbox, HARNESS, Some(id))["run"];
-        assert_eq!(run["state"], "succeeded");
-        assert!(run["finished_at_ms"].is_u64(), "finished: {run}");
+        let report = status_json(&sandbox, HARNESS, Some(id));
+        assert_eq!(report["state"], "succeeded");
+        assert!(report["finished_at_ms"].is_u64(), "finished: {report}");
         let output = sandbox.run(HARNESS, &["status", id]);
         assert!(!stdout(&output).contains("not finished"), "{}", stdout(&output));
     }
@@ -184,7 +184,7 @@ fn escape_sequences_from_plans_variables_and_the_store_are_printed_escaped() {
     }
     let status = status_json(&sandbox, HARNESS, None);
     assert_eq!(
-        status["run"]["plan_name"],
+        status["plan"]["name"],
         format!("evil{CLEAR}name"),
         "JSON keeps the text"
     );

@@ -91,8 +91,8 @@ fn watch(sandbox: &Sandbox, store: &Path) {
         );
     }
     let json: Value = serde_json::from_str(&while_held[1]).unwrap();
-    let run_id = json["run"]["id"].as_str().unwrap().to_string();
-    assert_eq!(json["run"]["state"], "running");
+    let run_id = json["run_id"].as_str().unwrap().to_string();
+    assert_eq!(json["state"], "running");
     assert!(status.contains(&run_id));
     assert!(while_held[2].contains(&run_id) && while_held[2].contains("running"));
     let runs: Value = serde_json::from_str(&while_held[3]).unwrap();

@@ -59,6 +59,9 @@ pub enum Command {
         /// Apply without showing the plan and asking first (scheduled jobs and scripts).
         #[arg(long)]
         auto_approve: bool,
+        /// Print the run's report as one JSON document on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         exec: ExecArgs,
         #[command(flatten)]
@@ -68,16 +71,19 @@ pub enum Command {
     Resume {
         /// Id of the run to continue (`sluice runs` lists them); its plan is stored with it.
         run: String,
+        /// Print the run's report as one JSON document on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         exec: ExecArgs,
         #[command(flatten)]
         cloud: CloudArgs,
     },
-    /// Show a run's steps: state, attempts, durations, outputs [default: the newest run].
+    /// Show a run's steps: state, what changed, attempts, durations [default: the newest run].
     Status {
         /// Id of the run to show (`sluice runs` lists them) [default: the newest run].
         run: Option<String>,
-        /// Print JSON instead of a table.
+        /// Print the run's report as one JSON document instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -46,9 +46,11 @@ mod fleet;
 mod kinds;
 mod output;
 mod progress;
+mod run_report;
 mod store_link;
 mod store_path;
 mod styling;
+mod world;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -1,9 +1,10 @@
-//! What people see: log set-up and step tables (progress is `crate::progress`).
+//! What people see: log set-up and safe printing (escaped text, JSON). Progress is
+//! `crate::progress`; the end of a run and the `status` table are `run_report::text`; what an
+//! `--emulator` run changed is `world`.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use sluice_engine::{RunSummary, StepRecord};
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, LogFormat};
@@ -89,47 +90,8 @@ pub fn init_logging(cli: &Cli) {
     };
 }
 
-pub fn print_summary(summary: &RunSummary) {
-    outln!("run {}: {}", summary.run_id, summary.state.as_str());
-    print_steps(summary.steps.iter());
-}
-
-pub fn print_steps<'a>(steps: impl Iterator<Item = &'a StepRecord>) {
-    outln!(
-        "{:<28} {:<10} {:>8} {:>6} {:>10}  DETAIL",
-        "STEP",
-        "STATE",
-        "ATTEMPTS",
-        "POLLS",
-        "TIME"
-    );
-    for step in steps {
-        let elapsed = match (step.started_at_ms, step.finished_at_ms) {
-            (Some(start), Some(end)) => human_duration(Duration::from_millis(end.saturating_sub(start))),
-            _ => "-".into(),
-        };
-        let detail = if let Some(error) = &step.error {
-            error.message.clone()
-        } else if let Some(note) = &step.note {
-            note.clone()
-        } else if !step.outputs.is_empty() {
-            serde_json::to_string(&step.outputs).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        outln!(
-            "{:<28} {:<10} {:>8} {:>6} {:>10}  {}",
-            step.step_id,
-            step.state().as_str(),
-            step.attempts,
-            step.polls,
-            elapsed,
-            detail
-        );
-    }
-}
-
-pub(crate) fn human_duration(duration: Duration) -> String {
+/// A duration for people: `250ms`, `1.5s`, `2m05s`.
+pub fn human_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
@@ -137,114 +99,6 @@ pub(crate) fn human_duration(duration: Duration) -> String {
         format!("{:.1}s", duration.as_secs_f64())
     } else {
         format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
-    }
-}
-
-/// What an `--emulator` run left in the emulated world, one line per resource.
-pub fn print_emulated_world(emulator: &sluice_emulator::EmulatorHandle) {
-    let state = emulator.state();
-    let mut lines = Vec::new();
-    for (name, role) in state["iamRoles"].as_object().into_iter().flatten() {
-        let permissions = role["includedPermissions"].as_array().map_or(0, Vec::len);
-        lines.push(format!("custom role      {name} ({permissions} permissions)"));
-    }
-    for project in state["projects"].as_array().into_iter().flatten() {
-        let enabled = project["services"].as_object().map_or(0, |s| s.len());
-        if enabled > 0 {
-            let billing = project["billingAccount"]
-                .as_str()
-                .filter(|b| !b.is_empty())
-                .map(|b| format!(", billing {b}"))
-                .unwrap_or_default();
-            let labels = project["labels"]
-                .as_object()
-                .filter(|l| !l.is_empty())
-                .map(|l| {
-                    let pairs: Vec<String> = l
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect();
-                    format!(", labels {}", pairs.join(","))
-                })
-                .unwrap_or_default();
-            lines.push(format!(
-                "project          {}: {} ({enabled} APIs enabled{billing}{labels})",
-                project["id"].as_str().unwrap_or("?"),
-                project["state"].as_str().unwrap_or("ACTIVE")
-            ));
-        }
-        for grant in project["iamGrants"].as_array().into_iter().flatten() {
-            lines.push(format!(
-                "IAM grant        {} → {} on {}",
-                grant["role"].as_str().unwrap_or("?"),
-                grant["member"].as_str().unwrap_or("?"),
-                project["id"].as_str().unwrap_or("?")
-            ));
-        }
-    }
-    for gateway in state["agentGateways"].as_array().into_iter().flatten() {
-        lines.push(format!(
-            "agent gateway    {} ({})",
-            gateway["name"].as_str().unwrap_or("?"),
-            gateway["googleManaged"]["governedAccessPath"]
-                .as_str()
-                .unwrap_or("?")
-        ));
-    }
-    for extension in state["authzExtensions"].as_array().into_iter().flatten() {
-        lines.push(format!(
-            "authz extension  {} ({})",
-            extension["name"].as_str().unwrap_or("?"),
-            extension["service"].as_str().unwrap_or("?")
-        ));
-    }
-    for policy in state["authzPolicies"].as_array().into_iter().flatten() {
-        let targets: Vec<&str> = (policy["target"]["resources"].as_array().into_iter().flatten())
-            .filter_map(serde_json::Value::as_str)
-            .collect();
-        lines.push(format!(
-            "authz policy     {} ({} {} on {})",
-            policy["name"].as_str().unwrap_or("?"),
-            policy["policyProfile"].as_str().unwrap_or("REQUEST_AUTHZ"),
-            policy["action"].as_str().unwrap_or("?"),
-            targets.join(", ")
-        ));
-    }
-    for engine in state["reasoningEngines"].as_array().into_iter().flatten() {
-        lines.push(format!(
-            "reasoning engine {} \"{}\"",
-            engine["name"].as_str().unwrap_or("?"),
-            engine["displayName"].as_str().unwrap_or("")
-        ));
-    }
-    let registry = &state["agentRegistry"];
-    for agent in registry["runtimeAgents"].as_array().into_iter().flatten() {
-        lines.push(format!(
-            "registered agent {}",
-            agent["name"].as_str().unwrap_or("?")
-        ));
-    }
-    for service in registry["services"].as_array().into_iter().flatten() {
-        lines.push(format!(
-            "registry service {}",
-            service["name"].as_str().unwrap_or("?")
-        ));
-    }
-    let policy = &state["orgPolicy"];
-    for constraint in policy["customConstraints"].as_array().into_iter().flatten() {
-        lines.push(format!(
-            "constraint       {}",
-            constraint["name"].as_str().unwrap_or("?")
-        ));
-    }
-    for p in policy["policies"].as_array().into_iter().flatten() {
-        lines.push(format!("org policy       {}", p["name"].as_str().unwrap_or("?")));
-    }
-    let calls = emulator.requests().as_array().map_or(0, Vec::len);
-    outln!("");
-    outln!("in the emulated world ({calls} API calls):");
-    for line in lines {
-        outln!("  {line}");
     }
 }
 

@@ -40,6 +40,7 @@ pub async fn run(
         cloud::check_credentials(&target, &first.validated.plan).await?;
     }
     let held = open_run_store(&target, store_dir, None)?;
+    let before = target.emulator.as_ref().map(crate::world::Before::take);
     let exec = exec_args(fleet_exec);
     let engine = build_engine(registry, held.held.store.clone(), &exec, &target, app.hooks.clone());
     let (ttl, from_file) = (loaded.ttl, loaded.file.concurrency);
@@ -50,8 +51,8 @@ pub async fn run(
     };
     let session = Session::new(&engine, &target, fleet_exec, format, from_file);
     let outcome = session.drive(&fleet, &cleanup).await;
-    if let Some(emulator) = &target.emulator {
-        output::print_emulated_world(emulator);
+    if let (Some(emulator), Some(before)) = (&target.emulator, &before) {
+        crate::world::print_changes(emulator, before, false);
     }
     outcome
 }

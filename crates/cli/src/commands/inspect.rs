@@ -1,14 +1,14 @@
 //! `status`, `runs` and `compact`: reading the store.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::json;
-use sluice_engine::{SledStore, StepRecord, StoreError};
+use sluice_engine::{RunRecord, SledStore, Store, StoreError};
 
 use super::{open_for_reading, require_store, store_failure};
 use crate::error::{CliError, CommandResult, Outcome};
 use crate::output;
+use crate::run_report::{text, Continue, RunReport};
 
 pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> CommandResult {
     let store = open_for_reading(store_dir)?;
@@ -26,7 +26,31 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> CommandResu
         };
         CliError::bad_input(missing).with_hint("`sluice runs` lists the runs")
     })?;
-    let steps = store.steps(&run.id).map_err(|error| store_failure(&error))?;
+    // A run started under `--emulator` with a kept world is continued with `--emulator`; a
+    // world file that cannot be read is said by the command that needs it, not here.
+    let how = match super::kept_world::KeptWorld::read(store_dir).is_ok_and(|kept| kept.is_emulator_run(&run.id)) {
+        true => Continue::ResumeOnTheEmulator,
+        false => Continue::Resume,
+    };
+    let report = report_of(store.as_ref(), store_dir, &run, how)?;
+    if as_json {
+        output::print_json(&report, false);
+    } else {
+        for line in text::status(&report) {
+            outln!("{line}");
+        }
+    }
+    Ok(Outcome::success())
+}
+
+/// The report of the stored run `run`, from its step records and the plan stored with it.
+pub(super) fn report_of(
+    store: &dyn Store,
+    store_dir: &Path,
+    run: &RunRecord,
+    how: Continue,
+) -> Result<RunReport, CliError> {
+    let records = store.steps(&run.id).map_err(|error| store_failure(&error))?;
     let plan = store
         .plan(&run.plan_digest)
         .map_err(|error| store_failure(&error))?
@@ -36,31 +60,7 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> CommandResu
                 what: format!("run {} has no plan (digest {})", run.id, run.plan_digest),
             })
         })?;
-    // Steps without a record have not started: they are pending. One pass over the records,
-    // not a search per step: a 100,000-step run has as many records.
-    let mut by_id: HashMap<String, StepRecord> = steps.into_iter().map(|r| (r.step_id.clone(), r)).collect();
-    let ordered: Vec<StepRecord> = plan
-        .steps
-        .iter()
-        .map(|s| by_id.remove(&s.id).unwrap_or_else(|| StepRecord::pending(&s.id)))
-        .collect();
-    if as_json {
-        output::print_json(&json!({ "run": run, "steps": ordered }), false);
-    } else {
-        outln!(
-            "run {}  plan {} ({})  state {}  sessions {}",
-            run.id,
-            run.plan_name,
-            run.plan_source,
-            run.state.as_str(),
-            run.sessions
-        );
-        output::print_steps(ordered.iter());
-        if !run.is_finished() {
-            outln!("not finished; continue with: sluice resume {}", run.id);
-        }
-    }
-    Ok(Outcome::success())
+    Ok(RunReport::new(run, &plan, records, how))
 }
 
 pub fn runs(store_dir: &Path, as_json: bool) -> CommandResult {

@@ -29,24 +29,22 @@ pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
             plan,
             vars,
             auto_approve: _,
+            json,
             exec,
             cloud,
         } => {
             let store_given = cli.store.is_some();
-            run::run(
-                &plan,
-                &vars,
-                &exec,
-                &cloud,
-                &store_dir,
-                store_given,
-                cli.log_format,
-                app,
-            )
-            .await
+            let show = run::Show::new(cli.log_format, json);
+            run::run(&plan, &vars, &exec, &cloud, &store_dir, store_given, show, app).await
         }
-        Command::Resume { run, exec, cloud } => {
-            run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, app).await
+        Command::Resume {
+            run,
+            json,
+            exec,
+            cloud,
+        } => {
+            let show = run::Show::new(cli.log_format, json);
+            run::resume(&run, &exec, &cloud, &store_dir, show, app).await
         }
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),

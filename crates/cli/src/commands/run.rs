@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
+use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, SledStore, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::cloud::{self, Target};
@@ -14,6 +14,22 @@ use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::output;
 use crate::Sluice;
+use crate::run_report::{text, Continue};
+use crate::world;
+
+/// How `run` and `resume` show what happens: the log format on stderr, and whether stdout
+/// gets the end-of-run text or the report as one JSON document.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    pub format: LogFormat,
+    pub json: bool,
+}
+
+impl Show {
+    pub fn new(format: LogFormat, json: bool) -> Self {
+        Show { format, json }
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -23,7 +39,7 @@ pub async fn run(
     cloud_args: &CloudArgs,
     store_dir: &Path,
     store_given: bool,
-    format: LogFormat,
+    show: Show,
     app: &Sluice,
 ) -> CommandResult {
     // With --store (or SLUICE_STORE), an --emulator run keeps its world beside the store and
@@ -38,6 +54,8 @@ pub async fn run(
     let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
     cloud::check_credentials(&target, &validated.plan).await?;
     let held = open_run_store(&target, store_dir, kept.as_ref())?;
+    // What the emulated world held before: the run's own changes are what is shown after.
+    let before = target.emulator.as_ref().map(world::Before::take);
     let keeper = match (kept, &target.emulator) {
         (Some(kept), Some(emulator)) => {
             kept.check_unchanged()?;
@@ -73,25 +91,33 @@ pub async fn run(
     } else {
         errln!("new run {}", started.run_id);
     }
-    let outcome = drive(engine, &started.run_id, format, resume_command(&target, &keeper)).await;
-    finish_emulated(&target, keeper.as_ref(), outcome)
+    let how = continue_how(&target, &keeper);
+    let outcome = drive(engine, &held.held.store, &started.run_id, show, how).await;
+    finish_emulated(&target, keeper.as_ref(), before.as_ref(), show, outcome)
 }
 
-/// How a run on `target` is continued; none for a run whose emulated world ends with the process.
-fn resume_command(target: &Target, keeper: &Option<WorldKeeper>) -> Option<&'static str> {
+/// How a run on `target` is continued: a run whose emulated world ends with the process is run
+/// again instead.
+fn continue_how(target: &Target, keeper: &Option<WorldKeeper>) -> Continue {
     match (&target.emulator, keeper) {
-        (None, _) => Some("sluice resume"),
-        (Some(_), Some(_)) => Some("sluice resume --emulator"),
-        (Some(_), None) => None,
+        (None, _) => Continue::Resume,
+        (Some(_), Some(_)) => Continue::ResumeOnTheEmulator,
+        (Some(_), None) => Continue::RunAgainOnTheEmulator,
     }
 }
 
 /// After an `--emulator` run or resume, however it ended: the world kept (when it is), and what
-/// it holds printed. A world that could not be kept ends the command (exit 3).
-fn finish_emulated(target: &Target, keeper: Option<&WorldKeeper>, outcome: CommandResult) -> CommandResult {
+/// the run changed in it printed. A world that could not be kept ends the command (exit 3).
+fn finish_emulated(
+    target: &Target,
+    keeper: Option<&WorldKeeper>,
+    before: Option<&world::Before>,
+    show: Show,
+    outcome: CommandResult,
+) -> CommandResult {
     let kept = keeper.map(WorldKeeper::keep).transpose();
-    if let Some(emulator) = &target.emulator {
-        output::print_emulated_world(emulator);
+    if let (Some(emulator), Some(before)) = (&target.emulator, before) {
+        world::print_changes(emulator, before, show.json);
     }
     match (outcome, kept) {
         (Ok(_), Err(error)) => Err(error),
@@ -166,7 +192,7 @@ pub async fn resume(
     exec: &ExecArgs,
     cloud_args: &CloudArgs,
     store_dir: &Path,
-    format: LogFormat,
+    show: Show,
     app: &Sluice,
 ) -> CommandResult {
     // `resume` continues what is there: a missing store is a mistake, never created.
@@ -190,6 +216,14 @@ pub async fn resume(
         return Err(other_cloud(run_id, was_emulator));
     }
     if run.is_finished() {
+        if show.json {
+            let how = match was_emulator {
+                true => Continue::ResumeOnTheEmulator,
+                false => Continue::Resume,
+            };
+            let report = super::inspect::report_of(store.as_ref(), store_dir, &run, how)?;
+            output::print_json(&report, false);
+        }
         return Ok(Outcome::ended(
             ExitStatus::Success,
             format!("run {run_id} already succeeded; nothing to resume (`sluice run` the plan again to re-check it)"),
@@ -207,10 +241,18 @@ pub async fn resume(
     let hooks = keeper
         .as_ref()
         .map_or(app.hooks.clone(), |keeper| Some(keeper.hooks(app.hooks.clone())));
+    let before = target.emulator.as_ref().map(world::Before::take);
     errln!("resuming run {run_id}");
-    let engine = build_engine(app.kinds.registry(target.cloud.clone()), store, exec, &target, hooks);
-    let outcome = drive(engine, run_id, format, resume_command(&target, &keeper)).await;
-    finish_emulated(&target, keeper.as_ref(), outcome)
+    let engine = build_engine(
+        app.kinds.registry(target.cloud.clone()),
+        store.clone(),
+        exec,
+        &target,
+        hooks,
+    );
+    let how = continue_how(&target, &keeper);
+    let outcome = drive(engine, &store, run_id, show, how).await;
+    finish_emulated(&target, keeper.as_ref(), before.as_ref(), show, outcome)
 }
 
 pub(crate) fn build_engine(
@@ -233,22 +275,45 @@ pub(crate) fn build_engine(
     }
 }
 
-/// `resume`: the command that continues the run (none for an `--emulator` run in a scratch
-/// store, whose world ends with the process).
-async fn drive(engine: Engine, run_id: &str, format: LogFormat, resume: Option<&str>) -> CommandResult {
+/// Executes the run, then shows its report (from the store) and says how it ended. `how`:
+/// an `--emulator` run, whose world ends with the process, is not resumed but run again.
+async fn drive(
+    engine: Engine,
+    store: &Arc<SledStore>,
+    run_id: &str,
+    show: Show,
+    how: Continue,
+) -> CommandResult {
+    let resume = match how {
+        Continue::Resume => Some("sluice resume"),
+        Continue::ResumeOnTheEmulator => Some("sluice resume --emulator"),
+        Continue::RunAgainOnTheEmulator => None,
+    };
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
     // On a terminal, live lines per active step; otherwise (CI, logs, NO_COLOR) plain lines.
-    let printer = crate::progress::spawn(events_rx, format, &engine, run_id);
+    let printer = crate::progress::spawn(events_rx, show.format, &engine, run_id);
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(watch_signals(stop_tx));
     let result = engine.execute(run_id, stop_rx).await;
     signals.abort();
     drop(engine);
     let _ = printer.await;
-    let summary = result.map_err(|error| engine_failure(&error))?;
-    output::print_summary(&summary);
-    Ok(match (summary.state, resume) {
+    // The report is read back from the store; the summary's own step records go first.
+    let state = result.map_err(|error| engine_failure(&error))?.state;
+    let run = store
+        .run(run_id)
+        .map_err(|error| super::store_failure(&error))?
+        .ok_or_else(|| CliError::store_unusable(format!("run {run_id} is gone from the store")))?;
+    let report = super::inspect::report_of(store.as_ref(), store.path(), &run, how)?;
+    if show.json {
+        output::print_json(&report, false);
+    } else {
+        for line in text::end_of_run(&report, how) {
+            outln!("{line}");
+        }
+    }
+    Ok(match (state, resume) {
         (RunState::Succeeded, _) => Outcome::success(),
         (RunState::Interrupted, Some(resume)) => Outcome::ended(
             ExitStatus::Interrupted,
@@ -260,7 +325,7 @@ async fn drive(engine: Engine, run_id: &str, format: LogFormat, resume: Option<&
         ),
         (RunState::Failed | RunState::Running, Some(resume)) => Outcome::ended(
             ExitStatus::RunFailed,
-            format!("run {run_id} failed; fix the cause, then: {resume} {run_id}"),
+            format!("run {run_id} failed; `sluice status {run_id}` shows why; fix the cause, then: {resume} {run_id}"),
         ),
         (RunState::Failed | RunState::Running, None) => Outcome::ended(
             ExitStatus::RunFailed,
