@@ -1,6 +1,7 @@
 //! One module per group of subcommands; each returns how it ended ([`CommandResult`]), which
 //! `main_with` prints and turns into the exit code.
 
+mod approval;
 pub(crate) mod cloud;
 mod emulator;
 mod fleet;
@@ -8,6 +9,7 @@ mod inspect;
 mod plan_file;
 mod preview;
 mod run;
+mod saved_plan;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,10 +26,22 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
         Command::Run {
             plan,
             vars,
-            auto_approve: _,
+            auto_approve,
             exec,
             cloud,
-        } => run::run(&plan, &vars, &exec, &cloud, &store_dir, cli.log_format, hooks).await,
+        } => {
+            run::run(
+                &plan,
+                &vars,
+                auto_approve,
+                &exec,
+                &cloud,
+                &store_dir,
+                cli.log_format,
+                hooks,
+            )
+            .await
+        }
         Command::Resume { run, exec, cloud } => {
             run::resume(&run, &exec, &cloud, &store_dir, cli.log_format, hooks).await
         }
@@ -38,8 +52,17 @@ pub async fn dispatch(cli: Cli, hooks: Option<Arc<dyn Hooks>>) -> CommandResult 
             plan,
             vars,
             json,
+            out,
+            detailed_exitcode,
             cloud,
-        } => preview::plan(&plan, &vars, &cloud, json).await,
+        } => {
+            let output = preview::PlanOutput {
+                json,
+                out,
+                detailed_exitcode,
+            };
+            preview::plan(&plan, &vars, &cloud, &output).await
+        }
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
         Command::Fleet(command) => match command {

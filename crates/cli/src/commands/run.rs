@@ -7,31 +7,58 @@ use std::time::Duration;
 use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, Store};
 use tokio::sync::{mpsc, watch};
 
+use super::approval::{self, Approval};
 use super::cloud::{self, Target};
-use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStore};
+use super::{engine_failure, open_existing_store, open_store, plan_file, saved_plan, HeldStore};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::output;
 
+/// `plan_path` is a plan file or a saved plan (`sluice plan --out`), told apart by content.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan_path: &Path,
     vars: &VarArgs,
+    auto_approve: bool,
     exec: &ExecArgs,
     cloud_args: &CloudArgs,
     store_dir: &Path,
     format: LogFormat,
     hooks: Option<Arc<dyn Hooks>>,
 ) -> CommandResult {
+    let text = plan_file::read_text(plan_path)?;
+    let saved = saved_plan::detect(&text, plan_path).transpose()?;
+    // Refusals that need no call come first: no approval possible, a saved plan misused.
+    let approval = match &saved {
+        Some(saved) => {
+            saved.refuse_vars(plan_path, vars)?;
+            saved.check_target(plan_path, cloud_args)?;
+            Approval::Given
+        }
+        None => approval::needed(auto_approve, cloud_args.emulator)?,
+    };
     let target = cloud::target(cloud_args).await?;
     let registry = cloud::registry(target.cloud.clone());
     // Validation comes first: a bad plan or variable never opens (or creates) the store.
-    let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
+    let (validated, source) = match &saved {
+        Some(saved) => (saved.validated(plan_path, &registry)?, saved.plan.source.clone()),
+        None => {
+            let source = plan_path.display().to_string();
+            let validated = plan_file::load_text(&text, &source, vars, &registry, &target.default_vars)?;
+            (validated, source)
+        }
+    };
     cloud::check_credentials(&target, &validated.plan).await?;
+    // Approval comes before the store is opened: a `no` leaves no trace.
+    if let Some(declined) =
+        approval::obtain(approval, saved.as_ref(), plan_path, &registry, &validated).await?
+    {
+        return Ok(declined);
+    }
     let held = open_run_store(&target, store_dir)?;
     let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
     let started = engine
-        .start(&validated, &plan_path.display().to_string())
+        .start(&validated, &source)
         .map_err(|error| engine_failure(&error))?;
     if started.continued {
         errln!(
