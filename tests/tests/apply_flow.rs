@@ -340,6 +340,23 @@ fn a_saved_plan_refuses_variables_and_another_target_before_any_call() {
         "{err}"
     );
 
+    // `--out` naming the plan file itself would overwrite it.
+    let copy = sandbox.root.join("egress.json");
+    std::fs::copy(shipped_plan(PLAN), &copy).unwrap();
+    let onto_itself = command(
+        &cloud,
+        &sandbox,
+        &["plan", "--out", copy.to_str().unwrap()],
+        &copy,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(onto_itself.status.code(), Some(2), "{}", stderr(&onto_itself));
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(shipped_plan(PLAN)).unwrap()
+    );
+
     assert_eq!(
         cloud.emulator.requests().as_array().unwrap().len(),
         requests,

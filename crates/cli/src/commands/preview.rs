@@ -52,6 +52,20 @@ async fn show_plan(
     cloud_args: &CloudArgs,
     output: &PlanOutput,
 ) -> CommandResult {
+    if let Some(out) = &output.out {
+        let same = |a: &Path, b: &Path| {
+            a.canonicalize()
+                .ok()
+                .is_some_and(|a| b.canonicalize().ok() == Some(a))
+        };
+        if same(out, plan_path) {
+            return Err(CliError::bad_input(format!(
+                "--out {} is the plan file itself; it would be overwritten",
+                out.display()
+            ))
+            .with_hint("save the plan to another file, e.g. --out reviewed.json"));
+        }
+    }
     let target = super::cloud::target(cloud_args).await?;
     let registry = super::cloud::registry(target.cloud.clone());
     let text = plan_file::read_text(plan_path)?;
@@ -330,9 +344,10 @@ pub fn render(name: &str, rows: &[Row]) -> Vec<String> {
         lines.push(format!("marks: {}", used.join(", ")));
     }
     let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let kind_width = rows.iter().map(|r| r.kind.len()).max().unwrap_or(0);
     for row in rows {
         lines.push(format!(
-            "  {} {:width$}  {:<22} {}",
+            "  {} {:width$}  {:kind_width$}  {}",
             row.action.mark(),
             row.id,
             row.kind,
