@@ -195,7 +195,7 @@ def main():
         runs = []
         for i in range(1, separate + 1):
             runs.append(subprocess.Popen(
-                ["/usr/bin/time", "-f", "RSS %M", BIN, "--store", os.path.join(work, f"sep-{i}"), "run", PLAN,
+                ["/usr/bin/time", "-f", "RSS %M", BIN, "--store", os.path.join(work, f"sep-{i}"), "run", "--auto-approve", PLAN,
                  "--var", f"project=separate-{i:04}", "--var", "pickle_gcs_uri=gs://bench-agents/agent.pkl"]
                 + cloud_args(url, scale), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env))
         separate_rss = []

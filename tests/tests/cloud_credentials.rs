@@ -32,6 +32,7 @@ fn refused(sandbox: &Sandbox, command: &mut std::process::Command) -> String {
 fn run_args<'a>(plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "run",
+        "--auto-approve",
         plan,
         "--var",
         "project=sluice-demo",

@@ -16,6 +16,7 @@ fn refused(sandbox: &Sandbox, extra: &[&str], expected: &str) {
     let plan = plan();
     let mut args = vec![
         "run",
+        "--auto-approve",
         plan.as_str(),
         "--var",
         "project=sluice-demo",

@@ -88,7 +88,10 @@ fn crash_and_continue(point: &str, only_kind: Option<&str>) {
         let sandbox = Sandbox::new();
         let plan_path = sandbox.write_plan("plan.json", &plan(&sandbox));
         let plan_arg = plan_path.to_str().unwrap();
-        let command = sandbox.command(HARNESS, &["run", plan_arg, "--concurrency", "1"]);
+        let command = sandbox.command(
+            HARNESS,
+            &["run", "--auto-approve", plan_arg, "--concurrency", "1"],
+        );
         assert!(
             run_and_kill_at(command, step, point),
             "{step}: crash point {point} was never reached"
@@ -96,7 +99,10 @@ fn crash_and_continue(point: &str, only_kind: Option<&str>) {
 
         // Continue: alternately the same `run` (same plan and vars → same run) and `resume RUN`.
         let output = if index % 2 == 0 {
-            sandbox.run(HARNESS, &["run", plan_arg, "--concurrency", "1"])
+            sandbox.run(
+                HARNESS,
+                &["run", "--auto-approve", plan_arg, "--concurrency", "1"],
+            )
         } else {
             let runs = sandbox.run(HARNESS, &["runs", "--json"]);
             let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();

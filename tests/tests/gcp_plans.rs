@@ -128,7 +128,7 @@ fn model_armor_grants_are_skipped_when_the_templates_live_in_the_agent_project()
     let preview = cloud.sluice(&sandbox, "plan", "agent-gateway-both.json", &vars);
     assert!(preview.status.success(), "{}", stderr(&preview));
     let skipped = ["model_armor_apis", "model_armor_callout", "model_armor_user"];
-    support::assert_listed(&stdout(&preview), "-", &skipped);
+    support::assert_listed(&stdout(&preview), "/", &skipped);
 }
 
 #[test]
@@ -226,6 +226,7 @@ fn a_call_to_an_api_nobody_enabled_fails_at_once_naming_it() {
         support::HARNESS,
         &[
             "run",
+            "--auto-approve",
             path.to_str().unwrap(),
             "--endpoint",
             cloud.emulator.base_url.as_str(),

@@ -48,10 +48,10 @@ fn rerun_of_a_finished_plan_only_observes() {
         {"id": "c", "kind": "local.operation", "with": {"path": sandbox.work("c.txt").to_str().unwrap(), "content": "c", "polls": 2}, "after": ["b"]}
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let first = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let first = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert!(first.status.success(), "{}", stderr(&first));
     let effects = sandbox.effects();
-    let second = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let second = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("new run"),
@@ -100,7 +100,7 @@ fn failed_step_blocks_only_its_descendants_and_resume_retries_it() {
         flaky_step(&sandbox, "flaky", 1, "permanent"), after_flaky, file_step(&sandbox, "independent", "y")
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("sluice resume"),
@@ -138,7 +138,7 @@ fn retryable_and_not_yet_errors_are_retried_within_the_run() {
         flaky_step(&sandbox, "throttled", 2, "retryable"), flaky_step(&sandbox, "propagating", 3, "not_yet")
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let status = status_json(&sandbox, HARNESS, None);
     assert_eq!(
@@ -174,7 +174,7 @@ fn retries_stop_at_max_attempts() {
     let mut flaky = flaky_step(&sandbox, "flaky", 5, "retryable");
     flaky["retry"]["max_attempts"] = json!(2);
     let path = sandbox.write_plan("plan.json", &json!({"name": "gives-up", "steps": [flaky]}));
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let status = status_json(&sandbox, HARNESS, None);
     assert!(step(&status, "flaky")["error"]["message"]
@@ -198,7 +198,7 @@ fn skipped_steps_after_a_running_step_are_not_launched_when_it_finishes() {
     let plan = json!({"name": "when-after", "vars": {"ingress": {"type": "bool", "default": false}},
                       "steps": [first, optional, reader]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let status = status_json(&sandbox, HARNESS, None);
     assert_eq!(step(&status, "first")["state"], "succeeded");
@@ -216,7 +216,7 @@ fn when_false_skips_the_step_and_steps_reading_its_outputs() {
     ordered["after"] = json!(["optional"]);
     let plan = json!({"name": "when", "vars": {"ingress": {"type": "bool", "default": false}}, "steps": [optional, reader, ordered]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let status = status_json(&sandbox, HARNESS, None);
     assert_eq!(step(&status, "optional")["state"], "skipped");
@@ -224,7 +224,16 @@ fn when_false_skips_the_step_and_steps_reading_its_outputs() {
     assert_eq!(step(&status, "ordered")["state"], "succeeded");
     assert!(!sandbox.work("optional.txt").exists());
 
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap(), "--var", "ingress=true"]);
+    let output = sandbox.run(
+        HARNESS,
+        &[
+            "run",
+            "--auto-approve",
+            path.to_str().unwrap(),
+            "--var",
+            "ingress=true",
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         std::fs::read_to_string(sandbox.work("reader.txt")).unwrap(),
@@ -240,7 +249,7 @@ fn sigterm_stops_gracefully_and_resume_finishes_with_one_operation() {
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
     let (code, rest) = run_and_sigterm_after(
-        sandbox.command(HARNESS, &["run", path.to_str().unwrap()]),
+        sandbox.command(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]),
         "waiting on operation",
     );
     assert_eq!(code, Some(4), "{rest:?}");
@@ -273,7 +282,7 @@ fn the_polls_column_matches_the_journal_after_a_stop_mid_wait() {
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
     let (code, rest) = run_and_sigterm_after(
-        sandbox.command(HARNESS, &["run", path.to_str().unwrap()]),
+        sandbox.command(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]),
         "waiting on operation",
     );
     assert_eq!(code, Some(4), "{rest:?}");
@@ -308,7 +317,7 @@ fn a_step_past_its_timeout_fails_and_says_so() {
         {"id": "slow", "kind": "local.operation", "timeout": "100ms", "with": {"path": sandbox.work("slow.txt").to_str().unwrap(), "content": "s", "polls": 1000000}}
     ]});
     let path = sandbox.write_plan("plan.json", &plan);
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let status = status_json(&sandbox, HARNESS, None);
     assert!(step(&status, "slow")["error"]["message"]
@@ -328,7 +337,10 @@ fn a_store_held_by_a_process_that_does_not_serve_it_is_refused() {
         "plan.json",
         &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}),
     );
-    for args in [vec!["run", path.to_str().unwrap()], vec!["runs"]] {
+    for args in [
+        vec!["run", "--auto-approve", path.to_str().unwrap()],
+        vec!["runs"],
+    ] {
         let output = sandbox.run(HARNESS, &args);
         assert_eq!(output.status.code(), Some(3), "{args:?}");
         let err = stderr(&output);
@@ -369,6 +381,7 @@ fn an_unknown_store_format_or_a_foreign_directory_is_refused() {
     let output = std::process::Command::new(HARNESS)
         .args([
             "run",
+            "--auto-approve",
             path.to_str().unwrap(),
             "--store",
             foreign.to_str().unwrap(),
@@ -397,7 +410,7 @@ fn unknown_run_and_missing_store_are_bad_input() {
         &json!({"name": "x", "steps": [file_step(&sandbox, "a", "a")]}),
     );
     assert!(sandbox
-        .run(HARNESS, &["run", path.to_str().unwrap()])
+        .run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()])
         .status
         .success());
     let output = sandbox.run(HARNESS, &["resume", "no-such-run"]);
@@ -443,28 +456,37 @@ fn plan_command_lists_changes_and_changes_nothing() {
     let output = sandbox.run(HARNESS, &["plan", path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(
-        text.contains("plan preview: 3 to create, 0 to update, 0 unchanged, 1 known once earlier steps run"),
+    // The counts come last and count every step once.
+    assert_eq!(
+        text.lines().last(),
+        Some("plan preview: 3 to create, 0 to update, 0 unchanged, 1 known later (4 steps)"),
         "{text}"
     );
     assert!(
         text.contains("+ b") && text.contains("a.txt"),
         "b is observed with a's predicted path: {text}"
     );
-    assert!(text.contains("known once `c` ran"), "{text}");
+    assert!(
+        text.contains("? d") && text.contains("known later: once `c` ran"),
+        "{text}"
+    );
     assert!(sandbox.effects().is_empty(), "no side effect");
     assert!(!sandbox.work("a.txt").exists() && !sandbox.work("c.txt").exists());
     assert!(!SledStore::exists(&sandbox.store()), "plan opens no store");
 
-    let run = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let run = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert!(run.status.success(), "{}", stderr(&run));
     let output = sandbox.run(HARNESS, &["plan", path.to_str().unwrap(), "--json"]);
-    let previews: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let actions: Vec<&str> = previews
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let actions: Vec<&str> = document["steps"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["no_change"; 4], "after a run: {previews}");
+    assert_eq!(actions, ["unchanged"; 4], "after a run: {document}");
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["changes"], false);
+    assert_eq!(document["counts"]["unchanged"], 4);
+    assert_eq!(document["counts"]["steps"], 4);
 }

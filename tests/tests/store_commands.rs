@@ -39,20 +39,20 @@ fn compact_keeps_interrupted_and_failed_runs_resumable_and_removes_succeeded_one
             "with": {"path": work("file.txt"), "content": "f"}}]}),
     );
     let (code, said) = run_and_sigterm_after(
-        sandbox.command(HARNESS, &["run", slow.to_str().unwrap()]),
+        sandbox.command(HARNESS, &["run", "--auto-approve", slow.to_str().unwrap()]),
         "waiting on operation",
     );
     assert_eq!(code, Some(4), "{said:?}");
     assert!(said.iter().any(|l| l.contains("sluice resume")), "{said:?}");
     assert_eq!(
         sandbox
-            .run(HARNESS, &["run", fails.to_str().unwrap()])
+            .run(HARNESS, &["run", "--auto-approve", fails.to_str().unwrap()])
             .status
             .code(),
         Some(1)
     );
     assert!(sandbox
-        .run(HARNESS, &["run", works.to_str().unwrap()])
+        .run(HARNESS, &["run", "--auto-approve", works.to_str().unwrap()])
         .status
         .success());
     let before = runs(&sandbox);
@@ -156,7 +156,7 @@ fn escape_sequences_from_plans_variables_and_the_store_are_printed_escaped() {
              "with": {"path": sandbox.work(&format!("plain/y{CLEAR}.txt")).to_str().unwrap(), "content": "c"}}
         ]}),
     );
-    let output = sandbox.run(HARNESS, &["run", plan.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", plan.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(!raw_escapes(&output), "run: {output:?}");
     assert!(
@@ -256,7 +256,7 @@ fn a_damaged_store_is_exit_3_naming_the_store_and_what_to_do() {
             &json!({"name": "x", "steps": [{"id": "a", "kind": "core.noop"}]}),
         );
         assert!(sandbox
-            .run(HARNESS, &["run", plan.to_str().unwrap()])
+            .run(HARNESS, &["run", "--auto-approve", plan.to_str().unwrap()])
             .status
             .success());
         let run_id = runs(&sandbox)[0].2.clone();

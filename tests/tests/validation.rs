@@ -16,7 +16,7 @@ fn file_step(id: &str, content: &str) -> Value {
 fn assert_refused(plan: Value, extra: &[&str], expected: &[&str]) -> String {
     let sandbox = Sandbox::new();
     let path = sandbox.write_plan("plan.json", &plan);
-    let mut args = vec!["run", path.to_str().unwrap()];
+    let mut args = vec!["run", "--auto-approve", path.to_str().unwrap()];
     args.extend_from_slice(extra);
     let output = sandbox.run(HARNESS, &args);
     let err = stderr(&output);
@@ -173,7 +173,7 @@ fn malformed_json_names_line_and_column() {
     let sandbox = Sandbox::new();
     let path = sandbox.root.join("plan.json");
     std::fs::write(&path, "{\n  \"name\": \"x\",\n  \"steps\": [,]\n}").unwrap();
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("plan.json:3:"), "{}", stderr(&output));
     assert!(!sandbox.store().exists());
@@ -184,14 +184,32 @@ fn bad_var_flag_and_undeclared_var() {
     let plan = json!({"name": "ok", "steps": [file_step("a", "x")]});
     let sandbox = Sandbox::new();
     let path = sandbox.write_plan("plan.json", &plan);
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap(), "--var", "novalue"]);
+    let output = sandbox.run(
+        HARNESS,
+        &[
+            "run",
+            "--auto-approve",
+            path.to_str().unwrap(),
+            "--var",
+            "novalue",
+        ],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("--var NAME=VALUE"),
         "{}",
         stderr(&output)
     );
-    let output = sandbox.run(HARNESS, &["run", path.to_str().unwrap(), "--var", "colour=red"]);
+    let output = sandbox.run(
+        HARNESS,
+        &[
+            "run",
+            "--auto-approve",
+            path.to_str().unwrap(),
+            "--var",
+            "colour=red",
+        ],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("colour"), "{}", stderr(&output));
     assert!(!sandbox.store().exists());
@@ -205,7 +223,7 @@ fn refused_plan_leaves_an_existing_store_unchanged() {
         &json!({"name": "good", "steps": [{"id": "a", "kind": "local.file", "with": {"path": sandbox.work("a.txt").to_str().unwrap(), "content": "a"}}]}),
     );
     assert!(sandbox
-        .run(HARNESS, &["run", good.to_str().unwrap()])
+        .run(HARNESS, &["run", "--auto-approve", good.to_str().unwrap()])
         .status
         .success());
     // Any opening of the store lets sled rewrite its files, so fingerprint after the last read.
@@ -215,7 +233,7 @@ fn refused_plan_leaves_an_existing_store_unchanged() {
         "bad.json",
         &plan_with(vec![file_step("a", "x"), file_step("a", "y")]),
     );
-    let output = sandbox.run(HARNESS, &["run", bad.to_str().unwrap()]);
+    let output = sandbox.run(HARNESS, &["run", "--auto-approve", bad.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(sandbox.store_fingerprint(), before);
     assert_eq!(sandbox.run(HARNESS, &["runs", "--json"]).stdout, runs_before);

@@ -45,7 +45,14 @@ fn sluice(store: &Path, args: &[&str]) -> Output {
 /// the store.
 fn start_frozen_run(store: &Path, plan: &Path) -> Child {
     let mut child = Command::new(HARNESS)
-        .args(["run", plan.to_str().unwrap(), "--concurrency", "1", "--store"])
+        .args([
+            "run",
+            "--auto-approve",
+            plan.to_str().unwrap(),
+            "--concurrency",
+            "1",
+            "--store",
+        ])
         .arg(store)
         .env_remove("SLUICE_STORE")
         .env("SLUICE_HARNESS_CRASH_AT", "held:after-intent")
@@ -114,7 +121,7 @@ fn watch(sandbox: &Sandbox, store: &Path) {
         "{err}"
     );
     // A second run on the store is refused too, naming the holder.
-    let second = sluice(store, &["run", plan.to_str().unwrap()]);
+    let second = sluice(store, &["run", "--auto-approve", plan.to_str().unwrap()]);
     assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
     let err = stderr(&second);
     assert!(
@@ -176,12 +183,15 @@ fn a_run_waits_a_moment_for_a_reader_holding_the_store() {
     let plan = plan(&sandbox);
     let created = sluice(&sandbox.store(), &["runs"]);
     assert_eq!(created.status.code(), Some(2), "no store yet");
-    let first = sluice(&sandbox.store(), &["run", plan.to_str().unwrap()]);
+    let first = sluice(
+        &sandbox.store(),
+        &["run", "--auto-approve", plan.to_str().unwrap()],
+    );
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
 
     let reader = sluice_engine::SledStore::open(&sandbox.store()).unwrap();
     let run = Command::new(HARNESS)
-        .args(["run", plan.to_str().unwrap(), "--store"])
+        .args(["run", "--auto-approve", plan.to_str().unwrap(), "--store"])
         .arg(sandbox.store())
         .env_remove("SLUICE_STORE")
         .env_remove("SLUICE_HARNESS_CRASH_AT")

@@ -50,13 +50,17 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a plan, or continue its unfinished run with the same variables.
+    /// Run a plan, or continue its unfinished run with the same variables. On a terminal it
+    /// first shows what would change (as `sluice plan`) and asks; elsewhere it needs
+    /// --auto-approve. A saved plan (`sluice plan --out FILE`) is applied without asking, only
+    /// while every step still observes as it was saved.
     Run {
-        /// Plan file (JSON).
+        /// Plan file (JSON), or a saved plan written by `sluice plan --out FILE`.
         plan: PathBuf,
         #[command(flatten)]
         vars: VarArgs,
-        /// Apply without showing the plan and asking first (scheduled jobs and scripts).
+        /// Apply without showing the plan and asking first (scheduled jobs and scripts); needed
+        /// when standard input or standard error is not a terminal. `--emulator` never asks.
         #[arg(long)]
         auto_approve: bool,
         /// Print the run's report as one JSON document on stdout (progress stays on stderr).
@@ -67,7 +71,8 @@ pub enum Command {
         #[command(flatten)]
         cloud: CloudArgs,
     },
-    /// Continue an unfinished run by id.
+    /// Continue an unfinished run by id. Asks nothing: it continues what `run` was approved
+    /// (or auto-approved) to do.
     Resume {
         /// Id of the run to continue (`sluice runs` lists them); its plan is stored with it.
         run: String,
@@ -106,9 +111,19 @@ pub enum Command {
         plan: PathBuf,
         #[command(flatten)]
         vars: VarArgs,
-        /// Print JSON instead of lines.
+        /// Print one JSON document instead of lines (fields in the README, "Machine-readable
+        /// output").
         #[arg(long)]
         json: bool,
+        /// Also save what is shown to FILE (JSON: the plan's contents, the variables, the target
+        /// without credentials, each step's preview); `sluice run FILE` applies it only while
+        /// every step still observes the same. Holds the variables in clear.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on any error (as
+        /// Terraform's `plan -detailed-exitcode`).
+        #[arg(long)]
+        detailed_exitcode: bool,
         #[command(flatten)]
         cloud: CloudArgs,
     },

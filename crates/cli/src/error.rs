@@ -7,25 +7,41 @@ use sluice_engine::{EngineError, Problem, StoreError, VarFix, VarForm};
 
 /// The process exit codes; see the crate docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum ExitStatus {
     /// The run succeeded, or the command did its job.
-    Success = 0,
-    /// The run finished with failed steps (or every target of a fleet failed).
-    RunFailed = 1,
-    /// Flags, plan or fleet file, variables, credentials, endpoint, unknown id, no store.
-    BadInput = 2,
+    Success,
+    /// The run finished with failed steps (or every target of a fleet failed); with
+    /// `plan --detailed-exitcode`, any error.
+    RunFailed,
+    /// Flags, plan or fleet file, variables, credentials, endpoint, unknown id, no store; or a
+    /// non-interactive `run` without `--auto-approve`.
+    BadInput,
     /// The store is held by another process, of another format, damaged or not a store.
-    StoreUnusable = 3,
+    StoreUnusable,
     /// Stopped by Ctrl-C or SIGTERM; resumable.
-    Interrupted = 4,
+    Interrupted,
     /// A fleet ended with some targets failed (the others converged), or its clean-up failed.
-    Partial = 5,
+    Partial,
+    /// A saved plan no longer matches what its steps observe now; nothing was changed.
+    SavedPlanStale,
+    /// The question `run` asks was not answered `yes`; nothing was changed.
+    Declined,
+    /// `plan --detailed-exitcode`: the plan would change something (code 2, as Terraform's).
+    ChangesPresent,
 }
 
 impl ExitStatus {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::RunFailed => 1,
+            ExitStatus::BadInput | ExitStatus::ChangesPresent => 2,
+            ExitStatus::StoreUnusable => 3,
+            ExitStatus::Interrupted => 4,
+            ExitStatus::Partial => 5,
+            ExitStatus::SavedPlanStale => 6,
+            ExitStatus::Declined => 7,
+        }
     }
 }
 
@@ -86,6 +102,11 @@ impl CliError {
     /// Exit 2: the input is wrong; nothing was changed.
     pub fn bad_input(message: impl Into<String>) -> Self {
         Self::new(ExitStatus::BadInput, message)
+    }
+
+    /// Exit 6: a saved plan no longer matches the world; nothing was changed.
+    pub fn saved_plan_stale(message: impl Into<String>) -> Self {
+        Self::new(ExitStatus::SavedPlanStale, message)
     }
 
     /// Exit 3: the store cannot be used.
@@ -323,10 +344,13 @@ mod tests {
             ExitStatus::StoreUnusable,
             ExitStatus::Interrupted,
             ExitStatus::Partial,
+            ExitStatus::SavedPlanStale,
+            ExitStatus::Declined,
+            ExitStatus::ChangesPresent,
         ]
         .iter()
         .map(|s| s.code())
         .collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 2]);
     }
 }

@@ -17,12 +17,17 @@
 //! ## Exit codes
 //! | code | meaning |
 //! |---|---|
-//! | 0 | success (the run succeeded, or the command did its job) |
-//! | 1 | the run finished with failed steps (`sluice status RUN` says why; `sluice resume RUN` retries) |
-//! | 2 | bad input: flags, plan file, variables, credentials (missing, unusable, or refused by the token endpoint) or endpoint (including an untrusted server certificate), unknown run id, or no store; nothing was changed |
+//! | 0 | success (the run succeeded, or the command did its job); `plan` included, whatever it would change |
+//! | 1 | the run finished with failed steps (`sluice status RUN` says why; `sluice resume RUN` retries); `plan`: some step could not be observed |
+//! | 2 | bad input: flags, plan file, variables, credentials (missing, unusable, or refused by the token endpoint) or endpoint (including an untrusted server certificate), unknown run id, or no store; a `run` with no terminal to ask on and no `--auto-approve`; a saved plan given `--var`/`--vars-file` or another target; nothing was changed |
 //! | 3 | the store cannot be used: held by another process (`run`, `resume`, `fleet run`, `fleet resume` and `compact`; `status`, `runs` and `fleet status` read a store a run holds through that run, see `store_link`), unknown format, damaged (its path and what to do are printed), or not a sluice store |
 //! | 4 | interrupted by Ctrl-C or SIGTERM; `sluice resume RUN` continues where it stopped |
 //! | 5 | a fleet ended partial: some targets failed (the others converged), or its clean-up failed; a fleet whose every target failed exits 1 |
+//! | 6 | `run SAVED_PLAN`: some step no longer observes as the saved plan says (each is named, was / now); nothing was changed |
+//! | 7 | `run` asked and the answer was not `yes`; nothing was changed (no store opened) |
+//!
+//! `plan --detailed-exitcode` replaces these, as Terraform's: 0 nothing would change, 2 something
+//! would, 1 any error (bad input and usage errors included, so 2 always means "changes").
 
 /// A line on stdout that may hold text from plans, variables, the store or servers: the
 /// whole line goes through [`output::clean`], so control characters are printed escaped.
@@ -150,14 +155,17 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            let status = if error.use_stderr() {
-                ExitStatus::BadInput
-            } else {
-                ExitStatus::Success
+            // With `--detailed-exitcode`, 2 means "changes": a usage error is 1 there.
+            let detailed = args.iter().any(|a| a == "--detailed-exitcode");
+            let status = match (error.use_stderr(), detailed) {
+                (false, _) => ExitStatus::Success,
+                (true, false) => ExitStatus::BadInput,
+                (true, true) => ExitStatus::RunFailed,
             };
             return ExitCode::from(status.code());
         }

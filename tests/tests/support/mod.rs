@@ -97,39 +97,39 @@ impl Cloud {
         self.command_at(sandbox, command, &shipped_plan(plan), vars)
     }
 
-    /// `sluice COMMAND PLAN --var …` with a plan file at any path.
+    /// `sluice COMMAND PLAN --var …` with a plan file at any path; a `run` is given
+    /// `--auto-approve`, as a job that is not on a terminal must be.
     pub fn command_at(&self, sandbox: &Sandbox, command: &str, plan: &Path, vars: &[&str]) -> Command {
-        let plan = plan.display().to_string();
-        let scale = SCALE.to_string();
-        let mut args = vec![
-            command,
-            plan.as_str(),
-            "--endpoint",
-            self.emulator.base_url.as_str(),
-            "--access-token",
-            "test-token",
-            "--time-scale",
-            scale.as_str(),
-        ];
-        for var in vars {
-            args.extend(["--var", var]);
+        let mut args = vec![command.to_string()];
+        if command == "run" {
+            args.push("--auto-approve".into());
         }
+        args.push(plan.display().to_string());
+        args.extend(self.target_args());
+        for var in vars {
+            args.extend(["--var".to_string(), var.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         sandbox.command(HARNESS, &args)
+    }
+
+    /// The flags that point a command at this emulator.
+    pub fn target_args(&self) -> [String; 6] {
+        [
+            "--endpoint".into(),
+            self.emulator.base_url.clone(),
+            "--access-token".into(),
+            "test-token".into(),
+            "--time-scale".into(),
+            SCALE.to_string(),
+        ]
     }
 
     /// `sluice resume RUN` against this emulator.
     pub fn resume(&self, sandbox: &Sandbox, run: &str) -> Output {
-        let scale = SCALE.to_string();
-        let args = [
-            "resume",
-            run,
-            "--endpoint",
-            self.emulator.base_url.as_str(),
-            "--access-token",
-            "test-token",
-            "--time-scale",
-            scale.as_str(),
-        ];
+        let target = self.target_args();
+        let mut args = vec!["resume", run];
+        args.extend(target.iter().map(String::as_str));
         sandbox.run(HARNESS, &args)
     }
 
@@ -232,8 +232,8 @@ pub fn converges_and_reruns_without_mutation_in(
     cloud
 }
 
-/// `sluice plan`'s listing `text` shows each of `steps` with `mark` (`+` create, `-` skipped,
-/// `…` known once earlier steps run).
+/// `sluice plan`'s listing `text` shows each of `steps` with `mark` (`+` create, `/` skipped,
+/// `?` known later).
 pub fn assert_listed(text: &str, mark: &str, steps: &[&str]) {
     for step in steps {
         assert!(

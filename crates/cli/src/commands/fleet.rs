@@ -42,7 +42,13 @@ pub async fn run(
     let held = open_run_store(&target, store_dir, None)?;
     let before = target.emulator.as_ref().map(crate::world::Before::take);
     let exec = exec_args(fleet_exec);
-    let engine = build_engine(registry, held.held.store.clone(), &exec, &target, app.hooks.clone());
+    let engine = build_engine(
+        registry,
+        held.held.store.clone(),
+        &exec,
+        &target,
+        app.hooks.clone(),
+    );
     let (ttl, from_file) = (loaded.ttl, loaded.file.concurrency);
     let mut fleet = start_fleet(&engine, loaded)?;
     let cleanup = match ttl {

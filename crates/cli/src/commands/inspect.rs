@@ -28,10 +28,11 @@ pub fn status(store_dir: &Path, run: Option<&str>, as_json: bool) -> CommandResu
     })?;
     // A run started under `--emulator` with a kept world is continued with `--emulator`; a
     // world file that cannot be read is said by the command that needs it, not here.
-    let how = match super::kept_world::KeptWorld::read(store_dir).is_ok_and(|kept| kept.is_emulator_run(&run.id)) {
-        true => Continue::ResumeOnTheEmulator,
-        false => Continue::Resume,
-    };
+    let how =
+        match super::kept_world::KeptWorld::read(store_dir).is_ok_and(|kept| kept.is_emulator_run(&run.id)) {
+            true => Continue::ResumeOnTheEmulator,
+            false => Continue::Resume,
+        };
     let report = report_of(store.as_ref(), store_dir, &run, how)?;
     if as_json {
         output::print_json(&report, false);

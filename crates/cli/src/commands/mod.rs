@@ -1,6 +1,7 @@
 //! One module per group of subcommands; each returns how it ended ([`CommandResult`]), which
 //! `main_with` prints and turns into the exit code.
 
+mod approval;
 pub(crate) mod cloud;
 mod docs;
 mod emulator;
@@ -10,6 +11,7 @@ mod kept_world;
 mod plan_file;
 mod preview;
 mod run;
+mod saved_plan;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,14 +30,25 @@ pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
         Command::Run {
             plan,
             vars,
-            auto_approve: _,
+            auto_approve,
             json,
             exec,
             cloud,
         } => {
             let store_given = cli.store.is_some();
             let show = run::Show::new(cli.log_format, json);
-            run::run(&plan, &vars, &exec, &cloud, &store_dir, store_given, show, app).await
+            run::run(
+                &plan,
+                &vars,
+                auto_approve,
+                &exec,
+                &cloud,
+                &store_dir,
+                store_given,
+                show,
+                app,
+            )
+            .await
         }
         Command::Resume {
             run,
@@ -53,8 +66,17 @@ pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
             plan,
             vars,
             json,
+            out,
+            detailed_exitcode,
             cloud,
-        } => preview::plan(&plan, &vars, &cloud, cli.store.as_deref(), json, app).await,
+        } => {
+            let output = preview::PlanOutput {
+                json,
+                out,
+                detailed_exitcode,
+            };
+            preview::plan(&plan, &vars, &cloud, cli.store.as_deref(), &output, app).await
+        }
         Command::Graph { plan, format } => plan_file::graph(&plan, format),
         Command::Compact { keep } => inspect::compact(&store_dir, keep),
         Command::Completions { shell } => docs::completions(shell),

@@ -26,16 +26,37 @@ pub fn load_with_defaults(
     registry: &Registry,
     defaults: &BTreeMap<String, String>,
 ) -> Result<ValidatedPlan, CliError> {
-    let source = plan_path.display().to_string();
-    let plan = read_plan(plan_path)?;
+    let text = read_text(plan_path)?;
+    load_text(&text, &plan_path.display().to_string(), vars, registry, defaults)
+}
+
+/// [`load_with_defaults`] of a plan file's `text`, read from `source`.
+pub fn load_text(
+    text: &str,
+    source: &str,
+    vars: &VarArgs,
+    registry: &Registry,
+    defaults: &BTreeMap<String, String>,
+) -> Result<ValidatedPlan, CliError> {
+    let plan = parse_plan(text, source).map_err(|problems| invalid_plan(&problems))?;
     let mut given = read_vars(vars)?;
     for (name, value) in defaults {
         if plan.vars.contains_key(name) && !given.contains_key(name) {
             given.insert(name.clone(), VarInput::Text(value.clone()));
         }
     }
+    validate_given(plan, source, registry, &given)
+}
+
+/// Validates `plan` with the variables `given`; the rules' warnings on standard error.
+pub fn validate_given(
+    plan: Plan,
+    source: &str,
+    registry: &Registry,
+    given: &BTreeMap<String, VarInput>,
+) -> Result<ValidatedPlan, CliError> {
     let validated =
-        validate_plan(plan, &source, registry, &given).map_err(|problems| invalid_plan(&problems))?;
+        validate_plan(plan, source, registry, given).map_err(|problems| invalid_plan(&problems))?;
     // Warnings do not stop the plan (nor change the exit code); every command that loads it says them.
     for warning in &validated.warnings {
         errln!("warning: {warning}");
@@ -43,11 +64,16 @@ pub fn load_with_defaults(
     Ok(validated)
 }
 
+/// A plan file's text (or a saved plan's: `run` tells them apart by their content).
+pub fn read_text(plan_path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(plan_path).map_err(|error| {
+        CliError::bad_input(format!("cannot read plan file {}: {error}", plan_path.display()))
+    })
+}
+
 fn read_plan(plan_path: &Path) -> Result<Plan, CliError> {
-    let source = plan_path.display().to_string();
-    let text = std::fs::read_to_string(plan_path)
-        .map_err(|error| CliError::bad_input(format!("cannot read plan file {source}: {error}")))?;
-    parse_plan(&text, &source).map_err(|problems| invalid_plan(&problems))
+    let text = read_text(plan_path)?;
+    parse_plan(&text, &plan_path.display().to_string()).map_err(|problems| invalid_plan(&problems))
 }
 
 pub(crate) fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, CliError> {
@@ -78,7 +104,8 @@ pub(crate) fn read_vars(args: &VarArgs) -> Result<BTreeMap<String, VarInput>, Cl
     Ok(given)
 }
 
-fn invalid_plan(problems: &[Problem]) -> CliError {
+/// A plan's problems, every one at once (exit 2).
+pub fn invalid_plan(problems: &[Problem]) -> CliError {
     let lines: Vec<String> = problems
         .iter()
         .map(|problem| problem_line(problem, VarsFrom::Flags))

@@ -7,15 +7,16 @@ use std::time::Duration;
 use sluice_engine::{Engine, EngineConfig, Hooks, Registry, RunState, SledStore, Store};
 use tokio::sync::{mpsc, watch};
 
+use super::approval::{self, Approval};
 use super::cloud::{self, Target};
 use super::kept_world::{KeptWorld, WorldKeeper};
-use super::{engine_failure, open_existing_store, open_store, plan_file, HeldStore};
+use super::{engine_failure, open_existing_store, open_store, plan_file, saved_plan, HeldStore};
 use crate::args::{CloudArgs, ExecArgs, LogFormat, VarArgs};
 use crate::error::{CliError, CommandResult, ExitStatus, Outcome};
 use crate::output;
-use crate::Sluice;
 use crate::run_report::{text, Continue};
 use crate::world;
+use crate::Sluice;
 
 /// How `run` and `resume` show what happens: the log format on stderr, and whether stdout
 /// gets the end-of-run text or the report as one JSON document.
@@ -31,10 +32,12 @@ impl Show {
     }
 }
 
+/// `plan_path` is a plan file or a saved plan (`sluice plan --out`), told apart by content.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan_path: &Path,
     vars: &VarArgs,
+    auto_approve: bool,
     exec: &ExecArgs,
     cloud_args: &CloudArgs,
     store_dir: &Path,
@@ -42,6 +45,17 @@ pub async fn run(
     show: Show,
     app: &Sluice,
 ) -> CommandResult {
+    let text = plan_file::read_text(plan_path)?;
+    let saved = saved_plan::detect(&text, plan_path).transpose()?;
+    // Refusals that need no call come first: no approval possible, a saved plan misused.
+    let approval = match &saved {
+        Some(saved) => {
+            saved.refuse_vars(plan_path, vars)?;
+            saved.check_target(plan_path, cloud_args)?;
+            Approval::Given
+        }
+        None => approval::needed(auto_approve, cloud_args.emulator)?,
+    };
     // With --store (or SLUICE_STORE), an --emulator run keeps its world beside the store and
     // continues the world an earlier one kept there.
     let kept = match cloud_args.emulator && store_given {
@@ -51,8 +65,21 @@ pub async fn run(
     let target = cloud::target(cloud_args, kept.as_ref().and_then(KeptWorld::start_world)).await?;
     let registry = app.kinds.registry(target.cloud.clone());
     // Validation comes first: a bad plan or variable never opens (or creates) the store.
-    let validated = plan_file::load_with_defaults(plan_path, vars, &registry, &target.default_vars)?;
+    let (validated, source) = match &saved {
+        Some(saved) => (saved.validated(plan_path, &registry)?, saved.plan.source.clone()),
+        None => {
+            let source = plan_path.display().to_string();
+            let validated = plan_file::load_text(&text, &source, vars, &registry, &target.default_vars)?;
+            (validated, source)
+        }
+    };
     cloud::check_credentials(&target, &validated.plan).await?;
+    // Approval comes before the store is opened: a `no` leaves no trace.
+    if let Some(declined) =
+        approval::obtain(approval, saved.as_ref(), plan_path, &registry, &validated).await?
+    {
+        return Ok(declined);
+    }
     let held = open_run_store(&target, store_dir, kept.as_ref())?;
     // What the emulated world held before: the run's own changes are what is shown after.
     let before = target.emulator.as_ref().map(world::Before::take);
@@ -68,7 +95,7 @@ pub async fn run(
         .map_or(app.hooks.clone(), |keeper| Some(keeper.hooks(app.hooks.clone())));
     let engine = build_engine(registry, held.held.store.clone(), exec, &target, hooks);
     let started = engine
-        .start(&validated, &plan_path.display().to_string())
+        .start(&validated, &source)
         .map_err(|error| engine_failure(&error))?;
     if started.continued {
         // The run continued must be against the same kind of cloud (nothing is written yet).
