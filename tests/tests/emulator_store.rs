@@ -93,8 +93,8 @@ fn an_emulator_run_kept_in_a_store_shows_in_status_and_runs_again_without_a_muta
     let runs = run_ids(&sandbox);
     assert_eq!(runs.len(), 1);
     let status = status_json(&sandbox, HARNESS, None);
-    assert_eq!(status["run"]["id"], runs[0].as_str());
-    assert_eq!(status["run"]["state"], "succeeded");
+    assert_eq!(status["run_id"], runs[0].as_str());
+    assert_eq!(status["state"], "succeeded");
     let made = applied_after(&sandbox.store(), &runs[0], None);
     assert!(made.contains(&"egress_gateway".to_string()), "{made:?}");
 
@@ -107,7 +107,7 @@ fn an_emulator_run_kept_in_a_store_shows_in_status_and_runs_again_without_a_muta
     );
     let runs = run_ids(&sandbox);
     assert_eq!(runs.len(), 2, "a succeeded run is re-checked by a new one");
-    let second = runs.iter().find(|id| **id != status["run"]["id"]).unwrap();
+    let second = runs.iter().find(|id| **id != status["run_id"]).unwrap();
     assert_eq!(
         applied_after(&sandbox.store(), second, None),
         Vec::<String>::new(),
@@ -135,7 +135,7 @@ fn an_emulator_run_killed_midway_resumes_with_emulator_and_is_refused_without() 
     assert_eq!(runs.len(), 1);
     let run = runs[0].as_str();
     let before = status_json(&sandbox, HARNESS, Some(run));
-    assert_eq!(before["run"]["state"], "running", "killed, not finished");
+    assert_eq!(before["state"], "running", "killed, not finished");
     // The gateway's success may be lost with the process (a success is not flushed on its
     // own); then its stored operation is settled first on resume, in the restored world.
     let not_started: Vec<String> = before["steps"]
@@ -143,7 +143,7 @@ fn an_emulator_run_killed_midway_resumes_with_emulator_and_is_refused_without() 
         .unwrap()
         .iter()
         .filter(|s| s["state"] == "pending")
-        .map(|s| s["step_id"].as_str().unwrap().to_string())
+        .map(|s| s["id"].as_str().unwrap().to_string())
         .collect();
     assert!(!not_started.contains(&"egress_gateway".to_string()), "{before}");
     assert!(not_started.contains(&"agent".to_string()), "{before}");
@@ -183,7 +183,7 @@ fn an_emulator_run_killed_midway_resumes_with_emulator_and_is_refused_without() 
         stderr(&resumed)
     );
     let after = status_json(&sandbox, HARNESS, Some(run));
-    assert_eq!(after["run"]["state"], "succeeded");
+    assert_eq!(after["state"], "succeeded");
     let applied_again = applied_after(&sandbox.store(), run, Some(seen));
     assert!(applied_again.contains(&"agent".to_string()), "{applied_again:?}");
     for step in &applied_again {
@@ -205,7 +205,7 @@ fn a_run_against_another_cloud_is_not_resumed_with_emulator() {
             { "id": "flaky", "kind": "local.flaky", "with": {
                 "path": sandbox.work("flaky.marker").display().to_string(), "failures": 1, "error": "permanent" } } ] }),
     );
-    let failed = sandbox.run(HARNESS, &["run", plan.to_str().unwrap()]);
+    let failed = sandbox.run(HARNESS, &["run", "--auto-approve", plan.to_str().unwrap()]);
     assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
     let run = run_ids(&sandbox).pop().unwrap();
     let before = status_json(&sandbox, HARNESS, Some(&run));

@@ -43,7 +43,6 @@ fn an_off_terminal_run_prints_one_line_per_step_state_change() {
     let sandbox = Sandbox::new();
     let output = cloud
         .command(&sandbox, "run", "agent-gateway-egress.json", &EGRESS_VARS)
-        .arg("--auto-approve")
         .env_remove("NO_COLOR")
         .output()
         .expect("harness runs");
@@ -80,7 +79,7 @@ fn an_off_terminal_run_prints_one_line_per_step_state_change() {
     }
     let mut polled_more_than_once = 0;
     for step in steps {
-        let id = step["step_id"].as_str().expect("step id");
+        let id = step["id"].as_str().expect("step id");
         let state = step["state"].as_str().unwrap_or_default();
         let polls = step["polls"].as_u64().expect("polls");
         let attempts = step["attempts"].as_u64().expect("attempts");
@@ -126,7 +125,7 @@ fn run_on_a_terminal(configure: impl FnOnce(&mut std::process::Command)) -> Stri
     let seen = session.expect(Eof).expect("the run ends");
     // Eof matches the whole output.
     let text = String::from_utf8_lossy(seen.get(0).expect("the output")).into_owned();
-    assert!(text.contains(": succeeded"), "{text}");
+    assert!(text.contains(" succeeded: "), "{text}");
     text
 }
 
