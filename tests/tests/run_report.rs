@@ -75,7 +75,7 @@ fn run_json_names_what_was_created_status_json_says_the_same_and_a_second_run_ch
     let sandbox = Sandbox::new();
     let first = cloud
         .command(&sandbox, "run", EGRESS_PLAN, &EGRESS_VARS)
-        .args(["--json", "--auto-approve"])
+        .arg("--json")
         .output()
         .unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -139,7 +139,6 @@ fn run_json_names_what_was_created_status_json_says_the_same_and_a_second_run_ch
     // The same plan again: a new run that only observes.
     let second = cloud
         .command(&sandbox, "run", EGRESS_PLAN, &EGRESS_VARS)
-        .arg("--auto-approve")
         .output()
         .unwrap();
     assert!(second.status.success(), "{}", stderr(&second));
