@@ -92,7 +92,8 @@ impl CrashPoint {
     }
 }
 
-/// Called synchronously at each [`CrashPoint`]. Production code installs none.
+/// Called synchronously at each [`CrashPoint`]: the crash-matrix tests stop the process here, and the
+/// CLI keeps an `--emulator` run's world beside its store (a plain run installs none).
 pub trait Hooks: Send + Sync + 'static {
     fn reached(&self, point: CrashPoint, step_id: &str);
 }
