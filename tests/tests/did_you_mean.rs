@@ -93,3 +93,66 @@ fn a_mistyped_step_name_suggests_the_step() {
     let after = line_with(&err, "`gatway_role`");
     assert!(after.contains("did you mean `gateway_role`?"), "{after}");
 }
+
+#[test]
+fn validate_json_is_one_document_for_a_valid_plan_and_for_an_invalid_one() {
+    let sandbox = Sandbox::new();
+    let plan = support::shipped_plan("agent-gateway-egress.json");
+    let plan = plan.to_str().unwrap();
+    let document = |output: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+    };
+
+    let valid = sandbox.run(
+        HARNESS,
+        &[
+            "validate",
+            plan,
+            "--json",
+            "--var",
+            "project=my-project",
+            "--var",
+            "pickle_gcs_uri=gs://my-bucket/agent.pkl",
+        ],
+    );
+    assert_eq!(valid.status.code(), Some(0), "{}", stderr(&valid));
+    let valid = document(&valid);
+    assert_eq!(valid["format_version"], 1);
+    assert_eq!(valid["valid"], true);
+    assert_eq!(valid["plan"]["name"], "agent-gateway-egress");
+    assert_eq!(valid["steps"], 20);
+    assert_eq!(
+        valid["skipped_by_when"], 12,
+        "the governance steps, off by default"
+    );
+    assert_eq!(valid["vars"]["project"], "my-project");
+
+    let invalid = sandbox.run(
+        HARNESS,
+        &["validate", plan, "--json", "--var", "projcet=my-project"],
+    );
+    assert_eq!(
+        invalid.status.code(),
+        Some(2),
+        "the exit code is the same as without --json"
+    );
+    let invalid = document(&invalid);
+    assert_eq!(invalid["valid"], false);
+    let problems: Vec<&str> = invalid["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems.iter().any(|p| p.contains("did you mean `project`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("required variable `pickle_gcs_uri`")),
+        "every problem, not the first: {problems:#?}"
+    );
+    assert!(!sandbox.store().exists(), "validation never creates a store");
+}

@@ -104,6 +104,10 @@ pub enum Command {
         plan: PathBuf,
         #[command(flatten)]
         vars: VarArgs,
+        /// Print one JSON document on stdout: `valid`, then the counts or the problems (fields in
+        /// the README, "Machine-readable output"); the exit code is the same.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what a run would change: observes every step (read only) and mutates nothing.
     Plan {

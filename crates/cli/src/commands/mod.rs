@@ -61,7 +61,7 @@ pub async fn dispatch(cli: Cli, app: &Sluice) -> CommandResult {
         }
         Command::Status { run, json } => inspect::status(&store_dir, run.as_deref(), json),
         Command::Runs { json } => inspect::runs(&store_dir, json),
-        Command::Validate { plan, vars } => plan_file::validate(&plan, &vars, app),
+        Command::Validate { plan, vars, json } => plan_file::validate(&plan, &vars, json, app),
         Command::Plan {
             plan,
             vars,

@@ -113,17 +113,44 @@ pub fn invalid_plan(problems: &[Problem]) -> CliError {
     CliError::invalid("plan", &lines)
 }
 
-pub fn validate(plan_path: &Path, vars: &VarArgs, app: &Sluice) -> CommandResult {
+/// `validate`: every problem at once (exit 2), or the plan's shape. With `json`, one document on
+/// stdout either way (`valid`, and the problems or the counts; fields in the README).
+pub fn validate(plan_path: &Path, vars: &VarArgs, json: bool, app: &Sluice) -> CommandResult {
     let registry = app.kinds.offline_registry();
-    let validated = load(plan_path, vars, &registry)?;
-    let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
-    outln!(
-        "{}: valid ({} steps, {} skipped by `when`, {} variables)",
-        plan_path.display(),
-        validated.plan.steps.len(),
-        skipped,
-        validated.vars.len()
-    );
+    let loaded = load(plan_path, vars, &registry);
+    let source = plan_path.display().to_string();
+    if json {
+        let document = match &loaded {
+            Ok(validated) => serde_json::json!({
+                "format_version": 1,
+                "valid": true,
+                "plan": { "name": validated.plan.name, "source": source },
+                "steps": validated.plan.steps.len(),
+                "skipped_by_when": validated.skipped_by_condition.iter().filter(|s| **s).count(),
+                "vars": validated.vars,
+                "warnings": validated.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+            Err(error) => serde_json::json!({
+                "format_version": 1,
+                "valid": false,
+                "plan": { "source": source },
+                "error": error.message,
+                "problems": error.details.iter().map(|line| line.trim()).collect::<Vec<_>>(),
+            }),
+        };
+        crate::output::print_json(&document, false);
+    }
+    let validated = loaded?;
+    if !json {
+        let skipped = validated.skipped_by_condition.iter().filter(|s| **s).count();
+        outln!(
+            "{}: valid ({} steps, {} skipped by `when`, {} variables)",
+            plan_path.display(),
+            validated.plan.steps.len(),
+            skipped,
+            validated.vars.len()
+        );
+    }
     Ok(Outcome::success())
 }
 
