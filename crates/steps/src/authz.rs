@@ -36,7 +36,7 @@ pub async fn read(
 }
 
 /// The wanted top-level fields whose live value differs.
-pub fn drifted<'a>(wanted: &'a Map<String, Value>, live: &Value) -> Vec<&'a str> {
+fn drifted<'a>(wanted: &'a Map<String, Value>, live: &Value) -> Vec<&'a str> {
     wanted
         .iter()
         .filter(|(key, want)| !same(want, &live[key.as_str()]))
@@ -82,14 +82,16 @@ pub async fn create(
     Ok(Mutated::Operation(family, operation))
 }
 
-/// PATCHes `fields` of `name` (only those, by `updateMask`) and waits on the operation.
+/// PATCHes the wanted fields of `name` that drifted from `live` (only those, by `updateMask`)
+/// and waits on the operation.
 pub async fn patch(
     cloud: &Cloud,
     family: OperationFamily,
     name: &str,
     wanted: &Map<String, Value>,
-    fields: &[&str],
+    live: &Value,
 ) -> Result<Mutated, StepError> {
+    let fields = drifted(wanted, live);
     let body: Map<String, Value> = fields
         .iter()
         .filter_map(|f| wanted.get(*f).map(|v| (f.to_string(), v.clone())))

@@ -278,13 +278,12 @@ impl Resource for AuthzExtension {
 
     async fn patch(&self, step: Step<'_, Wanted>, live: Current<'_, Value>) -> Result<Mutated, StepError> {
         let wanted = step.wanted;
-        let drifted = authz::drifted(&wanted.fields, &live);
         authz::patch(
             &self.cloud,
             OperationFamily::NetworkServices,
             &wanted.name(),
             &wanted.fields,
-            &drifted,
+            &live,
         )
         .await
     }

@@ -357,13 +357,12 @@ impl Resource for AuthzPolicy {
 
     async fn patch(&self, step: Step<'_, Wanted>, live: Current<'_, Value>) -> Result<Mutated, StepError> {
         let wanted = step.wanted;
-        let drifted = authz::drifted(&wanted.fields, &live);
         authz::patch(
             &self.cloud,
             OperationFamily::NetworkSecurity,
             &wanted.name(),
             &wanted.fields,
-            &drifted,
+            &live,
         )
         .await
     }

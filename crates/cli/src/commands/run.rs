@@ -311,11 +311,7 @@ async fn drive(
     show: Show,
     how: Continue,
 ) -> CommandResult {
-    let resume = match how {
-        Continue::Resume => Some("sluice resume"),
-        Continue::ResumeOnTheEmulator => Some("sluice resume --emulator"),
-        Continue::RunAgainOnTheEmulator => None,
-    };
+    let resume = how.resume_command();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let engine = engine.with_events(events_tx);
     // On a terminal, live lines per active step; otherwise (CI, logs, NO_COLOR) plain lines.

@@ -170,6 +170,17 @@ pub enum Continue {
     RunAgainOnTheEmulator,
 }
 
+impl Continue {
+    /// The command that continues the run, before its id; none for a run that is run again.
+    pub fn resume_command(self) -> Option<&'static str> {
+        match self {
+            Continue::Resume => Some("sluice resume"),
+            Continue::ResumeOnTheEmulator => Some("sluice resume --emulator"),
+            Continue::RunAgainOnTheEmulator => None,
+        }
+    }
+}
+
 impl RunReport {
     /// The report of `run` from its stored step records (any order; a step without a record is
     /// pending) and its `plan`, which gives the order and the kinds.
@@ -286,10 +297,9 @@ fn next_command(run: &RunRecord, how: Continue) -> Option<String> {
     if run.state == RunState::Succeeded {
         return None;
     }
-    Some(match how {
-        Continue::Resume => format!("sluice resume {}", run.id),
-        Continue::ResumeOnTheEmulator => format!("sluice resume --emulator {}", run.id),
-        Continue::RunAgainOnTheEmulator => format!("sluice run {} --emulator", run.plan_source),
+    Some(match how.resume_command() {
+        Some(resume) => format!("{resume} {}", run.id),
+        None => format!("sluice run {} --emulator", run.plan_source),
     })
 }
 
