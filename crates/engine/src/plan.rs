@@ -132,6 +132,21 @@ pub struct StepSpec {
     pub retry: Option<RetrySpec>,
 }
 
+impl StepSpec {
+    /// The steps this one names, as written: its `after` entries, then the steps whose outputs
+    /// its parameters read (`${steps.X.outputs.Y}`). Names that match no step are kept, for the
+    /// caller to refuse or pass over.
+    pub fn named_dependencies(&self) -> Vec<String> {
+        let reads = crate::template::references(&Value::Object(self.with.clone()))
+            .into_iter()
+            .filter_map(|(_, reference)| match reference {
+                Ok(crate::template::Ref::StepOutput { step, .. }) => Some(step),
+                _ => None,
+            });
+        self.after.iter().cloned().chain(reads).collect()
+    }
+}
+
 /// Per-step retry overrides; anything left out keeps the executor's default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sluice_engine::suggest::did_you_mean;
 use sluice_engine::{
-    parse_plan, template, validate as validate_plan, Plan, Problem, Registry, ValidatedPlan, VarInput,
+    parse_plan, validate as validate_plan, Plan, Problem, Registry, ValidatedPlan, VarInput,
 };
 
 use crate::args::{GraphFormat, VarArgs};
@@ -162,12 +162,7 @@ pub fn graph(plan_path: &Path, format: GraphFormat) -> CommandResult {
     let mut problems = Vec::new();
     let mut deps = vec![Vec::new(); ids.len()];
     for (i, step) in plan.steps.iter().enumerate() {
-        let references = template::references(&serde_json::Value::Object(step.with.clone()));
-        let referenced = references.into_iter().filter_map(|(_, r)| match r {
-            Ok(template::Ref::StepOutput { step, .. }) => Some(step),
-            _ => None,
-        });
-        for (j, target) in step.after.iter().cloned().chain(referenced).enumerate() {
+        for (j, target) in step.named_dependencies().into_iter().enumerate() {
             match ids.iter().position(|id| *id == target) {
                 Some(d) => deps[i].push(d),
                 None => problems.push(Problem {

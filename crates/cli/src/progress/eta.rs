@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sluice_engine::dag::{self, StepGraph};
-use sluice_engine::template::{self, Ref};
 use sluice_engine::Plan;
 
 /// Typical durations from earlier runs: by step id, and by kind.
@@ -53,13 +52,9 @@ impl Estimator {
             .steps
             .iter()
             .map(|step| {
-                let reads = template::references(&serde_json::Value::Object(step.with.clone()));
-                let read_from = reads.into_iter().filter_map(|(_, reference)| match reference {
-                    Ok(Ref::StepOutput { step, .. }) => index.get(step.as_str()).copied(),
-                    _ => None,
-                });
-                let after = step.after.iter().filter_map(|id| index.get(id.as_str()).copied());
-                read_from.chain(after).collect()
+                (step.named_dependencies().iter())
+                    .filter_map(|id| index.get(id.as_str()).copied())
+                    .collect()
             })
             .collect();
         let graph = dag::build(&ids, &deps).ok()?;
