@@ -14,6 +14,9 @@ pub enum Event {
         run_id: String,
         session: u32,
         steps: usize,
+        /// Steps already final when the session starts (skipped when the run was made): no
+        /// event of theirs follows in this session.
+        settled: Vec<String>,
     },
     StepStarted {
         step: String,

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sluice_engine::{Event, StepState};
+use sluice_engine::{Event, Plan, StepState};
 use tokio::sync::mpsc;
 
-use super::eta::Estimator;
+use super::eta::{Estimator, History};
 use super::plain::finished_text;
 use super::{human_duration, retries, safe, waiting_text};
 use crate::fleet::live::short;
@@ -73,11 +73,14 @@ fn retried(count: u32) -> String {
     }
 }
 
-pub async fn show(
-    mut events: mpsc::UnboundedReceiver<Event>,
-    estimator: Option<Estimator>,
-    already_done: usize,
-) {
+/// What the ETA is estimated from, once the session says which steps are settled already.
+pub struct EtaInputs {
+    pub plan: Plan,
+    pub history: History,
+    pub concurrency: usize,
+}
+
+pub async fn show(mut events: mpsc::UnboundedReceiver<Event>, eta: Option<EtaInputs>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -86,9 +89,9 @@ pub async fn show(
     let mut header = Header {
         bar: multi.add(ProgressBar::new_spinner().with_style(header_style)),
         started: Instant::now(),
-        total: estimator.as_ref().map_or(0, Estimator::total),
-        done: already_done,
-        estimator,
+        total: 0,
+        done: 0,
+        estimator: None,
     };
     let mut lines: HashMap<String, Line> = HashMap::new();
     let mut refresh = tokio::time::interval(HEADER_REFRESH);
@@ -108,8 +111,16 @@ pub async fn show(
                 run_id,
                 session,
                 steps,
+                settled,
             } => {
+                // Steps that will not run in this session count as done from the start.
                 header.total = steps;
+                header.done = settled.len();
+                header.estimator = eta.as_ref().and_then(|eta| {
+                    let settled: Vec<bool> =
+                        (eta.plan.steps.iter()).map(|s| settled.contains(&s.id)).collect();
+                    Estimator::new(&eta.plan, &eta.history, &settled, eta.concurrency)
+                });
                 let _ = multi.println(safe(format!("run {run_id}: session {session}, {steps} steps")));
             }
             Event::StepStarted { step, kind } => {

@@ -8,9 +8,7 @@ mod history;
 mod live;
 mod plain;
 
-use std::collections::HashSet;
-
-use sluice_engine::{Engine, Event, StepState};
+use sluice_engine::{Engine, Event};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -23,26 +21,21 @@ pub fn spawn(
     engine: &Engine,
     run_id: &str,
 ) -> JoinHandle<()> {
-    let store = engine.store().as_ref();
-    // Steps skipped when the run was made are final already: no event will count them.
-    let skipped: HashSet<String> = (store.steps(run_id).unwrap_or_default().into_iter())
-        .filter(|record| record.state() == StepState::Skipped)
-        .map(|record| record.step_id)
-        .collect();
     if format == LogFormat::Human && crate::styling::stderr().live {
+        let store = engine.store().as_ref();
         let plan = store
             .run(run_id)
             .ok()
             .flatten()
             .and_then(|run| store.plan(&run.plan_digest).ok().flatten());
-        let estimator = plan.and_then(|plan| {
-            let settled: Vec<bool> = plan.steps.iter().map(|s| skipped.contains(&s.id)).collect();
-            let history = history::load(store, run_id);
-            eta::Estimator::new(&plan, &history, &settled, engine.config().concurrency)
+        let eta = plan.map(|plan| live::EtaInputs {
+            plan,
+            history: history::load(store, run_id),
+            concurrency: engine.config().concurrency,
         });
-        tokio::spawn(live::show(events, estimator, skipped.len()))
+        tokio::spawn(live::show(events, eta))
     } else {
-        tokio::spawn(plain::print(events, format, skipped.len()))
+        tokio::spawn(plain::print(events, format))
     }
 }
 

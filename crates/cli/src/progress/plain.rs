@@ -23,6 +23,7 @@ use crate::args::LogFormat;
 
 /// Turns engine events into the plain lines (the module's grammar); pure, fed one event at a
 /// time.
+#[derive(Default)]
 pub struct PlainLines {
     total: usize,
     done: usize,
@@ -39,15 +40,6 @@ struct StepSaid {
 }
 
 impl PlainLines {
-    /// `already_done`: steps that will not run in this session (skipped when the run was made).
-    pub fn new(already_done: usize) -> Self {
-        PlainLines {
-            total: 0,
-            done: already_done,
-            steps: HashMap::new(),
-        }
-    }
-
     /// The line `event` calls for, if any.
     pub fn line(&mut self, event: &Event) -> Option<String> {
         let (step, text) = match event {
@@ -55,8 +47,11 @@ impl PlainLines {
                 run_id,
                 session,
                 steps,
+                settled,
             } => {
+                // Steps that will not run in this session count as done from the start.
                 self.total = *steps;
+                self.done = settled.len();
                 return Some(format!("run {run_id}: session {session}, {steps} steps"));
             }
             Event::StepInDoubt { step } => (
@@ -147,8 +142,8 @@ pub fn finished_text(state: StepState, applied: bool, error: Option<&str>, retry
 
 /// Prints the plain lines of a run's events on stderr (human format); JSON logs come from
 /// tracing instead.
-pub async fn print(mut events: mpsc::UnboundedReceiver<Event>, format: LogFormat, already_done: usize) {
-    let mut lines = PlainLines::new(already_done);
+pub async fn print(mut events: mpsc::UnboundedReceiver<Event>, format: LogFormat) {
+    let mut lines = PlainLines::default();
     while let Some(event) = events.recv().await {
         if format == LogFormat::Json {
             continue;
@@ -204,16 +199,22 @@ mod tests {
         }
     }
 
-    fn lines_of(already_done: usize, events: &[Event]) -> Vec<String> {
-        let mut lines = PlainLines::new(already_done);
+    fn lines_of(events: &[Event]) -> Vec<String> {
+        let mut lines = PlainLines::default();
         events.iter().filter_map(|event| lines.line(event)).collect()
     }
 
     fn started(steps: usize) -> Event {
+        started_with(steps, &[])
+    }
+
+    /// A session of `steps` steps, `settled` of them skipped when the run was made.
+    fn started_with(steps: usize, settled: &[&str]) -> Event {
         Event::RunStarted {
             run_id: "r1".into(),
             session: 1,
             steps,
+            settled: settled.iter().map(|id| id.to_string()).collect(),
         }
     }
 
@@ -227,7 +228,7 @@ mod tests {
         events.push(applying("gateway", "create gateway g"));
         events.push(finished("gateway", StepState::Succeeded, true, None));
         assert_eq!(
-            lines_of(0, &events),
+            lines_of(&events),
             [
                 "run r1: session 1, 3 steps",
                 "[0/3] gateway: applying: create gateway g",
@@ -250,7 +251,7 @@ mod tests {
             finished("apis", StepState::Succeeded, true, None),
         ];
         assert_eq!(
-            lines_of(0, &events),
+            lines_of(&events),
             [
                 "run r1: session 1, 2 steps",
                 "[0/2] apis: waiting on operation (create: op-1)",
@@ -273,7 +274,7 @@ mod tests {
             applying("role", "update role r"),
             finished("role", StepState::Failed, true, Some("permission denied")),
         ];
-        let lines = lines_of(0, &events);
+        let lines = lines_of(&events);
         assert_eq!(lines.len(), 7, "{lines:#?}");
         assert!(lines[3].contains("attempt 3 failed (not_yet): quota exceeded"));
         assert!(lines[4].contains("attempt 4 failed (not_yet): iam not usable yet"));
@@ -284,13 +285,13 @@ mod tests {
     #[test]
     fn the_counter_starts_from_the_steps_already_settled_and_counts_every_ending() {
         let events = [
-            started(4),
+            started_with(4, &["z"]),
             finished("a", StepState::Succeeded, false, None),
             finished("b", StepState::Skipped, false, None),
             finished("c", StepState::Failed, false, Some("boom")),
         ];
         assert_eq!(
-            lines_of(1, &events),
+            lines_of(&events),
             [
                 "run r1: session 1, 4 steps",
                 "[2/4] a: done (no change)",

@@ -179,6 +179,10 @@ pub(super) async fn begin_session(
         run_id: run.id.clone(),
         session: run.sessions,
         steps: records.len(),
+        settled: (records.iter())
+            .filter(|record| record.state() == StepState::Skipped)
+            .map(|record| record.step_id.clone())
+            .collect(),
     });
     Ok(())
 }
